@@ -1,0 +1,105 @@
+"""Admin API (onboarding, keys, tiers, offboarding) and GET /me. Logic: tenantry.tenancy."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tenantry import http, tenancy
+from tenantry.edge import Stage
+from tenantry.models import (
+    KEY_ID_PATTERN,
+    TENANT_ID_PATTERN,
+    CreatedTenant,
+    CreateTenantRequest,
+    IssuedKey,
+    IssueKeyRequest,
+    KeyInfo,
+    KeyList,
+    Me,
+    OffboardResult,
+    Tenant,
+    TenantPage,
+    TenantStatus,
+    UpdateTenantRequest,
+)
+from tenantry.observability import logger, metrics, tracer
+
+app = http.create_resolver()
+
+TenantIdParam = Annotated[str, Path(pattern=TENANT_ID_PATTERN)]
+
+
+def _stage() -> Stage:
+    context = app.current_event.request_context
+    return Stage(api_id=context.api_id, stage=context.stage)
+
+
+@app.post("/tenants", tags=["tenants"])
+def create_tenant(request: CreateTenantRequest) -> Response[CreatedTenant]:
+    http.require_admin(app)
+    created = tenancy.create_tenant(request)
+    return Response(status_code=201, content_type=http.JSON, body=created)
+
+
+@app.get("/tenants", tags=["tenants"])
+def list_tenants(
+    tier: Annotated[str | None, Query(pattern=r"^[a-z]{1,20}$")] = None,
+    status: Annotated[TenantStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    next_token: Annotated[str | None, Query(max_length=2048)] = None,
+) -> TenantPage:
+    http.require_admin(app)
+    return tenancy.list_tenants(tier=tier, status=status, limit=limit, next_token=next_token)
+
+
+@app.get("/tenants/<tenant_id>", tags=["tenants"])
+def get_tenant(tenant_id: TenantIdParam) -> Tenant:
+    http.require_admin(app)
+    return tenancy.get_tenant(tenant_id)
+
+
+@app.patch("/tenants/<tenant_id>", tags=["tenants"])
+def update_tenant(tenant_id: TenantIdParam, request: UpdateTenantRequest) -> Tenant:
+    http.require_admin(app)
+    return tenancy.update_tenant(tenant_id, request, _stage())
+
+
+@app.delete("/tenants/<tenant_id>", tags=["tenants"])
+def offboard_tenant(tenant_id: TenantIdParam) -> OffboardResult:
+    http.require_admin(app)
+    return tenancy.offboard_tenant(tenant_id, _stage())
+
+
+@app.post("/tenants/<tenant_id>/keys", tags=["keys"])
+def issue_key(tenant_id: TenantIdParam, request: IssueKeyRequest | None = None) -> Response[IssuedKey]:
+    http.require_admin(app)
+    issued = tenancy.issue_key(tenant_id, request or IssueKeyRequest(), _stage())
+    return Response(status_code=201, content_type=http.JSON, body=issued)
+
+
+@app.get("/tenants/<tenant_id>/keys", tags=["keys"])
+def list_keys(tenant_id: TenantIdParam) -> KeyList:
+    http.require_admin(app)
+    return KeyList(keys=tenancy.list_keys(tenant_id))
+
+
+@app.delete("/tenants/<tenant_id>/keys/<key_id>", tags=["keys"])
+def revoke_key(tenant_id: TenantIdParam, key_id: Annotated[str, Path(pattern=KEY_ID_PATTERN)]) -> KeyInfo:
+    http.require_admin(app)
+    return tenancy.revoke_key(tenant_id, key_id, _stage())
+
+
+@app.get("/me", tags=["tenant"])
+def me() -> Me:
+    caller = http.require_tenant(app)
+    return tenancy.describe_me(caller.tenant_id, caller.key_id)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return http.run(app, event, context)

@@ -1,0 +1,136 @@
+"""The API-key authorizer: X-API-Key → tenant, as an IAM policy API Gateway caches for 300 s.
+
+Import-light on purpose (standard library, boto3 and :mod:`tenantry.keys` only): this code's cold
+start is paid on every authorizer cache miss. No pydantic, no Powertools, no anthropic.
+
+The answer is cached per key and reused for every route, so the policy covers everything the
+role may call, never just the method that triggered it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tenantry import keys
+
+UNAUTHORIZED = "Unauthorized"  # API Gateway maps exactly this exception message to 401
+ADMIN_RESOURCES = ("tenants", "tenants/*", "stats")
+
+KeyLookup = Callable[[str], "dict[str, str] | None"]
+
+_log = logging.getLogger("tenantry.authorizer")
+_log.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"))
+_clients: dict[str, Any] = {}
+
+
+def _dynamodb() -> Any:
+    if "dynamodb" not in _clients:
+        import boto3  # noqa: PLC0415 - deferred so a malformed key never pays for boto3's import
+
+        _clients["dynamodb"] = boto3.client("dynamodb")
+    return _clients["dynamodb"]
+
+
+def reset_client() -> None:
+    _clients.clear()
+
+
+def lookup_key(key_hash: str) -> dict[str, str] | None:
+    """One consistent read by hash; attribute values flattened to strings."""
+    response = _dynamodb().get_item(
+        TableName=os.environ["API_KEYS_TABLE"],
+        Key={"key_hash": {"S": key_hash}},
+        ConsistentRead=True,
+    )
+    item = response.get("Item")
+    if item is None:
+        return None
+    return {
+        name: next(iter(value.values())) for name, value in item.items() if ("S" in value or "N" in value)
+    }
+
+
+def _header(event: dict[str, Any], name: str) -> str | None:
+    wanted = name.lower()
+    for header, value in (event.get("headers") or {}).items():
+        if header.lower() == wanted and value:
+            return str(value)
+    return None
+
+
+def _stage_arn(method_arn: str) -> str:
+    """``arn:…:apiId/stage/VERB/path`` → ``arn:…:apiId/stage``."""
+    prefix, _, rest = method_arn.partition(":execute-api:")
+    region_account_api = rest.split("/", 2)
+    return f"{prefix}:execute-api:{region_account_api[0]}/{region_account_api[1]}"
+
+
+def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
+    return {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resources}
+
+
+def policy_for(role: str, stage_arn: str, suspended: bool) -> dict[str, Any]:
+    admin_arns = [f"{stage_arn}/*/{resource}" for resource in ADMIN_RESOURCES]
+    if suspended:
+        statements = [_statement("Deny", [f"{stage_arn}/*/*"])]
+    elif role == "admin":
+        statements = [_statement("Allow", admin_arns)]
+    else:
+        statements = [_statement("Allow", [f"{stage_arn}/*/*"]), _statement("Deny", admin_arns)]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _log_decision(decision: str, reason: str, item: dict[str, str] | None = None) -> None:
+    line: dict[str, str] = {
+        "level": "INFO",
+        "message": "authorizer decision",
+        "decision": decision,
+        "reason": reason,
+    }
+    if item is not None:
+        line.update(tenant_id=item.get("tenant_id", ""), key_id=item.get("key_id", ""))
+    _log.info(json.dumps(line))
+
+
+def authorize(
+    event: dict[str, Any], *, lookup: KeyLookup = lookup_key, now: Callable[[], float] = time.time
+) -> dict[str, Any]:
+    """Answer a REQUEST authorizer event, or raise ``Exception("Unauthorized")`` for a 401."""
+    presented = _header(event, "X-API-Key")
+    if presented is None:
+        _log_decision("unauthorized", "missing_key")
+        raise Exception(UNAUTHORIZED)  # noqa: TRY002 - API Gateway's contract is this message
+    role = keys.role_of(presented)
+    if role is None:
+        _log_decision("unauthorized", "malformed_key")
+        raise Exception(UNAUTHORIZED)  # noqa: TRY002
+    item = lookup(keys.hash_key(presented))
+    if item is None:
+        _log_decision("unauthorized", "unknown_key")
+        raise Exception(UNAUTHORIZED)  # noqa: TRY002
+    if item.get("role") != role or item.get("status") == "revoked":
+        _log_decision("unauthorized", "revoked_key", item)
+        raise Exception(UNAUTHORIZED)  # noqa: TRY002
+    expires_at = item.get("expires_at")
+    if expires_at is not None and float(expires_at) <= now():
+        _log_decision("unauthorized", "expired_key", item)
+        raise Exception(UNAUTHORIZED)  # noqa: TRY002
+
+    suspended = item.get("status") == "suspended"
+    _log_decision("deny" if suspended else "allow", "suspended" if suspended else "valid_key", item)
+    return {
+        "principalId": item["tenant_id"],
+        "policyDocument": policy_for(role, _stage_arn(event["methodArn"]), suspended),
+        "context": {
+            "tenant_id": item["tenant_id"],
+            "tier": item.get("tier", ""),
+            "role": role,
+            "key_id": item.get("key_id", ""),
+        },
+        "usageIdentifierKey": presented,
+    }

@@ -1,0 +1,82 @@
+"""Errors the library raises on purpose; the HTTP glue turns each into a JSON answer.
+
+Every body carries ``message`` (API Gateway's own key), ``error`` (a stable code) and ``request_id``.
+"""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.field = field
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, object]:
+        body: dict[str, object] = {"message": self.message, "error": self.code}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class BadRequest(ApiError):
+    status = 400
+    code = "bad_request"
+
+
+class Unprocessable(ApiError):
+    status = 422
+    code = "validation_error"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    code = "too_many_requests"
+
+
+class UpstreamFailed(ApiError):
+    status = 502
+    code = "upstream_failed"
+
+
+class UpstreamUnavailable(ApiError):
+    status = 503
+    code = "upstream_unavailable"

@@ -1,0 +1,161 @@
+"""HTTP glue shared by every function: the resolver, error answers, body limits and the caller.
+
+Handlers stay thin: they declare routes on :func:`create_resolver`'s resolver and call the logic
+modules. Everything about turning errors into API answers lives here, once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tenantry import settings
+from tenantry.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized
+from tenantry.observability import logger, tracer
+
+JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, as the authorizer resolved it. The only source of a tenant id."""
+
+    tenant_id: str
+    role: str
+    tier: str
+    key_id: str
+
+
+def _request_id(event: dict[str, Any]) -> str:
+    return str((event.get("requestContext") or {}).get("requestId", ""))
+
+
+def error_response(
+    status: int, body: dict[str, object], request_id: str, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    return Response(
+        status_code=status,
+        content_type=JSON,
+        body=json.dumps({**body, "request_id": request_id}),
+        headers=headers,
+    )
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("body", "config", "max_messages")`` → ``config.max_messages``; the source is dropped."""
+    parts = [str(part) for part in loc[1:]] if len(loc) > 1 else [str(part) for part in loc]
+    return ".".join(parts)
+
+
+def _validation_answer(exc: RequestValidationError, request_id: str) -> Response[Any]:
+    errors = list(exc.errors())
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return error_response(
+            400,
+            {"message": "Malformed JSON body", "error": "malformed_json", "field": "body"},
+            request_id,
+        )
+    details = [
+        {
+            "field": _field_of(error.get("loc", ())),
+            "message": str(error.get("msg", "invalid")),
+            "type": str(error.get("type", "")),
+        }
+        for error in errors
+    ]
+    fields = ", ".join(dict.fromkeys(detail["field"] for detail in details))
+    return error_response(
+        422,
+        {"message": f"Invalid request: {fields}", "error": "validation_error", "errors": details},
+        request_id,
+    )
+
+
+def create_resolver() -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver(enable_validation=True)
+
+    @app.exception_handler(ApiError)
+    def _api_error(exc: ApiError) -> Response[Any]:
+        return error_response(exc.status, exc.body(), _request_id(app.current_event.raw_event), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(exc: RequestValidationError) -> Response[Any]:
+        return _validation_answer(exc, _request_id(app.current_event.raw_event))
+
+    @app.not_found
+    def _no_route(_: Exception) -> Response[Any]:
+        return error_response(
+            404,
+            {"message": "No such route", "error": "route_not_found"},
+            _request_id(app.current_event.raw_event),
+        )
+
+    return app
+
+
+def body_size(event: dict[str, Any]) -> int:
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        return len(base64.b64decode(body, validate=False))
+    return len(body.encode()) if isinstance(body, str) else len(body)
+
+
+def caller_from_event(event: dict[str, Any]) -> Caller | None:
+    context = (event.get("requestContext") or {}).get("authorizer") or {}
+    tenant_id = context.get("tenant_id")
+    if not tenant_id:
+        return None
+    return Caller(
+        tenant_id=str(tenant_id),
+        role=str(context.get("role", "tenant")),
+        tier=str(context.get("tier", "")),
+        key_id=str(context.get("key_id", "")),
+    )
+
+
+def run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Resolve one API Gateway event: enforce the body limit, tag logs and traces with the caller."""
+    caller = caller_from_event(event)
+    if caller is not None:
+        logger.append_keys(tenant_id=caller.tenant_id, tier=caller.tier, role=caller.role)
+        tracer.put_annotation("tenant_id", caller.tenant_id)
+    if body_size(event) > settings.MAX_BODY_BYTES:
+        too_large = PayloadTooLarge(f"Request body exceeds {settings.MAX_BODY_BYTES} bytes", field="body")
+        return _plain_response(413, too_large.body(), _request_id(event))
+    return app.resolve(event, context)
+
+
+def _plain_response(status: int, body: dict[str, object], request_id: str) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": JSON},
+        "body": json.dumps({**body, "request_id": request_id}),
+        "isBase64Encoded": False,
+    }
+
+
+def caller(app: APIGatewayRestResolver) -> Caller:
+    found = caller_from_event(app.current_event.raw_event)
+    if found is None:
+        raise Unauthorized("No tenant in the authorizer context")
+    return found
+
+
+def require_admin(app: APIGatewayRestResolver) -> Caller:
+    who = caller(app)
+    if who.role != "admin":
+        raise Forbidden("This route needs an admin key", code="admin_only")
+    return who
+
+
+def require_tenant(app: APIGatewayRestResolver) -> Caller:
+    who = caller(app)
+    if who.role != "tenant":
+        raise Forbidden("This route needs a tenant key", code="tenant_only")
+    return who

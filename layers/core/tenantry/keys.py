@@ -1,0 +1,102 @@
+"""The API-key format: the one module that knows how a key looks, is checked and is hashed.
+
+A key is ``<prefix><base58 of 32 random bytes><6-char checksum>``. The checksum lets the
+authorizer reject typos and random probes before any database call. Only ``sha256(key)`` is
+ever stored. Standard library only: the authorizer imports it on every cold start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Final, Literal
+
+Role = Literal["tenant", "admin"]
+
+TENANT_PREFIX: Final = "tnt_live_"
+ADMIN_PREFIX: Final = "tnt_admin_"
+PREFIX_BY_ROLE: Final[dict[str, str]] = {"tenant": TENANT_PREFIX, "admin": ADMIN_PREFIX}
+
+MIN_LENGTH: Final = 20  # API Gateway refuses shorter API-key values.
+MAX_LENGTH: Final = 128
+SECRET_BYTES: Final = 32
+CHECKSUM_LENGTH: Final = 6
+
+_ALPHABET: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_ALPHABET_INDEX: Final = {char: index for index, char in enumerate(_ALPHABET)}
+
+
+def b58encode(data: bytes) -> str:
+    number = int.from_bytes(data, "big")
+    encoded = ""
+    while number:
+        number, remainder = divmod(number, 58)
+        encoded = _ALPHABET[remainder] + encoded
+    leading_zero_bytes = len(data) - len(data.lstrip(b"\0"))
+    return _ALPHABET[0] * leading_zero_bytes + encoded
+
+
+def b58decode(text: str) -> bytes:
+    """Decode base58; ``ValueError`` on a character outside the alphabet."""
+    number = 0
+    for char in text:
+        index = _ALPHABET_INDEX.get(char)
+        if index is None:
+            raise ValueError("not base58")
+        number = number * 58 + index
+    leading_zeros = len(text) - len(text.lstrip(_ALPHABET[0]))
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
+    return b"\0" * leading_zeros + body
+
+
+def _checksum(prefix: str, body: str) -> str:
+    digest = hashlib.sha256(f"{prefix}{body}".encode()).digest()
+    # 4 bytes fit in 6 base58 characters (58**6 > 2**32); pad so the length is fixed.
+    return b58encode(digest[:4]).rjust(CHECKSUM_LENGTH, _ALPHABET[0])
+
+
+def generate(role: Role = "tenant") -> str:
+    """A new random key for ``role``. Shown to its owner once, never stored."""
+    prefix = PREFIX_BY_ROLE[role]
+    body = b58encode(secrets.token_bytes(SECRET_BYTES))
+    return f"{prefix}{body}{_checksum(prefix, body)}"
+
+
+def role_of(key: str) -> Role | None:
+    """The role a well-formed key claims, or None when the key is malformed or its checksum is bad."""
+    if not MIN_LENGTH <= len(key) <= MAX_LENGTH:
+        return None
+    role: Role
+    if key.startswith(TENANT_PREFIX):
+        prefix, role = TENANT_PREFIX, "tenant"
+    elif key.startswith(ADMIN_PREFIX):
+        prefix, role = ADMIN_PREFIX, "admin"
+    else:
+        return None
+    body, checksum = key[len(prefix) : -CHECKSUM_LENGTH], key[-CHECKSUM_LENGTH:]
+    try:
+        if len(b58decode(body)) != SECRET_BYTES:
+            return None
+    except ValueError:
+        return None
+    if not secrets.compare_digest(checksum, _checksum(prefix, body)):
+        return None
+    return role
+
+
+def is_well_formed(key: str) -> bool:
+    return role_of(key) is not None
+
+
+def hash_key(key: str) -> str:
+    """The only form of a key that is stored: hex SHA-256."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def display_hint(key: str) -> str:
+    """First and last four characters, enough for a human to tell keys apart."""
+    return f"{key[:4]}…{key[-4:]}"
+
+
+def new_key_id() -> str:
+    return f"key_{secrets.token_hex(8)}"

@@ -1,0 +1,147 @@
+"""Pydantic models shared by handlers, logic and the OpenAPI document.
+
+Request models forbid unknown fields, so a typo is a 422 that names the field rather than a
+silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tenantry.tiers import TIER_NAMES, TIERS
+
+TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
+KEY_ID_PATTERN = r"^key_[0-9a-f]{16}$"
+
+TenantStatus = Literal["active", "suspended"]
+KeyStatus = Literal["active", "suspended", "revoked", "expired"]
+Role = Literal["tenant", "admin"]
+
+TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN, description="Lower-case id, 3-63 chars")]
+TenantName = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _check_tier(value: str) -> str:
+    if value not in TIERS:
+        raise ValueError(f"unknown tier {value!r}; expected one of {', '.join(TIER_NAMES)}")
+    return value
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class TenantConfig(RequestModel):
+    """Per-tenant settings the chat feature reads."""
+
+    system_prompt: str | None = Field(default=None, max_length=8000)
+    max_messages: int | None = Field(default=None, ge=1, le=200, description="Memory window")
+    model: str | None = Field(
+        default=None,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="LLM model; only for tiers with model choice",
+    )
+
+
+class CreateTenantRequest(RequestModel):
+    name: TenantName
+    tier: str = Field(description=f"One of {', '.join(TIER_NAMES)}")
+    tenant_id: TenantId | None = None
+    config: TenantConfig | None = None
+
+    _tier = field_validator("tier")(_check_tier)
+
+
+class UpdateTenantRequest(RequestModel):
+    name: TenantName | None = None
+    tier: str | None = None
+    status: TenantStatus | None = None
+    config: TenantConfig | None = None
+
+    @field_validator("tier")
+    @classmethod
+    def _known_tier(cls, value: str | None) -> str | None:
+        return None if value is None else _check_tier(value)
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> UpdateTenantRequest:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of name, tier, status, config")
+        return self
+
+
+class IssueKeyRequest(RequestModel):
+    grace_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        le=30 * 86_400,
+        description="How long the tenant's older keys keep working (never past their own expiry)",
+    )
+    expires_in_seconds: int | None = Field(
+        default=None, ge=60, le=5 * 365 * 86_400, description="Lifetime of the new key"
+    )
+
+
+class Tenant(BaseModel):
+    tenant_id: str
+    name: str
+    tier: str
+    status: TenantStatus
+    config: dict[str, object] = Field(default_factory=dict)
+    created_at: str
+    updated_at: str
+
+
+class KeyInfo(BaseModel):
+    key_id: str
+    tenant_id: str
+    role: Role
+    status: KeyStatus
+    hint: str
+    created_at: str
+    expires_at: str | None = None
+
+
+class CreatedTenant(BaseModel):
+    tenant: Tenant
+    api_key: str = Field(description="Shown once; only its SHA-256 is stored")
+
+
+class TenantPage(BaseModel):
+    tenants: list[Tenant]
+    next_token: str | None = None
+
+
+class IssuedKey(BaseModel):
+    key: KeyInfo
+    api_key: str = Field(description="Shown once; only its SHA-256 is stored")
+    older_keys_expire_at: str | None = None
+
+
+class KeyList(BaseModel):
+    keys: list[KeyInfo]
+
+
+class OffboardResult(BaseModel):
+    tenant_id: str
+    keys_revoked: int
+    edge_keys_deleted: int
+    items_deleted: dict[str, int]
+
+
+class Me(BaseModel):
+    tenant_id: str
+    name: str
+    tier: str
+    status: TenantStatus
+    limits: dict[str, object]
+    features: list[str]
+    key_id: str
+
+
+def is_tenant_id(value: str) -> bool:
+    return re.fullmatch(TENANT_ID_PATTERN, value) is not None

@@ -1,0 +1,14 @@
+"""Powertools Logger, Tracer and Metrics, configured once for every function.
+
+Logger lines are JSON and carry tenant_id, tier and the correlation id once :func:`bind_caller`
+ran. Keys, key hashes and message bodies are never logged. Metric dimensions stay low-cardinality
+(tier and route); per-tenant numbers live in the Usage table.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+logger = Logger(service="tenantry", use_rfc3339=True)
+tracer = Tracer(service="tenantry")
+metrics = Metrics(namespace="Tenantry", service="tenantry")

@@ -1,0 +1,33 @@
+"""The registry of tenant tables: every table that holds tenant data is listed here once.
+
+Offboarding walks this registry, so a table added by a later feature is purged as soon as it is
+registered. A unit test checks that every table in template.yaml keyed by ``tenant_id`` is here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tenantry import settings
+
+PurgeStrategy = Literal["partition", "id_prefix"]
+
+
+@dataclass(frozen=True, slots=True)
+class TenantTable:
+    logical_id: str  # the table's resource name in template.yaml
+    env_var: str  # the env var that carries its physical name
+    sort_key: str | None  # None for a table with a hash key only
+    # "partition": every item has partition key tenant_id (query and delete).
+    # "id_prefix": partition key ``id`` starts with "<tenant_id>#" (Powertools idempotency layout).
+    purge: PurgeStrategy = "partition"
+
+
+# ApiKeys is not here: its partition key is the key hash; keys are revoked and deleted through the
+# by-tenant index by the key store before the tables are purged.
+TENANT_TABLES: tuple[TenantTable, ...] = (TenantTable("TenantsTable", settings.TENANTS_TABLE, None),)
+
+
+def registered_tables() -> tuple[TenantTable, ...]:
+    return TENANT_TABLES

@@ -1,0 +1,45 @@
+"""Where the library reads its deployment settings: the env vars template.yaml gives each function.
+
+Table names are never hard-coded: on AWS they come from ``!Ref``, locally the gateway resolves the
+same references to local names. The AWS endpoint can be overridden the standard boto3 way
+(``AWS_ENDPOINT_URL`` or ``AWS_ENDPOINT_URL_DYNAMODB``), which is how ``sam local invoke`` and the
+CLI reach the embedded DynamoDB.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tenantry.errors import ApiError
+
+TENANTS_TABLE = "TENANTS_TABLE"
+API_KEYS_TABLE = "API_KEYS_TABLE"
+EVENTS_TABLE = "EVENTS_TABLE"
+CONVERSATIONS_TABLE = "CONVERSATIONS_TABLE"
+USAGE_TABLE = "USAGE_TABLE"
+IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
+
+USAGE_PLAN_NAME_PREFIX = "USAGE_PLAN_NAME_PREFIX"
+
+# The largest request body any route accepts (design §5); larger ones get 413.
+MAX_BODY_BYTES = 256 * 1024
+
+
+class MisconfiguredError(ApiError):
+    status = 500
+    code = "misconfigured"
+
+
+def table_name(env_var: str) -> str:
+    name = os.environ.get(env_var)
+    if not name:
+        raise MisconfiguredError(f"{env_var} is not set for this function")
+    return name
+
+
+def optional_table_name(env_var: str) -> str | None:
+    return os.environ.get(env_var) or None
+
+
+def usage_plan_name(tier: str) -> str:
+    return f"{os.environ.get(USAGE_PLAN_NAME_PREFIX, 'tenantry')}-{tier}"

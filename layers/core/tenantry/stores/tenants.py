@@ -1,0 +1,90 @@
+"""The Tenants table: one item per tenant, partition key tenant_id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr
+from botocore.exceptions import ClientError
+
+from tenantry import aws, settings
+from tenantry.errors import Conflict, NotFound
+from tenantry.stores.pagination import decode_token, encode_token
+
+
+def _table() -> Any:
+    return aws.table(settings.table_name(settings.TENANTS_TABLE))
+
+
+def create(item: dict[str, Any]) -> None:
+    """Insert a new tenant; ``Conflict`` when the id is taken."""
+    try:
+        _table().put_item(Item=item, ConditionExpression="attribute_not_exists(tenant_id)")
+    except ClientError as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            raise Conflict(f"Tenant {item['tenant_id']!r} already exists", code="tenant_exists") from exc
+        raise
+
+
+def get(tenant_id: str) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = (
+        _table().get_item(Key={"tenant_id": tenant_id}, ConsistentRead=True).get("Item")
+    )
+    return item
+
+
+def require(tenant_id: str) -> dict[str, Any]:
+    item = get(tenant_id)
+    if item is None:
+        raise NotFound(f"No tenant {tenant_id!r}", code="tenant_not_found")
+    return item
+
+
+def update(tenant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Set ``changes`` on an existing tenant and return the new item; ``NotFound`` otherwise."""
+    names = {f"#f{index}": name for index, name in enumerate(changes)}
+    values = {f":v{index}": value for index, value in enumerate(changes.values())}
+    assignments = ", ".join(f"#f{index} = :v{index}" for index in range(len(changes)))
+    try:
+        response = _table().update_item(
+            Key={"tenant_id": tenant_id},
+            UpdateExpression=f"SET {assignments}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ConditionExpression="attribute_exists(tenant_id)",
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            raise NotFound(f"No tenant {tenant_id!r}", code="tenant_not_found") from exc
+        raise
+    attributes: dict[str, Any] = response["Attributes"]
+    return attributes
+
+
+def list_page(
+    *, tier: str | None, status: str | None, limit: int, next_token: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of tenants, filtered; the token resumes where the page stopped."""
+    condition: Any = None
+    if tier is not None:
+        condition = Attr("tier").eq(tier)
+    if status is not None:
+        by_status = Attr("status").eq(status)
+        condition = by_status if condition is None else condition & by_status
+    start = decode_token(next_token)
+    items: list[dict[str, Any]] = []
+    while True:
+        kwargs: dict[str, Any] = {"Limit": limit - len(items)}
+        if condition is not None:
+            kwargs["FilterExpression"] = condition
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        response = _table().scan(**kwargs)
+        items.extend(response.get("Items", []))
+        start = response.get("LastEvaluatedKey")
+        if not start or len(items) >= limit:
+            break
+    if start is not None and len(items) >= limit:
+        start = {"tenant_id": items[-1]["tenant_id"]}
+    return items, encode_token(start)

@@ -1,0 +1,310 @@
+"""Tenant management logic: onboarding, tiers, suspension, keys, offboarding.
+
+Handlers call these functions with a validated request and the API stage; data access goes through
+the stores, API Gateway through :mod:`tenantry.edge`.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from tenantry import edge, keys
+from tenantry.errors import Forbidden, NotFound
+from tenantry.models import (
+    CreatedTenant,
+    CreateTenantRequest,
+    IssuedKey,
+    IssueKeyRequest,
+    KeyInfo,
+    Me,
+    OffboardResult,
+    Tenant,
+    TenantPage,
+    UpdateTenantRequest,
+)
+from tenantry.stores import keys as key_store
+from tenantry.stores import purge
+from tenantry.stores import tenants as tenant_store
+from tenantry.tiers import MODEL_CHOICE, get_tier
+
+ADMIN_TENANT_ID = "_admin"  # not a valid tenant id, so it can never collide with one
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _new_tenant_id(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "tenant"
+    if len(slug) < 3:
+        slug = f"tenant-{slug}".strip("-")
+    return f"{slug}-{secrets.token_hex(3)}"
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB numbers come back as Decimal; answers want plain ints."""
+    if isinstance(value, dict):
+        return {name: _plain(inner) for name, inner in value.items()}
+    if isinstance(value, list):
+        return [_plain(inner) for inner in value]
+    if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
+        return int(value) if value == int(value) else float(value)
+    return value
+
+
+def tenant_view(item: dict[str, Any]) -> Tenant:
+    return Tenant(
+        tenant_id=item["tenant_id"],
+        name=item["name"],
+        tier=item["tier"],
+        status=item["status"],
+        config=_plain(item.get("config") or {}),
+        created_at=item["created_at"],
+        updated_at=item["updated_at"],
+    )
+
+
+def key_view(item: dict[str, Any], now: float | None = None) -> KeyInfo:
+    expires_at = item.get("expires_at")
+    status = item["status"]
+    if status == "active" and expires_at is not None and int(expires_at) <= (now or _now()):
+        status = "expired"
+    return KeyInfo(
+        key_id=item["key_id"],
+        tenant_id=item["tenant_id"],
+        role=item["role"],
+        status=status,
+        hint=item["hint"],
+        created_at=item["created_at"],
+        expires_at=None if expires_at is None else _iso(int(expires_at)),
+    )
+
+
+def _check_model_allowed(tier: str, config: dict[str, Any]) -> None:
+    if config.get("model") and not get_tier(tier).has(MODEL_CHOICE):
+        raise Forbidden(
+            f"Tier {tier!r} does not include model choice; remove config.model or upgrade",
+            code="model_choice_not_in_tier",
+            field="config.model",
+        )
+
+
+def _store_key(
+    *, tenant_id: str, tier: str, role: keys.Role, status: str, expires_at: int | None, with_edge: bool
+) -> tuple[str, dict[str, Any]]:
+    """Create a key (and its API Gateway twin); return the raw key, shown once, and its item."""
+    raw_key = keys.generate(role)
+    key_id = keys.new_key_id()
+    item: dict[str, Any] = {
+        "key_hash": keys.hash_key(raw_key),
+        "key_id": key_id,
+        "tenant_id": tenant_id,
+        "role": role,
+        "tier": tier,
+        "status": status,
+        "hint": keys.display_hint(raw_key),
+        "created_at": _iso(_now()),
+    }
+    if expires_at is not None:
+        item["expires_at"] = expires_at
+    if with_edge:
+        item["edge_key_id"] = edge.create_key(
+            key_id=key_id, value=raw_key, tenant_id=tenant_id, tier=tier, enabled=status == "active"
+        )
+    try:
+        key_store.put(item)
+    except Exception:
+        if with_edge:
+            edge.delete_key(item["edge_key_id"])
+        raise
+    return raw_key, item
+
+
+def create_tenant(request: CreateTenantRequest) -> CreatedTenant:
+    config = request.config.model_dump(exclude_none=True) if request.config else {}
+    _check_model_allowed(request.tier, config)
+    now = _iso(_now())
+    item: dict[str, Any] = {
+        "tenant_id": request.tenant_id or _new_tenant_id(request.name),
+        "name": request.name,
+        "tier": request.tier,
+        "status": "active",
+        "config": config,
+        "created_at": now,
+        "updated_at": now,
+    }
+    tenant_store.create(item)
+    try:
+        raw_key, _ = _store_key(
+            tenant_id=item["tenant_id"],
+            tier=item["tier"],
+            role="tenant",
+            status="active",
+            expires_at=None,
+            with_edge=True,
+        )
+    except Exception:
+        purge.purge_tenant(item["tenant_id"])  # no half-onboarded tenant: the key failed, undo
+        raise
+    return CreatedTenant(tenant=tenant_view(item), api_key=raw_key)
+
+
+def get_tenant(tenant_id: str) -> Tenant:
+    return tenant_view(tenant_store.require(tenant_id))
+
+
+def list_tenants(*, tier: str | None, status: str | None, limit: int, next_token: str | None) -> TenantPage:
+    items, token = tenant_store.list_page(tier=tier, status=status, limit=limit, next_token=next_token)
+    return TenantPage(tenants=[tenant_view(item) for item in items], next_token=token)
+
+
+def update_tenant(tenant_id: str, request: UpdateTenantRequest, stage: edge.Stage | None) -> Tenant:
+    current = tenant_store.require(tenant_id)
+    changes: dict[str, Any] = {}
+    if request.name is not None:
+        changes["name"] = request.name
+    new_tier = request.tier or current["tier"]
+    config = dict(_plain(current.get("config") or {}))
+    if request.config is not None:
+        for name, value in request.config.model_dump(exclude_unset=True).items():
+            if value is None:
+                config.pop(name, None)
+            else:
+                config[name] = value
+        changes["config"] = config
+    if new_tier != current["tier"]:
+        changes["tier"] = new_tier
+        if not get_tier(new_tier).has(MODEL_CHOICE) and "model" in config and request.config is None:
+            # A downgrade drops a model choice the new tier does not allow.
+            config.pop("model")
+            changes["config"] = config
+    _check_model_allowed(new_tier, config)
+    new_status = request.status or current["status"]
+    if new_status != current["status"]:
+        changes["status"] = new_status
+    changes["updated_at"] = _iso(_now())
+
+    tenant_keys = [item for item in key_store.list_for_tenant(tenant_id) if item["status"] != "revoked"]
+    if "tier" in changes:
+        for item in tenant_keys:
+            if item.get("edge_key_id"):
+                edge.move_key(item["edge_key_id"], from_tier=current["tier"], to_tier=new_tier)
+            key_store.set_fields(item["key_hash"], {"tier": new_tier})
+    if "status" in changes:
+        key_status = "active" if new_status == "active" else "suspended"
+        for item in tenant_keys:
+            if item.get("edge_key_id"):
+                edge.set_enabled(item["edge_key_id"], new_status == "active")
+            key_store.set_fields(item["key_hash"], {"status": key_status})
+    updated = tenant_store.update(tenant_id, changes)
+    if "tier" in changes or "status" in changes:
+        edge.flush_authorizer_cache(stage)
+    return tenant_view(updated)
+
+
+def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None) -> IssuedKey:
+    """Rotation: a new key now; the tenant's older keys stop after the grace period."""
+    tenant = tenant_store.require(tenant_id)
+    now = _now()
+    grace_end = int(now) + request.grace_seconds
+    older = [item for item in key_store.list_for_tenant(tenant_id) if item["status"] != "revoked"]
+    raw_key, item = _store_key(
+        tenant_id=tenant_id,
+        tier=tenant["tier"],
+        role="tenant",
+        status="active" if tenant["status"] == "active" else "suspended",
+        expires_at=None if request.expires_in_seconds is None else int(now) + request.expires_in_seconds,
+        with_edge=True,
+    )
+    for old in older:
+        own_expiry = old.get("expires_at")
+        if own_expiry is not None and int(own_expiry) <= now:
+            # Already expired: its API Gateway twin only uses up the account's key quota.
+            if old.get("edge_key_id"):
+                edge.delete_key(old["edge_key_id"])
+            key_store.set_fields(old["key_hash"], {"status": "revoked", "revoked_at": _iso(now)})
+            continue
+        if own_expiry is None or int(own_expiry) > grace_end:
+            key_store.set_fields(old["key_hash"], {"expires_at": grace_end})
+    if request.grace_seconds == 0:
+        edge.flush_authorizer_cache(stage)
+    return IssuedKey(
+        key=key_view(item, now),
+        api_key=raw_key,
+        older_keys_expire_at=_iso(grace_end) if older else None,
+    )
+
+
+def list_keys(tenant_id: str) -> list[KeyInfo]:
+    tenant_store.require(tenant_id)
+    now = _now()
+    return [key_view(item, now) for item in key_store.list_for_tenant(tenant_id)]
+
+
+def revoke_key(tenant_id: str, key_id: str, stage: edge.Stage | None) -> KeyInfo:
+    tenant_store.require(tenant_id)
+    match = next((item for item in key_store.list_for_tenant(tenant_id) if item["key_id"] == key_id), None)
+    if match is None:
+        raise NotFound(f"No key {key_id!r} for tenant {tenant_id!r}", code="key_not_found")
+    if match["status"] != "revoked":
+        key_store.set_fields(match["key_hash"], {"status": "revoked", "revoked_at": _iso(_now())})
+        match["status"] = "revoked"
+    if match.get("edge_key_id"):
+        edge.delete_key(match["edge_key_id"])
+    edge.flush_authorizer_cache(stage)
+    return key_view(match)
+
+
+def offboard_tenant(tenant_id: str, stage: edge.Stage | None) -> OffboardResult:
+    """Revoke and delete every key, delete their API Gateway twins, purge every tenant table.
+    Safe to repeat: a second call finds nothing and answers zeros."""
+    revoked = 0
+    edge_deleted = 0
+    for item in key_store.list_for_tenant(tenant_id):
+        if item["status"] != "revoked":
+            key_store.set_fields(item["key_hash"], {"status": "revoked", "revoked_at": _iso(_now())})
+            revoked += 1
+        if item.get("edge_key_id") and edge.delete_key(item["edge_key_id"]):
+            edge_deleted += 1
+        key_store.delete(item["key_hash"])
+    deleted = purge.purge_tenant(tenant_id)
+    edge.flush_authorizer_cache(stage)
+    return OffboardResult(
+        tenant_id=tenant_id, keys_revoked=revoked, edge_keys_deleted=edge_deleted, items_deleted=deleted
+    )
+
+
+def describe_me(tenant_id: str, key_id: str) -> Me:
+    item = tenant_store.require(tenant_id)
+    tier = get_tier(item["tier"])
+    return Me(
+        tenant_id=item["tenant_id"],
+        name=item["name"],
+        tier=tier.name,
+        status=item["status"],
+        limits=tier.limits(),
+        features=list(tier.features),
+        key_id=key_id,
+    )
+
+
+def create_admin_key(expires_in_seconds: int | None = None) -> tuple[str, KeyInfo]:
+    """An admin key: reaches /tenants… and /stats, is in no usage plan. Return (raw key, info)."""
+    expires_at = None if expires_in_seconds is None else int(_now()) + expires_in_seconds
+    raw_key, item = _store_key(
+        tenant_id=ADMIN_TENANT_ID,
+        tier="admin",
+        role="admin",
+        status="active",
+        expires_at=expires_at,
+        with_edge=False,
+    )
+    return raw_key, key_view(item)

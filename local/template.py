@@ -1,0 +1,162 @@
+"""Reads template.yaml, the single source of truth, for everything local: tables, functions, env.
+
+CloudFormation's short-form tags (``!Ref``, ``!Sub``…) are loaded as ``{"Ref": …}`` /
+``{"Fn::Sub": …}`` so the rest of the tooling sees the long form only.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+LOCAL_STACK_NAME = "tenantry-local"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that understands CloudFormation's short-form intrinsic tags."""
+
+
+def _construct_intrinsic(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_intrinsic)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        loaded: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - safe subclass
+    return loaded
+
+
+@cache
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def resources_of_type(resource_type: str, tpl: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    tpl = tpl if tpl is not None else template()
+    return {
+        logical_id: resource
+        for logical_id, resource in tpl.get("Resources", {}).items()
+        if resource.get("Type") == resource_type
+    }
+
+
+def local_table_name(logical_id: str, stack_name: str = LOCAL_STACK_NAME) -> str:
+    return f"{stack_name}-{logical_id}"
+
+
+def table_definitions(stack_name: str = LOCAL_STACK_NAME) -> dict[str, dict[str, Any]]:
+    """``create_table`` arguments for every ``AWS::DynamoDB::Table`` in the template, by logical id.
+
+    The ``TimeToLiveSpecification``, if any, is returned under the extra key ``"TimeToLive"`` for
+    ``update_time_to_live``.
+    """
+    definitions: dict[str, dict[str, Any]] = {}
+    for logical_id, resource in resources_of_type("AWS::DynamoDB::Table").items():
+        props = resource["Properties"]
+        kwargs: dict[str, Any] = {
+            "TableName": local_table_name(logical_id, stack_name),
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if "GlobalSecondaryIndexes" in props:
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if "TimeToLiveSpecification" in props:
+            kwargs["TimeToLive"] = props["TimeToLiveSpecification"]
+        definitions[logical_id] = kwargs
+    return definitions
+
+
+def create_tables(dynamodb_client: Any, stack_name: str = LOCAL_STACK_NAME) -> dict[str, str]:
+    """Create every template table that does not exist yet; return logical id → physical name."""
+    existing = set(dynamodb_client.list_tables().get("TableNames", []))
+    names: dict[str, str] = {}
+    for logical_id, definition in table_definitions(stack_name).items():
+        kwargs = dict(definition)
+        ttl = kwargs.pop("TimeToLive", None)
+        names[logical_id] = kwargs["TableName"]
+        if kwargs["TableName"] in existing:
+            continue
+        dynamodb_client.create_table(**kwargs)
+        if ttl and ttl.get("Enabled"):
+            dynamodb_client.update_time_to_live(
+                TableName=kwargs["TableName"],
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+    return names
+
+
+def usage_plan_definitions(stack_name: str = LOCAL_STACK_NAME) -> dict[str, dict[str, Any]]:
+    """Usage plans from the template, with ``!FindInMap`` and ``!Sub`` resolved, by logical id."""
+    tpl = template()
+    mappings = tpl.get("Mappings", {})
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, dict) and "Fn::FindInMap" in value:
+            map_name, top, second = value["Fn::FindInMap"]
+            return mappings[map_name][top][second]
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            return str(value["Fn::Sub"]).replace("${AWS::StackName}", stack_name)
+        return value
+
+    plans: dict[str, dict[str, Any]] = {}
+    for logical_id, resource in resources_of_type("AWS::ApiGateway::UsagePlan").items():
+        props = resource["Properties"]
+        plans[logical_id] = {
+            "name": resolve(props["UsagePlanName"]),
+            "description": props.get("Description", ""),
+            "throttle": {
+                "rateLimit": float(resolve(props["Throttle"]["RateLimit"])),
+                "burstLimit": int(resolve(props["Throttle"]["BurstLimit"])),
+            },
+            "quota": {
+                "limit": int(resolve(props["Quota"]["Limit"])),
+                "period": props["Quota"]["Period"],
+            },
+        }
+    return plans
+
+
+def create_usage_plans(apigateway_client: Any, stack_name: str = LOCAL_STACK_NAME) -> dict[str, str]:
+    """Create the template's usage plans that do not exist yet; return plan name → id."""
+    existing = {
+        plan["name"]: plan["id"] for plan in apigateway_client.get_usage_plans(limit=500).get("items", [])
+    }
+    ids: dict[str, str] = {}
+    for definition in usage_plan_definitions(stack_name).values():
+        name = definition["name"]
+        if name not in existing:
+            existing[name] = apigateway_client.create_usage_plan(**definition)["id"]
+        ids[name] = existing[name]
+    return ids
+
+
+def table_env_vars() -> dict[str, str]:
+    """Env var → table logical id, for every function env var that is ``!Ref`` of a table."""
+    tables = set(resources_of_type("AWS::DynamoDB::Table"))
+    found: dict[str, str] = {}
+    functions = resources_of_type("AWS::Serverless::Function")
+    for resource in functions.values():
+        variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+        for env_var, value in variables.items():
+            if isinstance(value, dict) and value.get("Ref") in tables:
+                found[env_var] = value["Ref"]
+    return found

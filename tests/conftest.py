@@ -1,0 +1,136 @@
+"""Shared fixtures: fake AWS credentials, moto in process, tables and usage plans from template.yaml."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Never reach real AWS, whatever the developer's shell holds.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_NAMESPACE": "Tenantry",
+        "POWERTOOLS_DEV": "false",
+    }
+)
+for _variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "ANTHROPIC_API_KEY"):
+    os.environ.pop(_variable, None)
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """Moto in process with every template table and usage plan; table env vars point at them."""
+    from moto import mock_aws
+
+    from tenantry import aws as aws_clients
+    from local import template
+
+    with mock_aws():
+        aws_clients.reset()
+        names = template.create_tables(aws_clients.dynamodb_client(), "test")
+        for env_var, logical_id in template.table_env_vars().items():
+            monkeypatch.setenv(env_var, names[logical_id])
+        monkeypatch.setenv("USAGE_PLAN_NAME_PREFIX", "test")
+        template.create_usage_plans(aws_clients.apigateway(), "test")
+        yield names
+        aws_clients.reset()
+
+
+def load_function(name: str) -> ModuleType:
+    """Import ``functions/<name>/app.py`` afresh, the way Lambda loads a handler module."""
+    module_name = f"tenantry_function_{name}"
+    spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / "functions" / name / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeLambdaContext:
+    function_name = "test-function"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+def api_event(
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    raw_body: str | None = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    authorizer: dict[str, str] | None = None,
+    resource: str | None = None,
+    path_parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A REST API (payload v1) proxy event as API Gateway sends it after the authorizer ran."""
+    text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    request_context: dict[str, Any] = {
+        "requestId": str(uuid.uuid4()),
+        "apiId": "testapi",
+        "stage": "v1",
+        "httpMethod": method,
+        "path": f"/v1{path}",
+        "resourcePath": resource or path,
+        "identity": {"sourceIp": "127.0.0.1", "userAgent": "pytest"},
+        "accountId": "123456789012",
+    }
+    if authorizer is not None:
+        request_context["authorizer"] = {"principalId": authorizer.get("tenant_id", ""), **authorizer}
+    return {
+        "resource": resource or path,
+        "path": path,
+        "httpMethod": method,
+        "headers": all_headers,
+        "multiValueHeaders": {name: [value] for name, value in all_headers.items()},
+        "queryStringParameters": query or None,
+        "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": request_context,
+        "body": text,
+        "isBase64Encoded": False,
+    }
+
+
+def admin_context() -> dict[str, str]:
+    return {"tenant_id": "_admin", "role": "admin", "tier": "admin", "key_id": "key_00000000000000ad"}
+
+
+def tenant_context(tenant_id: str, tier: str = "basic") -> dict[str, str]:
+    return {"tenant_id": tenant_id, "role": "tenant", "tier": tier, "key_id": "key_0000000000000001"}
+
+
+def response_json(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"]) if response.get("body") else None
