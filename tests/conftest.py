@@ -39,8 +39,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Moto in process with every template table and usage plan; table env vars point at them."""
     from moto import mock_aws
 
-    from tenantry import aws as aws_clients
     from local import template
+    from tenantry import aws as aws_clients
 
     with mock_aws():
         aws_clients.reset()

@@ -15,7 +15,9 @@ def check_dynamodb() -> dict[str, Any]:
     started = time.perf_counter()
     try:
         statuses = [
-            aws.dynamodb_client().describe_table(TableName=settings.table_name(env_var))["Table"]["TableStatus"]
+            aws.dynamodb_client().describe_table(TableName=settings.table_name(env_var))["Table"][
+                "TableStatus"
+            ]
             for env_var in CHECKED_TABLES
         ]
     except Exception as exc:  # noqa: BLE001 - any failure means "not reachable", reported, not raised

@@ -1,0 +1,27 @@
+"""The ``tenantry`` command: developer and operator tooling. Each area registers its subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from local import cli_admin, cli_dev, cli_ops
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tenantry", description=__doc__)
+    subcommands = parser.add_subparsers(dest="command", required=True)
+    for area in (cli_admin, cli_dev, cli_ops):
+        area.register(subcommands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.handler(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
