@@ -26,7 +26,11 @@ class TenantTable:
 
 # ApiKeys is not here: its partition key is the key hash; keys are revoked and deleted through the
 # by-tenant index by the key store before the tables are purged.
-TENANT_TABLES: tuple[TenantTable, ...] = (TenantTable("TenantsTable", settings.TENANTS_TABLE, None),)
+TENANT_TABLES: tuple[TenantTable, ...] = (
+    TenantTable("UsageTable", settings.USAGE_TABLE, "period"),
+    # Later features register their tables here, above TenantsTable.
+    TenantTable("TenantsTable", settings.TENANTS_TABLE, None),  # last: a retried offboarding still finds it
+)
 
 
 def registered_tables() -> tuple[TenantTable, ...]:

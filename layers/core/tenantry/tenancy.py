@@ -26,6 +26,7 @@ from tenantry.models import (
     TenantPage,
     UpdateTenantRequest,
 )
+from tenantry.observability import logger
 from tenantry.stores import keys as key_store
 from tenantry.stores import purge
 from tenantry.stores import tenants as tenant_store
@@ -154,6 +155,7 @@ def create_tenant(request: CreateTenantRequest) -> CreatedTenant:
     except Exception:
         purge.purge_tenant(item["tenant_id"])  # no half-onboarded tenant: the key failed, undo
         raise
+    logger.info("tenant onboarded", extra={"audit_tenant_id": item["tenant_id"], "audit_tier": item["tier"]})
     return CreatedTenant(tenant=tenant_view(item), api_key=raw_key)
 
 
@@ -205,6 +207,7 @@ def update_tenant(tenant_id: str, request: UpdateTenantRequest, stage: edge.Stag
                 edge.set_enabled(item["edge_key_id"], new_status == "active")
             key_store.set_fields(item["key_hash"], {"status": key_status})
     updated = tenant_store.update(tenant_id, changes)
+    logger.info("tenant updated", extra={"audit_tenant_id": tenant_id, "changed": sorted(changes)})
     if "tier" in changes or "status" in changes:
         edge.flush_authorizer_cache(stage)
     return tenant_view(updated)
@@ -236,6 +239,14 @@ def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None
             key_store.set_fields(old["key_hash"], {"expires_at": grace_end})
     if request.grace_seconds == 0:
         edge.flush_authorizer_cache(stage)
+    logger.info(
+        "key issued",
+        extra={
+            "audit_tenant_id": tenant_id,
+            "key_id": item["key_id"],
+            "grace_seconds": request.grace_seconds,
+        },
+    )
     return IssuedKey(
         key=key_view(item, now),
         api_key=raw_key,
@@ -260,6 +271,7 @@ def revoke_key(tenant_id: str, key_id: str, stage: edge.Stage | None) -> KeyInfo
     if match.get("edge_key_id"):
         edge.delete_key(match["edge_key_id"])
     edge.flush_authorizer_cache(stage)
+    logger.info("key revoked", extra={"audit_tenant_id": tenant_id, "key_id": key_id})
     return key_view(match)
 
 
@@ -277,6 +289,10 @@ def offboard_tenant(tenant_id: str, stage: edge.Stage | None) -> OffboardResult:
         key_store.delete(item["key_hash"])
     deleted = purge.purge_tenant(tenant_id)
     edge.flush_authorizer_cache(stage)
+    logger.info(
+        "tenant offboarded",
+        extra={"audit_tenant_id": tenant_id, "keys_revoked": revoked, "items_deleted": deleted},
+    )
     return OffboardResult(
         tenant_id=tenant_id, keys_revoked=revoked, edge_keys_deleted=edge_deleted, items_deleted=deleted
     )

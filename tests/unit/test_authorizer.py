@@ -1,0 +1,240 @@
+"""The API-key authorizer: who gets in, as which tenant, and for which routes."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tenantry import authorizer, keys, tenancy
+from tenantry.models import CreateTenantRequest, IssueKeyRequest, UpdateTenantRequest
+from tests.conftest import REPO_ROOT, load_function
+
+STAGE_ARN = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/v1"
+
+
+def authorizer_event(key: str | None, method: str = "GET", path: str = "me") -> dict[str, Any]:
+    headers = {} if key is None else {"X-API-Key": key}
+    return {"type": "REQUEST", "methodArn": f"{STAGE_ARN}/{method}/{path}", "headers": headers}
+
+
+def allows(policy: dict[str, Any], method_arn: str) -> bool:
+    """IAM evaluation as API Gateway applies it to a cached policy: explicit Deny wins."""
+
+    def matching(effect: str) -> bool:
+        return any(
+            fnmatch.fnmatchcase(method_arn, resource)
+            for statement in policy["Statement"]
+            if statement["Effect"] == effect
+            for resource in statement["Resource"]
+        )
+
+    return not matching("Deny") and matching("Allow")
+
+
+def unauthorized(event: dict[str, Any], **kwargs: Any) -> bool:
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        authorizer.authorize(event, **kwargs)
+    return True
+
+
+@pytest.fixture
+def tenant_key(aws: dict[str, str]) -> tuple[str, str]:
+    authorizer.reset_client()
+    created = tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="pro", tenant_id="acme"))
+    return created.tenant.tenant_id, created.api_key
+
+
+def test_a_valid_tenant_key_resolves_to_its_tenant_with_string_context(tenant_key: tuple[str, str]) -> None:
+    tenant_id, key = tenant_key
+    # When the authorizer sees the key
+    answer = authorizer.authorize(authorizer_event(key))
+    # Then the principal and context name the tenant, and the key drives the usage plan
+    assert answer["principalId"] == tenant_id
+    assert answer["context"]["tenant_id"] == tenant_id
+    assert answer["context"]["tier"] == "pro"
+    assert answer["context"]["role"] == "tenant"
+    assert answer["context"]["key_id"].startswith("key_")
+    assert all(isinstance(value, str) for value in answer["context"].values())
+    assert answer["usageIdentifierKey"] == key
+
+
+def test_one_cached_policy_admits_every_tenant_route_and_no_admin_route(tenant_key: tuple[str, str]) -> None:
+    # Given the answer API Gateway cached for GET /me
+    _, key = tenant_key
+    policy = authorizer.authorize(authorizer_event(key, "GET", "me"))["policyDocument"]
+    # Then the same cached policy admits a second route, and any other tenant route
+    assert allows(policy, f"{STAGE_ARN}/POST/events")
+    assert allows(policy, f"{STAGE_ARN}/GET/sessions/abc")
+    assert allows(policy, f"{STAGE_ARN}/DELETE/sessions/abc")
+    # But a tenant key never reaches the admin routes (API Gateway answers 403)
+    assert not allows(policy, f"{STAGE_ARN}/GET/tenants")
+    assert not allows(policy, f"{STAGE_ARN}/DELETE/tenants/acme")
+    assert not allows(policy, f"{STAGE_ARN}/POST/tenants/acme/keys")
+    assert not allows(policy, f"{STAGE_ARN}/GET/stats")
+
+
+def test_admin_keys_reach_admin_routes_only(aws: dict[str, str]) -> None:
+    authorizer.reset_client()
+    admin_key, _ = tenancy.create_admin_key()
+    answer = authorizer.authorize(authorizer_event(admin_key, "GET", "tenants"))
+    assert answer["context"]["role"] == "admin"
+    policy = answer["policyDocument"]
+    assert allows(policy, f"{STAGE_ARN}/GET/tenants")
+    assert allows(policy, f"{STAGE_ARN}/PATCH/tenants/acme")
+    assert allows(policy, f"{STAGE_ARN}/GET/stats")
+    assert not allows(policy, f"{STAGE_ARN}/GET/me")
+    assert not allows(policy, f"{STAGE_ARN}/POST/events")
+
+
+def test_missing_malformed_and_bad_checksum_keys_are_401_without_a_database_call() -> None:
+    def no_lookup(key_hash: str) -> dict[str, str] | None:
+        raise AssertionError("the database must not be asked")
+
+    good = keys.generate()
+    bad_checksum = good[:-1] + ("2" if good[-1] != "2" else "3")
+    for event in (
+        authorizer_event(None),
+        authorizer_event(""),
+        authorizer_event("not-a-key"),
+        authorizer_event(bad_checksum),
+    ):
+        assert unauthorized(event, lookup=no_lookup)
+
+
+def test_unknown_key_is_401(aws: dict[str, str]) -> None:
+    authorizer.reset_client()
+    assert unauthorized(authorizer_event(keys.generate()))
+
+
+def test_header_name_is_case_insensitive(tenant_key: tuple[str, str]) -> None:
+    _, key = tenant_key
+    event = authorizer_event(None)
+    event["headers"] = {"x-api-key": key}
+    assert authorizer.authorize(event)["principalId"] == "acme"
+
+
+def test_revoked_key_is_401(tenant_key: tuple[str, str]) -> None:
+    tenant_id, key = tenant_key
+    # Given the tenant's only key is revoked
+    (info,) = tenancy.list_keys(tenant_id)
+    tenancy.revoke_key(tenant_id, info.key_id, None)
+    # Then it no longer authorizes
+    assert unauthorized(authorizer_event(key))
+
+
+def test_expired_key_is_401(aws: dict[str, str]) -> None:
+    authorizer.reset_client()
+    tenancy.create_tenant(CreateTenantRequest(name="Short", tier="basic", tenant_id="short"))
+    issued = tenancy.issue_key("short", IssueKeyRequest(expires_in_seconds=60), None)
+    # Before its expiry the key works; after it, it is 401
+    assert authorizer.authorize(authorizer_event(issued.api_key))["principalId"] == "short"
+    later = time.time() + 61
+    assert unauthorized(authorizer_event(issued.api_key), now=lambda: later)
+
+
+def test_rotation_keeps_old_keys_for_the_grace_period_then_stops_them(tenant_key: tuple[str, str]) -> None:
+    tenant_id, old_key = tenant_key
+    # Given a rotation with a one-hour grace period
+    issued = tenancy.issue_key(tenant_id, IssueKeyRequest(grace_seconds=3600), None)
+    # Then both keys work during the grace period
+    soon = time.time() + 3500
+    assert authorizer.authorize(authorizer_event(old_key), now=lambda: soon)["principalId"] == tenant_id
+    assert (
+        authorizer.authorize(authorizer_event(issued.api_key), now=lambda: soon)["principalId"] == tenant_id
+    )
+    # And after it only the new key works
+    after = time.time() + 3700
+    assert unauthorized(authorizer_event(old_key), now=lambda: after)
+    assert (
+        authorizer.authorize(authorizer_event(issued.api_key), now=lambda: after)["principalId"] == tenant_id
+    )
+
+
+def test_grace_never_extends_a_key_past_its_own_expiry(aws: dict[str, str]) -> None:
+    authorizer.reset_client()
+    tenancy.create_tenant(CreateTenantRequest(name="Brief", tier="basic", tenant_id="brief"))
+    short_lived = tenancy.issue_key("brief", IssueKeyRequest(expires_in_seconds=600), None)
+    # When the tenant rotates with a day of grace
+    tenancy.issue_key("brief", IssueKeyRequest(grace_seconds=86_400), None)
+    # Then the short-lived key still stops at its own expiry
+    after_own_expiry = time.time() + 601
+    assert unauthorized(authorizer_event(short_lived.api_key), now=lambda: after_own_expiry)
+
+
+def test_suspended_tenant_gets_a_deny_everything_policy(tenant_key: tuple[str, str]) -> None:
+    tenant_id, key = tenant_key
+    # Given the tenant is suspended
+    tenancy.update_tenant(tenant_id, UpdateTenantRequest(status="suspended"), None)
+    # Then the key is recognised (no 401) but every route is denied (403)
+    answer = authorizer.authorize(authorizer_event(key))
+    assert answer["principalId"] == tenant_id
+    assert not allows(answer["policyDocument"], f"{STAGE_ARN}/GET/me")
+    assert not allows(answer["policyDocument"], f"{STAGE_ARN}/POST/events")
+    # And resuming restores access
+    tenancy.update_tenant(tenant_id, UpdateTenantRequest(status="active"), None)
+    assert allows(authorizer.authorize(authorizer_event(key))["policyDocument"], f"{STAGE_ARN}/GET/me")
+
+
+def test_tier_change_reaches_the_authorizer_context(tenant_key: tuple[str, str]) -> None:
+    tenant_id, key = tenant_key
+    tenancy.update_tenant(tenant_id, UpdateTenantRequest(tier="enterprise"), None)
+    assert authorizer.authorize(authorizer_event(key))["context"]["tier"] == "enterprise"
+
+
+def test_the_events_file_authorizes_once_its_key_is_onboarded(
+    aws: dict[str, str], lambda_context: Any
+) -> None:
+    # Given the sample authorizer request and its key stored for a tenant
+    authorizer.reset_client()
+    event = json.loads((REPO_ROOT / "events" / "authorizer-request.json").read_text())
+    handler = load_function("authorizer").lambda_handler
+    # When the key is unknown, the authorizer says 401
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        handler(event, lambda_context)
+    from tenantry.stores import keys as key_store
+
+    key_store.put(
+        {
+            "key_hash": keys.hash_key(event["headers"]["X-API-Key"]),
+            "key_id": "key_00000000000000e1",
+            "tenant_id": "acme",
+            "role": "tenant",
+            "tier": "basic",
+            "status": "active",
+            "hint": "tnt_…xxxx",
+            "created_at": "2026-11-22T00:00:00Z",
+        }
+    )
+    # Then it resolves to that tenant
+    answer = handler(event, lambda_context)
+    assert answer["principalId"] == "acme"
+    assert allows(answer["policyDocument"], event["methodArn"])
+
+
+def test_the_authorizer_imports_nothing_heavy() -> None:
+    # When the authorizer's handler module is imported in a fresh interpreter
+    handler_path = str(REPO_ROOT / "functions" / "authorizer" / "app.py")
+    code = (
+        "import importlib.util, sys, json\n"
+        f"spec = importlib.util.spec_from_file_location('app', {handler_path!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "print(json.dumps(sorted(name for name in sys.modules)))\n"
+    )
+    output = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(REPO_ROOT),
+    ).stdout
+    loaded = set(json.loads(output))
+    # Then no pydantic, Powertools, anthropic, or even boto3 before the first lookup
+    for heavy in ("pydantic", "anthropic", "aws_lambda_powertools", "boto3", "botocore"):
+        assert heavy not in loaded, heavy

@@ -1,0 +1,42 @@
+"""GET /health and GET /ready report whether DynamoDB answers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT, api_event, load_function, response_json
+
+
+def test_health_reports_dynamodb_reachable_with_its_latency(aws: dict[str, str], lambda_context: Any) -> None:
+    # Given the sample health event
+    event = json.loads((REPO_ROOT / "events" / "health.json").read_text())
+    # When the health function handles it
+    response = load_function("health").lambda_handler(event, lambda_context)
+    # Then it is healthy and says how fast DynamoDB answered
+    assert response["statusCode"] == 200
+    body = response_json(response)
+    assert body["status"] == "healthy"
+    assert body["components"]["dynamodb"]["status"] == "healthy"
+    assert body["components"]["dynamodb"]["latency_ms"] >= 0
+
+
+def test_ready_is_200_when_the_tables_answer(aws: dict[str, str], lambda_context: Any) -> None:
+    response = load_function("health").lambda_handler(api_event("GET", "/ready"), lambda_context)
+    assert response["statusCode"] == 200 and response_json(response) == {"ready": True}
+
+
+def test_both_are_503_when_a_table_is_missing(
+    aws: dict[str, str], lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the function points at a table that does not exist
+    monkeypatch.setenv("TENANTS_TABLE", "no-such-table")
+    handler = load_function("health").lambda_handler
+    # Then neither answer claims health
+    health = handler(api_event("GET", "/health"), lambda_context)
+    assert health["statusCode"] == 503
+    assert response_json(health)["components"]["dynamodb"]["status"] == "unhealthy"
+    ready = handler(api_event("GET", "/ready"), lambda_context)
+    assert ready["statusCode"] == 503 and response_json(ready) == {"ready": False}
