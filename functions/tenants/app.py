@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenantry import http, tenancy
 from tenantry.edge import Stage
-from tenantry.models import (
+from tenantry.models.tenants import (
     KEY_ID_PATTERN,
     TENANT_ID_PATTERN,
     CreatedTenant,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tenantry import authorizer, keys, tenancy
-from tenantry.models import CreateTenantRequest, IssueKeyRequest, UpdateTenantRequest
+from tenantry.models.tenants import CreateTenantRequest, IssueKeyRequest, UpdateTenantRequest
 from tests.conftest import REPO_ROOT, load_function
 
 STAGE_ARN = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/v1"

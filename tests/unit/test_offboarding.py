@@ -8,7 +8,7 @@ import pytest
 
 from tenantry import aws as clients
 from tenantry import edge, keys, registry, settings, tenancy
-from tenantry.models import CreateTenantRequest, IssueKeyRequest
+from tenantry.models.tenants import CreateTenantRequest, IssueKeyRequest
 from tenantry.stores import keys as key_store
 from tests.conftest import admin_context, api_event, load_function, response_json
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tenantry import authorizer, edge, keys, tenancy
-from tenantry.models import CreateTenantRequest
+from tenantry.models.tenants import CreateTenantRequest
 from tenantry.stores import keys as key_store
 from tests.conftest import (
     REPO_ROOT,

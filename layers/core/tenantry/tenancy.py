@@ -14,7 +14,7 @@ from typing import Any
 
 from tenantry import edge, keys
 from tenantry.errors import Forbidden, NotFound
-from tenantry.models import (
+from tenantry.models.tenants import (
     CreatedTenant,
     CreateTenantRequest,
     IssuedKey,
