@@ -1,11 +1,268 @@
-"""Subcommands of ``tenantry`` for this area (filled in by the feature that owns them)."""
+"""``tenantry dev`` (the stack behind ``make dev``) and ``tenantry invoke`` (sam local invoke, no Docker).
+
+``dev`` starts the embedded AWS (moto's DynamoDB and API Gateway on loopback, state in
+``--home``), the local gateway in front of the real handlers, makes sure an admin key exists
+(``$TENANTRY_HOME/admin-key``, mode 600), onboards the tenants of ``--tenants`` and serves until
+Ctrl-C or SIGTERM. ``invoke`` runs one function with one event against the same embedded AWS.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import warnings
+from pathlib import Path
 from typing import Any
+
+import yaml
+
+from local import embedded, template
+
+ADMIN_KEY_FILE = "admin-key"
+GATEWAY_FILE = "gateway.json"
+SAM_ENV_FILE = "sam-env.json"
+DOCKER_HOST = "host.docker.internal"
+
+
+# ---------------------------------------------------------------------- small HTTP client
+def call(url: str, method: str, path: str, key: str | None, body: Any = None) -> tuple[int, Any]:
+    """One JSON request to the gateway; (status, decoded body)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method=method)  # noqa: S310 - our own URL
+    request.add_header("Content-Type", "application/json")
+    if key:
+        request.add_header("X-API-Key", key)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            status, payload = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, payload = error.code, error.read()
+    return status, (json.loads(payload) if payload else None)
+
+
+# ---------------------------------------------------------------------- state files
+def _write_private(path: Path, text: str) -> None:
+    path.write_text("", encoding="utf-8")
+    path.chmod(0o600)
+    path.write_text(text, encoding="utf-8")
+
+
+def _admin_key(gateway_url: str, home: Path, create: Any) -> tuple[str, bool]:
+    """The admin key in ``home``, if the API still accepts it; otherwise a new one."""
+    path = home / ADMIN_KEY_FILE
+    if path.exists():
+        existing = path.read_text(encoding="utf-8").strip()
+        status, _ = call(gateway_url, "GET", "/tenants?limit=1", existing)
+        if status == 200:
+            return existing, False
+    raw_key: str = create()
+    _write_private(path, raw_key + "\n")
+    return raw_key, True
+
+
+def write_sam_env(home: Path, endpoint_url: str, function_env: dict[str, dict[str, str]]) -> Path:
+    """``sam local invoke --env-vars`` file: the functions in Docker reach the embedded AWS."""
+    port = endpoint_url.rsplit(":", 1)[1]
+    shared = {**embedded.client_env(f"http://{DOCKER_HOST}:{port}")}
+    document: dict[str, dict[str, str]] = {"Parameters": shared}
+    for logical_id, env in function_env.items():
+        document[logical_id] = {**env, **shared}
+    path = home / SAM_ENV_FILE
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def _tenant_file(path: Path) -> list[dict[str, Any]]:
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    tenants = loaded.get("tenants", []) if isinstance(loaded, dict) else loaded
+    if not isinstance(tenants, list) or not all(isinstance(entry, dict) for entry in tenants):
+        raise SystemExit(f"{path}: expected a list of {{name, tier, tenant_id?}} entries")
+    return tenants
+
+
+def _existing_tenants(gateway_url: str, admin_key: str) -> tuple[set[str], set[str]]:
+    """(ids, names) of the tenants already onboarded, so a restart does not onboard them twice."""
+    ids: set[str] = set()
+    names: set[str] = set()
+    token: str | None = None
+    while True:
+        path = "/tenants?limit=100" + (f"&next_token={urllib.parse.quote(token)}" if token else "")
+        status, page = call(gateway_url, "GET", path, admin_key)
+        if status != 200:
+            raise SystemExit(f"listing tenants failed: {status} {page}")
+        for tenant in page["tenants"]:
+            ids.add(tenant["tenant_id"])
+            names.add(tenant["name"])
+        token = page.get("next_token")
+        if not token:
+            return ids, names
+
+
+def _onboard(gateway_url: str, admin_key: str, tenants: list[dict[str, Any]]) -> None:
+    existing_ids, existing_names = _existing_tenants(gateway_url, admin_key)
+    for entry in tenants:
+        label = entry.get("tenant_id") or entry.get("name")
+        if entry.get("tenant_id") in existing_ids or (
+            "tenant_id" not in entry and entry.get("name") in existing_names
+        ):
+            print(f"  tenant {label}: exists already (its key was shown when it was created)")
+            continue
+        body = {name: entry[name] for name in ("name", "tier", "tenant_id", "config") if name in entry}
+        status, answer = call(gateway_url, "POST", "/tenants", admin_key, body)
+        if status == 201:
+            tenant = answer["tenant"]
+            print(f"  tenant {tenant['tenant_id']} ({tenant['tier']}): {answer['api_key']}")
+        elif status == 409:
+            print(f"  tenant {label}: exists already (its key was shown when it was created)")
+        else:
+            print(f"  tenant {label}: {status} {json.dumps(answer)}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------- tenantry dev
+def _dev(args: argparse.Namespace) -> int:
+    from local.gateway import sandbox  # noqa: PLC0415 - heavy imports only for this command
+    from local.gateway.core import LOCAL_FUNCTION_ENV, Gateway, GatewayOptions  # noqa: PLC0415
+
+    home = Path(args.home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    # Powertools warns on every request of a handler that publishes no metric; noise locally.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+
+    aws = embedded.EmbeddedAws(home)
+    aws.start()
+    gateway = Gateway(
+        aws,
+        GatewayOptions(
+            host=args.host,
+            port=args.port,
+            home=home,
+            overlays=[Path(overlay) for overlay in args.overlay],
+            authorizer_ttl=args.authorizer_ttl,
+            hot_reload=not args.no_reload,
+            access_log_echo=None if args.quiet else sys.stderr,
+        ),
+    )
+    try:
+        gateway.start()
+        tenants_spec = next(
+            spec for spec in gateway.model.functions.values() if spec.logical_id == "TenantsFunction"
+        )
+        tenancy = sandbox.load_isolated_module(
+            "tenantry.tenancy",
+            sandbox.lambda_env(tenants_spec, LOCAL_FUNCTION_ENV),
+            sandbox._top_level_names(template.REPO_ROOT / "layers" / "core"),
+        )
+
+        def create_admin_key() -> str:
+            with sandbox.function_env(sandbox.lambda_env(tenants_spec, LOCAL_FUNCTION_ENV)):
+                raw_key: str = tenancy.create_admin_key()[0]
+            return raw_key
+
+        admin_key, created = _admin_key(gateway.url, home, create_admin_key)
+        sam_env = write_sam_env(
+            home, aws.endpoint_url, {spec.logical_id: spec.env for spec in gateway.model.functions.values()}
+        )
+        info = {
+            "url": gateway.url,
+            "pid": os.getpid(),
+            "endpoint_url": aws.endpoint_url,
+            "admin_key_file": str(home / ADMIN_KEY_FILE),
+        }
+        print(f"Tenantry local stack on {gateway.url}  (Swagger UI: {gateway.url}/docs)")
+        print(f"  admin key ({'new' if created else 'kept'}, in {home / ADMIN_KEY_FILE}): {admin_key}")
+        print(f"  embedded AWS: {aws.endpoint_url}   sam local invoke --env-vars {sam_env}")
+        if args.tenants:
+            _onboard(gateway.url, admin_key, _tenant_file(Path(args.tenants)))
+        print("Ctrl-C stops it; the state is kept in", home, flush=True)
+        # Written last: its presence tells scripts and tests that the stack is ready.
+        (home / GATEWAY_FILE).write_text(json.dumps(info), encoding="utf-8")
+        stop.wait()
+    finally:
+        print("stopping…", file=sys.stderr, flush=True)
+        gateway.stop()
+        aws.stop()
+        (home / GATEWAY_FILE).unlink(missing_ok=True)
+    return 0
+
+
+# ---------------------------------------------------------------------- tenantry invoke
+def _invoke(args: argparse.Namespace) -> int:
+    from local.gateway import sandbox  # noqa: PLC0415
+    from local.gateway.api import load_api, shared_env  # noqa: PLC0415
+    from local.gateway.core import LOCAL_FUNCTION_ENV, redirect_stdout_to_stderr  # noqa: PLC0415
+    from local.gateway.intrinsics import LocalNames  # noqa: PLC0415
+
+    event = json.loads(Path(args.event).read_text(encoding="utf-8")) if args.event else {}
+    home = Path(args.home).resolve()
+    endpoint = embedded.running_endpoint(home)
+    own_server: embedded.EmbeddedAws | None = None
+    if endpoint is None:
+        own_server = embedded.EmbeddedAws(home)
+        own_server.start()
+        endpoint, api_id = own_server.endpoint_url, own_server.api_id
+    else:
+        api_id = json.loads((home / embedded.ENDPOINT_FILE).read_text(encoding="utf-8")).get("api_id", "")
+    try:
+        embedded.configure_process(endpoint)
+        model = load_api([Path(overlay) for overlay in args.overlay], names=LocalNames(api_id=api_id))
+        sandbox.install_layered_environ({name for spec in model.functions.values() for name in spec.env})
+        if args.function not in model.functions:
+            known = ", ".join(sorted(model.functions))
+            print(f"no function {args.function} in template.yaml (known: {known})", file=sys.stderr)
+            return 2
+        os.environ.update(shared_env(model))
+        spec = model.functions[args.function]
+        env = sandbox.lambda_env(spec, LOCAL_FUNCTION_ENV)
+        layer_names = sandbox._top_level_names(template.REPO_ROOT / "layers" / "core")
+        with redirect_stdout_to_stderr():
+            loaded = sandbox.load_sandbox(spec, env, layer_names, generation=0)
+            context = sandbox.LambdaContext(spec, str(uuid.uuid4()), loaded.log_stream)
+            try:
+                with sandbox.function_env(env):
+                    result, status = loaded.handler(event, context), 0
+            except Exception as exc:  # noqa: BLE001 - reported the way Lambda reports it
+                result = {
+                    "errorMessage": str(exc),
+                    "errorType": type(exc).__name__,
+                    "stackTrace": traceback.format_tb(exc.__traceback__),
+                }
+                status = 1
+        print(json.dumps(result))
+        return status
+    finally:
+        if own_server is not None:
+            own_server.stop()
 
 
 def register(subcommands: Any) -> None:
-    """Add this area's subcommands to ``subcommands`` (an argparse sub-parsers action)."""
-    _ = (subcommands, argparse)
+    dev = subcommands.add_parser("dev", help="Serve the whole API locally (embedded AWS + local gateway)")
+    dev.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    dev.add_argument(
+        "--port", type=int, default=int(os.environ.get("PORT", "3000")), help="0 picks a free port"
+    )
+    dev.add_argument("--home", default=os.environ.get("TENANTRY_HOME", ".tenantry"), help="state folder")
+    dev.add_argument("--tenants", help="YAML list of tenants to onboard: name, tier, tenant_id?")
+    dev.add_argument("--authorizer-ttl", type=int, help="override ReauthorizeEvery (seconds)")
+    dev.add_argument("--overlay", action="append", default=[], help="extra template with more functions")
+    dev.add_argument("--no-reload", action="store_true", help="do not watch functions/ and layers/")
+    dev.add_argument("--quiet", action="store_true", help="do not echo access-log lines to stderr")
+    dev.set_defaults(handler=_dev)
+
+    invoke = subcommands.add_parser("invoke", help="Invoke one function in process, like sam local invoke")
+    invoke.add_argument("function", help="the function's logical id in template.yaml, e.g. HealthFunction")
+    invoke.add_argument("-e", "--event", help="event JSON file, e.g. events/health.json")
+    invoke.add_argument("--home", default=os.environ.get("TENANTRY_HOME", ".tenantry"), help="state folder")
+    invoke.add_argument("--overlay", action="append", default=[], help="extra template with more functions")
+    invoke.set_defaults(handler=_invoke)

@@ -1,0 +1,501 @@
+"""The embedded AWS of the local stack: moto's server on loopback, serialized, snapshotted.
+
+One process-wide moto server answers DynamoDB and API Gateway for everything local: the gateway's
+in-process handlers, ``tenantry invoke``, the CLI and ``sam local invoke`` in Docker. It is built
+from template.yaml (tables, TTL settings, usage plans) and differs from a bare
+``ThreadedMotoServer`` in four ways:
+
+- **One lock.** Moto is not safe under concurrent requests, and the event store's gapless
+  positions rely on each DynamoDB operation being atomic, so every request runs alone.
+- **Snapshots.** With a ``home`` folder, the DynamoDB items, the API keys (with their ids and
+  values) and the usage-plan keys are written to ``home/aws-state.json`` on stop and every few
+  seconds after a change, and restored on start. ``make dev-reset`` deletes the folder.
+- **The authorizer-cache flush.** Moto answers ``FlushStageAuthorizersCache`` with 404, so the
+  wrapper answers ``DELETE /restapis/{id}/stages/{stage}/cache/authorizers`` itself (202, as API
+  Gateway does) and calls the registered flush listeners (the local gateway).
+- **Change signals.** Listeners hear about every API Gateway write (key created, disabled, moved
+  between plans, plan patched), so the gateway's usage-plan view never goes stale.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from local import template
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+STAGE_NAME = "v1"
+STATE_FILE = "aws-state.json"
+ENDPOINT_FILE = "embedded.json"
+SNAPSHOT_EVERY_SECONDS = 2.0
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+# DynamoDB operations that never change state; everything else marks the snapshot dirty.
+_READ_ONLY_TARGETS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "TransactGetItems",
+        "DescribeTable",
+        "DescribeTimeToLive",
+        "ListTables",
+        "ListTagsOfResource",
+        "DescribeContinuousBackups",
+        "DescribeEndpoints",
+    }
+)
+_FLUSH_PATH = re.compile(r"^/restapis/(?P<api_id>[^/]+)/stages/(?P<stage>[^/]+)/cache/authorizers/?$")
+_APIGATEWAY_PATHS = ("/apikeys", "/usageplans", "/restapis")
+
+FlushListener = Callable[[str, str], None]
+ChangeListener = Callable[[], None]
+
+_log = logging.getLogger("tenantry.local.embedded")
+
+
+def client_env(endpoint_url: str) -> dict[str, str]:
+    """The env a process (or a Docker container) needs to talk to the embedded server."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        **FAKE_CREDENTIALS,
+    }
+
+
+def configure_process(endpoint_url: str) -> None:
+    """Point this process's boto3 (and tenantry's cached clients) at the embedded server."""
+    for variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_ENDPOINT_URL_DYNAMODB"):
+        os.environ.pop(variable, None)
+    os.environ.update(client_env(endpoint_url))
+    with contextlib.suppress(ImportError):
+        from tenantry import aws  # noqa: PLC0415 - the layer is optional for this module
+
+        aws.reset()
+
+
+def running_endpoint(home: Path) -> str | None:
+    """The endpoint of an EmbeddedAws already serving ``home`` (e.g. ``make dev``), if it answers."""
+    try:
+        info = json.loads((home / ENDPOINT_FILE).read_text(encoding="utf-8"))
+        endpoint = str(info["endpoint_url"])
+        pid = int(info["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return None
+    try:
+        _client("dynamodb", endpoint, timeout=1).list_tables(Limit=1)
+    except Exception:  # noqa: BLE001 - anything but an answer means "not running"
+        return None
+    return endpoint
+
+
+def _client(service: str, endpoint_url: str, timeout: float = 5) -> Any:
+    return boto3.client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(connect_timeout=timeout, read_timeout=max(timeout, 10), retries={"max_attempts": 2}),
+    )
+
+
+class _SerializedApp:
+    """WSGI middleware: one request at a time into moto, plus the flush route and change signals."""
+
+    def __init__(self, app: Any, owner: EmbeddedAws) -> None:
+        self._app = app
+        self._owner = owner
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = str(environ.get("REQUEST_METHOD", "GET"))
+        path = str(environ.get("PATH_INFO", ""))
+        flush = _FLUSH_PATH.match(path)
+        if flush is not None and method == "DELETE":
+            self._owner._notify_flush(flush["api_id"], flush["stage"])
+            start_response("202 Accepted", [("Content-Type", "application/json"), ("Content-Length", "0")])
+            return [b""]
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        with self.lock:
+            body = b"".join(self._app(environ, start_response))
+        if target:
+            if target.rpartition(".")[2] not in _READ_ONLY_TARGETS:
+                self._owner._mark_dirty()
+        elif method != "GET":
+            self._owner._mark_dirty()
+            if path.startswith(_APIGATEWAY_PATHS):
+                self._owner._notify_change()
+        return [body]
+
+
+class EmbeddedAws:
+    """Moto's DynamoDB and API Gateway on 127.0.0.1, built from template.yaml; a context manager."""
+
+    def __init__(self, home: Path | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.home = home
+        self.host = host
+        self.port = port
+        self.endpoint_url = ""
+        self.api_id = ""
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._app: _SerializedApp | None = None
+        self._flush_listeners: list[FlushListener] = []
+        self._change_listeners: list[ChangeListener] = []
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        self._snapshotter: threading.Thread | None = None
+        self._snapshot_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> EmbeddedAws:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - moto's server is heavy to import
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server  # noqa: PLC0415
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._app = _SerializedApp(DomainDispatcherApplication(create_backend_app), self)
+        self._server = make_server(
+            self.host, self.port, self._app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self.port = int(self._server.server_address[1])
+        self.endpoint_url = f"http://{self.host}:{self.port}"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="embedded-aws", kwargs={"poll_interval": 0.2}, daemon=True
+        )
+        self._thread.start()
+        self._provision()
+        self._dirty.clear()
+        if self.home is not None:
+            self.home.mkdir(parents=True, exist_ok=True)
+            self._write_endpoint_file()
+            self._snapshotter = threading.Thread(
+                target=self._snapshot_loop, name="embedded-aws-snapshot", daemon=True
+            )
+            self._snapshotter.start()
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._stopping.set()
+        if self._snapshotter is not None:
+            self._snapshotter.join(timeout=10)
+        if self.home is not None:
+            self.snapshot()
+            with contextlib.suppress(OSError):
+                endpoint_file = self.home / ENDPOINT_FILE
+                if json.loads(endpoint_file.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                    endpoint_file.unlink()
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+        _reset_moto_state()
+
+    # ------------------------------------------------------------------ clients and listeners
+    def client(self, service: str) -> Any:
+        """A boto3 client for ``service`` on the embedded endpoint (fake credentials, us-east-1)."""
+        return _client(service, self.endpoint_url)
+
+    def client_env(self) -> dict[str, str]:
+        return client_env(self.endpoint_url)
+
+    def configure_process(self) -> None:
+        configure_process(self.endpoint_url)
+
+    def add_flush_listener(self, listener: FlushListener) -> None:
+        """``listener(api_id, stage)`` runs on every authorizer-cache flush request."""
+        self._flush_listeners.append(listener)
+
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """``listener()`` runs after every API Gateway write (keys, usage plans, plan keys)."""
+        self._change_listeners.append(listener)
+
+    def table_names(self) -> dict[str, str]:
+        """Logical id → local table name, for every template table."""
+        return {
+            logical_id: template.local_table_name(logical_id) for logical_id in template.table_definitions()
+        }
+
+    def _notify_flush(self, api_id: str, stage: str) -> None:
+        for listener in list(self._flush_listeners):
+            try:
+                listener(api_id, stage)
+            except Exception:  # noqa: BLE001 - a listener's bug must not fail the flush request
+                _log.exception("flush listener failed")
+
+    def _notify_change(self) -> None:
+        for listener in list(self._change_listeners):
+            try:
+                listener()
+            except Exception:  # noqa: BLE001 - a listener's bug must not fail the AWS request
+                _log.exception("change listener failed")
+
+    def _mark_dirty(self) -> None:
+        self._dirty.set()
+
+    # ------------------------------------------------------------------ provisioning and snapshots
+    def _provision(self) -> None:
+        """Create tables, TTL settings, usage plans and the REST API from the template; restore."""
+        state = self._read_state()
+        dynamodb = self.client("dynamodb")
+        apigateway = self.client("apigateway")
+        template.create_tables(dynamodb, template.LOCAL_STACK_NAME)
+        plan_ids = self._create_usage_plans(apigateway)
+        self.api_id = self._create_rest_api(apigateway, state.get("api_id"))
+        if state:
+            self._restore_items(dynamodb, state.get("dynamodb", {}))
+            self._restore_api_keys(apigateway, state.get("api_keys", []), plan_ids)
+
+    @staticmethod
+    def _create_usage_plans(apigateway: Any) -> dict[str, str]:
+        from moto.apigateway.utils import ApigwUsagePlanIdentifier  # noqa: PLC0415
+        from moto.utilities.id_generator import moto_id_manager  # noqa: PLC0415
+
+        # Stable plan ids (derived from the name) so ids seen before a restart still mean the same plan.
+        identifiers = []
+        for definition in template.usage_plan_definitions().values():
+            identifier = ApigwUsagePlanIdentifier(ACCOUNT_ID, REGION, definition["name"])
+            moto_id_manager.set_custom_id(identifier, _stable_id(definition["name"]))
+            identifiers.append(identifier)
+        try:
+            return template.create_usage_plans(apigateway, template.LOCAL_STACK_NAME)
+        finally:
+            for identifier in identifiers:
+                moto_id_manager.unset_custom_id(identifier)
+
+    @staticmethod
+    def _create_rest_api(apigateway: Any, previous_id: str | None) -> str:
+        """The REST API whose id handlers see as ``requestContext.apiId`` (and flush by)."""
+        from moto.apigateway.utils import ApigwRestApiIdentifier  # noqa: PLC0415
+        from moto.utilities.id_generator import moto_id_manager  # noqa: PLC0415
+
+        name = f"{template.LOCAL_STACK_NAME}-api"
+        for api in apigateway.get_rest_apis(limit=500).get("items", []):
+            if api["name"] == name:
+                return str(api["id"])
+        identifier = ApigwRestApiIdentifier(ACCOUNT_ID, REGION, name)
+        moto_id_manager.set_custom_id(identifier, previous_id or _stable_id(name))
+        try:
+            return str(apigateway.create_rest_api(name=name, description="make dev")["id"])
+        finally:
+            moto_id_manager.unset_custom_id(identifier)
+
+    @staticmethod
+    def _restore_items(dynamodb: Any, tables: dict[str, list[dict[str, Any]]]) -> None:
+        existing = set(dynamodb.list_tables().get("TableNames", []))
+        for table_name, items in tables.items():
+            if table_name not in existing:
+                _log.warning(
+                    "snapshot table %s is no longer in template.yaml; its items are dropped", table_name
+                )
+                continue
+            for start in range(0, len(items), 25):
+                requests = [{"PutRequest": {"Item": _binary_in(item)}} for item in items[start : start + 25]]
+                pending: dict[str, Any] = {table_name: requests}
+                while pending:
+                    pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+    @staticmethod
+    def _restore_api_keys(apigateway: Any, keys: list[dict[str, Any]], plan_ids: dict[str, str]) -> None:
+        from moto.apigateway.utils import ApigwApiKeyIdentifier  # noqa: PLC0415
+        from moto.utilities.id_generator import moto_id_manager  # noqa: PLC0415
+
+        for key in keys:
+            # The key keeps its id: the ApiKeys table refers to it as edge_key_id.
+            identifier = ApigwApiKeyIdentifier(ACCOUNT_ID, REGION, key["value"])
+            moto_id_manager.set_custom_id(identifier, key["id"])
+            try:
+                arguments: dict[str, Any] = {
+                    "name": key.get("name") or key["id"],
+                    "value": key["value"],
+                    "enabled": bool(key.get("enabled")),
+                    "description": key.get("description") or "",
+                }
+                if key.get("tags"):
+                    arguments["tags"] = key["tags"]
+                created = apigateway.create_api_key(**arguments)
+            finally:
+                moto_id_manager.unset_custom_id(identifier)
+            for plan_name in key.get("usage_plans", []):
+                if plan_name in plan_ids:
+                    apigateway.create_usage_plan_key(
+                        usagePlanId=plan_ids[plan_name], keyId=created["id"], keyType="API_KEY"
+                    )
+
+    def _read_state(self) -> dict[str, Any]:
+        if self.home is None:
+            return {}
+        path = self.home / STATE_FILE
+        try:
+            state: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            broken = path.with_suffix(f".broken-{int(time.time())}.json")
+            path.rename(broken)
+            _log.warning("unreadable snapshot moved to %s; starting empty", broken)
+            return {}
+        return state
+
+    def snapshot(self) -> Path | None:
+        """Write the state to ``home/aws-state.json`` now (atomically); None without a home."""
+        if self.home is None or self._app is None:
+            return None
+        with self._snapshot_lock:
+            self._dirty.clear()
+            with self._app.lock:
+                state = _dump_moto_state(self.api_id)
+            path = self.home / STATE_FILE
+            partial = path.with_suffix(".tmp")
+            partial.write_text(json.dumps(state, separators=(",", ":")), encoding="utf-8")
+            partial.replace(path)
+            return path
+
+    def _snapshot_loop(self) -> None:
+        while not self._stopping.wait(SNAPSHOT_EVERY_SECONDS):
+            if self._dirty.is_set():
+                try:
+                    self.snapshot()
+                except Exception:  # noqa: BLE001 - keep snapshotting; the next try may work
+                    _log.exception("snapshot failed")
+
+    def _write_endpoint_file(self) -> None:
+        assert self.home is not None
+        info = {"endpoint_url": self.endpoint_url, "pid": os.getpid(), "api_id": self.api_id}
+        (self.home / ENDPOINT_FILE).write_text(json.dumps(info), encoding="utf-8")
+
+
+def _stable_id(name: str) -> str:
+    """A 10-character lower-case id derived from ``name``, API Gateway's id shape."""
+    import hashlib  # noqa: PLC0415
+
+    digest = hashlib.sha256(name.encode()).digest()
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    return "".join(alphabet[byte % len(alphabet)] for byte in digest[:10])
+
+
+def _convert_binary(item: dict[str, Any], convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """Apply ``convert`` to every B and BS value of a DynamoDB-JSON item, however deep."""
+
+    def value(typed: dict[str, Any]) -> dict[str, Any]:
+        (kind, inner), *_ = typed.items()
+        if kind == "B":
+            return {"B": convert(inner)}
+        if kind == "BS":
+            return {"BS": [convert(member) for member in inner]}
+        if kind == "M":
+            return {"M": {name: value(member) for name, member in inner.items()}}
+        if kind == "L":
+            return {"L": [value(member) for member in inner]}
+        return typed
+
+    return {name: value(typed) for name, typed in item.items()}
+
+
+def _binary_out(item: dict[str, Any]) -> dict[str, Any]:
+    """Binary values as base64 text, for the JSON snapshot."""
+    return _convert_binary(
+        item, lambda raw: base64.b64encode(raw).decode() if isinstance(raw, bytes | bytearray) else raw
+    )
+
+
+def _binary_in(item: dict[str, Any]) -> dict[str, Any]:
+    """Base64 text back to bytes (boto3 encodes bytes on the wire itself)."""
+    return _convert_binary(item, lambda text: base64.b64decode(text) if isinstance(text, str) else text)
+
+
+def _moto_backends() -> tuple[Any, Any]:
+    from moto.apigateway.models import apigateway_backends  # noqa: PLC0415
+    from moto.dynamodb.models import dynamodb_backends  # noqa: PLC0415
+
+    return dynamodb_backends[ACCOUNT_ID][REGION], apigateway_backends[ACCOUNT_ID][REGION]
+
+
+def _dump_moto_state(api_id: str) -> dict[str, Any]:
+    """Read moto's models directly (the caller holds the request lock, so this is consistent)."""
+    dynamodb, apigateway = _moto_backends()
+    tables = {
+        name: [_binary_out(item.to_json()["Attributes"]) for item in table.all_items()]
+        for name, table in dynamodb.tables.items()
+    }
+    plan_names = {plan_id: plan.name for plan_id, plan in apigateway.usage_plans.items()}
+    plans_of_key: dict[str, list[str]] = {}
+    for plan_id, plan_keys in apigateway.usage_plan_keys.items():
+        for key_id in plan_keys:
+            if plan_id in plan_names:
+                plans_of_key.setdefault(key_id, []).append(plan_names[plan_id])
+    keys = [
+        {
+            "id": key.id,
+            "name": key.name,
+            "value": key.value,
+            "enabled": bool(key.enabled),
+            "description": key.description,
+            "tags": key.tags,
+            "usage_plans": sorted(plans_of_key.get(key.id, [])),
+        }
+        for key in apigateway.keys.values()
+    ]
+    return {
+        "version": 1,
+        "saved_at": int(time.time()),
+        "api_id": api_id,
+        "dynamodb": tables,
+        "api_keys": keys,
+    }
+
+
+def _reset_moto_state() -> None:
+    """Forget moto's in-memory backends so a later EmbeddedAws in this process starts clean."""
+    with contextlib.suppress(Exception):
+        dynamodb, apigateway = _moto_backends()
+        dynamodb.reset()
+        apigateway.reset()
+
+
+@contextlib.contextmanager
+def embedded_aws(home: Path | None = None) -> Iterator[EmbeddedAws]:
+    """``with embedded_aws(home) as aws:`` — start, configure this process's boto3, stop."""
+    server = EmbeddedAws(home)
+    server.start()
+    try:
+        server.configure_process()
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,310 @@
+"""template.yaml as the local gateway sees it: routes, the authorizer, functions and their env.
+
+Everything here is read from the template (plus optional overlay files that add resources, which
+tests and the benchmark use for extra functions) and resolved to local names. Nothing is defined
+twice: a route exists locally because a function has an ``Api`` event for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local import template
+from local.gateway.intrinsics import LocalNames, Resolver, UnsupportedIntrinsicError
+
+FUNCTION_TYPES = ("AWS::Serverless::Function",)
+API_TYPES = ("AWS::Serverless::Api",)
+DEFAULT_AUTHORIZER_TTL = 300
+DEFAULT_ACCESS_LOG_FORMAT = (
+    '{"requestId":"$context.requestId","httpMethod":"$context.httpMethod",'
+    '"resourcePath":"$context.resourcePath","status":"$context.status"}'
+)
+
+# Env vars Lambda sets per function; they differ between functions by nature.
+LAMBDA_RESERVED_PREFIXES = ("AWS_LAMBDA_", "_HANDLER", "LAMBDA_TASK_ROOT")
+
+_log = logging.getLogger("tenantry.local.gateway")
+
+
+class TemplateError(ValueError):
+    """template.yaml describes something the local gateway cannot serve."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    name: str
+    arn: str
+    code_dir: Path
+    module_file: Path
+    handler_name: str
+    memory_mb: int
+    timeout_s: int
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class AuthorizerSpec:
+    name: str
+    function: str  # logical id
+    payload_type: str  # REQUEST | TOKEN
+    identity_headers: tuple[str, ...]
+    identity_query: tuple[str, ...]
+    ttl_seconds: int
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str  # upper case, or ANY
+    path: str  # the resource path, e.g. /tenants/{tenant_id}
+    function: str  # logical id
+    authorizer: str | None  # authorizer name, or None
+    api_key_required: bool
+    pattern: re.Pattern[str] | None  # None for a path without parameters
+    params: tuple[str, ...]
+    specificity: tuple[int, ...]
+
+    def match(self, path: str) -> dict[str, str] | None:
+        if self.pattern is None:
+            return {} if path == self.path else None
+        found = self.pattern.match(path)
+        return None if found is None else dict(zip(self.params, found.groups(), strict=True))
+
+
+@dataclass
+class ApiModel:
+    api_logical_id: str
+    stage: str
+    api_key_source: str  # HEADER | AUTHORIZER
+    access_log_format: str
+    binary_media_types: tuple[str, ...]
+    functions: dict[str, FunctionSpec]
+    authorizers: dict[str, AuthorizerSpec]
+    routes: list[Route]
+    env_conflicts: dict[str, dict[str, str]] = field(default_factory=dict)
+    _static: dict[tuple[str, str], Route] = field(default_factory=dict, repr=False)
+    _static_any: dict[str, Route] = field(default_factory=dict, repr=False)
+    _dynamic: list[Route] = field(default_factory=list, repr=False)
+    _known_paths: set[str] = field(default_factory=set, repr=False)
+
+    def __post_init__(self) -> None:
+        for route in self.routes:
+            if route.pattern is None:
+                if route.method == "ANY":
+                    self._static_any[route.path] = route
+                else:
+                    self._static[(route.method, route.path)] = route
+            else:
+                self._dynamic.append(route)
+        # API Gateway prefers literal segments over parameters, and parameters over greedy ones.
+        self._dynamic.sort(key=lambda route: route.specificity, reverse=True)
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        """The route for ``method`` ``path`` and its path parameters; None when API Gateway would
+        answer "Missing Authentication Token"."""
+        route = self._static.get((method, path)) or self._static_any.get(path)
+        if route is not None:
+            return route, {}
+        for candidate in self._dynamic:
+            if candidate.method not in (method, "ANY"):
+                continue
+            params = candidate.match(path)
+            if params is not None:
+                return candidate, params
+        return None
+
+
+def _route_pattern(path: str) -> tuple[re.Pattern[str] | None, tuple[str, ...], tuple[int, ...]]:
+    """A regex for a resource path with parameters (groups p0, p1… in order), the parameter names,
+    and a specificity that sorts like API Gateway's choice: segment by segment, a literal beats a
+    parameter, which beats a greedy ``{name+}``."""
+    segments = [segment for segment in path.strip("/").split("/") if segment]
+    scores = tuple(
+        0 if segment.endswith("+}") else 1 if segment.startswith("{") else 2 for segment in segments
+    )
+    if all(score == 2 for score in scores):
+        return None, (), scores
+    parts: list[str] = []
+    params: list[str] = []
+    for segment, score in zip(segments, scores, strict=True):
+        if score == 2:
+            parts.append(re.escape(segment))
+            continue
+        group = f"p{len(params)}"
+        params.append(segment.strip("{}+"))
+        parts.append(f"(?P<{group}>.+)" if score == 0 else f"(?P<{group}>[^/]+)")
+    return re.compile("^/" + "/".join(parts) + "$"), tuple(params), scores
+
+
+def _load_all(overlays: list[Path]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """The template merged with overlays (resources added or replaced); each resource's base dir."""
+    tpl = template.load_template(template.TEMPLATE_PATH)
+    base_dirs = {logical_id: template.REPO_ROOT for logical_id in tpl.get("Resources", {})}
+    for overlay_path in overlays:
+        overlay = template.load_template(overlay_path)
+        for section in ("Mappings", "Parameters"):
+            tpl.setdefault(section, {}).update(overlay.get(section, {}) or {})
+        for logical_id, resource in (overlay.get("Resources") or {}).items():
+            tpl.setdefault("Resources", {})[logical_id] = resource
+            base_dirs[logical_id] = overlay_path.resolve().parent
+    return tpl, base_dirs
+
+
+def _merged(base: dict[str, Any], specific: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in specific.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_api(
+    overlays: list[Path] | None = None,
+    *,
+    names: LocalNames | None = None,
+    authorizer_ttl: int | None = None,
+) -> ApiModel:
+    """Read the template (and overlays) into an :class:`ApiModel` with local names resolved."""
+    names = names or LocalNames()
+    tpl, base_dirs = _load_all(list(overlays or []))
+    resolver = Resolver(tpl, names)
+    resources: dict[str, Any] = tpl.get("Resources", {})
+    globals_function = (tpl.get("Globals") or {}).get("Function", {}) or {}
+
+    apis = {logical_id: res for logical_id, res in resources.items() if res.get("Type") in API_TYPES}
+    if len(apis) > 1:
+        _log.warning("several APIs in the template; serving every Api event on one local API")
+    api_logical_id, api_resource = next(iter(apis.items())) if apis else ("ServerlessRestApi", {})
+    api_props = api_resource.get("Properties", {}) or {}
+    api_auth = api_props.get("Auth", {}) or {}
+    access_log = (api_props.get("AccessLogSetting") or {}).get("Format")
+
+    functions: dict[str, FunctionSpec] = {}
+    for logical_id, resource in resources.items():
+        if resource.get("Type") not in FUNCTION_TYPES:
+            continue
+        props = _merged(globals_function, resource.get("Properties", {}) or {})
+        handler = str(props.get("Handler", "app.lambda_handler"))
+        module_path, _, handler_name = handler.rpartition(".")
+        code_dir = (base_dirs[logical_id] / str(props.get("CodeUri", "."))).resolve()
+        try:
+            env = {
+                name: resolver.env_value(value)
+                for name, value in ((props.get("Environment") or {}).get("Variables") or {}).items()
+            }
+        except UnsupportedIntrinsicError as exc:
+            raise TemplateError(f"{logical_id} environment: {exc}") from exc
+        functions[logical_id] = FunctionSpec(
+            logical_id=logical_id,
+            name=resolver.function_name(logical_id),
+            arn=resolver.function_arn(logical_id),
+            code_dir=code_dir,
+            module_file=code_dir / (module_path.replace(".", "/") + ".py"),
+            handler_name=handler_name,
+            memory_mb=int(props.get("MemorySize", 128)),
+            timeout_s=int(props.get("Timeout", 3)),
+            env=env,
+        )
+
+    authorizers: dict[str, AuthorizerSpec] = {}
+    for auth_name, auth in (api_auth.get("Authorizers") or {}).items():
+        function_arn = auth.get("FunctionArn", {})
+        target = function_arn.get("Fn::GetAtt") if isinstance(function_arn, dict) else None
+        if target is None:
+            raise TemplateError(f"authorizer {auth_name}: FunctionArn must be !GetAtt <Function>.Arn")
+        target_id = target.split(".", 1)[0] if isinstance(target, str) else str(target[0])
+        if target_id not in functions:
+            raise TemplateError(f"authorizer {auth_name}: function {target_id} is not in the template")
+        identity = auth.get("Identity") or {}
+        payload_type = str(auth.get("FunctionPayloadType", "TOKEN")).upper()
+        if payload_type == "TOKEN":
+            headers: tuple[str, ...] = (str(identity.get("Header", "Authorization")),)
+        else:
+            headers = tuple(str(header) for header in identity.get("Headers", []) or [])
+        ttl = int(identity.get("ReauthorizeEvery", DEFAULT_AUTHORIZER_TTL))
+        authorizers[auth_name] = AuthorizerSpec(
+            name=auth_name,
+            function=target_id,
+            payload_type=payload_type,
+            identity_headers=headers,
+            identity_query=tuple(str(name) for name in identity.get("QueryStrings", []) or []),
+            ttl_seconds=ttl if authorizer_ttl is None else authorizer_ttl,
+        )
+
+    default_authorizer = api_auth.get("DefaultAuthorizer")
+    default_key_required = bool(api_auth.get("ApiKeyRequired", False))
+    routes: list[Route] = []
+    seen: dict[tuple[str, str], str] = {}
+    for logical_id, resource in resources.items():
+        if resource.get("Type") not in FUNCTION_TYPES:
+            continue
+        for event_name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
+            if event.get("Type") != "Api":
+                continue
+            props = event.get("Properties") or {}
+            method = str(props.get("Method", "ANY")).upper()
+            method = "ANY" if method == "ANY" else method
+            path = "/" + str(props["Path"]).strip("/")
+            auth = props.get("Auth") or {}
+            authorizer = auth.get("Authorizer", default_authorizer)
+            if authorizer in ("NONE", "AWS_IAM"):
+                authorizer = None
+            if authorizer is not None and authorizer not in authorizers:
+                raise TemplateError(f"{logical_id}.{event_name}: unknown authorizer {authorizer}")
+            if (method, path) in seen:
+                raise TemplateError(f"{method} {path} is routed twice ({seen[(method, path)]}, {logical_id})")
+            seen[(method, path)] = logical_id
+            pattern, params, specificity = _route_pattern(path)
+            routes.append(
+                Route(
+                    method=method,
+                    path=path,
+                    function=logical_id,
+                    authorizer=authorizer,
+                    api_key_required=bool(auth.get("ApiKeyRequired", default_key_required)),
+                    pattern=pattern,
+                    params=params,
+                    specificity=specificity,
+                )
+            )
+
+    return ApiModel(
+        api_logical_id=api_logical_id,
+        stage=str(api_props.get("StageName", "Prod")),
+        api_key_source=str(api_props.get("ApiKeySourceType", "HEADER")).upper(),
+        access_log_format=str(access_log).replace("\n", " ") if access_log else DEFAULT_ACCESS_LOG_FORMAT,
+        binary_media_types=tuple(str(kind) for kind in api_props.get("BinaryMediaTypes", []) or []),
+        functions=functions,
+        authorizers=authorizers,
+        routes=routes,
+        env_conflicts=env_conflicts(functions),
+    )
+
+
+def env_conflicts(functions: dict[str, FunctionSpec]) -> dict[str, dict[str, str]]:
+    """Env vars that two functions set to different values: name → {function: value}."""
+    values: dict[str, dict[str, str]] = {}
+    for spec in functions.values():
+        for name, value in spec.env.items():
+            values.setdefault(name, {})[spec.logical_id] = value
+    return {name: by_function for name, by_function in values.items() if len(set(by_function.values())) > 1}
+
+
+def shared_env(model: ApiModel) -> dict[str, str]:
+    """The env vars every function agrees on (the union minus the conflicts)."""
+    shared: dict[str, str] = {}
+    for spec in model.functions.values():
+        for name, value in spec.env.items():
+            if name not in model.env_conflicts:
+                shared[name] = value
+    return shared
+
+
+def template_files(overlays: list[Path] | None = None) -> list[Path]:
+    return [template.TEMPLATE_PATH, *(overlays or [])]

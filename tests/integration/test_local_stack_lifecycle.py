@@ -1,0 +1,55 @@
+"""make dev's lifecycle: first start, onboarding from a file, restart with the data kept, hot reload."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.integration.conftest import OVERLAY, LocalStack
+
+
+def test_restart_keeps_tenants_keys_and_the_admin_key(
+    stack_factory: Callable[..., LocalStack], tmp_path: Path
+) -> None:
+    # Given a stack with a tenant onboarded from a file
+    home = tmp_path / "home"
+    tenants_file = tmp_path / "tenants.yaml"
+    tenants_file.write_text("- {name: Acme, tier: pro, tenant_id: acme}\n- {name: Beta, tier: basic}\n")
+    first = stack_factory(home, extra_args=["--tenants", str(tenants_file)])
+    printed = Path(first.stdout).read_text()
+    assert "tenant acme (pro): tnt_live_" in printed
+    acme_key = printed.split("tenant acme (pro): ")[1].split()[0]
+    assert first.request("GET", "/me", key=acme_key).json["tenant_id"] == "acme"
+    admin_key = first.admin_key
+    # When it is stopped with SIGTERM and started again on the same home
+    assert first.stop() == 0
+    second = stack_factory(home, extra_args=["--tenants", str(tenants_file)])
+    # Then the data, the API Gateway key and the admin key survived, and onboarding is not repeated
+    assert second.admin_key == admin_key
+    me = second.request("GET", "/me", key=acme_key)
+    assert me.status == 200
+    assert me.json["tier"] == "pro"
+    assert len(second.request("GET", "/tenants", key=admin_key).json["tenants"]) == 2
+    assert "tenant acme: exists already" in Path(second.stdout).read_text()
+
+
+def test_hot_reload_picks_up_a_code_change(stack_factory: Callable[..., LocalStack], tmp_path: Path) -> None:
+    # Given a stack serving a copy of the overlay's functions, with reload on
+    overlay_dir = tmp_path / "overlay"
+    shutil.copytree(OVERLAY.parent / "functions", overlay_dir / "functions")
+    shutil.copy(OVERLAY, overlay_dir / "overlay.yaml")
+    stack = stack_factory(tmp_path / "home", overlay=overlay_dir / "overlay.yaml", reload=True)
+    assert stack.request("GET", "/_test/public/x").json["greeting"] == "hello"
+    # When the handler's code changes
+    handler = overlay_dir / "functions" / "echo" / "app.py"
+    handler.write_text(handler.read_text().replace('GREETING = "hello"', 'GREETING = "reloaded"'))
+    # Then a later request runs the new code (the watcher polls once a second)
+    greeting = "hello"
+    for _ in range(50):
+        greeting = stack.request("GET", "/_test/public/x").json["greeting"]
+        if greeting == "reloaded":
+            break
+        time.sleep(0.2)
+    assert greeting == "reloaded"
