@@ -104,13 +104,13 @@ def running_endpoint(home: Path) -> str | None:
     except OSError:
         return None
     try:
-        _client("dynamodb", endpoint, timeout=1).list_tables(Limit=1)
+        client_for("dynamodb", endpoint, timeout=1).list_tables(Limit=1)
     except Exception:  # noqa: BLE001 - anything but an answer means "not running"
         return None
     return endpoint
 
 
-def _client(service: str, endpoint_url: str, timeout: float = 5) -> Any:
+def client_for(service: str, endpoint_url: str, timeout: float = 5) -> Any:
     return boto3.client(
         service,  # type: ignore[call-overload]
         endpoint_url=endpoint_url,
@@ -230,7 +230,7 @@ class EmbeddedAws:
     # ------------------------------------------------------------------ clients and listeners
     def client(self, service: str) -> Any:
         """A boto3 client for ``service`` on the embedded endpoint (fake credentials, us-east-1)."""
-        return _client(service, self.endpoint_url)
+        return client_for(service, self.endpoint_url)
 
     def client_env(self) -> dict[str, str]:
         return client_env(self.endpoint_url)

@@ -1,0 +1,137 @@
+"""Requests/s and latency of the local gateway at 1 and 8 concurrent keep-alive clients.
+
+Three cases: a trivial handler (the gateway's own cost), GET /health (a handler that reads
+DynamoDB) and an authorized GET /me whose authorizer answer is cached. The stack runs as
+``tenantry dev`` in its own process; each client is a separate process with one keep-alive
+connection that writes pre-built requests and reads answers by Content-Length, so the client side
+stays cheap. Run: make bench (or .venv/bin/python bench/gateway.py).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import platform
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from local.stack_process import start_stack
+
+OVERLAY = Path(__file__).resolve().parent / "overlay.yaml"
+DURATION_SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
+WARMUP_REQUESTS = 200
+
+
+def _client(port: int, request: bytes, duration: float, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    connection = socket.create_connection(("127.0.0.1", port))
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffer = b""
+
+    def one() -> int:
+        nonlocal buffer
+        connection.sendall(request)
+        while b"\r\n\r\n" not in buffer:
+            buffer += connection.recv(65536)
+        head, _, rest = buffer.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(rest) < length:
+            rest += connection.recv(65536)
+        buffer = rest[length:]
+        return int(head[9:12])
+
+    for _ in range(WARMUP_REQUESTS // 4):
+        one()
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + duration
+    while True:
+        started = time.perf_counter()
+        if started > deadline:
+            break
+        if one() != 200:
+            errors += 1
+        latencies.append(time.perf_counter() - started)
+    connection.close()
+    results.put((latencies, errors))
+
+
+def run_case(port: int, path: str, key: str | None, clients: int) -> dict[str, float]:
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + (f"X-API-Key: {key}\r\n" if key else "") + "\r\n"
+    )
+    results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    workers = [
+        multiprocessing.Process(target=_client, args=(port, request.encode(), DURATION_SECONDS, results))
+        for _ in range(clients)
+    ]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    collected = [results.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    latencies = sorted(latency for batch, _ in collected for latency in batch)
+    total = len(latencies)
+    # Each client measured DURATION_SECONDS after its warm-up; rate over that window.
+    rate = total / DURATION_SECONDS
+    return {
+        "requests": total,
+        "errors": sum(errors for _, errors in collected),
+        "rps": rate,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(total * 0.99) - 1] * 1000,
+        "wall_s": elapsed,
+    }
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as home:
+        stack = start_stack(Path(home), overlay=OVERLAY, extra_args=["--quiet", "--no-reload"])
+        try:
+            _, key = stack.create_tenant("enterprise")
+            # The benchmark measures the gateway, not the tier: lift the enterprise plan's limits
+            # (in this throwaway stack) so /me is never throttled.
+            apigateway = stack.aws_client("apigateway")
+            plan = next(p for p in apigateway.get_usage_plans()["items"] if p["name"].endswith("-enterprise"))
+            apigateway.update_usage_plan(
+                usagePlanId=plan["id"],
+                patchOperations=[
+                    {"op": "replace", "path": "/throttle/rateLimit", "value": "1000000"},
+                    {"op": "replace", "path": "/throttle/burstLimit", "value": "1000000"},
+                    {"op": "replace", "path": "/quota/limit", "value": "1000000000"},
+                ],
+            )
+            cases = [
+                ("trivial handler", "/_bench/trivial", None),
+                ("GET /health", "/health", None),
+                ("GET /me (authorizer cached)", "/me", key),
+            ]
+            print(
+                f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                f"Python {platform.python_version()}; {DURATION_SECONDS:.0f} s per case"
+            )
+            print(f"{'case':<30} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            for label, path, case_key in cases:
+                for clients in (1, 8):
+                    figures = run_case(stack.port, path, case_key, clients)
+                    print(
+                        f"{label:<30} {clients:>7} {figures['rps']:>9.0f} {figures['p50_ms']:>8.2f} "
+                        f"{figures['p99_ms']:>8.2f} {figures['errors']:>7.0f}",
+                        flush=True,
+                    )
+        finally:
+            stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
