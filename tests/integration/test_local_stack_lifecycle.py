@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tenantry import keys
 from tests.integration.conftest import OVERLAY, LocalStack
 
 
@@ -53,3 +54,16 @@ def test_hot_reload_picks_up_a_code_change(stack_factory: Callable[..., LocalSta
             break
         time.sleep(0.2)
     assert greeting == "reloaded"
+
+
+def test_authorizer_failure_is_500(stack_factory: Callable[..., LocalStack], tmp_path: Path) -> None:
+    # Given a private stack whose ApiKeys table has gone away, so the authorizer's lookup raises
+    stack = stack_factory(tmp_path / "home")
+    stack.aws_client("dynamodb").delete_table(TableName="tenantry-local-ApiKeysTable")
+    # When a well-formed key (valid checksum) is presented
+    answer = stack.request("GET", "/me", key=keys.generate("tenant"))
+    # Then API Gateway's authorizer-failure answer, with nothing of the exception
+    assert answer.status == 500
+    assert answer.json == {"message": None}
+    # And a route without the authorizer still answers
+    assert stack.request("GET", "/ready").status == 503

@@ -1,0 +1,288 @@
+"""The local gateway's parts in isolation: policies, caches, buckets, quotas, parsing, intrinsics."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.gateway.accesslog import render
+from local.gateway.api import load_api
+from local.gateway.auth import AuthorizerCache, AuthorizerFailedError, AuthorizerResult
+from local.gateway.intrinsics import LocalNames, Resolver, UnsupportedIntrinsicError
+from local.gateway.plans import KeyBinding, UsagePlans
+from local.gateway.server import BadRequestError, HttpResponse, encode_response, read_request
+
+STAGE = "arn:aws:execute-api:us-east-1:123456789012:api0000000/v1"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _result(*statements: dict[str, Any]) -> AuthorizerResult:
+    return AuthorizerResult.parse(
+        {"principalId": "acme", "policyDocument": {"Version": "2012-10-17", "Statement": list(statements)}}
+    )
+
+
+# ------------------------------------------------------------------------------ authorizer answers
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        None,
+        {"principalId": "x"},
+        {"principalId": "x", "policyDocument": {"Statement": "nope"}},
+        {"policyDocument": {"Statement": []}},
+        {"principalId": "x", "policyDocument": {"Statement": []}, "context": {"nested": {"a": 1}}},
+        {"principalId": "x", "policyDocument": {"Statement": []}, "context": ["list"]},
+    ],
+)
+def test_unusable_authorizer_answers_are_failures(answer: Any) -> None:
+    with pytest.raises(AuthorizerFailedError):
+        AuthorizerResult.parse(answer)
+
+
+def test_context_values_become_strings() -> None:
+    result = AuthorizerResult.parse(
+        {
+            "principalId": "acme",
+            "policyDocument": {"Statement": []},
+            "context": {"flag": True, "count": 3},
+            "usageIdentifierKey": "k" * 30,
+        }
+    )
+    assert result.context == {"flag": "true", "count": "3"}
+    assert result.usage_identifier_key == "k" * 30
+
+
+def test_explicit_deny_beats_allow() -> None:
+    result = _result(
+        {"Effect": "Allow", "Action": "execute-api:Invoke", "Resource": [f"{STAGE}/*/*"]},
+        {"Effect": "Deny", "Action": "execute-api:Invoke", "Resource": [f"{STAGE}/*/tenants/*"]},
+    )
+    assert result.decide(f"{STAGE}/GET/me") == "allow"
+    assert result.decide(f"{STAGE}/DELETE/tenants/acme") == "explicit_deny"
+    assert result.decide(f"{STAGE}/GET/tenants") == "allow"  # no "/*" after tenants: not matched
+
+
+def test_no_matching_allow_is_an_implicit_deny() -> None:
+    result = _result({"Effect": "Allow", "Action": "execute-api:*", "Resource": f"{STAGE}/GET/m?"})
+    assert result.decide(f"{STAGE}/GET/me") == "allow"
+    assert result.decide(f"{STAGE}/GET/mee") == "implicit_deny"
+    assert result.decide(f"{STAGE}/POST/me") == "implicit_deny"
+
+
+def test_a_statement_for_another_action_is_ignored() -> None:
+    result = _result({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
+    assert result.decide(f"{STAGE}/GET/me") == "implicit_deny"
+
+
+def test_cache_entries_expire_at_their_ttl_and_flush() -> None:
+    clock = FakeClock()
+    cache = AuthorizerCache(clock)
+    result = _result()
+    cache.put("auth", ("key",), result, ttl=300)
+    cache.put("auth", ("off",), result, ttl=0)
+    assert cache.get("auth", ("key",)) is result
+    assert cache.get("auth", ("off",)) is None  # ReauthorizeEvery 0 disables caching
+    clock.now += 299
+    assert cache.get("auth", ("key",)) is result
+    clock.now += 1
+    assert cache.get("auth", ("key",)) is None
+    cache.put("auth", ("key",), result, ttl=300)
+    assert cache.flush() == 1
+    assert cache.get("auth", ("key",)) is None
+
+
+# ------------------------------------------------------------------------------ usage plans
+
+
+def _binding(**changes: Any) -> KeyBinding:
+    values: dict[str, Any] = {
+        "key_id": "k1",
+        "enabled": True,
+        "plan_id": "basic",
+        "rate_per_second": 0.5,
+        "burst": 2,
+        "quota_limit": 100,
+        "quota_period": "MONTH",
+    }
+    values.update(changes)
+    return KeyBinding(**values)
+
+
+def test_bucket_allows_the_burst_then_refills_at_the_rate() -> None:
+    clock = FakeClock()
+    plans = UsagePlans(lambda: {"value": _binding()}, clock=clock)
+    assert [plans.admit("value")[0] for _ in range(3)] == ["ok", "ok", "throttled"]
+    clock.now += 1.0  # half a token at 0.5/s
+    assert plans.admit("value")[0] == "throttled"
+    clock.now += 1.0
+    assert plans.admit("value")[0] == "ok"
+
+
+def test_quota_is_per_period_and_resets_with_the_next_one(tmp_path: Path) -> None:
+    moment = [datetime(2026, 11, 30, 23, 0, tzinfo=UTC)]
+    state = tmp_path / "quota.json"
+    plans = UsagePlans(
+        lambda: {"value": _binding(quota_limit=2, burst=100, rate_per_second=100.0)},
+        state_file=state,
+        calendar=lambda: moment[0],
+    )
+    assert [plans.admit("value")[0] for _ in range(3)] == ["ok", "ok", "quota_exceeded"]
+    # The counters survive a restart
+    plans.save()
+    restarted = UsagePlans(
+        lambda: {"value": _binding(quota_limit=2, burst=100, rate_per_second=100.0)},
+        state_file=state,
+        calendar=lambda: moment[0],
+    )
+    assert restarted.admit("value")[0] == "quota_exceeded"
+    moment[0] = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    assert restarted.admit("value")[0] == "ok"
+
+
+@pytest.mark.parametrize(
+    "bindings", [{}, {"value": _binding(enabled=False)}, {"value": _binding(plan_id=None)}]
+)
+def test_unknown_disabled_or_planless_keys_are_forbidden(bindings: dict[str, KeyBinding]) -> None:
+    plans = UsagePlans(lambda: bindings)
+    assert plans.admit("value")[0] == "forbidden"
+    assert plans.admit(None)[0] == "forbidden"
+
+
+def test_invalidate_reloads_the_bindings() -> None:
+    current = {"value": _binding(enabled=False)}
+    plans = UsagePlans(lambda: dict(current))
+    assert plans.admit("value")[0] == "forbidden"
+    current["value"] = _binding()
+    assert plans.admit("value")[0] == "forbidden"  # cached view until told
+    plans.invalidate()
+    assert plans.admit("value")[0] == "ok"
+
+
+# ------------------------------------------------------------------------------ access log
+
+
+def test_access_log_renders_dashes_and_escapes_values() -> None:
+    line = render(
+        '{"a":"$context.requestId","b":"$context.authorizer.tenant_id","c":"$context.error.responseType"}',
+        {"requestId": 'r"1', "authorizer.tenant_id": "acme"},
+    )
+    assert line == '{"a":"r\\"1","b":"acme","c":"-"}'
+
+
+# ------------------------------------------------------------------------------ HTTP parsing
+
+
+class _Socket:
+    def __init__(self) -> None:
+        self.sent = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+
+
+def _parse(raw: bytes, max_body: int = 1024) -> Any:
+    return read_request(io.BytesIO(raw), _Socket(), "127.0.0.1", max_body)  # type: ignore[arg-type]
+
+
+def test_request_with_repeated_headers_and_body() -> None:
+    request = _parse(b"POST /x?a=1 HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 3\r\n\r\nabcNEXT")
+    assert (request.method, request.target, request.body) == ("POST", "/x?a=1", b"abc")
+    assert request.header("X-A") == "2"
+    assert request.headers == [("X-A", "1"), ("x-a", "2"), ("Content-Length", "3")]
+
+
+def test_expect_continue_gets_an_interim_answer() -> None:
+    connection = _Socket()
+    raw = b"PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok"
+    request = read_request(io.BytesIO(raw), connection, "127.0.0.1", 1024)  # type: ignore[arg-type]
+    assert request is not None and request.body == b"ok"
+    assert connection.sent == b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def test_chunked_body_and_an_oversized_one() -> None:
+    assert (
+        _parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n").body == b"abc"
+    )
+    too_big = _parse(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n12345", max_body=4)
+    assert too_big.body_too_large and too_big.body == b""
+
+
+def test_closed_connection_between_requests_is_none() -> None:
+    assert _parse(b"") is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"GET\r\n\r\n",
+        b"GET /x HTTP/2\r\n\r\n",
+        b"GET x HTTP/1.1\r\n\r\n",
+        b"GET /x HTTP/1.1\r\n bad: header\r\n\r\n",
+        b"GET /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        b"POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort",
+        b"GET /x HTTP/1.1\r\nX: y\r\n",
+    ],
+)
+def test_malformed_requests_raise_bad_request(raw: bytes) -> None:
+    with pytest.raises(BadRequestError):
+        _parse(raw)
+
+
+def test_answers_are_one_piece_with_length_and_no_injected_lines() -> None:
+    encoded = encode_response(HttpResponse(200, [("X-A", "1\r\nSet-Cookie: evil=1")], b"{}"), keep_alive=True)
+    assert encoded == b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}"
+
+
+# ------------------------------------------------------------------------------ template
+
+
+def test_intrinsics_resolve_to_local_names() -> None:
+    template = {
+        "Mappings": {"Tiers": {"basic": {"BurstLimit": 10}}},
+        "Resources": {
+            "Table": {"Type": "AWS::DynamoDB::Table"},
+            "Fn": {"Type": "AWS::Serverless::Function"},
+        },
+    }
+    resolver = Resolver(template, LocalNames(stack_name="s", api_id="api1"))
+    assert resolver.env_value({"Ref": "Table"}) == "s-Table"
+    assert resolver.env_value({"Fn::Sub": "${AWS::StackName}-${Table.Arn}"}) == (
+        "s-arn:aws:dynamodb:us-east-1:123456789012:table/s-Table"
+    )
+    assert resolver.env_value({"Fn::FindInMap": ["Tiers", "basic", "BurstLimit"]}) == "10"
+    assert resolver.env_value({"Fn::Join": ["-", ["a", {"Ref": "AWS::Region"}]]}) == "a-us-east-1"
+    assert resolver.env_value({"Fn::GetAtt": ["Fn", "Arn"]}).endswith(":function:s-Fn")
+    with pytest.raises(UnsupportedIntrinsicError, match="Fn::If"):
+        resolver.env_value({"Fn::If": ["c", "a", "b"]})
+    with pytest.raises(UnsupportedIntrinsicError, match="Missing"):
+        resolver.env_value({"Ref": "Missing"})
+
+
+def test_routes_come_from_the_template_and_literals_beat_parameters() -> None:
+    api = load_api()
+    matched = api.match("GET", "/tenants/acme/keys")
+    assert matched is not None
+    route, params = matched
+    assert (route.path, params) == ("/tenants/{tenant_id}/keys", {"tenant_id": "acme"})
+    me = api.match("GET", "/me")
+    assert me is not None and me[0].authorizer == "ApiKeyAuthorizer" and me[0].api_key_required
+    health = api.match("GET", "/health")
+    assert health is not None and health[0].authorizer is None
+    assert api.match("GET", "/nowhere") is None
+    assert api.authorizers["ApiKeyAuthorizer"].ttl_seconds == 300
+    assert api.authorizers["ApiKeyAuthorizer"].identity_headers == ("X-API-Key",)
+    assert api.api_key_source == "AUTHORIZER"
+    assert api.functions["TenantsFunction"].env["TENANTS_TABLE"] == "tenantry-local-TenantsTable"
