@@ -28,6 +28,9 @@ class TenantTable:
 # by-tenant index by the key store before the tables are purged.
 TENANT_TABLES: tuple[TenantTable, ...] = (
     TenantTable("UsageTable", settings.USAGE_TABLE, "period"),
+    TenantTable("EventsTable", settings.EVENTS_TABLE, "position"),
+    TenantTable("ConsumersTable", settings.CONSUMERS_TABLE, "name"),
+    TenantTable("IdempotencyTable", settings.IDEMPOTENCY_TABLE, None, purge="id_prefix"),
     # Later features register their tables here, above TenantsTable.
     TenantTable("TenantsTable", settings.TENANTS_TABLE, None),  # last: a retried offboarding still finds it
 )

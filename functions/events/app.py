@@ -1,0 +1,80 @@
+"""The tenant's event store: publish, read, metrics, consumer checkpoints. Logic: tenantry.eventstore."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tenantry import eventstore, http
+from tenantry.models.events import (
+    CONSUMER_NAME_PATTERN,
+    EVENT_TYPE_PATTERN,
+    Checkpoint,
+    CheckpointIn,
+    Event,
+    EventPage,
+    StreamMetrics,
+)
+from tenantry.observability import logger, metrics, tracer
+
+app = http.create_resolver()
+
+ConsumerName = Annotated[str, Path(pattern=CONSUMER_NAME_PATTERN)]
+
+
+@app.post("/events", tags=["events"])
+def publish(
+    body: Annotated[
+        dict[str, Any],
+        Body(description='One event {"type", "data", "timestamp"?} or a batch {"events": [...]} of 1-99'),
+    ],
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", pattern=eventstore.IDEMPOTENCY_KEY_PATTERN)
+    ] = None,
+) -> Response[dict[str, Any]]:
+    caller = http.require_tenant(app)
+    answer = eventstore.publish(caller.tenant_id, body, idempotency_key, app.lambda_context)
+    return Response(status_code=201, content_type=http.JSON, body=answer)
+
+
+@app.get("/events", tags=["events"])
+def read(
+    start: Annotated[int, Query(alias="from", ge=1)] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    event_type: Annotated[str | None, Query(alias="type", pattern=EVENT_TYPE_PATTERN)] = None,
+) -> EventPage:
+    caller = http.require_tenant(app)
+    return eventstore.read(caller.tenant_id, start, limit, event_type)
+
+
+@app.get("/events/<position>", tags=["events"])
+def get_event(position: Annotated[int, Path(ge=1)]) -> Event:
+    caller = http.require_tenant(app)
+    return eventstore.get(caller.tenant_id, position)
+
+
+@app.get("/metrics", tags=["events"])
+def stream_metrics() -> StreamMetrics:
+    caller = http.require_tenant(app)
+    return eventstore.metrics(caller.tenant_id)
+
+
+@app.put("/consumers/<name>", tags=["events"])
+def save_checkpoint(name: ConsumerName, request: CheckpointIn) -> Checkpoint:
+    caller = http.require_tenant(app)
+    return eventstore.save_checkpoint(caller.tenant_id, name, request)
+
+
+@app.get("/consumers/<name>", tags=["events"])
+def get_checkpoint(name: ConsumerName) -> Checkpoint:
+    caller = http.require_tenant(app)
+    return eventstore.checkpoint(caller.tenant_id, name)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return http.run(app, event, context)

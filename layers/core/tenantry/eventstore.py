@@ -1,0 +1,233 @@
+"""The event store's logic: gapless publishing with optimistic concurrency, reads, checkpoints.
+
+Positions are never reserved ahead of the write. A publish reads the tenant's last position (or
+takes it from this warm process's memory), then appends in one transaction whose HEAD condition
+fails if anyone else appended first; on that conflict it re-reads and retries with jittered
+backoff. In steady state (one writer per tenant, or a warm process that wrote last) a publish is
+exactly one DynamoDB round trip.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from pydantic import ValidationError
+
+from tenantry import aws, settings
+from tenantry.errors import ApiError, Conflict, NotFound, PayloadTooLarge, Unprocessable
+from tenantry.models.events import (
+    Checkpoint,
+    CheckpointIn,
+    Event,
+    EventBatch,
+    EventIn,
+    EventPage,
+    StreamMetrics,
+    iso_utc,
+)
+from tenantry.observability import logger
+from tenantry.stores import events as store
+
+# Retries are bounded by time, not count: under 50 concurrent writers a publish may lose many
+# rounds, and each round costs milliseconds. The function's timeout (29 s) leaves room for this.
+RETRY_BUDGET_SECONDS = 10.0
+BACKOFF_BASE_SECONDS = 0.025
+BACKOFF_CAP_SECONDS = 1.0
+# DynamoDB's item limit is 400 KB including attribute names and the other attributes.
+MAX_EVENT_ITEM_BYTES = 400 * 1024
+_ITEM_OVERHEAD_BYTES = 256
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+
+# This warm process's view of each tenant's last position; wrong views cost one retry, never a gap.
+_known_heads: dict[str, int] = {}
+
+
+class WriteContention(ApiError):
+    status = 503
+    code = "write_contention"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def forget_heads() -> None:
+    _known_heads.clear()
+
+
+def _stored(event: EventIn, index: int | None, recorded_at: str) -> store.StoredEvent:
+    data_json = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
+    size = len(data_json.encode()) + len(event.type) + _ITEM_OVERHEAD_BYTES
+    if size > MAX_EVENT_ITEM_BYTES:
+        field = "data" if index is None else f"events.{index}.data"
+        raise PayloadTooLarge(
+            f"Event is {size} bytes stored; DynamoDB's item limit is {MAX_EVENT_ITEM_BYTES}", field=field
+        )
+    return store.StoredEvent(event.type, data_json, event.timestamp or recorded_at, recorded_at)
+
+
+def append(
+    tenant_id: str, events: list[EventIn], *, batch: bool, sleep: Callable[[float], None] = time.sleep
+) -> list[int]:
+    """Append ``events`` consecutively to the tenant's stream, all or none; their positions."""
+    recorded_at = iso_utc(_now())
+    stored = [_stored(event, index if batch else None, recorded_at) for index, event in enumerate(events)]
+    expected = _known_heads.get(tenant_id)
+    deadline = time.monotonic() + RETRY_BUDGET_SECONDS
+    attempt = 0
+    while time.monotonic() < deadline:
+        attempt += 1
+        if expected is None:
+            expected = store.read_head(tenant_id)
+        try:
+            positions = store.append(tenant_id, expected, stored, recorded_at)
+        except store.HeadMovedError as moved:
+            _known_heads.pop(tenant_id, None)
+            if attempt == 1:
+                # One stale view (another sandbox wrote): retry at once from the head DynamoDB returned.
+                expected = moved.current_last
+                continue
+            # Real contention: back off with jitter, then re-read, since a head learnt before
+            # sleeping is stale by the time the sleep ends.
+            backoff = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** min(attempt, 16))
+            sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not security
+            expected = None
+            continue
+        except store.PositionTakenError as exc:
+            _known_heads.pop(tenant_id, None)
+            logger.error("an event exists beyond the stream's HEAD", extra={"head": expected})
+            raise Conflict(
+                "The stream's next position is already taken; nothing was written",
+                code="position_taken",
+            ) from exc
+        except store.ItemTooLargeError as exc:
+            raise PayloadTooLarge("An event exceeds DynamoDB's 400 KB item limit", field="data") from exc
+        _known_heads[tenant_id] = positions[-1]
+        return positions
+    logger.warning("publish gave up after conflicts", extra={"attempts": attempt})
+    raise WriteContention("Too many concurrent writers; retry shortly", headers={"Retry-After": "1"})
+
+
+def parse_publish(body: Any) -> tuple[list[EventIn], bool]:
+    """A single event or ``{"events": [...]}``; pydantic errors carry the field's path."""
+    if not isinstance(body, dict):
+        raise Unprocessable("The body must be a JSON object", field="body")
+    try:
+        if "events" in body:
+            return EventBatch.model_validate(body).events, True
+        return [EventIn.model_validate(body)], False
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "body"
+        raise Unprocessable(f"{field}: {first['msg']}", field=field) from exc
+
+
+def _answer(positions: list[int], batch: bool) -> dict[str, Any]:
+    return {"positions": positions} if batch else {"position": positions[0]}
+
+
+class _TenantScopedPersistence(DynamoDBPersistenceLayer):
+    """Powertools' DynamoDB layer with record ids that start with the tenant: ``<tenant>#…``,
+    so one tenant's key never meets another's, and offboarding finds them by prefix."""
+
+    def _get_hashed_idempotency_key(self, data: dict[str, Any]) -> str | None:
+        hashed = super()._get_hashed_idempotency_key(data)
+        return None if hashed is None else f"{data['tenant_id']}#{hashed}"
+
+
+def publish(
+    tenant_id: str, body: Any, idempotency_key: str | None, lambda_context: Any | None = None
+) -> dict[str, Any]:
+    """POST /events: validate, then append (once per Idempotency-Key)."""
+    events, batch = parse_publish(body)
+    if idempotency_key is None:
+        return _answer(append(tenant_id, events, batch=batch), batch)
+
+    def publish_once(request: dict[str, Any]) -> dict[str, Any]:
+        return _answer(append(tenant_id, events, batch=batch), batch)
+
+    persistence = _TenantScopedPersistence(
+        table_name=settings.table_name(settings.IDEMPOTENCY_TABLE), boto3_client=aws.dynamodb_client()
+    )
+    config = IdempotencyConfig(
+        event_key_jmespath="[tenant_id, idempotency_key]",
+        payload_validation_jmespath="body",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
+    )
+    if lambda_context is not None:
+        # Lets an in-progress record expire with the invocation, so a timed-out publish can be retried.
+        config.register_lambda_context(lambda_context)
+    once = idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)(
+        publish_once
+    )
+    request = {"tenant_id": tenant_id, "idempotency_key": idempotency_key, "body": body}
+    try:
+        result: dict[str, Any] = once(request=request)
+    except IdempotencyValidationError as exc:
+        raise Unprocessable(
+            "This Idempotency-Key was used with a different body",
+            code="idempotency_key_reused",
+            field="Idempotency-Key",
+        ) from exc
+    except IdempotencyAlreadyInProgressError as exc:
+        raise Conflict(
+            "A request with this Idempotency-Key is in progress; retry shortly",
+            code="idempotency_in_progress",
+            field="Idempotency-Key",
+            headers={"Retry-After": "1"},
+        ) from exc
+    return result
+
+
+def read(tenant_id: str, start: int, limit: int, event_type: str | None) -> EventPage:
+    found, more = store.read_events(tenant_id, start, limit, event_type)
+    events = [Event.model_validate(item) for item in found]
+    return EventPage(events=events, next_from=events[-1].position + 1 if more and events else None)
+
+
+def get(tenant_id: str, position: int) -> Event:
+    item = store.get_event(tenant_id, position)
+    if item is None:
+        raise NotFound(f"No event at position {position}", field="position")
+    return Event.model_validate(item)
+
+
+def metrics(tenant_id: str) -> StreamMetrics:
+    # Positions are gapless from 1, so the last position is the number of events.
+    return StreamMetrics(
+        tenant=tenant_id, total_events=store.read_head(tenant_id), timestamp=int(time.time())
+    )
+
+
+def save_checkpoint(tenant_id: str, name: str, request: CheckpointIn) -> Checkpoint:
+    last = store.read_head(tenant_id)
+    if request.position > last:
+        raise Unprocessable(
+            f"position {request.position} is past the stream's last position {last}", field="position"
+        )
+    updated_at = iso_utc(_now())
+    store.put_checkpoint(tenant_id, name, request.position, updated_at)
+    return Checkpoint(name=name, position=request.position, updated_at=updated_at)
+
+
+def checkpoint(tenant_id: str, name: str) -> Checkpoint:
+    found = store.get_checkpoint(tenant_id, name)
+    if found is None:
+        raise NotFound(f"No checkpoint named {name}", field="name")
+    return Checkpoint.model_validate(found)

@@ -1,0 +1,82 @@
+"""Models of the event store: what a tenant publishes, reads back, and checkpoints."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+CONSUMER_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+MAX_BATCH = 99  # a transaction holds 100 items: the events and the HEAD update
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(_Request):
+    type: Annotated[str, Field(pattern=EVENT_TYPE_PATTERN, description="1-128 of [A-Za-z0-9_.:-]")]
+    data: dict[str, Any] = Field(description="Any JSON object")
+    timestamp: str | None = Field(default=None, description="RFC 3339 with an offset; default: now")
+
+    @field_validator("timestamp")
+    @classmethod
+    def _rfc3339(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError("must be an RFC 3339 date-time, e.g. 2026-11-24T10:00:00Z") from exc
+        if "T" not in value.upper() or moment.tzinfo is None:
+            raise ValueError("must be an RFC 3339 date-time with a time and an offset (Z or ±hh:mm)")
+        return iso_utc(moment)
+
+
+class EventBatch(_Request):
+    events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class Published(BaseModel):
+    position: int
+
+
+class PublishedBatch(BaseModel):
+    positions: list[int]
+
+
+class Event(BaseModel):
+    position: int
+    type: str
+    data: dict[str, Any]
+    timestamp: str
+    recorded_at: str
+
+
+class EventPage(BaseModel):
+    events: list[Event]
+    next_from: int | None = Field(description="The `from` of the next page; null at the end of the stream")
+
+
+class StreamMetrics(BaseModel):
+    tenant: str
+    total_events: int
+    timestamp: int
+
+
+class CheckpointIn(_Request):
+    position: int = Field(ge=0, description="The last position this consumer has processed")
+
+
+class Checkpoint(BaseModel):
+    name: str
+    position: int
+    updated_at: str
+
+
+def iso_utc(moment: datetime) -> str:
+    """``2026-11-24T10:00:00.123Z``: one sortable form for every stored instant."""
+    text = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return text.replace("+00:00", "Z")

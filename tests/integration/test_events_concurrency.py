@@ -1,0 +1,90 @@
+"""Gapless positions under real concurrency: threads against the embedded DynamoDB and its lock."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from local import template
+from local.embedded import EmbeddedAws
+from tenantry import aws, eventstore
+from tenantry.models.events import EventIn
+from tenantry.stores import events as store
+
+PUBLISHERS = 50
+
+
+@pytest.fixture
+def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedAws]:
+    server = EmbeddedAws()
+    server.start()
+    try:
+        for variable, value in server.client_env().items():
+            monkeypatch.setenv(variable, value)
+        for env_var, logical_id in template.table_env_vars().items():
+            monkeypatch.setenv(env_var, template.local_table_name(logical_id))
+        aws.reset()
+        eventstore.forget_heads()
+        yield server
+    finally:
+        aws.reset()
+        eventstore.forget_heads()
+        server.stop()
+
+
+def _publish_concurrently(tenant_id: str, forget_between: bool) -> tuple[list[int], list[BaseException]]:
+    positions: list[int] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(PUBLISHERS)
+
+    def publisher(number: int) -> None:
+        try:
+            start.wait()
+            if forget_between:
+                eventstore.forget_heads()  # like 50 cold Lambda sandboxes, each with no head in memory
+            got = eventstore.append(tenant_id, [EventIn(type="concurrent", data={"n": number})], batch=False)
+            with lock:
+                positions.extend(got)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted on below
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=publisher, args=(number,)) for number in range(PUBLISHERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return positions, errors
+
+
+@pytest.mark.parametrize("cold", [False, True])
+def test_fifty_concurrent_publishers_get_exactly_one_to_fifty(embedded: EmbeddedAws, cold: bool) -> None:
+    # When 50 threads publish one event each for the same tenant, at the same moment
+    positions, errors = _publish_concurrently("acme", forget_between=cold)
+    # Then every publish succeeded with a distinct position, and together they are 1..50
+    assert errors == []
+    assert sorted(positions) == list(range(1, PUBLISHERS + 1))
+    stored, more = store.read_events("acme", 1, 1000, None)
+    assert [event["position"] for event in stored] == list(range(1, PUBLISHERS + 1))
+    assert not more
+    assert store.read_head("acme") == PUBLISHERS
+
+
+def test_concurrent_tenants_do_not_interfere(embedded: EmbeddedAws) -> None:
+    results: dict[str, list[int]] = {}
+    failures: list[BaseException] = []
+
+    def run(tenant_id: str) -> None:
+        results[tenant_id], errors = _publish_concurrently(tenant_id, forget_between=False)
+        failures.extend(errors)
+
+    threads = [threading.Thread(target=run, args=(tenant_id,)) for tenant_id in ("acme", "globex")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sorted(results["acme"]) == sorted(results["globex"]) == list(range(1, PUBLISHERS + 1))

@@ -1,0 +1,407 @@
+"""The event store through the events function: publish, read, metrics, checkpoints, isolation."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tenantry import aws as clients
+from tenantry import eventstore, tenancy
+from tenantry.errors import PayloadTooLarge
+from tenantry.models.events import EventIn
+from tenantry.models.tenants import CreateTenantRequest
+from tenantry.stores import events as store
+from tests.conftest import REPO_ROOT, api_event, load_function, response_json, tenant_context
+
+
+class EventsApi:
+    """Calls the events function the way API Gateway does after the authorizer."""
+
+    def __init__(self, handler: Any, context: Any) -> None:
+        self.handler = handler
+        self.context = context
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        tenant: str = "acme",
+        *,
+        resource: str | None = None,
+        path_parameters: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> tuple[int, Any, dict[str, str]]:
+        event = api_event(
+            method,
+            path,
+            authorizer=tenant_context(tenant, "pro"),
+            resource=resource,
+            path_parameters=path_parameters,
+            **kwargs,
+        )
+        response = self.handler(event, self.context)
+        return response["statusCode"], response_json(response), response.get("headers") or {}
+
+    def publish(self, body: Any, tenant: str = "acme", key: str | None = None) -> tuple[int, Any]:
+        headers = {"Idempotency-Key": key} if key else None
+        status, answer, _ = self.call("POST", "/events", tenant, body=body, headers=headers)
+        return status, answer
+
+    def read(self, tenant: str = "acme", **query: str) -> tuple[int, Any]:
+        status, answer, _ = self.call("GET", "/events", tenant, query=query or None)
+        return status, answer
+
+    def event(self, position: str, tenant: str = "acme") -> tuple[int, Any]:
+        status, answer, _ = self.call(
+            "GET",
+            f"/events/{position}",
+            tenant,
+            resource="/events/{position}",
+            path_parameters={"position": position},
+        )
+        return status, answer
+
+    def total(self, tenant: str = "acme") -> int:
+        _, answer, _ = self.call("GET", "/metrics", tenant)
+        return int(answer["total_events"])
+
+    def checkpoint(self, name: str, tenant: str = "acme", position: Any = None) -> tuple[int, Any]:
+        method = "GET" if position is None else "PUT"
+        body = None if position is None else {"position": position}
+        status, answer, _ = self.call(
+            method,
+            f"/consumers/{name}",
+            tenant,
+            resource="/consumers/{name}",
+            path_parameters={"name": name},
+            body=body,
+        )
+        return status, answer
+
+
+@pytest.fixture
+def api(aws: dict[str, str], lambda_context: Any) -> Iterator[EventsApi]:
+    eventstore.forget_heads()
+    yield EventsApi(load_function("events").lambda_handler, lambda_context)
+    eventstore.forget_heads()
+
+
+@pytest.fixture
+def round_trips(aws: dict[str, str]) -> list[str]:
+    """Every DynamoDB call the cached client makes, by operation name (botocore's event hooks)."""
+    calls: list[str] = []
+    clients.dynamodb_client().meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    return calls
+
+
+def event(kind: str = "order.placed", **data: Any) -> dict[str, Any]:
+    return {"type": kind, "data": data or {"n": 1}}
+
+
+# ---------------------------------------------------------------------------------- publishing
+
+
+def test_two_tenants_both_start_at_one(api: EventsApi) -> None:
+    # When two tenants publish
+    first = api.publish(event(), "acme")
+    second = api.publish(event(), "acme")
+    other = api.publish(event(), "globex")
+    # Then each stream has its own positions, from 1
+    assert first == (201, {"position": 1})
+    assert second == (201, {"position": 2})
+    assert other == (201, {"position": 1})
+
+
+def test_batch_gets_consecutive_positions(api: EventsApi) -> None:
+    api.publish(event())
+    status, answer = api.publish({"events": [event("a"), event("b"), event("c")]})
+    assert (status, answer) == (201, {"positions": [2, 3, 4]})
+    assert api.total() == 4
+
+
+def test_event_is_stored_with_its_timestamp_and_recorded_at(api: EventsApi) -> None:
+    # Given an event with an offset timestamp, and one without
+    api.publish(
+        {"type": "t", "data": {"x": 1.5, "nested": {"a": [1, 2]}}, "timestamp": "2026-11-24T12:00:00+02:00"}
+    )
+    api.publish({"type": "t", "data": {}})
+    # When they are read back
+    _, first = api.event("1")
+    _, second = api.event("2")
+    # Then the data is exact, the timestamp normalised to UTC, and the server set recorded_at
+    assert first["data"] == {"x": 1.5, "nested": {"a": [1, 2]}}
+    assert first["timestamp"] == "2026-11-24T10:00:00.000Z"
+    assert first["recorded_at"].endswith("Z")
+    assert second["timestamp"] == second["recorded_at"]
+
+
+def test_steady_state_publish_is_one_round_trip(api: EventsApi, round_trips: list[str]) -> None:
+    # Given a warm function that has published before
+    api.publish(event())
+    round_trips.clear()
+    # When it publishes again, singly and in a batch
+    api.publish(event())
+    api.publish({"events": [event(), event()]})
+    # Then each publish was exactly one TransactWriteItems
+    assert round_trips == ["TransactWriteItems", "TransactWriteItems"]
+
+
+def test_a_competing_writer_forces_a_retry(api: EventsApi, round_trips: list[str]) -> None:
+    # Given this function believes the head is 1, while another writer appended position 2
+    api.publish(event())
+    store.append("acme", 1, [store.StoredEvent("other.writer", "{}", "t", "t")], "t")
+    round_trips.clear()
+    # When this function publishes
+    status, answer = api.publish(event("mine"))
+    # Then its conditional write failed, returned the current head, and the retry landed on 3
+    assert (status, answer) == (201, {"position": 3})
+    assert round_trips == ["TransactWriteItems", "TransactWriteItems"]  # the failed check returned HEAD
+    _, page = api.read()
+    assert [item["position"] for item in page["events"]] == [1, 2, 3]
+
+
+def test_batch_is_all_or_none(api: EventsApi, aws: dict[str, str]) -> None:
+    # Given a stream at 1 and a stray item already at position 3
+    api.publish(event())
+    clients.dynamodb_client().put_item(
+        TableName=aws["EventsTable"],
+        Item={"tenant_id": {"S": "acme"}, "position": {"N": "3"}, "stray": {"BOOL": True}},
+    )
+    # When a batch that would take positions 2, 3 and 4 is published
+    status, answer = api.publish({"events": [event(), event(), event()]})
+    # Then the put at 3 fails its condition, and nothing of the batch is stored
+    assert status == 409
+    assert answer["error"] == "position_taken"
+    assert api.event("2")[0] == 404
+    assert api.event("4")[0] == 404
+    assert api.total() == 1
+
+
+# ---------------------------------------------------------------------------------- idempotency
+
+
+def test_same_idempotency_key_and_body_returns_the_first_answer(api: EventsApi) -> None:
+    first = api.publish(event(), key="order-1")
+    again = api.publish(event(), key="order-1")
+    assert first == again == (201, {"position": 1})
+    assert api.total() == 1
+
+
+def test_same_idempotency_key_with_another_body_is_refused(api: EventsApi) -> None:
+    api.publish(event(n=1), key="order-1")
+    status, answer = api.publish(event(n=2), key="order-1")
+    assert status == 422
+    assert answer["error"] == "idempotency_key_reused"
+    assert answer["field"] == "Idempotency-Key"
+    assert api.total() == 1
+
+
+def test_idempotency_keys_are_per_tenant(api: EventsApi) -> None:
+    api.publish(event(), "acme", key="same-key")
+    api.publish(event(), "acme")
+    # Another tenant using the same key publishes for real, at its own position 1
+    assert api.publish(event(), "globex", key="same-key") == (201, {"position": 1})
+    assert api.total("globex") == 1
+
+
+def test_idempotency_records_start_with_the_tenant(api: EventsApi, aws: dict[str, str]) -> None:
+    api.publish(event(), "acme", key="k-1")
+    items = clients.dynamodb_client().scan(TableName=aws["IdempotencyTable"])["Items"]
+    assert [item["id"]["S"].split("#")[0] for item in items] == ["acme"]
+
+
+def test_bad_idempotency_key_is_422(api: EventsApi) -> None:
+    status, answer = api.publish(event(), key="has spaces")
+    assert status == 422
+    assert answer["errors"][0]["field"].lower() == "idempotency-key"
+    assert api.total() == 0
+
+
+# ---------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "bad type!", "data": {}}, "type"),
+        ({"type": "", "data": {}}, "type"),
+        ({"type": "x" * 129, "data": {}}, "type"),
+        ({"type": "t", "data": [1, 2]}, "data"),
+        ({"type": "t", "data": "text"}, "data"),
+        ({"type": "t"}, "data"),
+        ({"data": {}}, "type"),
+        ({"type": "t", "data": {}, "timestamp": "yesterday"}, "timestamp"),
+        ({"type": "t", "data": {}, "timestamp": "2026-11-24T10:00:00"}, "timestamp"),
+        ({"type": "t", "data": {}, "timestamp": "2026-11-24"}, "timestamp"),
+        ({"type": "t", "data": {}, "timestamp": 1700000000}, "timestamp"),
+        ({"type": "t", "data": {}, "extra": 1}, "extra"),
+        ({"events": []}, "events"),
+        ({"events": [event()] * 100}, "events"),
+        ({"events": [event(), {"type": "t"}]}, "events.1.data"),
+        ({"events": "nope"}, "events"),
+    ],
+)
+def test_invalid_events_are_422_naming_the_field(api: EventsApi, body: Any, field: str) -> None:
+    status, answer = api.publish(body)
+    assert status == 422, answer
+    assert answer["field"] == field
+    assert api.total() == 0
+
+
+def test_non_object_body_is_422(api: EventsApi) -> None:
+    status, _, _ = api.call("POST", "/events", raw_body="[1, 2]")
+    assert status == 422
+    assert api.total() == 0
+
+
+def test_malformed_json_is_400(api: EventsApi) -> None:
+    status, answer, _ = api.call("POST", "/events", raw_body='{"type": "t", "data": ')
+    assert status == 400
+    assert answer["error"] == "malformed_json"
+    assert api.total() == 0
+
+
+def test_body_over_256_kb_is_413(api: EventsApi) -> None:
+    status, answer = api.publish({"type": "t", "data": {"blob": "x" * (256 * 1024)}})
+    assert status == 413
+    assert answer["error"] == "payload_too_large"
+    assert api.total() == 0
+
+
+def test_event_over_the_item_limit_is_refused_before_writing() -> None:
+    huge = EventIn(type="t", data={"blob": "x" * (400 * 1024)})
+    with pytest.raises(PayloadTooLarge) as raised:
+        eventstore.append("acme", [huge], batch=True)
+    assert raised.value.field == "events.0.data"
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def test_reads_page_with_next_from(api: EventsApi) -> None:
+    api.publish({"events": [event(n=index) for index in range(5)]})
+    status, first = api.read(limit="2")
+    assert status == 200
+    assert [item["position"] for item in first["events"]] == [1, 2]
+    assert first["next_from"] == 3
+    _, last = api.read(**{"from": "5", "limit": "2"})
+    assert [item["position"] for item in last["events"]] == [5]
+    assert last["next_from"] is None
+    _, exact = api.read(**{"from": "4", "limit": "2"})
+    assert exact["next_from"] is None
+    _, beyond = api.read(**{"from": "99"})
+    assert beyond == {"events": [], "next_from": None}
+
+
+def test_type_filter_pages_correctly(api: EventsApi) -> None:
+    # Given a stream where the wanted type is every third event
+    api.publish({"events": [event("wanted" if index % 3 == 0 else "other") for index in range(30)]})
+    # When it is read two at a time, following next_from
+    positions: list[int] = []
+    start: int | None = 1
+    while start is not None:
+        _, page = api.read(**{"from": str(start), "limit": "2", "type": "wanted"})
+        assert all(item["type"] == "wanted" for item in page["events"])
+        positions += [item["position"] for item in page["events"]]
+        start = page["next_from"]
+    # Then every wanted event came exactly once, in order
+    assert positions == list(range(1, 31, 3))
+
+
+@pytest.mark.parametrize(
+    "query", [{"from": "0"}, {"limit": "0"}, {"limit": "1001"}, {"from": "x"}, {"type": "a b"}]
+)
+def test_bad_read_parameters_are_422(api: EventsApi, query: dict[str, str]) -> None:
+    status, answer = api.read(**query)
+    assert status == 422
+    assert answer["errors"][0]["field"] in ("from", "limit", "type")
+
+
+def test_unknown_position_is_404_and_head_is_not_an_event(api: EventsApi) -> None:
+    api.publish(event())
+    assert api.event("2")[0] == 404
+    assert api.event("0")[0] == 422
+    assert api.event("abc")[0] == 422
+
+
+def test_another_tenants_events_do_not_exist_for_you(api: EventsApi) -> None:
+    # Given acme's stream
+    api.publish(event(secret="acme-only"))
+    # When globex reads, lists and asks for acme's position
+    assert api.event("1", "globex")[0] == 404
+    assert api.read("globex")[1] == {"events": [], "next_from": None}
+    assert api.total("globex") == 0
+    # And globex's own publish does not touch acme's stream
+    api.publish(event(), "globex")
+    assert api.event("1")[1]["data"] == {"secret": "acme-only"}
+
+
+def test_metrics_counts_the_stream(api: EventsApi) -> None:
+    api.publish({"events": [event(), event()]})
+    _, answer, _ = api.call("GET", "/metrics")
+    assert answer["tenant"] == "acme"
+    assert answer["total_events"] == 2
+    assert isinstance(answer["timestamp"], int)
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoints_are_saved_read_and_private(api: EventsApi) -> None:
+    api.publish({"events": [event(), event(), event()]})
+    status, saved = api.checkpoint("billing", position=2)
+    assert status == 200
+    assert saved["position"] == 2
+    assert api.checkpoint("billing")[1]["position"] == 2
+    # Another tenant has no such checkpoint, and cannot overwrite acme's
+    assert api.checkpoint("billing", "globex")[0] == 404
+    assert api.checkpoint("billing", "globex", position=0)[0] == 200
+    assert api.checkpoint("billing")[1]["position"] == 2
+
+
+@pytest.mark.parametrize(("name", "position"), [("bad name", 1), ("n", -1), ("n", "one"), ("n", 99)])
+def test_bad_checkpoints_are_422(api: EventsApi, name: str, position: Any) -> None:
+    api.publish(event())
+    status, _ = api.checkpoint(name, position=position)
+    assert status == 422
+
+
+def test_unknown_checkpoint_is_404(api: EventsApi) -> None:
+    assert api.checkpoint("never-saved")[0] == 404
+
+
+# ---------------------------------------------------------------------------------- offboarding
+
+
+def test_offboarding_purges_the_stream_and_a_new_tenant_starts_at_one(api: EventsApi) -> None:
+    # Given a tenant with events, an idempotency record and a checkpoint
+    tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="pro", tenant_id="acme"))
+    api.publish({"events": [event(), event()]}, key="k-1")
+    api.checkpoint("reader", position=1)
+    # When it is offboarded
+    result = tenancy.offboard_tenant("acme", None)
+    # Then its stream, HEAD, checkpoint and idempotency record are gone
+    assert result.items_deleted["EventsTable"] == 3
+    assert result.items_deleted["ConsumersTable"] == 1
+    assert result.items_deleted["IdempotencyTable"] == 1
+    # And a tenant re-created with the same id starts at 1, although this warm function remembered 2
+    tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="pro", tenant_id="acme"))
+    assert api.publish(event()) == (201, {"position": 1})
+    assert api.publish(event(), key="k-1") == (201, {"position": 2})
+
+
+# ---------------------------------------------------------------------------------- sample events
+
+
+@pytest.mark.parametrize(
+    ("sample", "status"), [("event-publish", 201), ("event-batch", 201), ("event-read", 200)]
+)
+def test_sample_events_run_through_the_handler(api: EventsApi, sample: str, status: int) -> None:
+    payload = json.loads((REPO_ROOT / "events" / f"{sample}.json").read_text())
+    response = api.handler(payload, api.context)
+    assert response["statusCode"] == status, response["body"]
