@@ -15,12 +15,16 @@ from template.yaml (tables, TTL settings, usage plans) and differs from a bare
   Gateway does) and calls the registered flush listeners (the local gateway).
 - **Change signals.** Listeners hear about every API Gateway write (key created, disabled, moved
   between plans, plan patched), so the gateway's usage-plan view never goes stale.
+- **Item-level transaction rollback.** Moto backs up a whole table (a deep copy) for every item
+  of a ``TransactWriteItems``, so a transaction's cost grew with the table: a 99-event batch took
+  seconds once a stream held a few thousand events. Here the backup is of the touched items only.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -188,6 +192,7 @@ class EmbeddedAws:
         from werkzeug.serving import make_server  # noqa: PLC0415
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        _install_item_level_rollback()
         self._app = _SerializedApp(DomainDispatcherApplication(create_backend_app), self)
         self._server = make_server(
             self.host, self.port, self._app, threaded=True, request_handler=MotoRequestHandler
@@ -399,6 +404,54 @@ class EmbeddedAws:
         assert self.home is not None
         info = {"endpoint_url": self.endpoint_url, "pid": os.getpid(), "api_id": self.api_id}
         (self.home / ENDPOINT_FILE).write_text(json.dumps(info), encoding="utf-8")
+
+
+class _TablesByReference:
+    """Stands in for the ``copy`` module inside moto's DynamoDB backend: tables are not copied."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        from moto.dynamodb.models.table import Table  # noqa: PLC0415
+
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def _install_item_level_rollback() -> None:
+    """Make moto's ``transact_write_items`` back up and restore only the items it touches."""
+    from moto.dynamodb import models  # noqa: PLC0415
+
+    backend_class = models.DynamoDBBackend
+    if getattr(backend_class, "_tenantry_item_rollback", False):
+        return
+    original = backend_class.transact_write_items
+    setattr(models, "copy", _TablesByReference)  # noqa: B010 - moto reads its module global `copy`
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        backups: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+        for entry in transact_items:
+            for operation in entry.values():
+                table = self.tables.get(operation.get("TableName"))
+                if table is None:
+                    continue
+                source = operation.get("Key") or operation.get("Item") or {}
+                key = {name: source[name] for name in (table.hash_key_attr, table.range_key_attr) if name}
+                if len(key) != (2 if table.range_key_attr else 1):
+                    continue
+                current = self.get_item(table.name, key)
+                backups.append((table.name, key, current.to_json()["Attributes"] if current else None))
+        try:
+            original(self, transact_items)
+        except Exception:
+            for table_name, key, attributes in reversed(backups):
+                if attributes is None:
+                    with contextlib.suppress(Exception):
+                        self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, attributes)
+            raise
+
+    setattr(backend_class, "transact_write_items", transact_write_items)  # noqa: B010 - a patch
+    setattr(backend_class, "_tenantry_item_rollback", True)  # noqa: B010
 
 
 def _stable_id(name: str) -> str:

@@ -88,3 +88,24 @@ def test_concurrent_tenants_do_not_interfere(embedded: EmbeddedAws) -> None:
         thread.join()
     assert failures == []
     assert sorted(results["acme"]) == sorted(results["globex"]) == list(range(1, PUBLISHERS + 1))
+
+
+def test_a_failed_batch_leaves_nothing_behind_in_the_embedded_dynamodb(embedded: EmbeddedAws) -> None:
+    # Given a stream at 2 and a stray item at position 4 (the embedded server rolls back per item)
+    eventstore.append("acme", [EventIn(type="t", data={}), EventIn(type="t", data={})], batch=True)
+    aws.dynamodb_client().put_item(
+        TableName=template.local_table_name("EventsTable"),
+        Item={"tenant_id": {"S": "acme"}, "position": {"N": "4"}, "stray": {"BOOL": True}},
+    )
+    # When a batch for positions 3..5 fails on position 4
+    with pytest.raises(Exception, match="already taken"):
+        eventstore.append("acme", [EventIn(type="new", data={})] * 3, batch=True)
+    # Then HEAD is still 2, position 3 and 5 were never written, and the stray item is untouched
+    assert store.read_head("acme") == 2
+    assert store.get_event("acme", 3) is None
+    assert store.get_event("acme", 5) is None
+    stray = aws.dynamodb_client().get_item(
+        TableName=template.local_table_name("EventsTable"),
+        Key={"tenant_id": {"S": "acme"}, "position": {"N": "4"}},
+    )["Item"]
+    assert stray["stray"] == {"BOOL": True}

@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from tenantry import aws, settings
 from tenantry.errors import ApiError, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from tenantry.models.events import (
+    MAX_BATCH,
     Checkpoint,
     CheckpointIn,
     Event,
@@ -85,6 +86,8 @@ def append(
     tenant_id: str, events: list[EventIn], *, batch: bool, sleep: Callable[[float], None] = time.sleep
 ) -> list[int]:
     """Append ``events`` consecutively to the tenant's stream, all or none; their positions."""
+    if not 1 <= len(events) <= MAX_BATCH:
+        raise Unprocessable(f"A publish holds 1 to {MAX_BATCH} events", field="events")
     recorded_at = iso_utc(_now())
     stored = [_stored(event, index if batch else None, recorded_at) for index, event in enumerate(events)]
     expected = _known_heads.get(tenant_id)

@@ -9,6 +9,7 @@ each event is put under ``attribute_not_exists``, so a failed or raced append wr
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -110,7 +111,12 @@ def append(tenant_id: str, expected_last: int, events: Sequence[StoredEvent], up
             }
         )
     try:
-        aws.dynamodb_client().transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        # The token makes botocore's own retry of a transaction that did commit (a timeout on the
+        # answer) a no-op instead of a condition failure that would make us append twice.
+        aws.dynamodb_client().transact_write_items(
+            TransactItems=items,  # type: ignore[arg-type]
+            ClientRequestToken=uuid.uuid4().hex,
+        )
     except ClientError as exc:
         code = aws.error_code(exc)
         if code == "TransactionCanceledException":

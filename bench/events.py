@@ -1,0 +1,92 @@
+"""Event store throughput, DynamoDB round trips per publish, and the latency to read 1000 events.
+
+Runs the logic layer (tenantry.eventstore) in process against the embedded DynamoDB of the local
+stack (moto's server on loopback behind its one lock), so absolute figures are moto's, not
+DynamoDB's; the round-trip counts are the same on AWS. Round trips are counted with botocore's
+``before-call`` event hook on the client the stores use.
+Run: make bench (or .venv/bin/python bench/events.py).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+from local import template
+from local.embedded import EmbeddedAws
+from tenantry import aws, eventstore
+from tenantry.models.events import MAX_BATCH, EventIn
+
+SINGLES = 300
+BATCHES = 20
+BATCH_SIZE = MAX_BATCH
+READ_RUNS = 7
+
+
+def main() -> int:
+    server = EmbeddedAws()
+    server.start()
+    try:
+        os.environ.update(server.client_env())
+        for env_var, logical_id in template.table_env_vars().items():
+            os.environ[env_var] = template.local_table_name(logical_id)
+        aws.reset()
+        calls: list[str] = []
+        aws.dynamodb_client().meta.events.register(
+            "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+        )
+        event = EventIn(type="order.placed", data={"order_id": "o-1", "total": 42.5, "items": ["a", "b"]})
+
+        # Cold publish: the warm head is not known yet.
+        eventstore.append("bench", [event], batch=False)
+        cold_trips = len(calls)
+        calls.clear()
+        started = time.perf_counter()
+        for _ in range(SINGLES):
+            eventstore.append("bench", [event], batch=False)
+        single_seconds = time.perf_counter() - started
+        single_trips = len(calls) / SINGLES
+
+        calls.clear()
+        started = time.perf_counter()
+        for _ in range(BATCHES):
+            eventstore.append("bench", [event] * BATCH_SIZE, batch=True)
+        batch_seconds = time.perf_counter() - started
+        batch_trips = len(calls) / BATCHES
+
+        for _ in range(10):  # 1000 events to read back
+            eventstore.append("reader", [event] * 50, batch=True)
+            eventstore.append("reader", [event] * 50, batch=True)
+        read_ms: list[float] = []
+        for _ in range(READ_RUNS):
+            started = time.perf_counter()
+            page = eventstore.read("reader", 1, 1000, None)
+            read_ms.append((time.perf_counter() - started) * 1000)
+            assert len(page.events) == 1000
+        calls.clear()
+        eventstore.read("reader", 1, 1000, None)
+        read_trips = len(calls)
+
+        print("backend: embedded DynamoDB (moto server on loopback, one lock)")
+        print(f"cold publish: {cold_trips} round trips (read HEAD, then the transaction)")
+        print(
+            f"single publish: {SINGLES / single_seconds:8.0f} events/s  "
+            f"{single_seconds / SINGLES * 1000:6.2f} ms each  {single_trips:.2f} round trips per publish"
+        )
+        print(
+            f"batch of {BATCH_SIZE}: {BATCHES * BATCH_SIZE / batch_seconds:8.0f} events/s  "
+            f"{batch_seconds / BATCHES * 1000:6.2f} ms each  {batch_trips:.2f} round trips per publish"
+        )
+        print(
+            f"read 1000 events: median {statistics.median(read_ms):.1f} ms, "
+            f"min {min(read_ms):.1f} ms, {read_trips} round trips"
+        )
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
