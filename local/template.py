@@ -77,8 +77,9 @@ def table_definitions(stack_name: str = LOCAL_STACK_NAME) -> dict[str, dict[str,
             "KeySchema": props["KeySchema"],
             "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
         }
-        if "GlobalSecondaryIndexes" in props:
-            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        for indexes in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if indexes in props:
+                kwargs[indexes] = props[indexes]
         if "TimeToLiveSpecification" in props:
             kwargs["TimeToLive"] = props["TimeToLiveSpecification"]
         definitions[logical_id] = kwargs

@@ -134,3 +134,22 @@ def tenant_context(tenant_id: str, tier: str = "basic") -> dict[str, str]:
 
 def response_json(response: dict[str, Any]) -> Any:
     return json.loads(response["body"]) if response.get("body") else None
+
+
+class HandlerClient:
+    """Invokes a function's handler with API Gateway proxy events, as the gateway would."""
+
+    def __init__(self, handler: Any, context: Any) -> None:
+        self.handler = handler
+        self.context = context
+
+    def invoke(
+        self, method: str, path: str, *, authorizer: dict[str, str], **kwargs: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        """(status, decoded body, headers with the multi-value ones folded in)."""
+        response = self.handler(api_event(method, path, authorizer=authorizer, **kwargs), self.context)
+        headers = dict(response.get("headers") or {})
+        headers.update(
+            {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
+        )
+        return response["statusCode"], response_json(response), headers

@@ -14,36 +14,16 @@ from tenantry.errors import PayloadTooLarge
 from tenantry.models.events import EventIn
 from tenantry.models.tenants import CreateTenantRequest
 from tenantry.stores import events as store
-from tests.conftest import REPO_ROOT, api_event, load_function, response_json, tenant_context
+from tests.conftest import REPO_ROOT, HandlerClient, load_function, tenant_context
 
 
-class EventsApi:
+class EventsApi(HandlerClient):
     """Calls the events function the way API Gateway does after the authorizer."""
 
-    def __init__(self, handler: Any, context: Any) -> None:
-        self.handler = handler
-        self.context = context
-
     def call(
-        self,
-        method: str,
-        path: str,
-        tenant: str = "acme",
-        *,
-        resource: str | None = None,
-        path_parameters: dict[str, str] | None = None,
-        **kwargs: Any,
+        self, method: str, path: str, tenant: str = "acme", **kwargs: Any
     ) -> tuple[int, Any, dict[str, str]]:
-        event = api_event(
-            method,
-            path,
-            authorizer=tenant_context(tenant, "pro"),
-            resource=resource,
-            path_parameters=path_parameters,
-            **kwargs,
-        )
-        response = self.handler(event, self.context)
-        return response["statusCode"], response_json(response), response.get("headers") or {}
+        return self.invoke(method, path, authorizer=tenant_context(tenant, "pro"), **kwargs)
 
     def publish(self, body: Any, tenant: str = "acme", key: str | None = None) -> tuple[int, Any]:
         headers = {"Idempotency-Key": key} if key else None

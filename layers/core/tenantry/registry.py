@@ -30,6 +30,7 @@ TENANT_TABLES: tuple[TenantTable, ...] = (
     TenantTable("UsageTable", settings.USAGE_TABLE, "period"),
     TenantTable("EventsTable", settings.EVENTS_TABLE, "position"),
     TenantTable("ConsumersTable", settings.CONSUMERS_TABLE, "name"),
+    TenantTable("ConversationsTable", settings.CONVERSATIONS_TABLE, "sk"),
     TenantTable("IdempotencyTable", settings.IDEMPOTENCY_TABLE, None, purge="id_prefix"),
     # Later features register their tables here, above TenantsTable.
     TenantTable("TenantsTable", settings.TENANTS_TABLE, None),  # last: a retried offboarding still finds it

@@ -24,6 +24,7 @@ class Tier:
     requests_per_month: int
     llm_tokens_per_month: int
     features: tuple[str, ...]
+    default_model: str  # the Anthropic model a tenant gets unless its config names one (model choice)
 
     @property
     def rate_per_second(self) -> float:
@@ -45,8 +46,8 @@ class Tier:
 TIERS: Final[dict[str, Tier]] = {
     tier.name: tier
     for tier in (
-        Tier("basic", 10, 10, 10_000, 100_000, (CHAT, EVENTS)),
-        Tier("pro", 100, 100, 100_000, 1_000_000, (CHAT, EVENTS, USAGE_HISTORY)),
+        Tier("basic", 10, 10, 10_000, 100_000, (CHAT, EVENTS), "claude-haiku-4-5"),
+        Tier("pro", 100, 100, 100_000, 1_000_000, (CHAT, EVENTS, USAGE_HISTORY), "claude-sonnet-4-6"),
         Tier(
             "enterprise",
             1000,
@@ -54,6 +55,7 @@ TIERS: Final[dict[str, Tier]] = {
             1_000_000,
             10_000_000,
             (CHAT, EVENTS, USAGE_HISTORY, MODEL_CHOICE),
+            "claude-sonnet-4-6",
         ),
     )
 }

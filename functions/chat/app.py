@@ -1,0 +1,65 @@
+"""Chat with the tenant's LLM configuration and the user's persistent sessions. Logic: tenantry.chat."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tenantry import chat, http
+from tenantry.models.chat import (
+    SESSION_ID_PATTERN,
+    USER_ID_PATTERN,
+    ChatAnswer,
+    ChatRequest,
+    SessionDeleted,
+    SessionDetail,
+    SessionPage,
+)
+from tenantry.observability import logger, metrics, tracer
+
+app = http.create_resolver()
+
+UserId = Annotated[
+    str, Header(alias="X-User-ID", pattern=USER_ID_PATTERN, description="The tenant's end user")
+]
+SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
+PageToken = Annotated[str | None, Query(max_length=2048)]
+
+
+@app.post("/chat", tags=["chat"])
+def chat_turn(request: ChatRequest, user_id: UserId) -> ChatAnswer:
+    caller = http.require_tenant(app)
+    return chat.turn(caller.tenant_id, caller.tier, user_id, request)
+
+
+@app.get("/sessions", tags=["chat"])
+def list_sessions(
+    user_id: UserId, limit: Annotated[int, Query(ge=1, le=100)] = 20, next_token: PageToken = None
+) -> SessionPage:
+    caller = http.require_tenant(app)
+    return chat.list_sessions(caller.tenant_id, user_id, limit, next_token)
+
+
+@app.get("/sessions/<session_id>", tags=["chat"])
+def read_session(
+    session_id: SessionId,
+    user_id: UserId,
+    limit: Annotated[int, Query(ge=1, le=500, description="Turns per page")] = 100,
+    next_token: PageToken = None,
+) -> SessionDetail:
+    caller = http.require_tenant(app)
+    return chat.read_session(caller.tenant_id, user_id, session_id, limit, next_token)
+
+
+@app.delete("/sessions/<session_id>", tags=["chat"])
+def delete_session(session_id: SessionId, user_id: UserId) -> SessionDeleted:
+    caller = http.require_tenant(app)
+    return chat.delete_session(caller.tenant_id, user_id, session_id)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return http.run(app, event, context)

@@ -1,0 +1,211 @@
+"""Chat's logic: a turn with the tenant's configuration, memory window and monthly token budget.
+
+A turn costs at most three DynamoDB round trips: one BatchGetItem (tenant config, the month's
+token count, the session's metadata), one Query for the memory window (existing sessions only),
+and one TransactWriteItems after the model answered (the turn, the session's metadata and the
+month's tokens together). Nothing is written before the model answers, so a failed call leaves
+the session as it was.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from tenantry import llm
+from tenantry.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
+from tenantry.models.chat import (
+    ChatAnswer,
+    ChatMessage,
+    ChatRequest,
+    SessionDeleted,
+    SessionDetail,
+    SessionInfo,
+    SessionPage,
+    TokenCount,
+)
+from tenantry.models.events import iso_utc
+from tenantry.observability import logger
+from tenantry.stores import conversations as store
+from tenantry.stores import usage as usage_store
+from tenantry.stores.pagination import decode_token, encode_token
+from tenantry.tiers import CHAT, get_tier
+
+DEFAULT_MAX_MESSAGES = 20
+TITLE_CHARS = 80
+
+
+class TokenBudgetExceeded(TooManyRequests):
+    code = "token_budget_exceeded"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_session_id() -> str:
+    """Time-ordered, so ids sort by creation: ``s`` + ms since epoch (hex) + 10 random hex."""
+    return f"s{int(time.time() * 1000):011x}{secrets.token_hex(5)}"
+
+
+def seconds_until_next_month(moment: datetime) -> int:
+    first_next = datetime(moment.year + moment.month // 12, moment.month % 12 + 1, 1, tzinfo=UTC)
+    return max(1, math.ceil((first_next - moment).total_seconds()))
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | Decimal | str) and str(value) else 0
+
+
+def _session_info(item: dict[str, Any]) -> SessionInfo:
+    return SessionInfo(
+        session_id=str(item["session_id"]),
+        title=str(item.get("title", "")),
+        turns=_int(item.get("turns")),
+        model=str(item.get("model", "")),
+        created_at=str(item["created_at"]),
+        updated_at=str(item["updated_at"]),
+    )
+
+
+def _window(turns: list[dict[str, Any]], max_messages: int) -> list[llm.Message]:
+    """The last ``max_messages`` messages of the earlier turns, starting with a user message."""
+    messages: list[llm.Message] = []
+    for turn in turns:
+        messages.append(llm.Message("user", str(turn["user_message"])))
+        messages.append(llm.Message("assistant", str(turn["reply"])))
+    window = messages[-max_messages:] if max_messages > 0 else []
+    if window and window[0].role == "assistant":
+        window = window[1:]  # the Messages API wants a user message first
+    return window
+
+
+def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> ChatAnswer:
+    """One chat turn for ``user_id`` of ``tenant_id``."""
+    tier = get_tier(tier_name)
+    if not tier.has(CHAT):
+        raise Forbidden(f"Tier {tier_name!r} does not include chat", code="feature_not_in_tier")
+    moment = _now()
+    period = usage_store.month_period(moment)
+    state = store.read_turn_state(tenant_id, user_id, request.session_id, period)
+    if state.tenant is None:
+        raise NotFound("Tenant not found", field="tenant_id")
+    used = _int(state.usage_month.get("tokens_in")) + _int(state.usage_month.get("tokens_out"))
+    if used >= tier.llm_tokens_per_month:
+        wait = seconds_until_next_month(moment)
+        raise TokenBudgetExceeded(
+            f"This month's LLM token budget ({tier.llm_tokens_per_month}) is spent; it renews in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    config: dict[str, Any] = state.tenant.get("config") or {}
+    max_messages = _int(config.get("max_messages")) or DEFAULT_MAX_MESSAGES
+    if request.session_id is None:
+        session_id, previous_turns, created_at, history = _new_session_id(), 0, iso_utc(moment), []
+    else:
+        if state.session is None:
+            # Another user's or another tenant's session does not exist for this caller.
+            raise NotFound("No such session", field="session_id")
+        session_id = request.session_id
+        previous_turns = _int(state.session.get("turns"))
+        created_at = str(state.session["created_at"])
+        history = store.recent_turns(tenant_id, user_id, session_id, math.ceil(max_messages / 2))
+    messages = [*_window(history, max_messages), llm.Message("user", request.message)]
+    model = str(config.get("model") or tier.default_model)
+    completion = llm.provider().complete(
+        system=config.get("system_prompt") or None, messages=messages, model=model
+    )
+    updated_at = iso_utc(_now())
+    turn_number = previous_turns + 1
+    title = state.session.get("title") if state.session else request.message[:TITLE_CHARS]
+    try:
+        store.write_turn(
+            tenant_id=tenant_id,
+            session={
+                "tenant_id": tenant_id,
+                "sk": store.session_key(user_id, session_id),
+                "user_id": user_id,
+                "session_id": session_id,
+                "title": title,
+                "turns": turn_number,
+                "model": completion.model,
+                "created_at": created_at,
+                "updated_at": updated_at,
+                "activity": f"{user_id}#{updated_at}#{session_id}",
+            },
+            turn={
+                "tenant_id": tenant_id,
+                "sk": store.turn_key(user_id, session_id, turn_number),
+                "user_message": request.message,
+                "reply": completion.text,
+                "model": completion.model,
+                "tokens_in": completion.input_tokens,
+                "tokens_out": completion.output_tokens,
+                "created_at": updated_at,
+            },
+            previous_turns=previous_turns,
+            tokens_period=period,
+            tokens_in=completion.input_tokens,
+            tokens_out=completion.output_tokens,
+        )
+    except store.SessionChangedError as exc:
+        raise Conflict(
+            "Another message of this session was answered at the same time; send yours again",
+            code="session_busy",
+            field="session_id",
+        ) from exc
+    logger.info(
+        "chat turn",
+        extra={
+            "model": completion.model,
+            "tokens_in": completion.input_tokens,
+            "tokens_out": completion.output_tokens,
+            "turn": turn_number,
+        },
+    )
+    return ChatAnswer(
+        response=completion.text,
+        session_id=session_id,
+        model=completion.model,
+        tokens=TokenCount(input=completion.input_tokens, output=completion.output_tokens),
+    )
+
+
+def _tenant_bound_token(token: str | None, tenant_id: str) -> dict[str, Any] | None:
+    start = decode_token(token)
+    if start is not None and start.get("tenant_id") != tenant_id:
+        raise BadRequest("Invalid page token", code="invalid_token", field="next_token")
+    return start
+
+
+def list_sessions(tenant_id: str, user_id: str, limit: int, next_token: str | None) -> SessionPage:
+    items, last = store.list_sessions(tenant_id, user_id, limit, _tenant_bound_token(next_token, tenant_id))
+    return SessionPage(sessions=[_session_info(item) for item in items], next_token=encode_token(last))
+
+
+def read_session(
+    tenant_id: str, user_id: str, session_id: str, limit: int, next_token: str | None
+) -> SessionDetail:
+    session = store.get_session(tenant_id, user_id, session_id)
+    if session is None:
+        raise NotFound("No such session", field="session_id")
+    turns, last = store.session_turns(
+        tenant_id, user_id, session_id, limit, _tenant_bound_token(next_token, tenant_id)
+    )
+    messages: list[ChatMessage] = []
+    for item in turns:
+        created_at = str(item["created_at"])
+        messages.append(ChatMessage(role="user", content=str(item["user_message"]), created_at=created_at))
+        messages.append(ChatMessage(role="assistant", content=str(item["reply"]), created_at=created_at))
+    return SessionDetail(session=_session_info(session), messages=messages, next_token=encode_token(last))
+
+
+def delete_session(tenant_id: str, user_id: str, session_id: str) -> SessionDeleted:
+    if store.get_session(tenant_id, user_id, session_id) is None:
+        raise NotFound("No such session", field="session_id")
+    return SessionDeleted(
+        session_id=session_id, items_deleted=store.delete_session(tenant_id, user_id, session_id)
+    )

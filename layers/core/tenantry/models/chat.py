@@ -1,0 +1,63 @@
+"""Models of chat: a turn's request and answer, sessions and their messages."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+USER_ID_PATTERN = r"^[A-Za-z0-9_.@:-]{1,128}$"
+SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_MESSAGE_CHARS = 32_000
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The user's message")
+    session_id: str | None = Field(
+        default=None, pattern=SESSION_ID_PATTERN, description="Continue this session; omit to start one"
+    )
+
+
+class TokenCount(BaseModel):
+    input: int
+    output: int
+
+
+class ChatAnswer(BaseModel):
+    response: str
+    session_id: str
+    model: str
+    tokens: TokenCount
+
+
+class SessionInfo(BaseModel):
+    session_id: str
+    title: str
+    turns: int
+    model: str
+    created_at: str
+    updated_at: str
+
+
+class SessionPage(BaseModel):
+    sessions: list[SessionInfo]
+    next_token: str | None
+
+
+class ChatMessage(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+    created_at: str
+
+
+class SessionDetail(BaseModel):
+    session: SessionInfo
+    messages: list[ChatMessage]
+    next_token: str | None
+
+
+class SessionDeleted(BaseModel):
+    session_id: str
+    items_deleted: int
