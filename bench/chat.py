@@ -1,0 +1,128 @@
+"""Chat's per-turn overhead outside the model, and DynamoDB round trips per turn.
+
+The chat handler runs in process with the echo provider (no model latency) against moto in
+process (``mock_aws``), so the figures are the handler's own cost plus moto's; the round-trip
+counts, taken with botocore's ``before-call`` hook on both clients the stores use, are the same on
+AWS. Run: make bench (or .venv/bin/python bench/chat.py).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TURNS = 300
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_NAMESPACE": "Tenantry",
+    }
+)
+for variable in ("ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY_PARAMETER", "AWS_ENDPOINT_URL"):
+    os.environ.pop(variable, None)
+
+
+class Context:
+    function_name = "chat-bench"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-bench"
+    aws_request_id = "bench"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
+
+def event(body: dict[str, Any]) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json", "X-User-ID": "alice"}
+    return {
+        "resource": "/chat",
+        "path": "/chat",
+        "httpMethod": "POST",
+        "headers": headers,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "stage": "v1",
+            "resourcePath": "/chat",
+            "httpMethod": "POST",
+            "authorizer": {
+                "principalId": "acme",
+                "tenant_id": "acme",
+                "role": "tenant",
+                "tier": "enterprise",
+            },
+        },
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+def main() -> int:
+    import warnings
+
+    from moto import mock_aws
+
+    from local import template
+    from tenantry import aws, tenancy
+    from tenantry.models.tenants import CreateTenantRequest
+
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    with mock_aws():
+        aws.reset()
+        names = template.create_tables(aws.dynamodb_client(), "bench")
+        for env_var, logical_id in template.table_env_vars().items():
+            os.environ[env_var] = names[logical_id]
+        os.environ["USAGE_PLAN_NAME_PREFIX"] = "bench"
+        template.create_usage_plans(aws.apigateway(), "bench")
+        tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="enterprise", tenant_id="acme"))
+        spec = importlib.util.spec_from_file_location("chat_app", REPO_ROOT / "functions" / "chat" / "app.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        handler, context = module.lambda_handler, Context()
+
+        calls: list[str] = []
+        for client in (aws.dynamodb_client(), aws.dynamodb().meta.client):
+            client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+
+        first = handler(event({"message": "hello"}), context)
+        session_id = json.loads(first["body"])["session_id"]
+        new_session_trips = len(calls)
+        latencies: list[float] = []
+        calls.clear()
+        for number in range(TURNS):
+            started = time.perf_counter()
+            answer = handler(event({"message": f"message {number}", "session_id": session_id}), context)
+            latencies.append((time.perf_counter() - started) * 1000)
+            assert answer["statusCode"] == 200, answer["body"]
+        trips = len(calls) / TURNS
+        latencies.sort()
+        print("backend: moto in process; provider: echo (no model latency)")
+        p99 = latencies[int(len(latencies) * 0.99) - 1]
+        print(f"new session: {new_session_trips} round trips (BatchGetItem, TransactWriteItems)")
+        print(
+            f"turn in an existing session ({TURNS} turns, memory window 20): "
+            f"p50 {statistics.median(latencies):.2f} ms, p99 {p99:.2f} ms, {trips:.2f} round trips per turn"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
