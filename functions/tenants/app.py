@@ -1,4 +1,4 @@
-"""Admin API (onboarding, keys, tiers, offboarding) and GET /me. Logic: tenantry.tenancy."""
+"""Admin API (onboarding, keys, tiers, offboarding, usage, stats), GET /me and GET /usage."""
 
 from typing import Annotated, Any
 
@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenantry import http, tenancy
+from tenantry import http, tenancy, usage
 from tenantry.edge import Stage
 from tenantry.models.tenants import (
     KEY_ID_PATTERN,
@@ -25,11 +25,13 @@ from tenantry.models.tenants import (
     TenantStatus,
     UpdateTenantRequest,
 )
+from tenantry.models.usage import StatsPage, UsageReport
 from tenantry.observability import logger, metrics, tracer
 
 app = http.create_resolver()
 
 TenantIdParam = Annotated[str, Path(pattern=TENANT_ID_PATTERN)]
+DaysParam = Annotated[int, Query(ge=1, le=31, description="Daily history length (tiers with usage history)")]
 
 
 def _stage() -> Stage:
@@ -90,6 +92,27 @@ def list_keys(tenant_id: TenantIdParam) -> KeyList:
 def revoke_key(tenant_id: TenantIdParam, key_id: Annotated[str, Path(pattern=KEY_ID_PATTERN)]) -> KeyInfo:
     http.require_admin(app)
     return tenancy.revoke_key(tenant_id, key_id, _stage())
+
+
+@app.get("/usage", tags=["usage"])
+def my_usage(days: DaysParam = 1) -> UsageReport:
+    caller = http.require_tenant(app)
+    return usage.report(caller.tenant_id, days)
+
+
+@app.get("/tenants/<tenant_id>/usage", tags=["usage"])
+def tenant_usage(tenant_id: TenantIdParam, days: DaysParam = 1) -> UsageReport:
+    http.require_admin(app)
+    return usage.report(tenant_id, days, as_admin=True)
+
+
+@app.get("/stats", tags=["usage"])
+def stats(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    next_token: Annotated[str | None, Query(max_length=2048)] = None,
+) -> StatsPage:
+    http.require_admin(app)
+    return usage.stats(limit, next_token)
 
 
 @app.get("/me", tags=["tenant"])

@@ -150,6 +150,7 @@ def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> 
             tokens_period=period,
             tokens_in=completion.input_tokens,
             tokens_out=completion.output_tokens,
+            model=completion.model,
         )
     except store.SessionChangedError as exc:
         raise Conflict(

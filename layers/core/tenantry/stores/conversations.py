@@ -104,6 +104,7 @@ def write_turn(
     tokens_period: str,
     tokens_in: int,
     tokens_out: int,
+    model: str,
 ) -> None:
     """The turn, the session's new metadata and the month's tokens, together or not at all."""
     table = _table_name()
@@ -122,7 +123,7 @@ def write_turn(
             }
         },
         {"Put": session_put},
-        usage_store.token_update(tenant_id, tokens_period, tokens_in, tokens_out),
+        usage_store.token_update(tenant_id, tokens_period, tokens_in, tokens_out, model),
     ]
     try:
         aws.dynamodb_client().transact_write_items(TransactItems=items)  # type: ignore[arg-type]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from boto3.dynamodb.conditions import Key
+
 from tenantry import aws, settings
 
 
@@ -25,23 +27,38 @@ def table_name() -> str:
     return settings.table_name(settings.USAGE_TABLE)
 
 
-def token_update(tenant_id: str, period: str, tokens_in: int, tokens_out: int) -> dict[str, Any]:
-    """A low-level ``TransactWriteItems`` Update that adds tokens to a month item."""
-    return {
-        "Update": {
-            "TableName": table_name(),
-            "Key": {"tenant_id": {"S": tenant_id}, "period": {"S": period}},
-            "UpdateExpression": "ADD tokens_in :tokens_in, tokens_out :tokens_out",
-            "ExpressionAttributeValues": {
-                ":tokens_in": {"N": str(tokens_in)},
-                ":tokens_out": {"N": str(tokens_out)},
-            },
-        }
+MODEL_TOKENS_IN = "tokens_in:"
+MODEL_TOKENS_OUT = "tokens_out:"
+
+
+def token_update(
+    tenant_id: str, period: str, tokens_in: int, tokens_out: int, model: str | None = None
+) -> dict[str, Any]:
+    """A low-level ``TransactWriteItems`` Update that adds tokens to a month item: the totals the
+    budget reads and, with ``model``, per-model counters the cost estimate prices."""
+    expression = "ADD tokens_in :tokens_in, tokens_out :tokens_out"
+    names: dict[str, str] = {}
+    if model is not None:
+        expression += ", #model_in :tokens_in, #model_out :tokens_out"
+        names = {"#model_in": MODEL_TOKENS_IN + model, "#model_out": MODEL_TOKENS_OUT + model}
+    update: dict[str, Any] = {
+        "TableName": table_name(),
+        "Key": {"tenant_id": {"S": tenant_id}, "period": {"S": period}},
+        "UpdateExpression": expression,
+        "ExpressionAttributeValues": {
+            ":tokens_in": {"N": str(tokens_in)},
+            ":tokens_out": {"N": str(tokens_out)},
+        },
     }
+    if names:
+        update["ExpressionAttributeNames"] = names
+    return {"Update": update}
 
 
-def add_tokens(tenant_id: str, period: str, tokens_in: int, tokens_out: int) -> None:
-    update = token_update(tenant_id, period, tokens_in, tokens_out)["Update"]
+def add_tokens(
+    tenant_id: str, period: str, tokens_in: int, tokens_out: int, model: str | None = None
+) -> None:
+    update = token_update(tenant_id, period, tokens_in, tokens_out, model)["Update"]
     aws.dynamodb_client().update_item(**update)
 
 
@@ -51,6 +68,28 @@ def get_period(tenant_id: str, period: str) -> dict[str, Any]:
         aws.table(table_name()).get_item(Key={"tenant_id": tenant_id, "period": period}).get("Item")
     )
     return item or {}
+
+
+def get_periods(tenant_ids: list[str], period: str) -> dict[str, dict[str, Any]]:
+    """The same period's counters for several tenants: one BatchGetItem per 100 tenants."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(tenant_ids), 100):
+        keys = [{"tenant_id": tenant_id, "period": period} for tenant_id in tenant_ids[start : start + 100]]
+        requests: dict[str, Any] = {table_name(): {"Keys": keys}}
+        while requests:
+            answer = aws.dynamodb().batch_get_item(RequestItems=requests)
+            for item in answer.get("Responses", {}).get(table_name(), []):
+                found[str(item["tenant_id"])] = item
+            requests = answer.get("UnprocessedKeys") or {}
+    return found
+
+
+def get_range(tenant_id: str, first: str, last: str) -> list[dict[str, Any]]:
+    """Every period item of the tenant from ``first`` to ``last`` (sort keys, inclusive)."""
+    answer = aws.table(table_name()).query(
+        KeyConditionExpression=Key("tenant_id").eq(tenant_id) & Key("period").between(first, last)
+    )
+    return list(answer.get("Items", []))
 
 
 def tokens_used(tenant_id: str, period: str) -> int:

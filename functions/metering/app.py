@@ -1,0 +1,18 @@
+"""CloudWatch Logs subscription of the stage's access log → per-tenant usage. Logic: tenantry.metering."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tenantry import metering
+from tenantry.observability import logger, metrics, tracer
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    batch_id, lines = metering.decode_subscription(event)
+    result = metering.ingest_lines(lines, batch_id=batch_id)
+    logger.info("access-log batch metered", extra=result)
+    return result

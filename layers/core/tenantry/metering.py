@@ -1,0 +1,250 @@
+"""Metering: API Gateway access-log lines → per-tenant counters in the Usage table.
+
+Every request API Gateway handled has a line, throttled (429) and refused ones included, so the
+counters see what no handler saw. Lines are aggregated per tenant and period (day and month) in
+memory, then added with atomic ``ADD`` updates. A batch is applied exactly once: its updates go in
+transactions of at most 99, each with a marker item (``_metering`` / ``batch#<id>#<chunk>``) put
+under ``attribute_not_exists``, so a redelivered batch (same lines, same chunks) finds its markers
+and adds nothing. Markers expire through TTL after a day; TTL only cleans up.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tenantry import aws
+from tenantry.observability import logger
+from tenantry.stores import usage as usage_store
+
+MARKER_TENANT = "_metering"
+MARKER_TTL_SECONDS = 24 * 3600
+MAX_UPDATES_PER_TRANSACTION = 99  # plus the marker: DynamoDB's limit is 100
+# Upper bounds (ms) of the latency histogram's buckets; the last bucket is everything above.
+LATENCY_BUCKETS_MS: tuple[int, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+NOT_A_TENANT = frozenset({"", "-", "_admin"})
+
+
+def bucket_attribute(index: int) -> str:
+    """``lat_le_0050`` for the bucket up to 50 ms, ``lat_gt_10000`` for the overflow bucket."""
+    if index < len(LATENCY_BUCKETS_MS):
+        return f"lat_le_{LATENCY_BUCKETS_MS[index]:04d}"
+    return f"lat_gt_{LATENCY_BUCKETS_MS[-1]:04d}"
+
+
+BUCKET_ATTRIBUTES: tuple[str, ...] = tuple(
+    bucket_attribute(index) for index in range(len(LATENCY_BUCKETS_MS) + 1)
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRecord:
+    request_id: str
+    tenant_id: str
+    method: str
+    resource_path: str
+    status: int
+    latency_ms: int
+    integration_ms: int | None
+    epoch_ms: int
+
+
+@dataclass
+class Counters:
+    values: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        self.values[name] = self.values.get(name, 0) + amount
+
+
+def _number(value: Any) -> int | None:
+    text = str(value) if value is not None else ""
+    return int(text) if text.isdigit() else None
+
+
+def parse_line(line: str) -> AccessRecord | None:
+    """One access-log line in the template's format; None when it is not one."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    status = _number(data.get("status"))
+    epoch_ms = _number(data.get("requestTimeEpoch"))
+    request_id = data.get("requestId")
+    if status is None or epoch_ms is None or not isinstance(request_id, str) or not request_id:
+        return None
+    return AccessRecord(
+        request_id=request_id,
+        tenant_id=str(data.get("tenantId") or "-"),
+        method=str(data.get("httpMethod") or "-"),
+        resource_path=str(data.get("resourcePath") or "-"),
+        status=status,
+        latency_ms=_number(data.get("responseLatency")) or 0,
+        integration_ms=_number(data.get("integrationLatency")),
+        epoch_ms=epoch_ms,
+    )
+
+
+def latency_bucket(latency_ms: int) -> int:
+    for index, bound in enumerate(LATENCY_BUCKETS_MS):
+        if latency_ms <= bound:
+            return index
+    return len(LATENCY_BUCKETS_MS)
+
+
+def outcome(status: int) -> str:
+    """allowed (2xx/3xx), denied (429: throttled or over quota), client_errors (other 4xx), errors."""
+    if status == 429:
+        return "denied"
+    if 400 <= status < 500:
+        return "client_errors"
+    if status >= 500:
+        return "errors"
+    return "allowed"
+
+
+def route_attribute(record: AccessRecord) -> str:
+    return f"route:{record.method} {record.resource_path}"
+
+
+def aggregate(records: Iterable[AccessRecord]) -> dict[tuple[str, str], Counters]:
+    """Counters per (tenant, period) for the day and the month of each request."""
+    totals: dict[tuple[str, str], Counters] = {}
+    for record in records:
+        moment = datetime.fromtimestamp(record.epoch_ms / 1000, UTC)
+        for period in (usage_store.day_period(moment), usage_store.month_period(moment)):
+            counters = totals.setdefault((record.tenant_id, period), Counters())
+            counters.add("requests")
+            counters.add(outcome(record.status))
+            counters.add("latency_sum_ms", record.latency_ms)
+            counters.add("latency_count")
+            counters.add(BUCKET_ATTRIBUTES[latency_bucket(record.latency_ms)])
+            if record.integration_ms is not None:
+                counters.add("integration_count")
+                counters.add("integration_sum_ms", record.integration_ms)
+            counters.add(route_attribute(record))
+    return totals
+
+
+def _update(tenant_id: str, period: str, counters: Counters) -> dict[str, Any]:
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    additions: list[str] = []
+    for index, (name, amount) in enumerate(sorted(counters.values.items())):
+        names[f"#c{index}"] = name
+        values[f":c{index}"] = {"N": str(amount)}
+        additions.append(f"#c{index} :c{index}")
+    return {
+        "Update": {
+            "TableName": usage_store.table_name(),
+            "Key": {"tenant_id": {"S": tenant_id}, "period": {"S": period}},
+            "UpdateExpression": "ADD " + ", ".join(additions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+def _marker(batch_id: str, chunk: int) -> dict[str, Any]:
+    return {
+        "Put": {
+            "TableName": usage_store.table_name(),
+            "Item": {
+                "tenant_id": {"S": MARKER_TENANT},
+                "period": {"S": f"batch#{batch_id}#{chunk}"},
+                "expires_at": {"N": str(int(time.time()) + MARKER_TTL_SECONDS)},
+            },
+            "ConditionExpression": "attribute_not_exists(#period)",
+            "ExpressionAttributeNames": {"#period": "period"},
+        }
+    }
+
+
+def apply(batch_id: str, totals: dict[tuple[str, str], Counters]) -> tuple[int, int]:
+    """Add ``totals`` once per ``batch_id``: (chunks applied, chunks already applied before)."""
+    updates = [
+        _update(tenant_id, period, totals[(tenant_id, period)]) for tenant_id, period in sorted(totals)
+    ]
+    applied = duplicates = 0
+    for chunk, start in enumerate(range(0, len(updates), MAX_UPDATES_PER_TRANSACTION)):
+        items = [_marker(batch_id, chunk), *updates[start : start + MAX_UPDATES_PER_TRANSACTION]]
+        try:
+            aws.dynamodb_client().transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as exc:
+            cancellations: list[Any] = list(exc.response.get("CancellationReasons", []))
+            reasons = [reason.get("Code") for reason in cancellations]
+            if aws.error_code(exc) == "TransactionCanceledException" and reasons[:1] == [
+                "ConditionalCheckFailed"
+            ]:
+                duplicates += 1
+                continue
+            raise
+        applied += 1
+    return applied, duplicates
+
+
+def ingest_lines(lines: Iterable[str], batch_id: str | None = None) -> dict[str, int]:
+    """Meter access-log lines. The batch id defaults to a hash of the lines, so the same lines
+    delivered twice count once. Malformed lines are skipped and counted, never fatal."""
+    materialized = [line for line in lines if line.strip()]
+    records: list[AccessRecord] = []
+    malformed = without_tenant = 0
+    for line in materialized:
+        record = parse_line(line)
+        if record is None:
+            malformed += 1
+        elif record.tenant_id in NOT_A_TENANT:
+            without_tenant += 1
+        else:
+            records.append(record)
+    identity = batch_id or hashlib.sha256("\n".join(materialized).encode()).hexdigest()[:32]
+    totals = aggregate(records)
+    applied, duplicate_chunks = apply(identity, totals) if totals else (0, 0)
+    result = {
+        "lines": len(materialized),
+        "metered": len(records) if not duplicate_chunks else 0,
+        "skipped_malformed": malformed,
+        "skipped_without_tenant": without_tenant,
+        "tenants": len({tenant for tenant, _ in totals}),
+        "chunks_applied": applied,
+        "duplicate_chunks": duplicate_chunks,
+    }
+    if malformed:
+        logger.warning("malformed access-log lines skipped", extra={"skipped_malformed": malformed})
+    return result
+
+
+def decode_subscription(event: dict[str, Any]) -> tuple[str, list[str]]:
+    """A CloudWatch Logs subscription event → (batch id, the log lines). The batch id is built
+    from the log events' ids, which stay the same when Lambda redelivers the event."""
+    payload = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    log_events = payload.get("logEvents", [])
+    ids = "|".join(str(entry.get("id", "")) for entry in log_events)
+    batch_id = hashlib.sha256(f"{payload.get('logStream', '')}|{ids}".encode()).hexdigest()[:32]
+    return batch_id, [str(entry.get("message", "")) for entry in log_events]
+
+
+def p95_ms(item: dict[str, Any]) -> int | None:
+    """The upper bound of the bucket that holds the 95th percentile; None without requests."""
+    counts = [int(item.get(name, 0)) for name in BUCKET_ATTRIBUTES]
+    total = sum(counts)
+    if total == 0:
+        return None
+    needed = 0.95 * total
+    running = 0
+    for index, count in enumerate(counts):
+        running += count
+        if running >= needed:
+            return LATENCY_BUCKETS_MS[min(index, len(LATENCY_BUCKETS_MS) - 1)]
+    return None

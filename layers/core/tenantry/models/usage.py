@@ -1,0 +1,59 @@
+"""Models of usage: a tenant's counters, its limits, an estimated cost, and the admin stats."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class PeriodUsage(BaseModel):
+    period: str = Field(description="day#YYYY-MM-DD or month#YYYY-MM")
+    requests: int
+    allowed: int = Field(description="2xx and 3xx answers")
+    denied: int = Field(description="429s: throttled or over quota at the edge")
+    client_errors: int = Field(description="4xx answers other than 429")
+    errors: int = Field(description="5xx answers")
+    avg_latency_ms: float | None
+    p95_latency_ms: int | None = Field(
+        description="Upper bound of the histogram bucket holding the 95th percentile"
+    )
+    tokens_in: int
+    tokens_out: int
+
+
+class CostEstimate(BaseModel):
+    currency: str = "USD"
+    api_gateway: float
+    lambda_compute: float
+    dynamodb: float
+    llm: float
+    total: float
+    prices_recorded_on: str
+    note: str
+
+
+class UsageReport(BaseModel):
+    tenant_id: str
+    tier: str
+    limits: dict[str, object]
+    today: PeriodUsage
+    month: PeriodUsage
+    days: list[PeriodUsage] | None = Field(
+        default=None, description="Daily history (tiers with usage history)"
+    )
+    estimated_cost: CostEstimate
+
+
+class TenantStats(BaseModel):
+    tenant_id: str
+    name: str
+    tier: str
+    requests: int
+    allowed: int
+    denied: int
+    avg_latency_ms: float | None
+
+
+class StatsPage(BaseModel):
+    period: str
+    tenants: list[TenantStats]
+    next_token: str | None

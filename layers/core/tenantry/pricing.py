@@ -1,0 +1,68 @@
+"""The price table behind the estimated cost per tenant: one place, each price with its source.
+
+Prices are us-east-1 list prices in USD as recorded on ``RECORDED_ON`` from the pages named in
+``source``; check them there before relying on an estimate. DynamoDB request units per route are
+estimates of what each route's handler reads and writes (see docs/decisions.md, Metering), not
+measurements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+RECORDED_ON: Final = "2026-11-24"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    usd: float
+    per: str
+    source: str
+
+
+API_GATEWAY_REST_REQUEST: Final = Price(
+    3.50 / 1_000_000,
+    "REST API request (first 333 million a month)",
+    "https://aws.amazon.com/api-gateway/pricing/",
+)
+LAMBDA_ARM_GB_SECOND: Final = Price(
+    0.0000133334, "GB-second, arm64", "https://aws.amazon.com/lambda/pricing/"
+)
+LAMBDA_REQUEST: Final = Price(0.20 / 1_000_000, "invocation", "https://aws.amazon.com/lambda/pricing/")
+DYNAMODB_WRITE_UNIT: Final = Price(
+    0.625 / 1_000_000, "on-demand write request unit", "https://aws.amazon.com/dynamodb/pricing/on-demand/"
+)
+DYNAMODB_READ_UNIT: Final = Price(
+    0.125 / 1_000_000, "on-demand read request unit", "https://aws.amazon.com/dynamodb/pricing/on-demand/"
+)
+ANTHROPIC_SOURCE: Final = "https://www.anthropic.com/pricing#api"
+# (input, output) USD per million tokens.
+MODEL_TOKEN_PRICES: Final[dict[str, tuple[float, float]]] = {
+    "echo-1": (0.0, 0.0),
+    "claude-haiku-4-5": (1.00, 5.00),
+    "claude-sonnet-4-6": (3.00, 15.00),
+    "claude-opus-4-5": (5.00, 25.00),
+}
+# Memory the template gives the functions that serve tenant routes, for GB-seconds.
+FUNCTION_MEMORY_GB: Final = 0.5
+# Estimated DynamoDB request units per route: (read units, write units).
+ROUTE_REQUEST_UNITS: Final[dict[str, tuple[float, float]]] = {
+    "POST /events": (0.0, 4.0),  # transaction: HEAD update + event put, doubled for transactions
+    "GET /events": (2.0, 0.0),
+    "GET /events/{position}": (1.0, 0.0),
+    "GET /metrics": (1.0, 0.0),
+    "PUT /consumers/{name}": (1.0, 1.0),
+    "GET /consumers/{name}": (1.0, 0.0),
+    "POST /chat": (5.0, 8.0),  # batch get, window query, transaction of three writes
+    "GET /sessions": (2.0, 0.0),
+    "GET /sessions/{session_id}": (3.0, 0.0),
+    "DELETE /sessions/{session_id}": (2.0, 4.0),
+    "GET /me": (1.0, 0.0),
+    "GET /usage": (2.0, 0.0),
+}
+
+
+def model_price(model: str) -> tuple[float, float]:
+    """Per-million-token (input, output) price; unknown models are priced like the dearest known."""
+    return MODEL_TOKEN_PRICES.get(model, max(MODEL_TOKEN_PRICES.values()))

@@ -1,0 +1,137 @@
+"""Usage answers from the metering counters: a tenant's figures, limits and estimated cost; stats."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tenantry import metering, pricing
+from tenantry.errors import Forbidden
+from tenantry.models.usage import CostEstimate, PeriodUsage, StatsPage, TenantStats, UsageReport
+from tenantry.stores import tenants as tenant_store
+from tenantry.stores import usage as usage_store
+from tenantry.tiers import USAGE_HISTORY, get_tier
+
+COST_NOTE = (
+    "An estimate from metered requests, handler time, per-route DynamoDB unit estimates and LLM "
+    "tokens, at the list prices in tenantry.pricing; not a bill."
+)
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | Decimal) else 0
+
+
+def _average(item: dict[str, Any]) -> float | None:
+    count = _int(item.get("latency_count"))
+    return round(_int(item.get("latency_sum_ms")) / count, 2) if count else None
+
+
+def period_usage(period: str, item: dict[str, Any]) -> PeriodUsage:
+    return PeriodUsage(
+        period=period,
+        requests=_int(item.get("requests")),
+        allowed=_int(item.get("allowed")),
+        denied=_int(item.get("denied")),
+        client_errors=_int(item.get("client_errors")),
+        errors=_int(item.get("errors")),
+        avg_latency_ms=_average(item),
+        p95_latency_ms=metering.p95_ms(item),
+        tokens_in=_int(item.get("tokens_in")),
+        tokens_out=_int(item.get("tokens_out")),
+    )
+
+
+def estimate_cost(item: dict[str, Any]) -> CostEstimate:
+    api_gateway = _int(item.get("requests")) * pricing.API_GATEWAY_REST_REQUEST.usd
+    gb_seconds = _int(item.get("integration_sum_ms")) / 1000 * pricing.FUNCTION_MEMORY_GB
+    lambda_compute = (
+        gb_seconds * pricing.LAMBDA_ARM_GB_SECOND.usd
+        + _int(item.get("integration_count")) * pricing.LAMBDA_REQUEST.usd
+    )
+    dynamodb = 0.0
+    llm = 0.0
+    for name, value in item.items():
+        if name.startswith("route:"):
+            reads, writes = pricing.ROUTE_REQUEST_UNITS.get(name.removeprefix("route:"), (0.0, 0.0))
+            count = _int(value)
+            dynamodb += count * (
+                reads * pricing.DYNAMODB_READ_UNIT.usd + writes * pricing.DYNAMODB_WRITE_UNIT.usd
+            )
+        elif name.startswith(usage_store.MODEL_TOKENS_IN):
+            llm += _int(value) * pricing.model_price(name.removeprefix(usage_store.MODEL_TOKENS_IN))[0] / 1e6
+        elif name.startswith(usage_store.MODEL_TOKENS_OUT):
+            llm += _int(value) * pricing.model_price(name.removeprefix(usage_store.MODEL_TOKENS_OUT))[1] / 1e6
+    return CostEstimate(
+        api_gateway=round(api_gateway, 6),
+        lambda_compute=round(lambda_compute, 6),
+        dynamodb=round(dynamodb, 6),
+        llm=round(llm, 6),
+        total=round(api_gateway + lambda_compute + dynamodb + llm, 6),
+        prices_recorded_on=pricing.RECORDED_ON,
+        note=COST_NOTE,
+    )
+
+
+def report(
+    tenant_id: str, days: int = 1, *, as_admin: bool = False, now: datetime | None = None
+) -> UsageReport:
+    """The tenant's figures for today and this month; with ``days`` > 1, the daily history too
+    (for the tenant itself only on tiers with usage history; an admin always sees it)."""
+    tenant = tenant_store.require(tenant_id)
+    tier = get_tier(tenant["tier"])
+    if days > 1 and not as_admin and not tier.has(USAGE_HISTORY):
+        raise Forbidden(
+            f"Tier {tier.name!r} shows today and this month only; usage history needs a higher tier",
+            code="feature_not_in_tier",
+            field="days",
+        )
+    moment = now or datetime.now(UTC)
+    today = usage_store.day_period(moment)
+    month = usage_store.month_period(moment)
+    month_item = usage_store.get_period(tenant_id, month)
+    history: list[PeriodUsage] | None = None
+    if days > 1:
+        first = usage_store.day_period(moment - timedelta(days=days - 1))
+        items = {str(item["period"]): item for item in usage_store.get_range(tenant_id, first, today)}
+        history = [
+            period_usage(period, items.get(period, {}))
+            for period in (
+                usage_store.day_period(moment - timedelta(days=back)) for back in range(days - 1, -1, -1)
+            )
+        ]
+        today_item = items.get(today, {})
+    else:
+        today_item = usage_store.get_period(tenant_id, today)
+    return UsageReport(
+        tenant_id=tenant_id,
+        tier=tier.name,
+        limits=tier.limits(),
+        today=period_usage(today, today_item),
+        month=period_usage(month, month_item),
+        days=history,
+        estimated_cost=estimate_cost(month_item),
+    )
+
+
+def stats(limit: int, next_token: str | None, now: datetime | None = None) -> StatsPage:
+    """Every tenant's requests, allowed, denied and average latency this month, a page at a time."""
+    month = usage_store.month_period(now or datetime.now(UTC))
+    tenants, token = tenant_store.list_page(tier=None, status=None, limit=limit, next_token=next_token)
+    counters = usage_store.get_periods([str(tenant["tenant_id"]) for tenant in tenants], month)
+    rows = []
+    for tenant in tenants:
+        item = counters.get(str(tenant["tenant_id"]), {})
+        rows.append(
+            TenantStats(
+                tenant_id=str(tenant["tenant_id"]),
+                name=str(tenant["name"]),
+                tier=str(tenant["tier"]),
+                requests=_int(item.get("requests")),
+                allowed=_int(item.get("allowed")),
+                denied=_int(item.get("denied")),
+                avg_latency_ms=_average(item),
+            )
+        )
+    return StatsPage(period=month, tenants=rows, next_token=token)

@@ -1,0 +1,147 @@
+"""GET /usage, GET /tenants/{id}/usage and GET /stats through the tenants function."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tenantry import metering, tenancy
+from tenantry.models.tenants import CreateTenantRequest
+from tenantry.stores import usage as usage_store
+from tests.conftest import HandlerClient, admin_context, load_function, tenant_context
+
+TIERS = {"acme": "basic", "globex": "pro"}
+
+
+class TenantsApi(HandlerClient):
+    def as_tenant(self, tenant: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+        status, answer, _ = self.invoke(
+            "GET", path, authorizer=tenant_context(tenant, TIERS[tenant]), **kwargs
+        )
+        return status, answer
+
+    def as_admin(self, path: str, **kwargs: Any) -> tuple[int, Any]:
+        status, answer, _ = self.invoke("GET", path, authorizer=admin_context(), **kwargs)
+        return status, answer
+
+
+@pytest.fixture
+def api(aws: dict[str, str], lambda_context: Any) -> Iterator[TenantsApi]:
+    for tenant_id, tier in TIERS.items():
+        tenancy.create_tenant(CreateTenantRequest(name=tenant_id.title(), tier=tier, tenant_id=tenant_id))
+    yield TenantsApi(load_function("tenants").lambda_handler, lambda_context)
+
+
+def access_line(tenant: str, status: int, latency: int, number: int, route: str = "/me") -> str:
+    return json.dumps(
+        {
+            "requestId": f"{tenant}-{number}",
+            "tenantId": tenant,
+            "httpMethod": "GET",
+            "resourcePath": route,
+            "status": str(status),
+            "responseLatency": str(latency),
+            "integrationLatency": "-" if status == 429 else str(latency),
+            "requestTimeEpoch": str(int(time.time() * 1000)),
+        }
+    )
+
+
+def meter(tenant: str, allowed: int, denied: int) -> None:
+    lines = [access_line(tenant, 200, 20, number) for number in range(allowed)]
+    lines += [access_line(tenant, 429, 1, allowed + number) for number in range(denied)]
+    metering.ingest_lines(lines)
+
+
+def test_tenant_sees_its_own_figures_limits_and_cost(api: TenantsApi) -> None:
+    # Given metered traffic for acme and chat tokens on its month
+    meter("acme", allowed=10, denied=3)
+    usage_store.add_tokens("acme", usage_store.month_period(), 1000, 500, "claude-haiku-4-5")
+    # When acme asks for its usage
+    status, answer = api.as_tenant("acme", "/usage")
+    # Then today and this month show the exact counts, its tier's limits and an estimated cost
+    assert status == 200
+    for period in ("today", "month"):
+        assert (answer[period]["requests"], answer[period]["allowed"], answer[period]["denied"]) == (
+            13,
+            10,
+            3,
+        )
+    assert answer["month"]["tokens_in"] == 1000 and answer["month"]["tokens_out"] == 500
+    assert answer["today"]["avg_latency_ms"] == round((10 * 20 + 3 * 1) / 13, 2)
+    assert answer["today"]["p95_latency_ms"] == 25
+    assert answer["limits"]["requests_per_minute"] == 10
+    cost = answer["estimated_cost"]
+    assert cost["api_gateway"] == pytest.approx(13 * 3.5 / 1e6, abs=1e-6)
+    assert cost["llm"] == pytest.approx((1000 * 1.0 + 500 * 5.0) / 1e6, abs=1e-6)
+    assert cost["lambda_compute"] > 0 and cost["dynamodb"] > 0
+    assert cost["total"] == pytest.approx(
+        cost["api_gateway"] + cost["lambda_compute"] + cost["dynamodb"] + cost["llm"], abs=1e-5
+    )
+    assert answer["days"] is None
+
+
+def test_another_tenants_usage_is_never_shown(api: TenantsApi) -> None:
+    meter("acme", allowed=5, denied=0)
+    status, answer = api.as_tenant("globex", "/usage")
+    assert status == 200
+    assert answer["tenant_id"] == "globex"
+    assert answer["month"]["requests"] == 0
+    # And a tenant key cannot reach the admin route for another tenant
+    assert api.as_tenant("globex", "/tenants/acme/usage")[0] == 403
+
+
+def test_usage_history_is_a_tier_feature(api: TenantsApi) -> None:
+    meter("globex", allowed=2, denied=0)
+    status, answer = api.as_tenant("acme", "/usage", query={"days": "7"})
+    assert status == 403
+    assert answer["error"] == "feature_not_in_tier"
+    status, history = api.as_tenant("globex", "/usage", query={"days": "3"})
+    assert status == 200
+    assert [day["requests"] for day in history["days"]] == [0, 0, 2]
+    # An admin sees any tenant's history
+    assert len(api.as_admin("/tenants/acme/usage", query={"days": "7"})[1]["days"]) == 7
+
+
+@pytest.mark.parametrize("days", ["0", "32", "x"])
+def test_bad_days_is_422(api: TenantsApi, days: str) -> None:
+    assert api.as_tenant("globex", "/usage", query={"days": days})[0] == 422
+
+
+def test_admin_reads_any_tenants_usage_and_unknown_is_404(api: TenantsApi) -> None:
+    meter("acme", allowed=4, denied=1)
+    status, answer = api.as_admin("/tenants/acme/usage")
+    assert status == 200
+    assert answer["month"]["denied"] == 1
+    assert api.as_admin("/tenants/nobody-here/usage")[0] == 404
+
+
+def test_stats_lists_every_tenant_and_pages(api: TenantsApi) -> None:
+    meter("acme", allowed=7, denied=2)
+    meter("globex", allowed=1, denied=0)
+    status, first = api.as_admin("/stats", query={"limit": "1"})
+    assert status == 200
+    assert len(first["tenants"]) == 1 and first["next_token"]
+    _, second = api.as_admin("/stats", query={"limit": "1", "next_token": first["next_token"]})
+    rows = {row["tenant_id"]: row for row in first["tenants"] + second["tenants"]}
+    assert (rows["acme"]["requests"], rows["acme"]["allowed"], rows["acme"]["denied"]) == (9, 7, 2)
+    assert rows["acme"]["avg_latency_ms"] == round((7 * 20 + 2 * 1) / 9, 2)
+    assert rows["globex"]["requests"] == 1
+
+
+def test_tenant_key_on_stats_is_403(api: TenantsApi) -> None:
+    status, answer = api.as_tenant("acme", "/stats")
+    assert status == 403
+    assert answer["error"] == "admin_only"
+
+
+def test_offboarding_purges_usage(api: TenantsApi) -> None:
+    meter("acme", allowed=3, denied=1)
+    result = tenancy.offboard_tenant("acme", None)
+    assert result.items_deleted["UsageTable"] == 2  # the day and the month item
+    assert usage_store.get_period("acme", usage_store.month_period()) == {}
+    assert usage_store.get_period("globex", usage_store.month_period()) == {}
