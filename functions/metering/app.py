@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenantry import metering
@@ -15,4 +16,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
     batch_id, lines = metering.decode_subscription(event)
     result = metering.ingest_lines(lines, batch_id=batch_id)
     logger.info("access-log batch metered", extra=result)
+    metrics.add_metric(name="MeteredLines", unit=MetricUnit.Count, value=result["metered"])
+    metrics.add_metric(name="MalformedLines", unit=MetricUnit.Count, value=result["skipped_malformed"])
     return result

@@ -13,11 +13,12 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenantry import settings
 from tenantry.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized
-from tenantry.observability import logger, tracer
+from tenantry.observability import logger, metrics, tracer
 
 JSON = "application/json"
 
@@ -125,6 +126,13 @@ def run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaConte
     if caller is not None:
         logger.append_keys(tenant_id=caller.tenant_id, tier=caller.tier, role=caller.role)
         tracer.put_annotation("tenant_id", caller.tenant_id)
+        tracer.put_annotation("tier", caller.tier)
+    else:
+        logger.append_keys(tenant_id="-", tier="-")
+    # Low-cardinality dimensions only: per-tenant numbers live in the Usage table.
+    metrics.add_dimension(name="tier", value=caller.tier if caller is not None and caller.tier else "none")
+    metrics.add_dimension(name="route", value=f"{event.get('httpMethod', '-')} {event.get('resource', '-')}")
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     if body_size(event) > settings.MAX_BODY_BYTES:
         too_large = PayloadTooLarge(f"Request body exceeds {settings.MAX_BODY_BYTES} bytes", field="body")
         return _plain_response(413, too_large.body(), _request_id(event))

@@ -11,4 +11,5 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 
 logger = Logger(service="tenantry", use_rfc3339=True)
 tracer = Tracer(service="tenantry")
-metrics = Metrics(namespace="Tenantry", service="tenantry")
+# No service: Powertools would add it as a dimension; tier and route are the only ones (http.run).
+metrics = Metrics(namespace="Tenantry", service="")

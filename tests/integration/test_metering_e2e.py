@@ -1,0 +1,63 @@
+"""End to end: the edge's own 429s reach the usage figures through the access log and metering."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.integration.conftest import LocalStack
+
+
+def _wait_for(read: Any, expected_requests: int) -> Any:
+    """Metering runs in the background (as on AWS); poll until the lines are in."""
+    answer = read()
+    for _ in range(100):
+        if answer["month"]["requests"] >= expected_requests:
+            return answer
+        time.sleep(0.1)
+        answer = read()
+    return answer
+
+
+def test_a_burst_shows_exact_allowed_and_denied_counts(gateway: LocalStack) -> None:
+    # Given a basic tenant (burst 10)
+    tenant_id, key = gateway.create_tenant("basic")
+    # When it sends 14 requests at once
+    statuses = [gateway.request("GET", "/me", key=key).status for _ in range(14)]
+    assert statuses == [200] * 10 + [429] * 4
+    # Then its usage shows 10 allowed and 4 denied: the throttled requests never reached a handler
+    usage = _wait_for(
+        lambda: gateway.request("GET", f"/tenants/{tenant_id}/usage", key=gateway.admin_key).json, 14
+    )
+    for period in ("today", "month"):
+        figures = usage[period]
+        assert (figures["requests"], figures["allowed"], figures["denied"]) == (14, 10, 4)
+    # And the admin stats agree
+    stats: dict[str, Any] = {}
+    token = None
+    while True:
+        page = gateway.request(
+            "GET", "/stats?limit=100" + (f"&next_token={token}" if token else ""), key=gateway.admin_key
+        ).json
+        stats.update({row["tenant_id"]: row for row in page["tenants"]})
+        token = page["next_token"]
+        if not token:
+            break
+    row = stats[tenant_id]
+    assert (row["requests"], row["allowed"], row["denied"]) == (14, 10, 4)
+    assert row["avg_latency_ms"] is not None
+
+
+def test_a_tenant_key_on_stats_is_refused_at_the_edge(gateway: LocalStack) -> None:
+    _, key = gateway.create_tenant("pro")
+    answer = gateway.request("GET", "/stats", key=key)
+    assert answer.status == 403
+    assert answer.json == {"Message": "User is not authorized to access this resource with an explicit deny"}
+
+
+def test_a_tenant_reads_its_own_usage(gateway: LocalStack) -> None:
+    tenant_id, key = gateway.create_tenant("pro")
+    gateway.request("GET", "/me", key=key)
+    usage = _wait_for(lambda: gateway.request("GET", "/usage", key=key).json, 1)
+    assert usage["tenant_id"] == tenant_id
+    assert usage["month"]["allowed"] >= 1
