@@ -15,9 +15,7 @@ import signal
 import sys
 import threading
 import traceback
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 import warnings
 from pathlib import Path
@@ -26,27 +24,12 @@ from typing import Any
 import yaml
 
 from local import embedded, template
+from local.http_client import call
 
 ADMIN_KEY_FILE = "admin-key"
 GATEWAY_FILE = "gateway.json"
 SAM_ENV_FILE = "sam-env.json"
 DOCKER_HOST = "host.docker.internal"
-
-
-# ---------------------------------------------------------------------- small HTTP client
-def call(url: str, method: str, path: str, key: str | None, body: Any = None) -> tuple[int, Any]:
-    """One JSON request to the gateway; (status, decoded body)."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url + path, data=data, method=method)  # noqa: S310 - our own URL
-    request.add_header("Content-Type", "application/json")
-    if key:
-        request.add_header("X-API-Key", key)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            status, payload = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, payload = error.code, error.read()
-    return status, (json.loads(payload) if payload else None)
 
 
 # ---------------------------------------------------------------------- state files

@@ -1,11 +1,247 @@
-"""Subcommands of ``tenantry`` for this area (filled in by the feature that owns them)."""
+"""The operator CLI: ``tenantry tenants …``, ``tenantry keys …``, ``tenantry usage``, ``tenantry stats``.
+
+It talks HTTP to the admin API at ``TENANTRY_URL`` (default ``http://127.0.0.1:3000``, the local
+stack) with the admin key in ``TENANTRY_ADMIN_KEY`` (locally, ``$TENANTRY_HOME/admin-key`` is
+used when the variable is unset), so the same commands work against ``make dev`` and a deployed
+stage (``https://<api>.execute-api.<region>.amazonaws.com/v1``). Output is a table, or the API's
+JSON with ``--json``. Exit codes: 0 done, 1 the API refused (its message on stderr), 2 usage or
+connection problem.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import urllib.parse
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from local.http_client import UnreachableError, call
+
+DEFAULT_URL = "http://127.0.0.1:3000"
+
+
+class CliError(Exception):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _admin_key(args: argparse.Namespace) -> str:
+    if args.admin_key:
+        return str(args.admin_key)
+    if os.environ.get("TENANTRY_ADMIN_KEY"):
+        return os.environ["TENANTRY_ADMIN_KEY"]
+    local_file = Path(os.environ.get("TENANTRY_HOME", ".tenantry")) / "admin-key"
+    if local_file.exists():
+        return local_file.read_text(encoding="utf-8").strip()
+    raise CliError("no admin key: set TENANTRY_ADMIN_KEY or pass --admin-key", 2)
+
+
+def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    try:
+        status, answer = call(args.url, method, path, _admin_key(args), body)
+    except UnreachableError as exc:
+        raise CliError(f"cannot reach the API: {exc}", 2) from exc
+    if status >= 400:
+        detail = answer.get("message") or answer.get("Message") if isinstance(answer, dict) else answer
+        field = f" ({answer['field']})" if isinstance(answer, dict) and answer.get("field") else ""
+        raise CliError(f"{status}: {detail}{field}", 1)
+    return answer
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Rows as an aligned plain-text table with a header."""
+    cells = [
+        [str(row.get(column, "") if row.get(column) is not None else "-") for column in columns]
+        for row in rows
+    ]
+    widths = [
+        max([len(column), *(len(line[index]) for line in cells)]) for index, column in enumerate(columns)
+    ]
+    lines = ["  ".join(column.upper().ljust(width) for column, width in zip(columns, widths, strict=True))]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in cells
+    ]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _all_pages(args: argparse.Namespace, path: str, items_key: str, **query: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        parameters = {name: value for name, value in query.items() if value}
+        if token:
+            parameters["next_token"] = token
+        page = _request(args, "GET", f"{path}?{urllib.parse.urlencode(parameters)}")
+        rows.extend(page[items_key])
+        token = page.get("next_token")
+        if not token:
+            return rows
+
+
+def _quoted(tenant_id: str) -> str:
+    return urllib.parse.quote(tenant_id, safe="")
+
+
+# ---------------------------------------------------------------------------------- commands
+TENANT_COLUMNS = ("tenant_id", "name", "tier", "status", "created_at")
+
+
+def _tenant(answer: dict[str, Any]) -> str:
+    return table([answer], TENANT_COLUMNS)
+
+
+def tenants_create(args: argparse.Namespace) -> tuple[Any, str]:
+    body: dict[str, Any] = {"name": args.name, "tier": args.tier}
+    if args.id:
+        body["tenant_id"] = args.id
+    answer = _request(args, "POST", "/tenants", body)
+    return answer, f"{_tenant(answer['tenant'])}\n\nAPI key (shown once): {answer['api_key']}"
+
+
+def tenants_list(args: argparse.Namespace) -> tuple[Any, str]:
+    rows = _all_pages(
+        args, "/tenants", "tenants", tier=args.tier or "", status=args.status or "", limit="100"
+    )
+    return {"tenants": rows}, table(rows, TENANT_COLUMNS)
+
+
+def tenants_get(args: argparse.Namespace) -> tuple[Any, str]:
+    answer = _request(args, "GET", f"/tenants/{_quoted(args.tenant_id)}")
+    return answer, _tenant(answer)
+
+
+def _set_status(args: argparse.Namespace, status: str) -> tuple[Any, str]:
+    answer = _request(args, "PATCH", f"/tenants/{_quoted(args.tenant_id)}", {"status": status})
+    return answer, _tenant(answer)
+
+
+def tenants_suspend(args: argparse.Namespace) -> tuple[Any, str]:
+    return _set_status(args, "suspended")
+
+
+def tenants_resume(args: argparse.Namespace) -> tuple[Any, str]:
+    return _set_status(args, "active")
+
+
+def tenants_delete(args: argparse.Namespace) -> tuple[Any, str]:
+    answer = _request(args, "DELETE", f"/tenants/{_quoted(args.tenant_id)}")
+    counts = ", ".join(f"{table_name} {count}" for table_name, count in answer["items_deleted"].items())
+    text = (
+        f"offboarded {answer['tenant_id']}: {answer['keys_revoked']} keys revoked, "
+        f"{answer['edge_keys_deleted']} API Gateway keys deleted; items deleted: {counts}"
+    )
+    return answer, text
+
+
+def keys_rotate(args: argparse.Namespace) -> tuple[Any, str]:
+    answer = _request(
+        args, "POST", f"/tenants/{_quoted(args.tenant_id)}/keys", {"grace_seconds": args.grace_seconds}
+    )
+    older = answer.get("older_keys_expire_at") or "now"
+    return (
+        answer,
+        f"new key {answer['key']['key_id']} (shown once): {answer['api_key']}\nolder keys expire: {older}",
+    )
+
+
+def keys_revoke(args: argparse.Namespace) -> tuple[Any, str]:
+    answer = _request(args, "DELETE", f"/tenants/{_quoted(args.tenant_id)}/keys/{_quoted(args.key_id)}")
+    return answer, f"revoked {answer['key_id']} of {args.tenant_id}"
+
+
+USAGE_COLUMNS = ("period", "requests", "allowed", "denied", "client_errors", "errors", "avg_latency_ms",
+                 "p95_latency_ms", "tokens_in", "tokens_out")  # fmt: skip
+
+
+def usage(args: argparse.Namespace) -> tuple[Any, str]:
+    answer = _request(args, "GET", f"/tenants/{_quoted(args.tenant_id)}/usage?days={args.days}")
+    rows = answer["days"] or [answer["today"]]
+    cost = answer["estimated_cost"]
+    text = (
+        f"{answer['tenant_id']} ({answer['tier']})\n{table([*rows, answer['month']], USAGE_COLUMNS)}\n\n"
+        f"estimated cost this month: {cost['total']:.6f} {cost['currency']} "
+        f"(API Gateway {cost['api_gateway']:.6f}, Lambda {cost['lambda_compute']:.6f}, "
+        f"DynamoDB {cost['dynamodb']:.6f}, LLM {cost['llm']:.6f})"
+    )
+    return answer, text
+
+
+def stats(args: argparse.Namespace) -> tuple[Any, str]:
+    rows = _all_pages(args, "/stats", "tenants", limit="100")
+    return {"tenants": rows}, table(
+        rows, ("tenant_id", "tier", "requests", "allowed", "denied", "avg_latency_ms")
+    )
+
+
+# ---------------------------------------------------------------------------------- wiring
+def _run(command: Any) -> Any:
+    def handler(args: argparse.Namespace) -> int:
+        try:
+            answer, text = command(args)
+        except CliError as exc:
+            print(f"tenantry: {exc}", file=sys.stderr)
+            return exc.exit_code
+        print(json.dumps(answer, indent=2) if args.json else text)
+        return 0
+
+    return handler
+
+
+def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--url", default=os.environ.get("TENANTRY_URL", DEFAULT_URL), help="API base URL")
+    parser.add_argument("--admin-key", help="admin key (default: $TENANTRY_ADMIN_KEY)")
+    parser.add_argument("--json", action="store_true", help="print the API's JSON")
+    return parser
 
 
 def register(subcommands: Any) -> None:
-    """Add this area's subcommands to ``subcommands`` (an argparse sub-parsers action)."""
-    _ = (subcommands, argparse)
+    tenants = subcommands.add_parser("tenants", help="Onboard, list, suspend and offboard tenants")
+    actions = tenants.add_subparsers(dest="action", required=True)
+    create = _common(actions.add_parser("create", help="Onboard a tenant; prints its key once"))
+    create.add_argument("--name", required=True)
+    create.add_argument("--tier", required=True, help="basic, pro or enterprise")
+    create.add_argument("--id", help="tenant id (default: derived from the name)")
+    create.set_defaults(handler=_run(tenants_create))
+    listing = _common(actions.add_parser("list", help="List tenants"))
+    listing.add_argument("--tier")
+    listing.add_argument("--status", choices=("active", "suspended"))
+    listing.set_defaults(handler=_run(tenants_list))
+    for name, command, description in (
+        ("get", tenants_get, "Show one tenant"),
+        ("suspend", tenants_suspend, "Suspend: every key is refused at once"),
+        ("resume", tenants_resume, "Resume a suspended tenant"),
+        ("delete", tenants_delete, "Offboard: revoke keys and purge every item"),
+    ):
+        parser = _common(actions.add_parser(name, help=description))
+        parser.add_argument("tenant_id")
+        parser.set_defaults(handler=_run(command))
+
+    keys = subcommands.add_parser("keys", help="Rotate or revoke a tenant's keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    rotate = _common(
+        key_actions.add_parser("rotate", help="Issue a new key; older ones live for the grace period")
+    )
+    rotate.add_argument("tenant_id")
+    rotate.add_argument("--grace-seconds", type=int, default=86_400)
+    rotate.set_defaults(handler=_run(keys_rotate))
+    revoke = _common(key_actions.add_parser("revoke", help="Revoke one key at once"))
+    revoke.add_argument("tenant_id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_run(keys_revoke))
+
+    usage_parser = _common(
+        subcommands.add_parser("usage", help="A tenant's usage, limits and estimated cost")
+    )
+    usage_parser.add_argument("tenant_id")
+    usage_parser.add_argument("--days", type=int, default=1, help="daily history length (1-31)")
+    usage_parser.set_defaults(handler=_run(usage))
+
+    stats_parser = _common(
+        subcommands.add_parser("stats", help="Every tenant's requests, allowed, denied, latency")
+    )
+    stats_parser.set_defaults(handler=_run(stats))
