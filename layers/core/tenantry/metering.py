@@ -20,9 +20,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from tenantry import aws
 from tenantry.observability import logger
 from tenantry.stores import usage as usage_store
 
@@ -137,60 +134,22 @@ def aggregate(records: Iterable[AccessRecord]) -> dict[tuple[str, str], Counters
     return totals
 
 
-def _update(tenant_id: str, period: str, counters: Counters) -> dict[str, Any]:
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-    additions: list[str] = []
-    for index, (name, amount) in enumerate(sorted(counters.values.items())):
-        names[f"#c{index}"] = name
-        values[f":c{index}"] = {"N": str(amount)}
-        additions.append(f"#c{index} :c{index}")
-    return {
-        "Update": {
-            "TableName": usage_store.table_name(),
-            "Key": {"tenant_id": {"S": tenant_id}, "period": {"S": period}},
-            "UpdateExpression": "ADD " + ", ".join(additions),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
-        }
-    }
-
-
-def _marker(batch_id: str, chunk: int) -> dict[str, Any]:
-    return {
-        "Put": {
-            "TableName": usage_store.table_name(),
-            "Item": {
-                "tenant_id": {"S": MARKER_TENANT},
-                "period": {"S": f"batch#{batch_id}#{chunk}"},
-                "expires_at": {"N": str(int(time.time()) + MARKER_TTL_SECONDS)},
-            },
-            "ConditionExpression": "attribute_not_exists(#period)",
-            "ExpressionAttributeNames": {"#period": "period"},
-        }
-    }
-
-
 def apply(batch_id: str, totals: dict[tuple[str, str], Counters]) -> tuple[int, int]:
     """Add ``totals`` once per ``batch_id``: (chunks applied, chunks already applied before)."""
-    updates = [
-        _update(tenant_id, period, totals[(tenant_id, period)]) for tenant_id, period in sorted(totals)
-    ]
+    keys = sorted(totals)
     applied = duplicates = 0
-    for chunk, start in enumerate(range(0, len(updates), MAX_UPDATES_PER_TRANSACTION)):
-        items = [_marker(batch_id, chunk), *updates[start : start + MAX_UPDATES_PER_TRANSACTION]]
-        try:
-            aws.dynamodb_client().transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-        except ClientError as exc:
-            cancellations: list[Any] = list(exc.response.get("CancellationReasons", []))
-            reasons = [reason.get("Code") for reason in cancellations]
-            if aws.error_code(exc) == "TransactionCanceledException" and reasons[:1] == [
-                "ConditionalCheckFailed"
-            ]:
-                duplicates += 1
-                continue
-            raise
-        applied += 1
+    for chunk, start in enumerate(range(0, len(keys), MAX_UPDATES_PER_TRANSACTION)):
+        updates = [
+            usage_store.counter_update(tenant_id, period, totals[(tenant_id, period)].values)
+            for tenant_id, period in keys[start : start + MAX_UPDATES_PER_TRANSACTION]
+        ]
+        marker = usage_store.batch_marker(
+            MARKER_TENANT, f"batch#{batch_id}#{chunk}", int(time.time()) + MARKER_TTL_SECONDS
+        )
+        if usage_store.write_once(marker, updates):
+            applied += 1
+        else:
+            duplicates += 1
     return applied, duplicates
 
 

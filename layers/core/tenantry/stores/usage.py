@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
 
 from tenantry import aws, settings
 
@@ -53,6 +54,56 @@ def token_update(
     if names:
         update["ExpressionAttributeNames"] = names
     return {"Update": update}
+
+
+def counter_update(tenant_id: str, period: str, counters: dict[str, int]) -> dict[str, Any]:
+    """A ``TransactWriteItems`` Update that atomically adds each counter (names may hold any text)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    additions: list[str] = []
+    for index, (name, amount) in enumerate(sorted(counters.items())):
+        names[f"#c{index}"] = name
+        values[f":c{index}"] = {"N": str(amount)}
+        additions.append(f"#c{index} :c{index}")
+    return {
+        "Update": {
+            "TableName": table_name(),
+            "Key": {"tenant_id": {"S": tenant_id}, "period": {"S": period}},
+            "UpdateExpression": "ADD " + ", ".join(additions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+    }
+
+
+def batch_marker(partition: str, sort_key: str, expires_at: int) -> dict[str, Any]:
+    """A ``TransactWriteItems`` Put that fails if the marker exists: the write-once guard."""
+    return {
+        "Put": {
+            "TableName": table_name(),
+            "Item": {
+                "tenant_id": {"S": partition},
+                "period": {"S": sort_key},
+                "expires_at": {"N": str(expires_at)},
+            },
+            "ConditionExpression": "attribute_not_exists(#period)",
+            "ExpressionAttributeNames": {"#period": "period"},
+        }
+    }
+
+
+def write_once(marker: dict[str, Any], updates: list[dict[str, Any]]) -> bool:
+    """Apply ``updates`` with ``marker`` in one transaction; False if the marker was already there."""
+    try:
+        items: list[Any] = [marker, *updates]
+        aws.dynamodb_client().transact_write_items(TransactItems=items)
+    except ClientError as exc:
+        cancellations: list[Any] = list(exc.response.get("CancellationReasons", []))
+        first = cancellations[0].get("Code") if cancellations else None
+        if aws.error_code(exc) == "TransactionCanceledException" and first == "ConditionalCheckFailed":
+            return False
+        raise
+    return True
 
 
 def add_tokens(
