@@ -67,6 +67,11 @@ class PayloadTooLarge(ApiError):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class TooManyRequests(ApiError):
     status = 429
     code = "too_many_requests"

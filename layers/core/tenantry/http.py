@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenantry import settings
-from tenantry.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized
+from tenantry.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, UnsupportedMediaType
 from tenantry.observability import logger, metrics, tracer
 
 JSON = "application/json"
@@ -107,6 +107,18 @@ def body_size(event: dict[str, Any]) -> int:
     return len(body.encode()) if isinstance(body, str) else len(body)
 
 
+def _content_type(event: dict[str, Any]) -> str:
+    for name, value in (event.get("headers") or {}).items():
+        if name.lower() == "content-type" and value:
+            return str(value).strip()
+    return ""
+
+
+def _is_json(media_type: str) -> bool:
+    # Exactly what Powertools' body validation accepts, so there is one rule and one answer.
+    return media_type.startswith(JSON)
+
+
 def caller_from_event(event: dict[str, Any]) -> Caller | None:
     context = (event.get("requestContext") or {}).get("authorizer") or {}
     tenant_id = context.get("tenant_id")
@@ -133,6 +145,12 @@ def run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaConte
     metrics.add_dimension(name="tier", value=caller.tier if caller is not None and caller.tier else "none")
     metrics.add_dimension(name="route", value=f"{event.get('httpMethod', '-')} {event.get('resource', '-')}")
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    media_type = _content_type(event)
+    if event.get("body") and media_type and not _is_json(media_type):
+        unsupported = UnsupportedMediaType(
+            f"Bodies are JSON: send Content-Type: application/json (got {media_type})", field="Content-Type"
+        )
+        return _plain_response(415, unsupported.body(), _request_id(event))
     if body_size(event) > settings.MAX_BODY_BYTES:
         too_large = PayloadTooLarge(f"Request body exceeds {settings.MAX_BODY_BYTES} bytes", field="body")
         return _plain_response(413, too_large.body(), _request_id(event))
