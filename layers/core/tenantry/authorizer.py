@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +26,13 @@ KeyLookup = Callable[[str], "dict[str, str] | None"]
 
 _log = logging.getLogger("tenantry.authorizer")
 _log.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "INFO"))
+if not _log.handlers:
+    # One JSON object per line, like the Powertools functions, without Lambda's text prefix and
+    # without passing through another logger's formatter (locally, Powertools owns "tenantry").
+    _stdout = logging.StreamHandler(sys.stdout)
+    _stdout.setFormatter(logging.Formatter("%(message)s"))
+    _log.addHandler(_stdout)
+_log.propagate = False
 _clients: dict[str, Any] = {}
 
 
