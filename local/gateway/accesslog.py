@@ -58,6 +58,11 @@ class AccessLog:
         self._thread: threading.Thread | None = None
         self.ingested = 0
 
+    def set_ingest(self, ingest: Ingest | None) -> None:
+        """Swap the metering entry point (the layer changed and was reloaded)."""
+        if ingest is not None:
+            self._ingest = ingest
+
     def start(self) -> None:
         if self._ingest is not None:
             self._thread = threading.Thread(target=self._meter_loop, name="gateway-metering", daemon=True)

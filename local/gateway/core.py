@@ -243,6 +243,8 @@ class Gateway:
     def _on_layer_change(self, _: Path) -> None:
         for pool in list(self._pools.values()):
             pool.retire()
+        if self.options.metering:
+            self.access_log.set_ingest(self._metering_ingest())
         _log.warning("layers changed: every function cold-starts on its next request")
 
     def _on_code_change(self, path: Path) -> None:
