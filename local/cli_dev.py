@@ -145,7 +145,7 @@ def _dev(args: argparse.Namespace) -> int:
         tenancy = sandbox.load_isolated_module(
             "tenantry.tenancy",
             sandbox.lambda_env(tenants_spec, LOCAL_FUNCTION_ENV),
-            sandbox._top_level_names(template.REPO_ROOT / "layers" / "core"),
+            sandbox.top_level_names(template.REPO_ROOT / "layers" / "core"),
         )
 
         def create_admin_key() -> str:
@@ -208,7 +208,7 @@ def _invoke(args: argparse.Namespace) -> int:
         os.environ.update(shared_env(model))
         spec = model.functions[args.function]
         env = sandbox.lambda_env(spec, LOCAL_FUNCTION_ENV)
-        layer_names = sandbox._top_level_names(template.REPO_ROOT / "layers" / "core")
+        layer_names = sandbox.top_level_names(template.REPO_ROOT / "layers" / "core")
         with redirect_stdout_to_stderr():
             loaded = sandbox.load_sandbox(spec, env, layer_names, generation=0)
             context = sandbox.LambdaContext(spec, str(uuid.uuid4()), loaded.log_stream)

@@ -15,6 +15,7 @@ import binascii
 import contextlib
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -209,11 +210,11 @@ class Gateway:
 
     def _rebuild_pools(self) -> None:
         with self._model_lock:
-            import os  # noqa: PLC0415 - only here: the shared env goes into the real os.environ
-
+            # Variables every function agrees on go into the real os.environ, for code that runs
+            # outside a sandbox's env layer (the metering thread); each sandbox sees only its own.
             for name, value in {**shared_env(self.model), **LOCAL_FUNCTION_ENV}.items():
                 os.environ[name] = value
-            layer_names = sandbox._top_level_names(LAYERS_DIR / "core")
+            layer_names = sandbox.top_level_names(LAYERS_DIR / "core")
             self._pools = {
                 logical_id: sandbox.FunctionPool(
                     spec,
@@ -264,7 +265,7 @@ class Gateway:
         env = sandbox.lambda_env(spec, LOCAL_FUNCTION_ENV) if spec is not None else {}
         try:
             module = sandbox.load_isolated_module(
-                "tenantry.metering", env, sandbox._top_level_names(LAYERS_DIR / "core")
+                "tenantry.metering", env, sandbox.top_level_names(LAYERS_DIR / "core")
             )
         except ImportError:
             _log.info("tenantry.metering is not there yet: access-log lines are not metered")

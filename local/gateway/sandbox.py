@@ -167,7 +167,7 @@ def lambda_env(spec: FunctionSpec, overrides: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _top_level_names(folder: Path) -> set[str]:
+def top_level_names(folder: Path) -> set[str]:
     """Importable top-level names in ``folder``: packages and modules."""
     names: set[str] = set()
     with contextlib.suppress(OSError):
@@ -194,7 +194,7 @@ def load_sandbox(spec: FunctionSpec, env: dict[str, str], layer_names: set[str],
 
     The copy's modules are taken out of ``sys.modules`` again afterwards, so the next sandbox
     (or the process itself) imports its own; third-party packages stay shared."""
-    own_names = layer_names | _top_level_names(spec.code_dir)
+    own_names = layer_names | top_level_names(spec.code_dir)
     module_name = f"lambda_{spec.logical_id}_{next(_sandbox_numbers)}"
 
     def is_own(name: str) -> bool:
