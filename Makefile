@@ -1,6 +1,10 @@
 # Tenantry: `make dev` serves the API locally, `make test` runs every check CI runs.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# Lambda runs python3.13; the venv runs the same Python. PYTHON may name one; otherwise the first
+# 3.13 found on PATH or under pyenv (whose bare `python3.13` shim fails without PYENV_VERSION).
+PYTHON ?= $(shell for c in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13 \
+	/usr/local/bin/python3.13 /usr/bin/python3.13; do \
+	"$$c" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$c"; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -21,10 +25,15 @@ help:
 	@echo "make dev-reset  wipe the local state in $(TENANTRY_HOME)"
 
 $(STAMP): pyproject.toml layers/core/requirements.txt
-	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required"; exit 1; }
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@test -n "$(PYTHON)" || { echo "Python 3.13 is required (Lambda's python3.13). Install it, e.g." \
+		"'pyenv install 3.13' or your OS package python3.13, or run make PYTHON=/path/to/python3.13."; exit 1; }
+	@"$(PYTHON)" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null || { \
+		echo "$(PYTHON) is not Python 3.13; Lambda runs python3.13 and so must the venv."; exit 1; }
+	@if test -d $(VENV) && ! $(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; \
+		then echo "Recreating $(VENV): it is not Python 3.13"; rm -rf $(VENV); fi
+	test -d $(VENV) || "$(PYTHON)" -m venv $(VENV)
+	$(BIN)/pip install --upgrade --progress-bar on pip
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -46,7 +55,7 @@ validate: $(STAMP)
 	$(BIN)/sam validate --lint --region us-east-1
 
 build: $(STAMP)
-	$(BIN)/sam build --build-dir .aws-sam/build
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam build --build-dir .aws-sam/build
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

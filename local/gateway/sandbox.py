@@ -159,7 +159,7 @@ def lambda_env(spec: FunctionSpec, overrides: dict[str, str]) -> dict[str, str]:
         "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout_s),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": "$LATEST",
-        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         "LAMBDA_TASK_ROOT": str(spec.code_dir),
         "_HANDLER": f"{spec.module_file.stem}.{spec.handler_name}",
         **spec.env,

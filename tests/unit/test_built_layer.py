@@ -26,6 +26,12 @@ def test_built_layer_native_modules_match_the_function_architecture() -> None:
     assert any(path.name.startswith("_pydantic_core") for path in native)
     wrong = [path.name for path in native if f"-{machine}-linux" not in path.name and "abi3" not in path.name]
     assert wrong == []
+    # And every version-specific extension is for CPython 3.13, the functions' runtime
+    (runtime,) = {template.template()["Globals"]["Function"]["Runtime"]}
+    tag = "cpython-" + runtime.removeprefix("python").replace(".", "")
+    assert tag == "cpython-313"
+    other_python = [path.name for path in native if "abi3" not in path.name and tag not in path.name]
+    assert other_python == []
     # And ELF headers agree with the file names (e_machine 183 = aarch64, 62 = x86_64)
     expected_e_machine = {"aarch64": 183, "x86_64": 62}[machine]
     for path in native:

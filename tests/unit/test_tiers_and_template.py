@@ -100,9 +100,9 @@ def test_the_tenants_function_can_reach_every_registered_table() -> None:
         assert variables.get(entry.env_var) == {"Ref": entry.logical_id}, entry
 
 
-def test_functions_are_arm64_python311_with_the_core_layer() -> None:
+def test_functions_are_arm64_python313_with_the_core_layer() -> None:
     globals_ = template.template()["Globals"]["Function"]
-    assert globals_["Runtime"] == "python3.11"
+    assert globals_["Runtime"] == "python3.13"
     assert globals_["Architectures"] == ["arm64"]
     layer = template.resources_of_type("AWS::Serverless::LayerVersion")["CoreLayer"]
     assert layer["Metadata"]["BuildArchitecture"] == "arm64"
