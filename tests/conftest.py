@@ -153,3 +153,8 @@ class HandlerClient:
             {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
         )
         return response["statusCode"], response_json(response), headers
+
+
+def with_last_character_changed(key: str) -> str:
+    """The key with its last character replaced by a different one (a plain `+ "x"` is a no-op 1 in 58)."""
+    return key[:-1] + ("2" if key[-1] != "2" else "3")

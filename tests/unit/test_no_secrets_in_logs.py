@@ -11,7 +11,14 @@ import pytest
 
 from tenantry import authorizer, edge, keys
 from tenantry.observability import logger as powertools_logger
-from tests.conftest import admin_context, api_event, load_function, response_json, tenant_context
+from tests.conftest import (
+    admin_context,
+    api_event,
+    load_function,
+    response_json,
+    tenant_context,
+    with_last_character_changed,
+)
 
 
 @pytest.fixture
@@ -65,7 +72,7 @@ def test_a_full_key_lifecycle_logs_no_key_and_no_hash(
         ),
         lambda_context,
     )
-    for bad in (second_key, first_key[:-1] + "x"):
+    for bad in (second_key, with_last_character_changed(first_key)):
         with pytest.raises(Exception, match="Unauthorized"):
             authorize({"methodArn": method_arn, "headers": {"X-API-Key": bad}}, lambda_context)
     tenants(api_event("DELETE", f"/tenants/{tenant_id}", authorizer=admin_context()), lambda_context)

@@ -76,3 +76,23 @@ def test_a_full_cycle_logs_context_and_no_secrets(
     for blob in emf:
         for directive in blob["_aws"]["CloudWatchMetrics"]:
             assert directive["Dimensions"] == [["tier", "route"]]
+
+
+def test_each_function_logs_under_the_service_name_its_template_env_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    from local import template
+
+    # Given the service name the template sets for the chat function
+    env = template.template()["Resources"]["ChatFunction"]["Properties"]["Environment"]["Variables"]
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", env["POWERTOOLS_SERVICE_NAME"])
+    # When the observability module is loaded afresh, as in the function's own sandbox
+    spec = importlib.util.find_spec("tenantry.observability")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # Then its logger and tracer carry that name, not a shared hard-coded one
+    assert module.logger.service == "chat"
+    assert module.tracer.service == "chat"

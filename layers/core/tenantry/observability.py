@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-logger = Logger(service="tenantry", use_rfc3339=True)
-tracer = Tracer(service="tenantry")
+# The service name comes from POWERTOOLS_SERVICE_NAME, which the template sets per function.
+logger = Logger(use_rfc3339=True)
+tracer = Tracer()
 # No service: Powertools would add it as a dimension; tier and route are the only ones (http.run).
 metrics = Metrics(namespace="Tenantry", service="")
