@@ -4,10 +4,11 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenantry import http, tenancy, usage
+from tenantry import exposition, http, tenancy, usage
 from tenantry.edge import Stage
 from tenantry.models.tenants import (
     KEY_ID_PATTERN,
@@ -106,13 +107,47 @@ def tenant_usage(tenant_id: TenantIdParam, days: DaysParam = 1) -> UsageReport:
     return usage.report(tenant_id, days, as_admin=True)
 
 
-@app.get("/stats", tags=["usage"])
+TierParam = Annotated[str | None, Query(pattern=r"^[a-z]{1,20}$", description="Only this tier's tenants")]
+PROMETHEUS_RESPONSE: dict[int, OpenAPIResponse] = {
+    200: {
+        "description": "Prometheus text format 0.0.4: every tenant's counters this month",
+        "content": {exposition.CONTENT_TYPE: {"schema": {"type": "string"}}},
+    }
+}
+
+
+def _prometheus(tier: str | None) -> Response[str]:
+    return Response(status_code=200, content_type=exposition.CONTENT_TYPE, body=exposition.scrape(tier))
+
+
+@app.get(
+    "/stats",
+    tags=["usage"],
+    responses={
+        200: {
+            "description": "JSON; with an Accept that prefers text/plain, the text of /stats/prometheus",
+            "content": {
+                http.JSON: {"model": StatsPage},
+                exposition.CONTENT_TYPE: {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 def stats(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     next_token: Annotated[str | None, Query(max_length=2048)] = None,
-) -> StatsPage:
+    tier: TierParam = None,
+) -> Response[Any]:
     http.require_admin(app)
-    return usage.stats(limit, next_token)
+    if exposition.wants_text(app.current_event.headers.get("accept")):
+        return _prometheus(tier)
+    return Response(status_code=200, content_type=http.JSON, body=usage.stats(limit, next_token, tier=tier))
+
+
+@app.get("/stats/prometheus", tags=["usage"], responses=PROMETHEUS_RESPONSE)
+def stats_prometheus(tier: TierParam = None) -> Response[str]:
+    http.require_admin(app)
+    return _prometheus(tier)
 
 
 @app.get("/me", tags=["tenant"])

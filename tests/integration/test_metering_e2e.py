@@ -61,3 +61,20 @@ def test_a_tenant_reads_its_own_usage(gateway: LocalStack) -> None:
     usage = _wait_for(lambda: gateway.request("GET", "/usage", key=key).json, 1)
     assert usage["tenant_id"] == tenant_id
     assert usage["month"]["allowed"] >= 1
+
+
+def test_prometheus_scrape_over_http_admin_only(gateway: LocalStack) -> None:
+    # Given a tenant with one metered request
+    tenant_id, key = gateway.create_tenant("pro")
+    gateway.request("GET", "/me", key=key)
+    _wait_for(lambda: gateway.request("GET", f"/tenants/{tenant_id}/usage", key=gateway.admin_key).json, 1)
+    # When an admin scrapes both ways, then both answer the text format with the tenant's counter
+    line = f'tenantry_requests_total{{tenant_id="{tenant_id}",tier="pro",outcome="allowed"}} 1'
+    for path, accept in (("/stats/prometheus", "*/*"), ("/stats", "text/plain;version=0.0.4")):
+        answer = gateway.request("GET", path, key=gateway.admin_key, headers={"Accept": accept})
+        assert answer.status == 200
+        assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert line in answer.raw.decode().splitlines()
+    # And a tenant key is refused at the edge, a missing key is 401
+    assert gateway.request("GET", "/stats/prometheus", key=key).status == 403
+    assert gateway.request("GET", "/stats/prometheus").status == 401

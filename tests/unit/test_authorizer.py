@@ -78,6 +78,7 @@ def test_one_cached_policy_admits_every_tenant_route_and_no_admin_route(tenant_k
     assert not allows(policy, f"{STAGE_ARN}/DELETE/tenants/acme")
     assert not allows(policy, f"{STAGE_ARN}/POST/tenants/acme/keys")
     assert not allows(policy, f"{STAGE_ARN}/GET/stats")
+    assert not allows(policy, f"{STAGE_ARN}/GET/stats/prometheus")
 
 
 def test_admin_keys_reach_admin_routes_only(aws: dict[str, str]) -> None:
@@ -89,6 +90,7 @@ def test_admin_keys_reach_admin_routes_only(aws: dict[str, str]) -> None:
     assert allows(policy, f"{STAGE_ARN}/GET/tenants")
     assert allows(policy, f"{STAGE_ARN}/PATCH/tenants/acme")
     assert allows(policy, f"{STAGE_ARN}/GET/stats")
+    assert allows(policy, f"{STAGE_ARN}/GET/stats/prometheus")
     assert not allows(policy, f"{STAGE_ARN}/GET/me")
     assert not allows(policy, f"{STAGE_ARN}/POST/events")
 

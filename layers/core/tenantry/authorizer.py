@@ -20,7 +20,7 @@ from typing import Any
 from tenantry import keys
 
 UNAUTHORIZED = "Unauthorized"  # API Gateway maps exactly this exception message to 401
-ADMIN_RESOURCES = ("tenants", "tenants/*", "stats")
+ADMIN_RESOURCES = ("tenants", "tenants/*", "stats", "stats/*")
 
 KeyLookup = Callable[[str], "dict[str, str] | None"]
 

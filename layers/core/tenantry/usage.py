@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -115,23 +116,47 @@ def report(
     )
 
 
-def stats(limit: int, next_token: str | None, now: datetime | None = None) -> StatsPage:
-    """Every tenant's requests, allowed, denied and average latency this month, a page at a time."""
+def _stats_row(tenant: dict[str, Any], item: dict[str, Any]) -> TenantStats:
+    tier = str(tenant["tier"])
+    return TenantStats(
+        tenant_id=str(tenant["tenant_id"]),
+        name=str(tenant["name"]),
+        tier=tier,
+        status=str(tenant.get("status", "active")),
+        requests=_int(item.get("requests")),
+        allowed=_int(item.get("allowed")),
+        denied=_int(item.get("denied")),
+        avg_latency_ms=_average(item),
+        p95_latency_ms=metering.p95_ms(item),
+        tokens_in=_int(item.get("tokens_in")),
+        tokens_out=_int(item.get("tokens_out")),
+        estimated_cost_usd=estimate_cost(item).total,
+        limits=get_tier(tier).limits(),
+    )
+
+
+def stats(
+    limit: int, next_token: str | None, *, tier: str | None = None, now: datetime | None = None
+) -> StatsPage:
+    """Every tenant's figures this month (requests, allowed, denied, latency, tokens, estimated
+    cost) with its tier's limits, a page at a time."""
     month = usage_store.month_period(now or datetime.now(UTC))
-    tenants, token = tenant_store.list_page(tier=None, status=None, limit=limit, next_token=next_token)
+    tenants, token = tenant_store.list_page(tier=tier, status=None, limit=limit, next_token=next_token)
     counters = usage_store.get_periods([str(tenant["tenant_id"]) for tenant in tenants], month)
-    rows = []
-    for tenant in tenants:
-        item = counters.get(str(tenant["tenant_id"]), {})
-        rows.append(
-            TenantStats(
-                tenant_id=str(tenant["tenant_id"]),
-                name=str(tenant["name"]),
-                tier=str(tenant["tier"]),
-                requests=_int(item.get("requests")),
-                allowed=_int(item.get("allowed")),
-                denied=_int(item.get("denied")),
-                avg_latency_ms=_average(item),
-            )
-        )
+    rows = [_stats_row(tenant, counters.get(str(tenant["tenant_id"]), {})) for tenant in tenants]
     return StatsPage(period=month, tenants=rows, next_token=token)
+
+
+def month_items(
+    *, tier: str | None = None, now: datetime | None = None
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Every tenant (of ``tier``, if given) with its month's raw counters, 100 tenants a round."""
+    month = usage_store.month_period(now or datetime.now(UTC))
+    token: str | None = None
+    while True:
+        tenants, token = tenant_store.list_page(tier=tier, status=None, limit=100, next_token=token)
+        counters = usage_store.get_periods([str(tenant["tenant_id"]) for tenant in tenants], month)
+        for tenant in tenants:
+            yield tenant, counters.get(str(tenant["tenant_id"]), {})
+        if token is None:
+            return

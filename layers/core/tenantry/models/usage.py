@@ -47,10 +47,18 @@ class TenantStats(BaseModel):
     tenant_id: str
     name: str
     tier: str
+    status: str
     requests: int
     allowed: int
     denied: int
     avg_latency_ms: float | None
+    p95_latency_ms: int | None = Field(
+        description="Upper bound of the histogram bucket holding the 95th percentile"
+    )
+    tokens_in: int
+    tokens_out: int
+    estimated_cost_usd: float = Field(description="This month's estimated cost (see /tenants/{id}/usage)")
+    limits: dict[str, object] = Field(description="The tier's limits: requests and LLM tokens per month")
 
 
 class StatsPage(BaseModel):
