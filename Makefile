@@ -53,6 +53,9 @@ typecheck: $(STAMP)
 
 validate: $(STAMP)
 	$(BIN)/sam validate --lint --region us-east-1
+	@# What CloudFormation receives after the SAM transform, linted too (sam validate lints the SAM form).
+	$(BIN)/python -m local.cloudformation --write .aws-sam/translated.json
+	$(BIN)/cfn-lint .aws-sam/translated.json
 
 build: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam build --build-dir .aws-sam/build
