@@ -1,14 +1,16 @@
 """Requests/s and latency of the local gateway at 1 and 8 concurrent keep-alive clients.
 
-Three cases: a trivial handler (the gateway's own cost), GET /health (a handler that reads
+Three rate cases: a trivial handler (the gateway's own cost), GET /health (a handler that reads
 DynamoDB) and an authorized GET /me whose authorizer answer is cached. The stack runs as
 ``tenantry dev`` in its own process; each client is a separate process with one keep-alive
 connection that writes pre-built requests and reads answers by Content-Length, so the client side
-stays cheap. Run: make bench (or .venv/bin/python bench/gateway.py).
+stays cheap. Then 1,000 single-event publishes by 10 such clients at once, timed from the
+first to the last answer. Run: make bench (or .venv/bin/python bench/gateway.py).
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import platform
@@ -18,15 +20,26 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from local.stack_process import start_stack
 
 OVERLAY = Path(__file__).resolve().parent / "overlay.yaml"
 DURATION_SECONDS = float(os.environ.get("BENCH_SECONDS", "4"))
 WARMUP_REQUESTS = 200
+PUBLISHES = 1000
+PUBLISH_CLIENTS = 10
 
 
-def _client(port: int, request: bytes, duration: float, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _client(  # noqa: PLR0917 - a multiprocessing target takes positional arguments
+    port: int,
+    request: bytes,
+    duration: float,
+    results: multiprocessing.Queue,  # type: ignore[type-arg]
+    count: int = 0,
+    go: Any = None,
+) -> None:
+    """Requests on one keep-alive connection: for ``duration`` seconds, or exactly ``count``."""
     connection = socket.create_connection(("127.0.0.1", port))
     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buffer = b""
@@ -47,10 +60,20 @@ def _client(port: int, request: bytes, duration: float, results: multiprocessing
         buffer = rest[length:]
         return int(head[9:12])
 
-    for _ in range(WARMUP_REQUESTS // 4):
-        one()
     latencies: list[float] = []
     errors = 0
+    if count:
+        go.wait()
+        for _ in range(count):
+            started = time.perf_counter()
+            if one() not in (200, 201):
+                errors += 1
+            latencies.append(time.perf_counter() - started)
+        connection.close()
+        results.put((latencies, errors))
+        return
+    for _ in range(WARMUP_REQUESTS // 4):
+        one()
     deadline = time.perf_counter() + duration
     while True:
         started = time.perf_counter()
@@ -93,6 +116,40 @@ def run_case(port: int, path: str, key: str | None, clients: int) -> dict[str, f
     }
 
 
+def run_publishes(
+    port: int, key: str, total: int = PUBLISHES, clients: int = PUBLISH_CLIENTS
+) -> dict[str, float]:
+    """Wall time of ``total`` single-event publishes (one tenant) spread over ``clients``."""
+    body = json.dumps({"type": "bench.published", "data": {"n": 1}}).encode()
+    request = (
+        f"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    go = multiprocessing.Event()
+    workers = [
+        multiprocessing.Process(target=_client, args=(port, request, 0, results, total // clients, go))
+        for _ in range(clients)
+    ]
+    for worker in workers:
+        worker.start()
+    time.sleep(1)  # every client connected and waiting
+    started = time.perf_counter()
+    go.set()
+    collected = [results.get() for _ in workers]
+    elapsed = time.perf_counter() - started
+    for worker in workers:
+        worker.join()
+    latencies = sorted(latency for batch, _ in collected for latency in batch)
+    return {
+        "requests": len(latencies),
+        "errors": sum(errors for _, errors in collected),
+        "wall_s": elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }
+
+
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tenantry-bench-") as home:
         stack = start_stack(Path(home), overlay=OVERLAY, extra_args=["--quiet", "--no-reload"])
@@ -128,6 +185,13 @@ def main() -> int:
                         f"{figures['p99_ms']:>8.2f} {figures['errors']:>7.0f}",
                         flush=True,
                     )
+            figures = run_publishes(stack.port, key)
+            print(
+                f"POST /events: {figures['requests']:.0f} publishes over {PUBLISH_CLIENTS} clients in "
+                f"{figures['wall_s']:.2f} s (p50 {figures['p50_ms']:.2f} ms, p99 {figures['p99_ms']:.2f} ms, "
+                f"{figures['errors']:.0f} errors), each fsync'd by the journal before its 201",
+                flush=True,
+            )
         finally:
             stack.stop()
     return 0

@@ -7,9 +7,14 @@ from template.yaml (tables, TTL settings, usage plans) and differs from a bare
 
 - **One lock.** Moto is not safe under concurrent requests, and the event store's gapless
   positions rely on each DynamoDB operation being atomic, so every request runs alone.
-- **Snapshots.** With a ``home`` folder, the DynamoDB items, the API keys (with their ids and
-  values) and the usage-plan keys are written to ``home/aws-state.json`` on stop and every few
-  seconds after a change, and restored on start. ``make dev-reset`` deletes the folder.
+- **Durability.** With a ``home`` folder, every state-changing request is recorded in a
+  write-ahead journal (``local/journal.py``) and on disk before its answer leaves; the DynamoDB
+  items, the API keys (with their ids and values) and the usage-plan keys are also snapshotted
+  to ``home/aws-state.json`` on stop and periodically, which compacts the journal. On start the
+  snapshot is restored and the journal replayed over it. ``make dev-reset`` deletes the folder.
+- **In process, when it can be.** Boto3 clients of this process reach the server through
+  ``local/transport.py`` (a botocore ``before-send`` handler) instead of a loopback HTTP
+  connection; other processes use HTTP. Both go through the same WSGI wrapper chain.
 - **The authorizer-cache flush.** Moto answers ``FlushStageAuthorizersCache`` with 404, so the
   wrapper answers ``DELETE /restapis/{id}/stages/{stage}/cache/authorizers`` itself (202, as API
   Gateway does) and calls the registered flush listeners (the local gateway).
@@ -39,14 +44,17 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from local import template
+from local import journal, template, transport
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
 STAGE_NAME = "v1"
 STATE_FILE = "aws-state.json"
 ENDPOINT_FILE = "embedded.json"
-SNAPSHOT_EVERY_SECONDS = 2.0
+# The journal makes each write durable at once; snapshots only compact it, so they can be rare.
+SNAPSHOT_EVERY_SECONDS = 30.0
+SNAPSHOT_JOURNAL_BYTES = 16 * 1024 * 1024
+SNAPSHOT_CHECK_SECONDS = 2.0
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 # DynamoDB operations that never change state; everything else marks the snapshot dirty.
@@ -126,7 +134,8 @@ def client_for(service: str, endpoint_url: str, timeout: float = 5) -> Any:
 
 
 class _SerializedApp:
-    """WSGI middleware: one request at a time into moto, plus the flush route and change signals."""
+    """WSGI middleware: one request at a time into moto, plus the flush route, change signals and
+    the journal (an answer leaves only once what it did, or saw, is on disk)."""
 
     def __init__(self, app: Any, owner: EmbeddedAws) -> None:
         self._app = app
@@ -142,16 +151,36 @@ class _SerializedApp:
             start_response("202 Accepted", [("Content-Type", "application/json"), ("Content-Length", "0")])
             return [b""]
         target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        operation = target.rpartition(".")[2]
+        changes = operation not in _READ_ONLY_TARGETS if target else method != "GET"
+        request_body = _read_body(environ) if changes and operation in journal.ITEM_WRITES else b""
         with self.lock:
             body = b"".join(self._app(environ, start_response))
-        if target:
-            if target.rpartition(".")[2] not in _READ_ONLY_TARGETS:
-                self._owner._mark_dirty()
-        elif method != "GET":
+            if changes:
+                durable_at, needs_snapshot = self._owner._record(operation, path, request_body)
+            else:
+                durable_at, needs_snapshot = self._owner._seen(), False
+        if needs_snapshot:
+            self._owner.snapshot()
+        self._owner._wait_durable(durable_at)
+        if changes:
             self._owner._mark_dirty()
-            if path.startswith(_APIGATEWAY_PATHS):
+            if not target and path.startswith(_APIGATEWAY_PATHS):
                 self._owner._notify_change()
         return [body]
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, read once; the inner app reads the same bytes again."""
+    import io  # noqa: PLC0415 - only write requests get here
+
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    data = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(data)
+    return bytes(data)
 
 
 class EmbeddedAws:
@@ -172,6 +201,8 @@ class EmbeddedAws:
         self._stopping = threading.Event()
         self._snapshotter: threading.Thread | None = None
         self._snapshot_lock = threading.Lock()
+        self._journal: journal.Journal | None = None
+        self._last_snapshot = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> EmbeddedAws:
@@ -199,14 +230,19 @@ class EmbeddedAws:
         )
         self.port = int(self._server.server_address[1])
         self.endpoint_url = f"http://{self.host}:{self.port}"
+        transport.register(self.endpoint_url, self._app)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="embedded-aws", kwargs={"poll_interval": 0.2}, daemon=True
         )
         self._thread.start()
-        self._provision()
-        self._dirty.clear()
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
+        journal_seq = self._provision()
+        self._dirty.clear()
+        if self.home is not None:
+            self._journal = journal.Journal(self.home, journal_seq)
+            # Compact whatever the replay applied before the first request can add to it.
+            self.snapshot()
             self._write_endpoint_file()
             self._snapshotter = threading.Thread(
                 target=self._snapshot_loop, name="embedded-aws-snapshot", daemon=True
@@ -229,6 +265,10 @@ class EmbeddedAws:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        transport.unregister(self.endpoint_url)
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
         self._server = None
         _reset_moto_state()
 
@@ -274,18 +314,53 @@ class EmbeddedAws:
     def _mark_dirty(self) -> None:
         self._dirty.set()
 
+    # ------------------------------------------------------------------ the journal (request lock held)
+    def _record(self, operation: str, path: str, request_body: bytes) -> tuple[int, bool]:
+        """Journal what a state-changing request did: (seq to wait for, whether to snapshot instead)."""
+        if self._journal is None:
+            return 0, False
+        if operation in journal.ITEM_WRITES:
+            try:
+                request = json.loads(request_body)
+                touched = journal.touched_items(operation, request, _key_of)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                # Moto refused a body this malformed, so nothing changed.
+                return self._journal.last_seq, False
+            items = [_post_image(table, key) for table, key in touched]
+            return (self._journal.append({"items": items}) if items else self._journal.last_seq), False
+        if not operation and path.startswith(_APIGATEWAY_PATHS):
+            return self._journal.append({"api_keys": _dump_api_keys()}), False
+        # A rarer change (a table's settings, a tag): a snapshot records it before the answer.
+        return self._journal.last_seq, True
+
+    def _seen(self) -> int:
+        """The last journaled write a read can have seen."""
+        return self._journal.last_seq if self._journal is not None else 0
+
+    def _wait_durable(self, seq: int) -> None:
+        if self._journal is not None and seq:
+            self._journal.wait_durable(seq)
+
     # ------------------------------------------------------------------ provisioning and snapshots
-    def _provision(self) -> None:
-        """Create tables, TTL settings, usage plans and the REST API from the template; restore."""
+    def _provision(self) -> int:
+        """Create tables, TTL settings, usage plans and the REST API from the template; restore the
+        snapshot with the journal applied over it. The journal seq the restored state covers."""
         state = self._read_state()
         dynamodb = self.client("dynamodb")
         apigateway = self.client("apigateway")
         template.create_tables(dynamodb, template.LOCAL_STACK_NAME)
         plan_ids = self._create_usage_plans(apigateway)
         self.api_id = self._create_rest_api(apigateway, state.get("api_id"))
-        if state:
-            self._restore_items(dynamodb, state.get("dynamodb", {}))
-            self._restore_api_keys(apigateway, state.get("api_keys", []), plan_ids)
+        if self.home is None:
+            return 0
+        state, applied = journal.apply(
+            state, journal.read_records(self.home, int(state.get("journal_seq", 0))), _key_of
+        )
+        if applied:
+            _log.warning("replayed %d journal records over the snapshot", applied)
+        self._restore_items(dynamodb, state.get("dynamodb", {}))
+        self._restore_api_keys(apigateway, state.get("api_keys", []), plan_ids)
+        return int(state.get("journal_seq", 0))
 
     @staticmethod
     def _create_usage_plans(apigateway: Any) -> dict[str, str]:
@@ -379,25 +454,37 @@ class EmbeddedAws:
         return state
 
     def snapshot(self) -> Path | None:
-        """Write the state to ``home/aws-state.json`` now (atomically); None without a home."""
+        """Write the state to ``home/aws-state.json`` now (durably, atomically) and compact the
+        journal; None without a home."""
         if self.home is None or self._app is None:
             return None
         with self._snapshot_lock:
             self._dirty.clear()
             with self._app.lock:
                 state = _dump_moto_state(self.api_id)
+                if self._journal is not None:
+                    state["journal_seq"] = self._journal.rotate()
             path = self.home / STATE_FILE
             partial = path.with_suffix(".tmp")
-            partial.write_text(json.dumps(state, separators=(",", ":")), encoding="utf-8")
+            with partial.open("w", encoding="utf-8") as output:
+                output.write(json.dumps(state, separators=(",", ":")))
+                output.flush()
+                os.fsync(output.fileno())
             partial.replace(path)
+            journal.fsync_directory(self.home)
+            if self._journal is not None:
+                self._journal.discard_before_current()
+            self._last_snapshot = time.monotonic()
             return path
 
     def _snapshot_loop(self) -> None:
-        while not self._stopping.wait(SNAPSHOT_EVERY_SECONDS):
-            if self._dirty.is_set():
+        while not self._stopping.wait(SNAPSHOT_CHECK_SECONDS):
+            due = time.monotonic() - self._last_snapshot >= SNAPSHOT_EVERY_SECONDS
+            large = self._journal is not None and self._journal.size >= SNAPSHOT_JOURNAL_BYTES
+            if self._dirty.is_set() and (due or large):
                 try:
                     self.snapshot()
-                except Exception:  # noqa: BLE001 - keep snapshotting; the next try may work
+                except Exception:  # noqa: BLE001 - keep snapshotting; the journal holds the writes
                     _log.exception("snapshot failed")
 
     def _write_endpoint_file(self) -> None:
@@ -500,20 +587,52 @@ def _moto_backends() -> tuple[Any, Any]:
     return dynamodb_backends[ACCOUNT_ID][REGION], apigateway_backends[ACCOUNT_ID][REGION]
 
 
+def _key_of(table_name: str, item: dict[str, Any]) -> dict[str, Any] | None:
+    """The primary key of ``item`` in moto's table ``table_name``; None if either is unknown."""
+    dynamodb, _ = _moto_backends()
+    table = dynamodb.tables.get(table_name)
+    if table is None:
+        return None
+    names = [name for name in (table.hash_key_attr, table.range_key_attr) if name]
+    if not all(name in item for name in names):
+        return None
+    return {name: item[name] for name in names}
+
+
+def _post_image(table_name: str, key: dict[str, Any]) -> dict[str, Any]:
+    """The journal's change record for one item: its current attributes, or None once deleted."""
+    dynamodb, _ = _moto_backends()
+    current = dynamodb.get_item(table_name, key)
+    item = _binary_out(current.to_json()["Attributes"]) if current is not None else None
+    return {"table": table_name, "key": _binary_out(key), "item": item}
+
+
 def _dump_moto_state(api_id: str) -> dict[str, Any]:
     """Read moto's models directly (the caller holds the request lock, so this is consistent)."""
-    dynamodb, apigateway = _moto_backends()
+    dynamodb, _ = _moto_backends()
     tables = {
         name: [_binary_out(item.to_json()["Attributes"]) for item in table.all_items()]
         for name, table in dynamodb.tables.items()
     }
+    return {
+        "version": 1,
+        "saved_at": int(time.time()),
+        "api_id": api_id,
+        "dynamodb": tables,
+        "api_keys": _dump_api_keys(),
+    }
+
+
+def _dump_api_keys() -> list[dict[str, Any]]:
+    """Every API key with its id, value and plans (the caller holds the request lock)."""
+    _, apigateway = _moto_backends()
     plan_names = {plan_id: plan.name for plan_id, plan in apigateway.usage_plans.items()}
     plans_of_key: dict[str, list[str]] = {}
     for plan_id, plan_keys in apigateway.usage_plan_keys.items():
         for key_id in plan_keys:
             if plan_id in plan_names:
                 plans_of_key.setdefault(key_id, []).append(plan_names[plan_id])
-    keys = [
+    return [
         {
             "id": key.id,
             "name": key.name,
@@ -525,13 +644,6 @@ def _dump_moto_state(api_id: str) -> dict[str, Any]:
         }
         for key in apigateway.keys.values()
     ]
-    return {
-        "version": 1,
-        "saved_at": int(time.time()),
-        "api_id": api_id,
-        "dynamodb": tables,
-        "api_keys": keys,
-    }
 
 
 def _reset_moto_state() -> None:
