@@ -45,6 +45,7 @@ import boto3
 from botocore.config import Config
 
 from local import journal, template, transport
+from local.fastlane import DynamoDBFastLane
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
@@ -224,7 +225,7 @@ class EmbeddedAws:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         _install_item_level_rollback()
-        self._app = _SerializedApp(DomainDispatcherApplication(create_backend_app), self)
+        self._app = _SerializedApp(DynamoDBFastLane(DomainDispatcherApplication(create_backend_app)), self)
         self._server = make_server(
             self.host, self.port, self._app, threaded=True, request_handler=MotoRequestHandler
         )

@@ -1,0 +1,119 @@
+"""DynamoDB requests into moto without its web framework: the embedded AWS's innermost WSGI app.
+
+Moto's server routes every request through werkzeug's dispatcher, a Flask app per service and a
+generic, shape-walking response serializer. For the item operations the local gateway's handlers
+make on every request (GetItem, Query, PutItem, TransactWriteItems…), those layers cost more
+than moto's own work. Two shortcuts, both behind moto's regular request handler:
+
+- **Routing.** A request whose ``X-Amz-Target`` is DynamoDB's goes straight to moto's
+  ``DynamoHandler`` (the class the Flask route would have called), with the same normalized
+  request object; anything else goes on to moto's dispatcher unchanged.
+- **Method lookup.** Moto lists a handler class's methods (``inspect.getmembers``) on every
+  request to check the action exists; the list of a class never changes, so it is computed once.
+- **Serialization.** A successful item operation's result is already DynamoDB's JSON (moto
+  converted its typed values), so it is written with ``json.dumps``. A result that is not plain
+  JSON (bytes, dates) and every other operation and every error still take moto's serializer.
+
+This sits inside the lock and journal wrapper, so everything that wraps the embedded AWS sees
+these requests exactly as before.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
+JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
+# Operations whose output shape is items, keys and counts only: json.dumps writes it as moto's
+# serializer would.
+PLAIN_JSON_OPERATIONS = frozenset(
+    {
+        "GetItem",
+        "BatchGetItem",
+        "Query",
+        "Scan",
+        "PutItem",
+        "UpdateItem",
+        "DeleteItem",
+        "BatchWriteItem",
+        "TransactGetItems",
+        "TransactWriteItems",
+    }
+)
+
+
+class DynamoDBFastLane:
+    """WSGI: DynamoDB JSON requests to moto's handler directly; the rest to ``app``."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - moto is heavy to import
+        from moto.moto_server.werkzeug_app import BackendRequest  # noqa: PLC0415
+
+        _install_plain_json_results()
+        _install_method_name_cache()
+        self._app = app
+        self._handler = DynamoHandler
+        self._request_class = BackendRequest
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if not target.startswith(DYNAMODB_TARGET_PREFIX) or environ.get("REQUEST_METHOD") != "POST":
+            return self._app(environ, start_response)
+        request = self._request_class(environ)
+        status, headers, body = self._handler.dispatch(request, request.raw_url, dict(request.headers))
+        data = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
+        header_list = [(str(name), str(value)) for name, value in headers.items() if name != "status"]
+        header_list.append(("Content-Length", str(len(data))))
+        code = int(headers.get("status", status))
+        start_response(f"{code} {_reason(code)}", header_list)
+        return [data]
+
+
+def _reason(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Unknown"
+
+
+def _install_plain_json_results() -> None:
+    """Let moto's DynamoDB results of item operations skip the shape-walking serializer."""
+    from moto.dynamodb.responses import DynamoResult  # noqa: PLC0415
+
+    if getattr(DynamoResult, "_tenantry_plain_json", False):
+        return
+    serialize = DynamoResult.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if context.operation_model.name in PLAIN_JSON_OPERATIONS:
+            try:
+                body = json.dumps(self.result, separators=(",", ":"))
+            except (TypeError, ValueError):
+                pass  # not plain JSON (bytes, a date): moto's serializer knows the shape
+            else:
+                return 200, {"Content-Type": JSON_CONTENT_TYPE}, body
+        return serialize(self, context)
+
+    setattr(DynamoResult, "execute_result", execute_result)  # noqa: B010 - a patch
+    setattr(DynamoResult, "_tenantry_plain_json", True)  # noqa: B010
+
+
+def _install_method_name_cache() -> None:
+    """Moto's per-request ``method_names_from_class``, computed once per handler class."""
+    import functools  # noqa: PLC0415
+    import inspect  # noqa: PLC0415
+
+    from moto.core import responses  # noqa: PLC0415
+
+    if getattr(responses, "_tenantry_method_cache", False):
+        return
+
+    @functools.cache
+    def method_names_from_class(clazz: object) -> frozenset[str]:
+        return frozenset(name for name, _ in inspect.getmembers(clazz, predicate=inspect.isfunction))
+
+    setattr(responses, "method_names_from_class", method_names_from_class)  # noqa: B010 - a patch
+    setattr(responses, "_tenantry_method_cache", True)  # noqa: B010
