@@ -15,13 +15,14 @@ TENANTS ?=
 export SAM_CLI_TELEMETRY := 0
 export SAM_CLI_CONTAINER_CONNECTION_TIMEOUT := 1
 
-.PHONY: help venv dev dev-reset test lint typecheck validate build unit integration openapi bench clean
+.PHONY: help venv dev dev-reset test lint typecheck validate build unit integration openapi bench clean lock
 
 help:
 	@echo "make dev        serve the API on http://$(HOST):$(PORT) (embedded DynamoDB, local gateway)"
 	@echo "make test       lint, typecheck, sam validate --lint, sam build, pytest"
 	@echo "make bench      run the benchmarks under bench/"
 	@echo "make openapi    regenerate docs/openapi.json"
+	@echo "make lock       re-resolve the layer's lock (layers/core/requirements.txt) from requirements.in"
 	@echo "make dev-reset  wipe the local state in $(TENANTRY_HOME)"
 
 $(STAMP): pyproject.toml layers/core/requirements.txt
@@ -33,6 +34,8 @@ $(STAMP): pyproject.toml layers/core/requirements.txt
 		then echo "Recreating $(VENV): it is not Python 3.13"; rm -rf $(VENV); fi
 	test -d $(VENV) || "$(PYTHON)" -m venv $(VENV)
 	$(BIN)/pip install --upgrade --progress-bar on pip
+	@# The layer's exact lock first, so tests run on the versions Lambda runs.
+	$(BIN)/pip install --progress-bar on --require-hashes -r layers/core/requirements.txt
 	$(BIN)/pip install --progress-bar on -e '.[dev]'
 	touch $(STAMP)
 
@@ -65,6 +68,13 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
+
+# The layer's lock: every dependency of layers/core/requirements.in pinned with its hashes, resolved
+# for Lambda's python3.13 on arm64 (manylinux2014_aarch64) whatever machine runs this.
+lock: $(STAMP)
+	$(BIN)/uv pip compile layers/core/requirements.in --python-version 3.13 \
+		--python-platform aarch64-manylinux2014 --generate-hashes --custom-compile-command "make lock" \
+		--quiet -o layers/core/requirements.txt
 
 openapi: $(STAMP)
 	$(BIN)/python -m local.openapi --write docs/openapi.json
