@@ -9,9 +9,11 @@ Ctrl-C or SIGTERM. ``invoke`` runs one function with one event against the same 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -23,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from local import embedded, template
+from local import embedded, samples, template
 from local.http_client import call
 
 ADMIN_KEY_FILE = "admin-key"
@@ -111,10 +113,35 @@ def _onboard(gateway_url: str, admin_key: str, tenants: list[dict[str, Any]]) ->
 
 
 # ---------------------------------------------------------------------- tenantry dev
+def _port_taken(host: str, port: int) -> bool:
+    """Whether something already listens on ``host``:``port`` (0, any free port, never is)."""
+    if port == 0:
+        return False
+    try:
+        with socket.create_server((host, port)):
+            return False
+    except OSError as exc:
+        return exc.errno == errno.EADDRINUSE
+
+
+def port_hint(host: str, port: int) -> str:
+    """One line: the port is taken, and a free one to use instead."""
+    free = next(
+        (candidate for candidate in range(port + 1, port + 50) if not _port_taken(host, candidate)), 0
+    )
+    instead = (
+        f"PORT={free} make dev (or tenantry dev --port {free})" if free else "PORT=0 make dev (any free port)"
+    )
+    return f"tenantry dev: port {port} on {host} is already in use; start on another with {instead}"
+
+
 def _dev(args: argparse.Namespace) -> int:
     from local.gateway import sandbox  # noqa: PLC0415 - heavy imports only for this command
     from local.gateway.core import LOCAL_FUNCTION_ENV, Gateway, GatewayOptions  # noqa: PLC0415
 
+    if _port_taken(args.host, args.port):
+        print(port_hint(args.host, args.port), file=sys.stderr)
+        return 2
     home = Path(args.home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     # Powertools warns on every request of a handler that publishes no metric; noise locally.
@@ -138,7 +165,14 @@ def _dev(args: argparse.Namespace) -> int:
         ),
     )
     try:
-        gateway.start()
+        try:
+            gateway.start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            # Taken between the check above and now.
+            print(port_hint(args.host, args.port), file=sys.stderr)
+            return 2
         tenants_spec = next(
             spec for spec in gateway.model.functions.values() if spec.logical_id == "TenantsFunction"
         )
@@ -210,6 +244,9 @@ def _invoke(args: argparse.Namespace) -> int:
         env = sandbox.lambda_env(spec, LOCAL_FUNCTION_ENV)
         layer_names = sandbox.top_level_names(template.REPO_ROOT / "layers" / "core")
         with redirect_stdout_to_stderr():
+            if samples.needs_the_sample_tenant(event):
+                for done in samples.ensure_sample_tenant(model, LOCAL_FUNCTION_ENV):
+                    print(f"tenantry invoke: {done} for the sample events", file=sys.stderr)
             loaded = sandbox.load_sandbox(spec, env, layer_names, generation=0)
             context = sandbox.LambdaContext(spec, str(uuid.uuid4()), loaded.log_stream)
             try:

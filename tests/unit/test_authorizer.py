@@ -206,7 +206,7 @@ def test_the_events_file_authorizes_once_its_key_is_onboarded(
         {
             "key_hash": keys.hash_key(event["headers"]["X-API-Key"]),
             "key_id": "key_00000000000000e1",
-            "tenant_id": "acme",
+            "tenant_id": "sample",
             "role": "tenant",
             "tier": "basic",
             "status": "active",
@@ -216,7 +216,7 @@ def test_the_events_file_authorizes_once_its_key_is_onboarded(
     )
     # Then it resolves to that tenant
     answer = handler(event, lambda_context)
-    assert answer["principalId"] == "acme"
+    assert answer["principalId"] == "sample"
     assert allows(answer["policyDocument"], event["methodArn"])
 
 

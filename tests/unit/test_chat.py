@@ -369,6 +369,8 @@ def test_offboarding_purges_the_conversations(api: ChatApi, aws: dict[str, str])
 
 @pytest.mark.parametrize(("sample", "status"), [("chat-turn", 200), ("session-read", 404)])
 def test_sample_events_run_through_the_handler(api: ChatApi, sample: str, status: int) -> None:
+    # Given the samples' own tenant (tenantry invoke creates it locally)
+    tenancy.create_tenant(CreateTenantRequest(name="Sample tenant", tier="pro", tenant_id="sample"))
     payload = json.loads((REPO_ROOT / "events" / f"{sample}.json").read_text())
     response = api.handler(payload, api.context)
     assert response["statusCode"] == status, response["body"]

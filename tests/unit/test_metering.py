@@ -148,7 +148,7 @@ def test_p95_comes_from_the_histogram() -> None:
 
 
 def test_subscription_event_through_the_metering_function(aws: dict[str, str], lambda_context: Any) -> None:
-    # Given the sample CloudWatch Logs subscription event (3 acme lines, 1 without tenant, 1 malformed)
+    # Given the sample subscription event (3 lines of tenant sample, 1 without tenant, 1 malformed)
     event = json.loads((REPO_ROOT / "events" / "metering-logs.json").read_text())
     handler = load_function("metering").lambda_handler
     # When it is delivered twice
@@ -157,6 +157,6 @@ def test_subscription_event_through_the_metering_function(aws: dict[str, str], l
     # Then it is metered once
     assert first["metered"] == 3 and first["skipped_malformed"] == 1 and first["skipped_without_tenant"] == 1
     assert second["duplicate_chunks"] == 1
-    got = counters("acme", MONTH)
+    got = counters("sample", MONTH)
     assert (got["requests"], got["allowed"], got["denied"]) == (3, 2, 1)
     assert got["route:POST /events"] == 1

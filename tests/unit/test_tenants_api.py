@@ -411,7 +411,7 @@ def test_sample_events_run_through_the_handler(api: Api, name: str) -> None:
     expected = {"tenant-create": 201, "tenant-list": 200, "key-rotate": 201}[name]
     assert response["statusCode"] == expected, response["body"]
     if name == "tenant-list":
-        assert [tenant["tenant_id"] for tenant in response_json(response)["tenants"]] == ["acme"]
+        assert [tenant["tenant_id"] for tenant in response_json(response)["tenants"]] == ["sample"]
 
 
 def test_tenancy_functions_are_callable_without_a_stage(aws: dict[str, str]) -> None:

@@ -1,0 +1,84 @@
+"""The sample events' own tenant, ``sample``, and the sample key, for ``tenantry invoke``.
+
+Every file in ``events/`` acts as tenant ``sample`` (or, for the admin routes, on it), never on a
+tenant a developer onboarded, and the authorizer sample carries :data:`SAMPLE_KEY`. That key is
+public (it is in the repository), so it exists only where ``tenantry invoke`` puts it: the local
+stack's state. Before running a sample, ``invoke`` makes sure tenant ``sample`` exists (tier pro)
+and that the sample key is an active key of it, re-activating it if a sample rotation or a revoke
+expired it. The one exception is ``POST /tenants`` (``events/tenant-create.json``), which creates
+the tenant itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from local.gateway import sandbox
+from local.gateway.api import ApiModel
+from local.template import REPO_ROOT
+
+SAMPLE_TENANT_ID = "sample"
+SAMPLE_TENANT_NAME = "Sample tenant"
+SAMPLE_TIER = "pro"
+SAMPLE_KEY = "tnt_live_3KDrJTuedvq6zUekoYv3WPXzmcc2uKVBqo8P7MqNRqvb2YxJdr"
+SAMPLE_KEY_ID = "key_sample000000000"
+
+
+def needs_the_sample_tenant(event: dict[str, Any]) -> bool:
+    """Whether ``event`` acts as or on tenant ``sample`` (and does not onboard it itself)."""
+    if event.get("httpMethod") == "POST" and event.get("resource") == "/tenants":
+        return False  # events/tenant-create.json onboards tenant sample itself
+    context = (event.get("requestContext") or {}).get("authorizer") or {}
+    path_parameters = event.get("pathParameters") or {}
+    headers = {str(name).lower(): value for name, value in (event.get("headers") or {}).items()}
+    return SAMPLE_TENANT_ID in (context.get("tenant_id"), path_parameters.get("tenant_id")) or (
+        headers.get("x-api-key") == SAMPLE_KEY
+    )
+
+
+def ensure_sample_tenant(model: ApiModel, local_env: dict[str, str]) -> list[str]:
+    """Create tenant ``sample`` and (re-)activate the sample key as needed; what was done."""
+    spec = next(spec for spec in model.functions.values() if spec.logical_id == "TenantsFunction")
+    env = sandbox.lambda_env(spec, local_env)
+    tenancy = sandbox.load_isolated_module(
+        "tenantry.tenancy", env, sandbox.top_level_names(REPO_ROOT / "layers" / "core")
+    )
+    done: list[str] = []
+    with sandbox.function_env(env):
+        tenant = tenancy.tenant_store.get(SAMPLE_TENANT_ID)
+        if tenant is None:
+            request = tenancy.CreateTenantRequest(
+                name=SAMPLE_TENANT_NAME, tier=SAMPLE_TIER, tenant_id=SAMPLE_TENANT_ID
+            )
+            tenant = tenancy.create_tenant(request).tenant.model_dump()
+            done.append(f"created tenant {SAMPLE_TENANT_ID} ({SAMPLE_TIER})")
+        done += _ensure_sample_key(tenancy, str(tenant["tier"]))
+    return done
+
+
+def _ensure_sample_key(tenancy: Any, tier: str) -> list[str]:
+    key_hash = tenancy.keys.hash_key(SAMPLE_KEY)
+    item = tenancy.key_store.get(key_hash)
+    if item is not None and item.get("status") == "active" and "expires_at" not in item:
+        return []
+    if item is not None:
+        # Rotated (an expiry) or revoked by an earlier sample: make it a plain active key again.
+        tenancy.key_store.delete(key_hash)
+        if item.get("edge_key_id"):
+            tenancy.edge.delete_key(item["edge_key_id"])
+    tenancy.key_store.put(
+        {
+            "key_hash": key_hash,
+            "key_id": SAMPLE_KEY_ID,
+            "tenant_id": SAMPLE_TENANT_ID,
+            "role": "tenant",
+            "tier": tier,
+            "status": "active",
+            "hint": tenancy.keys.display_hint(SAMPLE_KEY),
+            "created_at": tenancy._iso(tenancy._now()),
+            "edge_key_id": tenancy.edge.create_key(
+                key_id=SAMPLE_KEY_ID, value=SAMPLE_KEY, tenant_id=SAMPLE_TENANT_ID, tier=tier
+            ),
+        }
+    )
+    return ["activated the sample key" if item is not None else "added the sample key"]
