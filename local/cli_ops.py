@@ -4,8 +4,9 @@ It talks HTTP to the admin API at ``TENANTRY_URL`` (default ``http://127.0.0.1:3
 stack) with the admin key in ``TENANTRY_ADMIN_KEY`` (locally, ``$TENANTRY_HOME/admin-key`` is
 used when the variable is unset), so the same commands work against ``make dev`` and a deployed
 stage (``https://<api>.execute-api.<region>.amazonaws.com/v1``). Output is a table, or the API's
-JSON with ``--json``. Exit codes: 0 done, 1 the API refused (its message on stderr), 2 usage or
-connection problem.
+JSON with ``--json``. Exit codes: 0 done, 1 the API refused (its message on stderr, with each
+invalid field's own message, and for a 401 where the key came from), 2 usage or connection
+problem.
 """
 
 from __future__ import annotations
@@ -30,26 +31,43 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
-def _admin_key(args: argparse.Namespace) -> str:
+def _admin_key(args: argparse.Namespace) -> tuple[str, str]:
+    """The admin key and where it came from (named when the API refuses it)."""
     if args.admin_key:
-        return str(args.admin_key)
+        return str(args.admin_key), "--admin-key"
     if os.environ.get("TENANTRY_ADMIN_KEY"):
-        return os.environ["TENANTRY_ADMIN_KEY"]
+        return os.environ["TENANTRY_ADMIN_KEY"], "$TENANTRY_ADMIN_KEY"
     local_file = Path(os.environ.get("TENANTRY_HOME", ".tenantry")) / "admin-key"
     if local_file.exists():
-        return local_file.read_text(encoding="utf-8").strip()
+        return local_file.read_text(encoding="utf-8").strip(), str(local_file)
     raise CliError("no admin key: set TENANTRY_ADMIN_KEY or pass --admin-key", 2)
 
 
+def refusal(status: int, answer: Any, key_source: str, url: str) -> str:
+    """The API's refusal as the operator needs it: its message, each field's own message, and
+    for a 401 which key was refused."""
+    if not isinstance(answer, dict):
+        return f"{status}: {answer}"
+    detail = answer.get("message") or answer.get("Message")
+    lines = [f"{status}: {detail}" + (f" ({answer['field']})" if answer.get("field") else "")]
+    for error in answer.get("errors") or []:
+        if isinstance(error, dict):
+            lines.append(f"  {error.get('field', '?')}: {error.get('message', '')}")
+    if status == 401:
+        lines[0] += f": the admin key from {key_source} was refused by {url}"
+    if status == 403 and key_source:
+        lines[0] += f" (the key from {key_source} is not an admin key, or is suspended)"
+    return "\n".join(lines)
+
+
 def _request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+    key, source = _admin_key(args)
     try:
-        status, answer = call(args.url, method, path, _admin_key(args), body)
+        status, answer = call(args.url, method, path, key, body)
     except UnreachableError as exc:
         raise CliError(f"cannot reach the API: {exc}", 2) from exc
     if status >= 400:
-        detail = answer.get("message") or answer.get("Message") if isinstance(answer, dict) else answer
-        field = f" ({answer['field']})" if isinstance(answer, dict) and answer.get("field") else ""
-        raise CliError(f"{status}: {detail}{field}", 1)
+        raise CliError(refusal(status, answer, source, args.url), 1)
     return answer
 
 
@@ -115,6 +133,11 @@ def tenants_get(args: argparse.Namespace) -> tuple[Any, str]:
     return answer, _tenant(answer)
 
 
+def tenants_set_tier(args: argparse.Namespace) -> tuple[Any, str]:
+    answer = _request(args, "PATCH", f"/tenants/{_quoted(args.tenant_id)}", {"tier": args.tier})
+    return answer, _tenant(answer)
+
+
 def _set_status(args: argparse.Namespace, status: str) -> tuple[Any, str]:
     answer = _request(args, "PATCH", f"/tenants/{_quoted(args.tenant_id)}", {"status": status})
     return answer, _tenant(answer)
@@ -129,6 +152,10 @@ def tenants_resume(args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def tenants_delete(args: argparse.Namespace) -> tuple[Any, str]:
+    if not args.force:
+        # The API's offboarding is safe to repeat and answers 200 for any id; an operator who
+        # mistyped one should hear so. --force finishes an interrupted offboarding.
+        _request(args, "GET", f"/tenants/{_quoted(args.tenant_id)}")
     answer = _request(args, "DELETE", f"/tenants/{_quoted(args.tenant_id)}")
     counts = ", ".join(f"{table_name} {count}" for table_name, count in answer["items_deleted"].items())
     text = (
@@ -147,6 +174,14 @@ def keys_rotate(args: argparse.Namespace) -> tuple[Any, str]:
         answer,
         f"new key {answer['key']['key_id']} (shown once): {answer['api_key']}\nolder keys expire: {older}",
     )
+
+
+KEY_COLUMNS = ("key_id", "role", "status", "hint", "created_at", "expires_at")
+
+
+def keys_list(args: argparse.Namespace) -> tuple[Any, str]:
+    answer = _request(args, "GET", f"/tenants/{_quoted(args.tenant_id)}/keys")
+    return answer, table(answer["keys"], KEY_COLUMNS)
 
 
 def keys_revoke(args: argparse.Namespace) -> tuple[Any, str]:
@@ -220,8 +255,16 @@ def register(subcommands: Any) -> None:
         parser = _common(actions.add_parser(name, help=description))
         parser.add_argument("tenant_id")
         parser.set_defaults(handler=_run(command))
+        if name == "delete":
+            parser.add_argument(
+                "--force", action="store_true", help="offboard even if the tenant item is gone (a retry)"
+            )
+    set_tier = _common(actions.add_parser("set-tier", help="Move a tenant (and its keys) to another tier"))
+    set_tier.add_argument("tenant_id")
+    set_tier.add_argument("tier", help="basic, pro or enterprise")
+    set_tier.set_defaults(handler=_run(tenants_set_tier))
 
-    keys = subcommands.add_parser("keys", help="Rotate or revoke a tenant's keys")
+    keys = subcommands.add_parser("keys", help="List, rotate or revoke a tenant's keys")
     key_actions = keys.add_subparsers(dest="action", required=True)
     rotate = _common(
         key_actions.add_parser("rotate", help="Issue a new key; older ones live for the grace period")
@@ -229,6 +272,11 @@ def register(subcommands: Any) -> None:
     rotate.add_argument("tenant_id")
     rotate.add_argument("--grace-seconds", type=int, default=86_400)
     rotate.set_defaults(handler=_run(keys_rotate))
+    listing_keys = _common(
+        key_actions.add_parser("list", help="A tenant's keys (ids, status, hints; no secrets)")
+    )
+    listing_keys.add_argument("tenant_id")
+    listing_keys.set_defaults(handler=_run(keys_list))
     revoke = _common(key_actions.add_parser("revoke", help="Revoke one key at once"))
     revoke.add_argument("tenant_id")
     revoke.add_argument("key_id")

@@ -77,3 +77,60 @@ def test_api_refusals_and_bad_setup_are_reported(
     monkeypatch.setenv("TENANTRY_HOME", "/nonexistent")
     code, _, err = run(capsys, "stats")
     assert code == 2 and "no admin key" in err
+
+
+def test_keys_list_then_revoke_by_the_listed_id(
+    operator_env: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a tenant with a rotated key
+    operator_env.create_tenant("basic", tenant_id="cli-keys")
+    code, out, _ = run(capsys, "keys", "rotate", "cli-keys", "--grace-seconds", "0", "--json")
+    new_key = json.loads(out)
+    # When its keys are listed
+    code, out, _ = run(capsys, "keys", "list", "cli-keys")
+    # Then a table shows both, without secrets, and the listed id revokes the key
+    assert code == 0 and out.splitlines()[0].split() == [
+        "KEY_ID", "ROLE", "STATUS", "HINT", "CREATED_AT", "EXPIRES_AT"
+    ]  # fmt: skip
+    assert new_key["key"]["key_id"] in out and new_key["api_key"] not in out
+    assert len(out.splitlines()) == 3
+    assert run(capsys, "keys", "revoke", "cli-keys", new_key["key"]["key_id"])[0] == 0
+    assert operator_env.request("GET", "/me", key=new_key["api_key"]).status == 401
+
+
+def test_set_tier_moves_the_tenant(operator_env: LocalStack, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a basic tenant
+    _, key = operator_env.create_tenant("basic", tenant_id="cli-tier")
+    # When its tier is set to pro
+    code, out, _ = run(capsys, "tenants", "set-tier", "cli-tier", "pro")
+    # Then the tenant and its key are on pro
+    assert code == 0 and " pro " in out
+    assert operator_env.request("GET", "/me", key=key).json["tier"] == "pro"
+
+
+def test_refusals_name_each_field_the_missing_tenant_and_the_keys_origin(
+    operator_env: LocalStack,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A validation error prints each field's own message
+    code, _, err = run(capsys, "tenants", "create", "--name", "X", "--tier", "platinum")
+    assert code == 1
+    assert "  tier: " in err and "basic" in err and "enterprise" in err
+    code, _, err = run(capsys, "tenants", "set-tier", "cli-corp-none", "gold")
+    assert code == 1 and "  tier: " in err
+    # Offboarding a tenant that does not exist exits non-zero
+    code, _, err = run(capsys, "tenants", "delete", "no-such-tenant")
+    assert code == 1 and err.startswith("tenantry: 404")
+    # A refused key names where it came from: the option, the variable, the file
+    code, _, err = run(capsys, "stats", "--admin-key", "tnt_admin_wrong")
+    assert code == 1 and "401" in err and "--admin-key" in err
+    monkeypatch.setenv("TENANTRY_ADMIN_KEY", "tnt_admin_wrong")
+    code, _, err = run(capsys, "stats")
+    assert code == 1 and "$TENANTRY_ADMIN_KEY" in err
+    monkeypatch.delenv("TENANTRY_ADMIN_KEY")
+    (tmp_path / "admin-key").write_text("tnt_admin_stale\n", encoding="utf-8")
+    monkeypatch.setenv("TENANTRY_HOME", str(tmp_path))
+    code, _, err = run(capsys, "stats")
+    assert code == 1 and str(tmp_path / "admin-key") in err
