@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 from typing import Any
 
 import pytest
@@ -140,11 +142,55 @@ def test_a_large_batch_is_applied_in_chunks_exactly_once_even_after_a_partial_fa
     assert all(counters(f"t{number:03d}", MONTH)["requests"] == 1 for number in range(150))
 
 
-def test_p95_comes_from_the_histogram() -> None:
-    item = {"lat_le_0010": 90, "lat_le_0100": 5, "lat_le_1000": 5}
-    assert metering.p95_ms(item) == 100
-    assert metering.p95_ms({}) is None
-    assert metering.p95_ms({"lat_gt_10000": 1}) == 10000
+def _histogram(latencies: list[int]) -> dict[str, int]:
+    """A Usage item's latency attributes after metering ``latencies``."""
+    item: dict[str, int] = {}
+    for latency in latencies:
+        for name in (
+            metering.BUCKET_ATTRIBUTES[metering.latency_bucket(latency)],
+            metering.fine_attribute(metering.fine_bucket(latency)),
+        ):
+            item[name] = item.get(name, 0) + 1
+    return item
+
+
+def _true_percentile(latencies: list[int], quantile: float) -> int:
+    ordered = sorted(latencies)
+    return ordered[max(1, math.ceil(quantile * len(ordered))) - 1]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_percentiles_are_within_ten_percent_of_the_true_value(seed: int) -> None:
+    # Given latencies of many shapes: fast, slow, long-tailed, a handful or thousands
+    generator = random.Random(seed)
+    scale = generator.choice([1, 3, 20, 293, 2500, 28000])
+    count = generator.choice([1, 2, 7, 100, 5000])
+    latencies = [max(0, int(generator.lognormvariate(0, 1.2) * scale)) for _ in range(count)]
+    # When they are metered into the histogram
+    item = _histogram(latencies)
+    # Then p50, p95 and p99 are each within 10 % (7.2 % by construction) of the true percentile
+    for quantile in (0.5, 0.95, 0.99):
+        true = _true_percentile(latencies, quantile)
+        reported = metering.percentile_ms(item, quantile)
+        assert reported is not None
+        assert abs(reported - true) <= 0.0725 * true, (quantile, true, reported)
+
+
+def test_a_293_ms_request_is_reported_near_293_not_at_its_coarse_bound() -> None:
+    assert metering.percentile_ms(_histogram([293]), 0.95) == pytest.approx(293, rel=0.0725)
+
+
+def test_items_metered_before_the_fine_histogram_keep_their_coarse_answer() -> None:
+    # Given a period metered only into the coarse buckets (stored before the upgrade)
+    old = {"lat_le_0010": 90, "lat_le_0100": 5, "lat_le_1000": 5}
+    # Then it still answers, the way it always did: the bucket's upper bound
+    assert metering.percentile_ms(old, 0.95) == 100
+    assert metering.percentile_ms({"lat_gt_10000": 1}, 0.95) == 10000
+    assert metering.percentile_ms({}, 0.95) is None
+    # And a period that straddles the upgrade (fewer fine counts than coarse) stays coarse
+    mixed = {**old, **_histogram([7])}
+    mixed["lat_le_0010"] = old["lat_le_0010"] + 1
+    assert metering.percentile_ms(mixed, 0.95) == 100
 
 
 def test_subscription_event_through_the_metering_function(aws: dict[str, str], lambda_context: Any) -> None:

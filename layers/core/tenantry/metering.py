@@ -14,6 +14,7 @@ import base64
 import gzip
 import hashlib
 import json
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,8 +27,15 @@ from tenantry.stores import usage as usage_store
 MARKER_TENANT = "_metering"
 MARKER_TTL_SECONDS = 24 * 3600
 MAX_UPDATES_PER_TRANSACTION = 99  # plus the marker: DynamoDB's limit is 100
-# Upper bounds (ms) of the latency histogram's buckets; the last bucket is everything above.
+# Upper bounds (ms) of the coarse latency histogram's buckets (the Prometheus histogram's); the
+# last bucket is everything above.
 LATENCY_BUCKETS_MS: tuple[int, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+# The fine histogram the percentiles come from: bucket 0 holds 0 ms, bucket i >= 1 the whole
+# milliseconds in [RATIO**(i-1), RATIO**i). A percentile is reported as the geometric middle of
+# its bucket's range, at most sqrt(RATIO) - 1 = 7.2 % from the true value, whatever the latency;
+# 30 s (API Gateway's ceiling) is bucket 75.
+FINE_RATIO = 1.15
+FINE_PREFIX = "lh_"
 NOT_A_TENANT = frozenset({"", "-", "_admin"})
 
 
@@ -93,6 +101,30 @@ def parse_line(line: str) -> AccessRecord | None:
     )
 
 
+def fine_bucket(latency_ms: int) -> int:
+    """The fine histogram's bucket of a latency in whole milliseconds."""
+    if latency_ms <= 0:
+        return 0
+    index = math.floor(math.log(latency_ms) / math.log(FINE_RATIO)) + 1
+    # Guard the float log at exact powers: bucket i is [RATIO**(i-1), RATIO**i).
+    while FINE_RATIO ** (index - 1) > latency_ms:
+        index -= 1
+    while FINE_RATIO**index <= latency_ms:
+        index += 1
+    return index
+
+
+def fine_attribute(index: int) -> str:
+    return f"{FINE_PREFIX}{index:03d}"
+
+
+def fine_range(index: int) -> tuple[int, int]:
+    """The smallest and largest whole millisecond in fine bucket ``index``."""
+    if index == 0:
+        return 0, 0
+    return math.ceil(FINE_RATIO ** (index - 1)), math.ceil(FINE_RATIO**index) - 1
+
+
 def latency_bucket(latency_ms: int) -> int:
     for index, bound in enumerate(LATENCY_BUCKETS_MS):
         if latency_ms <= bound:
@@ -127,6 +159,7 @@ def aggregate(records: Iterable[AccessRecord]) -> dict[tuple[str, str], Counters
             counters.add("latency_sum_ms", record.latency_ms)
             counters.add("latency_count")
             counters.add(BUCKET_ATTRIBUTES[latency_bucket(record.latency_ms)])
+            counters.add(fine_attribute(fine_bucket(record.latency_ms)))
             if record.integration_ms is not None:
                 counters.add("integration_count")
                 counters.add("integration_sum_ms", record.integration_ms)
@@ -194,16 +227,35 @@ def decode_subscription(event: dict[str, Any]) -> tuple[str, list[str]]:
     return batch_id, [str(entry.get("message", "")) for entry in log_events]
 
 
-def p95_ms(item: dict[str, Any]) -> int | None:
-    """The upper bound of the bucket that holds the 95th percentile; None without requests."""
-    counts = [int(item.get(name, 0)) for name in BUCKET_ATTRIBUTES]
-    total = sum(counts)
+def percentile_ms(item: dict[str, Any], quantile: float) -> float | None:
+    """The ``quantile`` (0.5, 0.95, 0.99) of a Usage item's latencies; None without requests.
+
+    From the fine histogram, within 7.2 % of the true value. An item that also counts requests
+    metered before the fine histogram existed (its coarse total is larger) answers the coarse way,
+    as it always did: the upper bound of the bucket holding the percentile.
+    """
+    coarse = [int(item.get(name, 0)) for name in BUCKET_ATTRIBUTES]
+    fine = {
+        int(name.removeprefix(FINE_PREFIX)): int(count)
+        for name, count in item.items()
+        if name.startswith(FINE_PREFIX)
+    }
+    total = sum(fine.values())
+    if total and total >= sum(coarse):
+        rank = max(1, math.ceil(quantile * total))  # nearest rank
+        running = 0
+        for index in sorted(fine):
+            running += fine[index]
+            if running >= rank:
+                low, high = fine_range(index)
+                return round(math.sqrt(low * high), 1) if low != high else float(low)
+    total = sum(coarse)
     if total == 0:
         return None
-    needed = 0.95 * total
     running = 0
-    for index, count in enumerate(counts):
+    for index, count in enumerate(coarse):
         running += count
-        if running >= needed:
-            return LATENCY_BUCKETS_MS[min(index, len(LATENCY_BUCKETS_MS) - 1)]
+        if running >= quantile * total:
+            return float(LATENCY_BUCKETS_MS[min(index, len(LATENCY_BUCKETS_MS) - 1)])
     return None
+

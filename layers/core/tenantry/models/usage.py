@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+LATENCY_PERCENTILE = (
+    "The {} percentile of the period's latencies (ms), within 7.2 % of the true value; for a period "
+    "that began before the fine histogram, the upper bound of its coarse bucket"
+)
+
 
 class PeriodUsage(BaseModel):
     period: str = Field(description="day#YYYY-MM-DD or month#YYYY-MM")
@@ -13,9 +18,9 @@ class PeriodUsage(BaseModel):
     client_errors: int = Field(description="4xx answers other than 429")
     errors: int = Field(description="5xx answers")
     avg_latency_ms: float | None
-    p95_latency_ms: int | None = Field(
-        description="Upper bound of the histogram bucket holding the 95th percentile"
-    )
+    p50_latency_ms: float | None = Field(default=None, description=LATENCY_PERCENTILE.format("50th"))
+    p95_latency_ms: float | None = Field(description=LATENCY_PERCENTILE.format("95th"))
+    p99_latency_ms: float | None = Field(default=None, description=LATENCY_PERCENTILE.format("99th"))
     tokens_in: int
     tokens_out: int
 
@@ -52,9 +57,9 @@ class TenantStats(BaseModel):
     allowed: int
     denied: int
     avg_latency_ms: float | None
-    p95_latency_ms: int | None = Field(
-        description="Upper bound of the histogram bucket holding the 95th percentile"
-    )
+    p50_latency_ms: float | None = Field(default=None, description=LATENCY_PERCENTILE.format("50th"))
+    p95_latency_ms: float | None = Field(description=LATENCY_PERCENTILE.format("95th"))
+    p99_latency_ms: float | None = Field(default=None, description=LATENCY_PERCENTILE.format("99th"))
     tokens_in: int
     tokens_out: int
     estimated_cost_usd: float = Field(description="This month's estimated cost (see /tenants/{id}/usage)")
