@@ -258,4 +258,3 @@ def percentile_ms(item: dict[str, Any], quantile: float) -> float | None:
         if running >= quantile * total:
             return float(LATENCY_BUCKETS_MS[min(index, len(LATENCY_BUCKETS_MS) - 1)])
     return None
-
