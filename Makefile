@@ -15,11 +15,13 @@ TENANTS ?=
 export SAM_CLI_TELEMETRY := 0
 export SAM_CLI_CONTAINER_CONNECTION_TIMEOUT := 1
 
-.PHONY: help venv dev dev-reset test lint typecheck validate build unit integration openapi bench clean lock
+.PHONY: help venv dev dev-reset test lint typecheck validate build unit integration openapi bench clean lock e2e
 
 help:
 	@echo "make dev        serve the API on http://$(HOST):$(PORT) (embedded DynamoDB, local gateway)"
-	@echo "make test       lint, typecheck, sam validate --lint, sam build, pytest"
+	@echo "make test       lint, typecheck, sam validate --lint, cfn-lint, sam build, unit tests,"
+	@echo "                the integration suite (make e2e, locally) and the IAM check of every AWS call"
+	@echo "make e2e API_URL=https://…/v1 ADMIN_KEY=…   the integration suite against a deployed stage"
 	@echo "make bench      run the benchmarks under bench/"
 	@echo "make openapi    regenerate docs/openapi.json"
 	@echo "make lock       re-resolve the layer's lock (layers/core/requirements.txt) from requirements.in"
@@ -69,6 +71,11 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
+# The HTTP integration suite: against a deployed stage with API_URL (…/v1) and ADMIN_KEY, else
+# against a local stack it starts itself (what make test runs).
+e2e: $(STAMP)
+	TENANTRY_API_URL="$(API_URL)" TENANTRY_ADMIN_KEY="$(ADMIN_KEY)" $(BIN)/pytest tests/integration
+
 # The layer's lock: every dependency of layers/core/requirements.in pinned with its hashes, resolved
 # for Lambda's python3.13 on arm64 (manylinux2014_aarch64) whatever machine runs this.
 lock: $(STAMP)
@@ -79,8 +86,15 @@ lock: $(STAMP)
 openapi: $(STAMP)
 	$(BIN)/python -m local.openapi --write docs/openapi.json
 
+# make test records every AWS call the functions make here; tests/iam then checks them against
+# each function's role in the translated template.
+AWS_CALLS := $(CURDIR)/.aws-sam/aws-calls
+
 test: lint typecheck validate build
-	$(BIN)/pytest
+	rm -rf $(AWS_CALLS)
+	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest tests/unit
+	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(MAKE) --no-print-directory e2e API_URL= ADMIN_KEY=
+	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest tests/iam
 
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

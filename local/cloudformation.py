@@ -20,10 +20,8 @@ from samtranslator.parser.parser import Parser
 from samtranslator.translator.translator import Translator
 
 from local import template
+from local.template import REGION
 
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"
-PARTITION = "aws"
 ARTIFACT_BUCKET = "sam-artifacts"
 # The transform logs feature-toggle chatter at INFO/WARNING for every run.
 logging.getLogger("samtranslator").setLevel(logging.ERROR)

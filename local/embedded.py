@@ -47,8 +47,8 @@ from botocore.config import Config
 from local import journal, template, transport
 from local.fastlane import DynamoDBFastLane
 
-REGION = "us-east-1"
-ACCOUNT_ID = "123456789012"
+REGION = template.REGION
+ACCOUNT_ID = template.ACCOUNT_ID
 STAGE_NAME = "v1"
 STATE_FILE = "aws-state.json"
 ENDPOINT_FILE = "embedded.json"

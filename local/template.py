@@ -15,6 +15,10 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 LOCAL_STACK_NAME = "tenantry-local"
+# The pseudo parameters local tooling resolves the template with (moto's defaults).
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+PARTITION = "aws"
 
 
 class _CfnLoader(yaml.SafeLoader):

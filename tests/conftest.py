@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -13,6 +14,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
+from local import aws_calls, template
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +33,9 @@ os.environ.update(
         "POWERTOOLS_DEV": "false",
     }
 )
+# The IAM test tier: record every AWS call a function's handler makes (make test sets the folder).
+aws_calls.install_from_env(set(template.template()["Resources"]))
+
 for _variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "ANTHROPIC_API_KEY"):
     os.environ.pop(_variable, None)
 
@@ -53,14 +59,32 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         aws_clients.reset()
 
 
+def _function_logical_id(name: str) -> str:
+    for logical_id, resource in template.resources_of_type("AWS::Serverless::Function").items():
+        if str(resource["Properties"].get("CodeUri", "")).strip("/") == f"functions/{name}":
+            return logical_id
+    raise LookupError(f"no function in template.yaml has CodeUri functions/{name}/")
+
+
 def load_function(name: str) -> ModuleType:
-    """Import ``functions/<name>/app.py`` afresh, the way Lambda loads a handler module."""
+    """Import ``functions/<name>/app.py`` afresh, the way Lambda loads a handler module.
+
+    Its handler runs as the template's function (for the IAM tier's record of AWS calls)."""
     module_name = f"tenantry_function_{name}"
     spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / "functions" / name / "app.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    handler = module.lambda_handler
+    logical_id = _function_logical_id(name)
+
+    @functools.wraps(handler)
+    def lambda_handler(event: Any, context: Any) -> Any:
+        with aws_calls.acting_as(logical_id):
+            return handler(event, context)
+
+    module.lambda_handler = lambda_handler  # type: ignore[attr-defined]
     return module
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qsl, unquote
 
-from local import template
+from local import aws_calls, template
 from local.embedded import ACCOUNT_ID, REGION, EmbeddedAws
 from local.gateway import sandbox
 from local.gateway.accesslog import AccessLog
@@ -182,6 +182,8 @@ class Gateway:
 
     def start(self) -> None:
         sandbox.install_layered_environ({name for spec in self.model.functions.values() for name in spec.env})
+        # The IAM test tier records what each function calls (only when TENANTRY_AWS_CALLS is set).
+        aws_calls.install_from_env(set(self.model.functions) | set(template.template().get("Resources", {})))
         self.aws.configure_process()
         self._rebuild_pools()
         self._server = HttpServer(

@@ -195,6 +195,30 @@ def test_idempotency_records_start_with_the_tenant(api: EventsApi, aws: dict[str
     assert [item["id"]["S"].split("#")[0] for item in items] == ["acme"]
 
 
+def test_a_failed_publish_frees_its_idempotency_key_for_the_retry(
+    api: EventsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB refuses the first transaction (throttled past the SDK's retries)
+    from botocore.exceptions import ClientError
+
+    real_append = store.append
+    failures = iter([True])
+
+    def throttled_once(*args: Any, **kwargs: Any) -> list[int]:
+        if next(failures, False):
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            raise ClientError(error, "TransactWriteItems")  # type: ignore[arg-type]
+        return real_append(*args, **kwargs)
+
+    monkeypatch.setattr(store, "append", throttled_once)
+    # When a publish with an Idempotency-Key fails (the invocation errors: API Gateway answers 502)
+    with pytest.raises(ClientError):
+        api.publish(event(), key="order-9")
+    # Then the key's in-progress record is gone: the retry publishes at once, exactly once
+    assert api.publish(event(), key="order-9") == (201, {"position": 1})
+    assert api.total() == 1
+
+
 def test_bad_idempotency_key_is_422(api: EventsApi) -> None:
     status, answer = api.publish(event(), key="has spaces")
     assert status == 422

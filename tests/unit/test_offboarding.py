@@ -39,6 +39,11 @@ def seed_partition_items(tenant_id: str) -> None:
         for index in range(3):
             sort_value: Any = index + 1 if entry.logical_id == "EventsTable" else f"seed#{index}"
             table.put_item(Item={"tenant_id": tenant_id, entry.sort_key: sort_value, "seeded": True})
+    # And an idempotency record, as a publish with an Idempotency-Key leaves one
+    idempotency = clients.table(settings.table_name(settings.IDEMPOTENCY_TABLE))
+    idempotency.put_item(
+        Item={"id": f"{tenant_id}#seeded-key", "status": "COMPLETED", "expiration": 4102444800}
+    )
 
 
 @pytest.fixture

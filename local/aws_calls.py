@@ -1,0 +1,236 @@
+"""Records every AWS call a function makes, as IAM will authorize it, for the IAM test tier.
+
+When ``TENANTRY_AWS_CALLS`` names a folder, :func:`install` hooks botocore's ``before-call`` event on
+every botocore session the process creates (boto3's default one, and the private sessions that
+Powertools' idempotency and parameters utilities open). Each call made while a function's code runs
+is turned into the IAM action(s) and resource ARN(s) it needs and appended to
+``<folder>/calls-<pid>.jsonl``; calls made outside a function (test set-up, the local stack's own
+bookkeeping) are not a function's and are not recorded.
+
+Which function is running:
+- in the local gateway, each invocation (and metering) runs with the function's Lambda env, so
+  ``AWS_LAMBDA_FUNCTION_NAME`` (``<stack>-<LogicalId>``) names it, as it does on Lambda;
+- in unit tests, :func:`acting_as` marks the thread while a handler of a known function runs.
+
+Physical names (``test-TenantsTable``, ``tenantry-local-TenantsTable``) are written as the
+template's logical ids (``TenantsTable``), the region/account as the evaluator's fixed ones, so the
+records compare with the translated template's policies whatever stack ran them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import boto3
+from botocore import handlers
+
+from local.template import ACCOUNT_ID, PARTITION, REGION
+
+ENV_VAR = "TENANTRY_AWS_CALLS"
+
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenantry_function", default=None)
+_lock = threading.Lock()
+_seen: set[tuple[str, str, str, str]] = set()
+_state: dict[str, Any] = {"folder": None, "logical_ids": frozenset()}
+_hooked: list[bool] = []  # non-empty once the before-call handler is registered
+
+
+@dataclass(frozen=True)
+class Call:
+    """One IAM authorization a function's AWS call needs."""
+
+    function: str  # logical id of the function
+    action: str  # e.g. dynamodb:GetItem
+    resource: str  # ARN, with logical ids for the stack's own resources
+    operation: str  # the API operation that needed it, e.g. TransactWriteItems
+    test: str  # the pytest test that made it, when known
+
+
+@contextlib.contextmanager
+def acting_as(function_logical_id: str) -> Iterator[None]:
+    """Within this block (this thread), AWS calls are made by ``function_logical_id``."""
+    token = _current.set(function_logical_id)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def install(folder: Path | str, logical_ids: set[str] | frozenset[str]) -> None:
+    """Record calls into ``folder``. ``logical_ids`` are the template's resource ids (for naming)."""
+    with _lock:
+        _state["folder"] = Path(folder)
+        _state["logical_ids"] = frozenset(logical_ids)
+        first = not _hooked
+        _hooked.append(True)
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    if not first:
+        return
+    # Every botocore session made from now on (botocore's built-in handler list), including the
+    # private ones Powertools opens, and boto3's default session if it exists already.
+    handlers.BUILTIN_HANDLERS.append(("before-call", _before_call))
+    if boto3.DEFAULT_SESSION is not None:
+        boto3.DEFAULT_SESSION.events.register("before-call", _before_call)
+
+
+@contextlib.contextmanager
+def recording(folder: Path, logical_ids: set[str] | frozenset[str]) -> Iterator[Path]:
+    """Record into ``folder`` within this block only (tests of the recorder itself)."""
+    with _lock:
+        saved = dict(_state)
+    install(folder, logical_ids)
+    try:
+        yield folder
+    finally:
+        with _lock:
+            _state.update(saved)
+
+
+def install_from_env(logical_ids: set[str] | frozenset[str]) -> bool:
+    folder = os.environ.get(ENV_VAR)
+    if folder:
+        install(folder, logical_ids)
+    return bool(folder)
+
+
+def current_function() -> str | None:
+    explicit = _current.get()
+    if explicit is not None:
+        return explicit
+    name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    return None if name is None else logical_name(name)
+
+
+def logical_name(physical: str) -> str:
+    """``test-TenantsTable`` → ``TenantsTable`` for the template's ids; anything else unchanged."""
+    ids: frozenset[str] = _state["logical_ids"]
+    if physical in ids:
+        return physical
+    for logical_id in ids:
+        if physical.endswith("-" + logical_id):
+            return logical_id
+    return physical
+
+
+def _before_call(model: Any, params: dict[str, Any], **_: Any) -> None:
+    function = current_function()
+    folder: Path | None = _state["folder"]
+    if function is None or folder is None:
+        return
+    try:
+        needed = authorizations(model.service_model.service_name, model.name, params)
+    except Exception as exc:  # noqa: BLE001 - a mapping gap must show up as a failing record, not a crash
+        needed = [(f"{model.service_model.signing_name}:{model.name}", f"unmapped ({exc})")]
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
+    lines: list[str] = []
+    with _lock:
+        for action, resource in needed:
+            key = (str(folder), function, action, resource)
+            if key in _seen:
+                continue
+            _seen.add(key)
+            lines.append(json.dumps(asdict(Call(function, action, resource, model.name, test))))
+        if lines:
+            with (folder / f"calls-{os.getpid()}.jsonl").open("a", encoding="utf-8") as sink:
+                sink.write("".join(line + "\n" for line in lines))
+
+
+# ---------------------------------------------------------------------- call → IAM authorizations
+def _arn(service: str, resource: str, region: str = REGION, account: str = ACCOUNT_ID) -> str:
+    return f"arn:{PARTITION}:{service}:{region}:{account}:{resource}"
+
+
+def _body(params: dict[str, Any]) -> dict[str, Any]:
+    body = params.get("body") or b"{}"
+    loaded = json.loads(body.decode() if isinstance(body, bytes) else body or "{}")
+    return loaded if isinstance(loaded, dict) else {}
+
+
+# DynamoDB's transactions are authorized per item, by the item-level action.
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+def _dynamodb(operation: str, body: dict[str, Any]) -> list[tuple[str, str]]:
+    def table(name: str, index: str | None = None) -> str:
+        arn = _arn("dynamodb", f"table/{logical_name(name)}")
+        return f"{arn}/index/{index}" if index else arn
+
+    if operation == "TransactWriteItems":
+        return [
+            (f"dynamodb:{_TRANSACT_ACTIONS[kind]}", table(spec["TableName"]))
+            for item in body["TransactItems"]
+            for kind, spec in item.items()
+        ]
+    if operation == "TransactGetItems":
+        return [("dynamodb:GetItem", table(item["Get"]["TableName"])) for item in body["TransactItems"]]
+    if operation in ("BatchGetItem", "BatchWriteItem"):
+        return [(f"dynamodb:{operation}", table(name)) for name in body["RequestItems"]]
+    if "TableName" in body:
+        return [(f"dynamodb:{operation}", table(body["TableName"], body.get("IndexName")))]
+    return [(f"dynamodb:{operation}", "*")]
+
+
+def _apigateway(params: dict[str, Any]) -> list[tuple[str, str]]:
+    # API Gateway's control plane is authorized by HTTP method on the resource path.
+    path = unquote(urlsplit(params["url_path"]).path)
+    method = str(params["method"]).upper()
+    needed = [(f"apigateway:{method}", f"arn:{PARTITION}:apigateway:{REGION}::{path}")]
+    if method == "POST" and _body(params).get("tags"):
+        # Creating with tags also needs PUT on the new resource's tags.
+        created = quote(f"arn:{PARTITION}:apigateway:{REGION}::{path.rstrip('/')}/NEW", safe="")
+        needed.append(("apigateway:PUT", f"arn:{PARTITION}:apigateway:{REGION}::/tags/{created}"))
+    return needed
+
+
+def _ssm(operation: str, body: dict[str, Any]) -> list[tuple[str, str]]:
+    names = body.get("Names") or ([body["Name"]] if "Name" in body else [])
+    if operation == "GetParametersByPath":
+        names = [str(body["Path"]).rstrip("/") + "/*"]
+    if not names:
+        return [(f"ssm:{operation}", "*")]
+    return [(f"ssm:{operation}", _arn("ssm", f"parameter/{str(name).lstrip('/')}")) for name in names]
+
+
+def _sqs(operation: str, body: dict[str, Any]) -> list[tuple[str, str]]:
+    url = body.get("QueueUrl")
+    name = body.get("QueueName") or (urlsplit(str(url)).path.rstrip("/").rsplit("/", 1)[-1] if url else None)
+    return [(f"sqs:{operation}", _arn("sqs", logical_name(str(name))) if name else "*")]
+
+
+def authorizations(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """The (IAM action, resource ARN) pairs API call ``service.operation`` needs, from its request."""
+    if service == "dynamodb":
+        return _dynamodb(operation, _body(params))
+    if service == "apigateway":
+        return _apigateway(params)
+    if service == "ssm":
+        return _ssm(operation, _body(params))
+    if service == "sqs":
+        return _sqs(operation, _body(params))
+    # A service nobody taught us yet: recorded as needing "*", which the IAM test then names.
+    return [(f"{service}:{operation}", "*")]
+
+
+def read_calls(folder: Path) -> list[Call]:
+    """Every distinct call recorded in ``folder`` (all processes)."""
+    calls: dict[tuple[str, str, str], Call] = {}
+    for path in sorted(folder.glob("calls-*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                call = Call(**json.loads(line))
+                calls.setdefault((call.function, call.action, call.resource), call)
+    return list(calls.values())

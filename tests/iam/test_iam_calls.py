@@ -1,0 +1,115 @@
+"""IAM proven against the code: every AWS call the functions made in the unit and integration suites
+is allowed by that function's role in the translated template, and every grant is used.
+
+``make test`` records the calls first (``TENANTRY_AWS_CALLS``, see ``local/aws_calls.py``) while it
+runs ``tests/unit`` and the integration suite, then runs this module. Run on its own, it skips.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from local import aws_calls, iam_policy
+from local.cloudformation import translated_template
+
+FOLDER = os.environ.get(aws_calls.ENV_VAR)
+pytestmark = pytest.mark.skipif(
+    not FOLDER, reason=f"no recorded calls: make test sets {aws_calls.ENV_VAR} and runs the suites first"
+)
+
+
+@pytest.fixture(scope="module")
+def calls() -> dict[str, list[aws_calls.Call]]:
+    assert FOLDER is not None
+    recorded = aws_calls.read_calls(Path(FOLDER))
+    assert recorded, f"{FOLDER} holds no recorded calls: did the unit and integration suites run?"
+    template_functions = set(iam_policy.functions(translated_template()))
+    by_function: dict[str, list[aws_calls.Call]] = defaultdict(list)
+    for call in recorded:
+        # Overlay functions (tests' echo and crash handlers) are not deployed, and a table the
+        # template does not define is a test's deliberately missing one (the 503 health check).
+        if call.function in template_functions and _names_a_template_table(call):
+            by_function[call.function].append(call)
+    return by_function
+
+
+def _names_a_template_table(call: aws_calls.Call) -> bool:
+    if not call.action.startswith("dynamodb:") or ":table/" not in call.resource:
+        return True
+    table = call.resource.split(":table/", 1)[1].split("/", 1)[0]
+    return table in translated_template()["Resources"]
+
+
+def _grant_hint(call: aws_calls.Call) -> str:
+    logical_ids = set(translated_template()["Resources"])
+    resource = iam_policy.as_template_sub(call.resource, logical_ids) if call.resource != "*" else '"*"'
+    return (
+        f"  {call.function} may not call {call.action} on {call.resource}\n"
+        f"    (API {call.operation}, seen in {call.test or 'the integration suite (local gateway)'}).\n"
+        f"    Grant it in template.yaml under {call.function} > Policies:\n"
+        f"      - Statement:\n"
+        f"          - Effect: Allow\n"
+        f"            Action: [{call.action}]\n"
+        f"            Resource: {resource}"
+    )
+
+
+def test_every_function_of_the_template_made_calls_that_were_recorded(calls) -> None:
+    # A function whose calls were never recorded would pass the checks below vacuously.
+    missing = set(iam_policy.functions(translated_template())) - set(calls)
+    assert missing == set(), f"no recorded AWS calls for {sorted(missing)}: does a test invoke them?"
+
+
+def test_every_recorded_call_is_allowed_by_the_functions_role(calls) -> None:
+    tpl = translated_template()
+    refused: list[str] = []
+    for function, function_calls in sorted(calls.items()):
+        statements = iam_policy.role_statements(tpl, function)
+        for call in sorted(function_calls, key=lambda c: (c.action, c.resource)):
+            decision = iam_policy.evaluate(statements, call.action, call.resource)
+            if not decision.allowed:
+                refused.append(f"{_grant_hint(call)}\n    ({decision.reason})")
+    assert not refused, "IAM would refuse these calls:\n" + "\n".join(refused)
+
+
+def test_every_grant_is_used_by_some_call(calls) -> None:
+    tpl = translated_template()
+    unused: list[str] = []
+    for function in iam_policy.functions(tpl):
+        function_calls = calls.get(function, [])
+        for statement in iam_policy.role_statements(tpl, function):
+            if statement.managed or statement.effect != "Allow":
+                continue
+            for action in statement.actions:
+                for resource in statement.resources:
+                    if not any(
+                        iam_policy.Statement(
+                            "Allow", (action,), (), (resource,), (), False, "", "", False
+                        ).matches(call.action, call.resource)
+                        for call in function_calls
+                    ):
+                        unused.append(f"  {function}: {action} on {resource} ({statement.label})")
+    assert not unused, (
+        "grants no recorded call uses (remove them from template.yaml, or add a test that makes the call):\n"
+        + "\n".join(unused)
+    )
+
+
+def test_no_grant_uses_a_star_resource_where_a_narrower_arn_exists(calls) -> None:
+    tpl = translated_template()
+    broad: list[str] = []
+    for function in iam_policy.functions(tpl):
+        for statement in iam_policy.role_statements(tpl, function):
+            if statement.managed or statement.effect != "Allow" or "*" not in statement.resources:
+                continue
+            for action in statement.actions:
+                if not iam_policy.resourceless(action):
+                    seen = sorted(
+                        {c.resource for c in calls.get(function, []) if c.action.lower() == action.lower()}
+                    )
+                    broad.append(f"  {function}: {action} on * ({statement.label}); calls used {seen}")
+    assert not broad, "grants on * for actions that take resource ARNs:\n" + "\n".join(broad)
