@@ -41,6 +41,20 @@ def _write_private(path: Path, text: str) -> None:
     path.write_text(text, encoding="utf-8")
 
 
+def make_private(home: Path) -> None:
+    """The state folder is the owner's alone: it holds key values in plaintext (the admin key, and
+    API Gateway's copy of every tenant key in the embedded AWS's snapshot). The folder becomes
+    0700, files already there 0600, and this process's umask keeps every later file and folder
+    (snapshots, journals, logs) private too."""
+    os.umask(0o077)
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)
+    for path in home.rglob("*"):
+        if path.is_symlink():
+            continue
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 def _admin_key(gateway_url: str, home: Path, create: Any) -> tuple[str, bool]:
     """The admin key in ``home``, if the API still accepts it; otherwise a new one."""
     path = home / ADMIN_KEY_FILE
@@ -143,7 +157,7 @@ def _dev(args: argparse.Namespace) -> int:
         print(port_hint(args.host, args.port), file=sys.stderr)
         return 2
     home = Path(args.home).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    make_private(home)
     # Powertools warns on every request of a handler that publishes no metric; noise locally.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     stop = threading.Event()

@@ -11,6 +11,8 @@ from tenantry import eventstore, http
 from tenantry.models.events import (
     CONSUMER_NAME_PATTERN,
     EVENT_TYPE_PATTERN,
+    MAX_POSITION,
+    POSITION_PATTERN,
     Checkpoint,
     CheckpointIn,
     Event,
@@ -41,7 +43,7 @@ def publish(
 
 @app.get("/events", tags=["events"])
 def read(
-    start: Annotated[int, Query(alias="from", ge=1)] = 1,
+    start: Annotated[int, Query(alias="from", ge=1, le=MAX_POSITION)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     event_type: Annotated[str | None, Query(alias="type", pattern=EVENT_TYPE_PATTERN)] = None,
 ) -> EventPage:
@@ -50,9 +52,11 @@ def read(
 
 
 @app.get("/events/<position>", tags=["events"])
-def get_event(position: Annotated[int, Path(ge=1)]) -> Event:
+def get_event(
+    position: Annotated[str, Path(pattern=POSITION_PATTERN, description="A position in canonical decimal")],
+) -> Event:
     caller = http.require_tenant(app)
-    return eventstore.get(caller.tenant_id, position)
+    return eventstore.get(caller.tenant_id, int(position))
 
 
 @app.get("/metrics", tags=["events"])

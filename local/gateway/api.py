@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from local import template
+from local.gateway import responses
 from local.gateway.intrinsics import LocalNames, Resolver, UnsupportedIntrinsicError
 
 FUNCTION_TYPES = ("AWS::Serverless::Function",)
@@ -86,6 +87,7 @@ class ApiModel:
     authorizers: dict[str, AuthorizerSpec]
     routes: list[Route]
     env_conflicts: dict[str, dict[str, str]] = field(default_factory=dict)
+    gateway_responses: dict[str, responses.GatewayResponseSpec] = field(default_factory=dict)
     _static: dict[tuple[str, str], Route] = field(default_factory=dict, repr=False)
     _static_any: dict[str, Route] = field(default_factory=dict, repr=False)
     _dynamic: list[Route] = field(default_factory=list, repr=False)
@@ -284,7 +286,15 @@ def load_api(
         authorizers=authorizers,
         routes=routes,
         env_conflicts=env_conflicts(functions),
+        gateway_responses=_gateway_responses(api_props),
     )
+
+
+def _gateway_responses(api_props: dict[str, Any]) -> dict[str, responses.GatewayResponseSpec]:
+    try:
+        return responses.parse(api_props.get("GatewayResponses"))
+    except responses.GatewayResponseError as exc:
+        raise TemplateError(f"GatewayResponses: {exc}") from exc
 
 
 def env_conflicts(functions: dict[str, FunctionSpec]) -> dict[str, dict[str, str]]:

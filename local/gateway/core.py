@@ -30,7 +30,7 @@ from urllib.parse import parse_qsl, unquote
 
 from local import aws_calls, template
 from local.embedded import ACCOUNT_ID, REGION, EmbeddedAws
-from local.gateway import sandbox
+from local.gateway import responses, sandbox
 from local.gateway.accesslog import AccessLog
 from local.gateway.api import ApiModel, Route, load_api, shared_env, template_files
 from local.gateway.auth import (
@@ -42,6 +42,7 @@ from local.gateway.auth import (
 )
 from local.gateway.intrinsics import LocalNames
 from local.gateway.plans import UsagePlans, load_bindings
+from local.gateway.responses import GatewayAnswer
 from local.gateway.server import HttpRequest, HttpResponse, HttpServer
 
 _log = logging.getLogger("tenantry.local.gateway")
@@ -69,51 +70,37 @@ class GatewayOptions:
     metering: bool = True
 
 
-@dataclass(frozen=True)
-class GatewayAnswer:
-    """One of API Gateway's own answers (never the handler's)."""
-
-    status: int
-    body: dict[str, Any]
-    error_type: str
-    amzn_error_type: str
-
-
-UNAUTHORIZED = GatewayAnswer(401, {"message": "Unauthorized"}, "UNAUTHORIZED", "UnauthorizedException")
+UNAUTHORIZED = GatewayAnswer(401, "Unauthorized", "UNAUTHORIZED", "UnauthorizedException")
 MISSING_TOKEN = GatewayAnswer(
-    403,
-    {"message": "Missing Authentication Token"},
-    "MISSING_AUTHENTICATION_TOKEN",
-    "MissingAuthenticationTokenException",
+    403, "Missing Authentication Token", "MISSING_AUTHENTICATION_TOKEN", "MissingAuthenticationTokenException"
 )
 EXPLICIT_DENY = GatewayAnswer(
     403,
-    {"Message": "User is not authorized to access this resource with an explicit deny"},
+    "User is not authorized to access this resource with an explicit deny",
     "ACCESS_DENIED",
     "AccessDeniedException",
+    message_key="Message",
 )
 IMPLICIT_DENY = GatewayAnswer(
     403,
-    {"Message": "User is not authorized to access this resource"},
+    "User is not authorized to access this resource",
     "ACCESS_DENIED",
     "AccessDeniedException",
+    message_key="Message",
 )
-INVALID_API_KEY = GatewayAnswer(403, {"message": "Forbidden"}, "INVALID_API_KEY", "ForbiddenException")
-THROTTLED = GatewayAnswer(429, {"message": "Too Many Requests"}, "THROTTLED", "TooManyRequestsException")
-QUOTA_EXCEEDED = GatewayAnswer(429, {"message": "Limit Exceeded"}, "QUOTA_EXCEEDED", "LimitExceededException")
+INVALID_API_KEY = GatewayAnswer(403, "Forbidden", "INVALID_API_KEY", "ForbiddenException")
+THROTTLED = GatewayAnswer(429, "Too Many Requests", "THROTTLED", "TooManyRequestsException")
+QUOTA_EXCEEDED = GatewayAnswer(429, "Limit Exceeded", "QUOTA_EXCEEDED", "LimitExceededException")
 AUTHORIZER_FAILURE = GatewayAnswer(
-    500, {"message": None}, "AUTHORIZER_CONFIGURATION_ERROR", "AuthorizerConfigurationException"
+    500, None, "AUTHORIZER_CONFIGURATION_ERROR", "AuthorizerConfigurationException"
 )
-HANDLER_FAILURE = GatewayAnswer(
-    502, {"message": "Internal server error"}, "DEFAULT_5XX", "InternalServerErrorException"
+HANDLER_FAILURE = GatewayAnswer(502, "Internal server error", "DEFAULT_5XX", "InternalServerErrorException")
+TOO_LARGE = GatewayAnswer(413, "Request Too Long", "REQUEST_TOO_LARGE", "RequestTooLongException")
+BAD_REQUEST = GatewayAnswer(400, "Bad Request", "BAD_REQUEST_BODY", "BadRequestException")
+HEADERS_TOO_LARGE = GatewayAnswer(
+    431, "Request Header Fields Too Large", "DEFAULT_4XX", "RequestHeaderFieldsTooLargeException"
 )
-TOO_LARGE = GatewayAnswer(
-    413, {"message": "Request Too Long"}, "REQUEST_TOO_LARGE", "RequestTooLongException"
-)
-BAD_REQUEST = GatewayAnswer(400, {"message": "Bad Request"}, "BAD_REQUEST_BODY", "BadRequestException")
-GATEWAY_BUG = GatewayAnswer(
-    500, {"message": "Internal server error"}, "DEFAULT_5XX", "InternalServerErrorException"
-)
+GATEWAY_BUG = GatewayAnswer(500, "Internal server error", "DEFAULT_5XX", "InternalServerErrorException")
 
 
 @dataclass
@@ -133,16 +120,38 @@ class _Exchange:
     error_type: str = ""
 
 
-def _answer(answer: GatewayAnswer, exchange: _Exchange) -> HttpResponse:
+def _decoded_path(raw_path: str) -> str:
+    """Percent-decoded, except that an encoded slash never splits a segment and stays encoded:
+    ``/events%2F1`` is one segment that matches no route (not event 1), and ``/events/1%2F2``
+    hands the handler the parameter ``1%2F2``, which no pattern accepts."""
+    return "/".join(unquote(segment).replace("/", "%2F") for segment in raw_path.split("/"))
+
+
+def _identity_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """Header values by lower-case name; a header sent more than once with different values
+    keeps them all (comma-joined), so the authorizer cache never takes a request with two keys
+    for the request with the last one. The authorizer sees every value in multiValueHeaders."""
+    merged: dict[str, list[str]] = {}
+    for name, value in headers:
+        values = merged.setdefault(name.lower(), [])
+        if value not in values:
+            values.append(value)
+    return {name: ",".join(values) for name, values in merged.items()}
+
+
+def _answer(answer: GatewayAnswer, exchange: _Exchange, model: ApiModel) -> HttpResponse:
+    """API Gateway's own answer, rendered from the template's gateway responses."""
     exchange.error_type = answer.error_type
+    status, headers, body = responses.render(model.gateway_responses, answer, exchange.request_id)
     return HttpResponse(
-        answer.status,
+        status,
         [
             ("Content-Type", "application/json"),
+            *headers,
             ("x-amzn-RequestId", exchange.request_id),
             ("x-amzn-ErrorType", answer.amzn_error_type),
         ],
-        json.dumps(answer.body, separators=(",", ":")).encode(),
+        body,
     )
 
 
@@ -191,7 +200,9 @@ class Gateway:
             self.options.host,
             self.options.port,
             max_body=self.options.max_body_bytes,
-            bad_request=lambda: _answer(BAD_REQUEST, self._new_exchange("", "")),
+            bad_request=lambda status: _answer(
+                HEADERS_TOO_LARGE if status == 431 else BAD_REQUEST, self._new_exchange("", ""), self.model
+            ),
         )
         self._server.start()
         self.access_log.start()
@@ -287,12 +298,12 @@ class Gateway:
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         raw_path, _, query_string = request.target.partition("?")
-        exchange = self._new_exchange(request.method, unquote(raw_path))
+        exchange = self._new_exchange(request.method, _decoded_path(raw_path))
         try:
             response = self._pipeline(request, exchange, query_string)
         except Exception:  # noqa: BLE001 - a gateway bug is a 500, never a traceback to the client
             _log.exception("the local gateway failed on %s %s", request.method, raw_path)
-            response = _answer(GATEWAY_BUG, exchange)
+            response = _answer(GATEWAY_BUG, exchange, self.model)
         if exchange.route is not None or exchange.error_type:
             self._log_access(exchange, response.status)
         return response
@@ -303,21 +314,21 @@ class Gateway:
             return local
         match = self.model.match(request.method, exchange.path)
         if match is None:
-            return _answer(MISSING_TOKEN, exchange)
+            return _answer(MISSING_TOKEN, exchange, self.model)
         route, path_params = match
         exchange.route = route
         if request.body_too_large:
-            return _answer(TOO_LARGE, exchange)
-        headers = {name.lower(): value for name, value in request.headers}
+            return _answer(TOO_LARGE, exchange, self.model)
+        headers = _identity_headers(request.headers)
         query = dict(parse_qsl(query_string, keep_blank_values=True))
         if route.authorizer is not None:
             denial = self._authorize(route, request, exchange, headers, query, query_string, path_params)
             if denial is not None:
-                return _answer(denial, exchange)
+                return _answer(denial, exchange, self.model)
         if route.api_key_required:
             denial = self._check_usage_plan(exchange, headers)
             if denial is not None:
-                return _answer(denial, exchange)
+                return _answer(denial, exchange, self.model)
         event = self._proxy_event(request, exchange, query_string, path_params)
         return self._integrate(route, event, exchange)
 
@@ -393,7 +404,7 @@ class Gateway:
             response = self._map_result(result, exchange)
         except Exception:  # noqa: BLE001 - any handler failure is API Gateway's 502
             _log.exception("%s failed on %s %s", route.function, exchange.method, exchange.path)
-            response = _answer(HANDLER_FAILURE, exchange)
+            response = _answer(HANDLER_FAILURE, exchange, self.model)
         finally:
             exchange.integration_ms = int((time.perf_counter() - started) * 1000)
         return response

@@ -23,6 +23,8 @@ _log = logging.getLogger("tenantry.local.gateway")
 MAX_REQUEST_LINE = 16 * 1024
 MAX_HEADER_LINE = 16 * 1024
 MAX_HEADERS = 200
+# API Gateway's quota for REST APIs: the request line and header values together, in bytes.
+MAX_HEADER_BYTES = 10 * 1024
 IDLE_TIMEOUT_SECONDS = 75.0
 _DRAIN_LIMIT = 64 * 1024 * 1024
 
@@ -59,6 +61,14 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 class BadRequestError(Exception):
     """The bytes on the wire are not an HTTP/1.x request we can answer."""
+
+    status = 400
+
+
+class HeadersTooLargeError(BadRequestError):
+    """The request line and headers exceed API Gateway's limit (a 431)."""
+
+    status = 431
 
 
 def _reason(status: int) -> str:
@@ -133,10 +143,17 @@ def read_request(
     if not version.startswith("HTTP/1.") or not method.isalpha() or not target.startswith("/"):
         raise BadRequestError("unsupported request line")
     headers: list[tuple[str, str]] = []
+    header_bytes = len(line)
     while True:
-        header_line = _read_line(stream, MAX_HEADER_LINE)
+        try:
+            header_line = _read_line(stream, MAX_HEADER_LINE)
+        except BadRequestError as exc:
+            raise HeadersTooLargeError("header line too long") from exc
         if header_line in (b"\r\n", b"\n"):
             break
+        header_bytes += len(header_line)
+        if header_bytes > MAX_HEADER_BYTES:
+            raise HeadersTooLargeError("request line and headers over the limit")
         if not header_line:
             raise BadRequestError("connection closed inside the headers")
         name, separator, value = header_line.decode("latin-1").partition(":")
@@ -205,7 +222,7 @@ class HttpServer:
         port: int,
         *,
         max_body: int,
-        bad_request: Callable[[], HttpResponse],
+        bad_request: Callable[[int], HttpResponse],
     ) -> None:
         self._handler = handler
         self._max_body = max_body
@@ -259,7 +276,7 @@ class HttpServer:
                     request = read_request(stream, connection, client_ip, self._max_body)
                 except BadRequestError as exc:
                     _log.debug("bad request from %s: %s", client_ip, exc)
-                    connection.sendall(encode_response(self._bad_request(), keep_alive=False))
+                    connection.sendall(encode_response(self._bad_request(exc.status), keep_alive=False))
                     _linger(connection)
                     return
                 if request is None:

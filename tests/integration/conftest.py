@@ -53,3 +53,9 @@ def stack_factory(tmp_path: Path) -> Iterator[Callable[..., LocalStack]]:
     finally:
         for stack in started:
             stack.stop()
+
+
+def gateway_error(answer: Any, message: str | None, error: str) -> dict[str, Any]:
+    """API Gateway's own answer as template.yaml's GatewayResponses shape it: its message text,
+    a stable error code, and the request id it also sends as x-amzn-RequestId."""
+    return {"message": message, "error": error, "request_id": answer.headers["x-amzn-requestid"]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.conftest import TEST_AUTHORIZER_TTL, LocalStack
+from tests.integration.conftest import TEST_AUTHORIZER_TTL, LocalStack, gateway_error
 
 UNKNOWN_BUT_WELL_FORMED = "tnt_live_" + "1" * 44
 
@@ -14,7 +14,7 @@ def test_no_key_is_401_without_calling_the_authorizer(gateway: LocalStack) -> No
     answer = gateway.request("GET", "/me")
     # Then API Gateway's own 401
     assert answer.status == 401
-    assert answer.json == {"message": "Unauthorized"}
+    assert answer.json == gateway_error(answer, "Unauthorized", "unauthorized")
 
 
 def test_malformed_and_unknown_keys_are_401(gateway: LocalStack) -> None:
@@ -23,7 +23,7 @@ def test_malformed_and_unknown_keys_are_401(gateway: LocalStack) -> None:
         answer = gateway.request("GET", "/me", key=key)
         # Then 401, and no detail about why
         assert answer.status == 401, key
-        assert answer.json == {"message": "Unauthorized"}
+        assert answer.json == gateway_error(answer, "Unauthorized", "unauthorized")
 
 
 def test_tenant_key_reaches_tenant_routes_and_is_denied_admin_routes(gateway: LocalStack) -> None:
@@ -37,7 +37,9 @@ def test_tenant_key_reaches_tenant_routes_and_is_denied_admin_routes(gateway: Lo
     assert me.status == 200
     assert me.json["tenant_id"] == tenant_id
     assert tenants.status == one_tenant.status == 403
-    assert tenants.json == {"Message": "User is not authorized to access this resource with an explicit deny"}
+    assert tenants.json == gateway_error(
+        tenants, "User is not authorized to access this resource with an explicit deny", "access_denied"
+    )
 
 
 def test_admin_key_reaches_admin_routes_only(gateway: LocalStack) -> None:
@@ -47,7 +49,7 @@ def test_admin_key_reaches_admin_routes_only(gateway: LocalStack) -> None:
     # Then the admin route answers and the tenant route is outside the admin policy
     assert listing.status == 200
     assert me.status == 403
-    assert me.json == {"Message": "User is not authorized to access this resource"}
+    assert me.json == gateway_error(me, "User is not authorized to access this resource", "access_denied")
 
 
 def test_suspended_tenant_is_403_at_once(gateway: LocalStack) -> None:

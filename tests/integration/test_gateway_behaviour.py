@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tests.integration.conftest import REPO_ROOT, LocalStack
+from tests.integration.conftest import REPO_ROOT, LocalStack, gateway_error
 
 # ---------------------------------------------------------------------------------- events
 
@@ -84,7 +84,9 @@ def test_unknown_route_and_unknown_method_are_missing_authentication_token(gatew
     for method, path in (("GET", "/nothing-here"), ("DELETE", "/me"), ("GET", "/")):
         answer = gateway.request(method, path)
         assert answer.status == 403, (method, path)
-        assert answer.json == {"message": "Missing Authentication Token"}
+        assert answer.json == gateway_error(
+            answer, "Missing Authentication Token", "missing_authentication_token"
+        )
 
 
 def test_handler_crash_is_502_without_a_traceback(gateway: LocalStack) -> None:
@@ -93,7 +95,7 @@ def test_handler_crash_is_502_without_a_traceback(gateway: LocalStack) -> None:
         answer = gateway.request("GET", f"/_test/crash/{how}")
         # Then API Gateway's 502, and nothing of the exception
         assert answer.status == 502
-        assert answer.json == {"message": "Internal server error"}
+        assert answer.json == gateway_error(answer, "Internal server error", "server_error")
         assert b"boom" not in answer.raw
     assert gateway.request("GET", "/_test/crash/not").status == 200
 
@@ -111,7 +113,7 @@ def test_body_over_the_api_gateway_limit_is_413(gateway: LocalStack) -> None:
     answer = gateway.request("POST", "/_test/public/big", raw=b"x" * (10 * 1024 * 1024 + 1))
     # Then the gateway refuses it before any handler runs
     assert answer.status == 413
-    assert answer.json == {"message": "Request Too Long"}
+    assert answer.json == gateway_error(answer, "Request Too Long", "request_too_large")
 
 
 # ---------------------------------------------------------------------------------- usage plans
@@ -124,7 +126,8 @@ def test_basic_tenant_is_throttled_at_its_burst(gateway: LocalStack) -> None:
     statuses = [gateway.request("GET", "/me", key=key).status for _ in range(12)]
     # Then the burst passes and the rest is throttled with API Gateway's answer
     assert statuses == [200] * 10 + [429] * 2
-    assert gateway.request("GET", "/me", key=key).json == {"message": "Too Many Requests"}
+    throttled = gateway.request("GET", "/me", key=key)
+    assert throttled.json == gateway_error(throttled, "Too Many Requests", "throttled")
 
 
 def test_enterprise_tenant_is_not_throttled_at_the_same_burst(gateway: LocalStack) -> None:
@@ -147,7 +150,7 @@ def test_quota_exhaustion_is_limit_exceeded(gateway: LocalStack) -> None:
         answers = [gateway.request("GET", "/me", key=key) for _ in range(5)]
         # Then 3 pass and the rest get API Gateway's quota answer
         assert [answer.status for answer in answers] == [200, 200, 200, 429, 429]
-        assert answers[-1].json == {"message": "Limit Exceeded"}
+        assert answers[-1].json == gateway_error(answers[-1], "Limit Exceeded", "quota_exceeded")
     finally:
         apigateway.update_usage_plan(
             usagePlanId=plan["id"],
@@ -206,7 +209,6 @@ def test_malformed_requests_get_400_and_the_gateway_survives(gateway: LocalStack
         b"NONSENSE\r\n\r\n",
         b"GET /health HTTP/1.1\r\nNo colon here\r\n\r\n",
         b"POST /tenants HTTP/1.1\r\nContent-Length: twelve\r\n\r\n",
-        b"GET /health HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n",
         b"POST /tenants HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
     ]
@@ -216,8 +218,24 @@ def test_malformed_requests_get_400_and_the_gateway_survives(gateway: LocalStack
         # Then a 400 in API Gateway's shape, and no Python traceback
         assert reply.startswith(b"HTTP/1.1 400"), reply[:80]
         assert b"Traceback" not in reply
-        assert reply.endswith(b'{"message":"Bad Request"}')
+        body = json.loads(reply.partition(b"\r\n\r\n")[2])
+        assert body["message"] == "Bad Request" and body["error"] == "client_error" and body["request_id"]
     # And the gateway still serves
+    assert gateway.request("GET", "/health").status == 200
+
+
+def test_oversized_headers_are_431_in_the_error_shape(gateway: LocalStack) -> None:
+    for data in (
+        # one header line far over the limit, and many small ones over API Gateway's 10 KB in total
+        b"GET /health HTTP/1.1\r\nX-Long: " + b"a" * 70000 + b"\r\n\r\n",
+        b"GET /health HTTP/1.1\r\n"
+        + b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 100) for i in range(120))
+        + b"\r\n",
+    ):
+        reply = _raw_exchange(gateway.port, data)
+        assert reply.startswith(b"HTTP/1.1 431"), reply[:80]
+        body = json.loads(reply.partition(b"\r\n\r\n")[2])
+        assert body["error"] == "client_error" and body["message"] == "Request Header Fields Too Large"
     assert gateway.request("GET", "/health").status == 200
 
 

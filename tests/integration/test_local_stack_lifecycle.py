@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from tenantry import keys
-from tests.integration.conftest import OVERLAY, LocalStack
+from tests.integration.conftest import OVERLAY, LocalStack, gateway_error
 
 
 def test_restart_keeps_tenants_keys_and_the_admin_key(
@@ -64,6 +65,30 @@ def test_authorizer_failure_is_500(stack_factory: Callable[..., LocalStack], tmp
     answer = stack.request("GET", "/me", key=keys.generate("tenant"))
     # Then API Gateway's authorizer-failure answer, with nothing of the exception
     assert answer.status == 500
-    assert answer.json == {"message": None}
+    assert answer.json == gateway_error(answer, None, "server_error")
     # And a route without the authorizer still answers
     assert stack.request("GET", "/ready").status == 503
+
+
+def test_the_state_folder_and_every_file_in_it_are_private(
+    stack_factory: Callable[..., LocalStack], tmp_path: Path
+) -> None:
+    # Given a state folder that already exists with loose permissions, and a file left in it
+    home = tmp_path / "home"
+    home.mkdir(mode=0o755)
+    home.chmod(0o755)
+    (home / "leftover.json").write_text("{}", encoding="utf-8")
+    (home / "leftover.json").chmod(0o644)
+    # When the stack runs, onboards a tenant (a key value in API Gateway's store) and stops
+    stack = stack_factory(home)
+    stack.create_tenant("basic")
+    assert stack.stop() == 0
+    # Then the folder is 0700 and no file or folder in it is readable by anyone else
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert (home / "aws-state.json").exists()
+    loose = {
+        str(path.relative_to(home)): oct(stat.S_IMODE(path.stat().st_mode))
+        for path in home.rglob("*")
+        if stat.S_IMODE(path.stat().st_mode) & 0o077
+    }
+    assert loose == {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.integration.conftest import LocalStack
+from tests.integration.conftest import LocalStack, gateway_error
 
 
 def _wait_for(read: Any, expected_requests: int) -> Any:
@@ -52,7 +52,9 @@ def test_a_tenant_key_on_stats_is_refused_at_the_edge(gateway: LocalStack) -> No
     _, key = gateway.create_tenant("pro")
     answer = gateway.request("GET", "/stats", key=key)
     assert answer.status == 403
-    assert answer.json == {"Message": "User is not authorized to access this resource with an explicit deny"}
+    assert answer.json == gateway_error(
+        answer, "User is not authorized to access this resource with an explicit deny", "access_denied"
+    )
 
 
 def test_a_tenant_reads_its_own_usage(gateway: LocalStack) -> None:

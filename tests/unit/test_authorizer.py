@@ -240,3 +240,22 @@ def test_the_authorizer_imports_nothing_heavy() -> None:
     # Then no pydantic, Powertools, anthropic, or even boto3 before the first lookup
     for heavy in ("pydantic", "anthropic", "aws_lambda_powertools", "boto3", "botocore"):
         assert heavy not in loaded, heavy
+
+
+def test_two_different_keys_in_one_request_are_401(tenant_key: tuple[str, str]) -> None:
+    # Given two valid keys of two tenants, both sent as X-API-Key in one request
+    _, first = tenant_key
+    second = tenancy.create_tenant(CreateTenantRequest(name="Beta", tier="basic", tenant_id="beta")).api_key
+    event = authorizer_event(second)
+    event["multiValueHeaders"] = {"X-API-Key": [first], "x-api-key": [second]}
+    # When the authorizer runs (API Gateway's headers map holds only the last value)
+    # Then it is 401: neither key wins
+    with pytest.raises(Exception, match=r"^Unauthorized$"):
+        authorizer.authorize(event)
+
+
+def test_the_same_key_repeated_is_that_key(tenant_key: tuple[str, str]) -> None:
+    tenant_id, key = tenant_key
+    event = authorizer_event(key)
+    event["multiValueHeaders"] = {"X-API-Key": [key], "x-api-key": [key]}
+    assert authorizer.authorize(event)["principalId"] == tenant_id

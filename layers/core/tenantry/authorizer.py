@@ -64,11 +64,23 @@ def lookup_key(key_hash: str) -> dict[str, str] | None:
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:
+    """The header's one value; None when it is missing, empty, or sent with different values.
+
+    API Gateway puts only the last of repeated headers into ``headers``; ``multiValueHeaders``
+    holds them all. Two different keys in one request must not authorize as whichever came last.
+    """
     wanted = name.lower()
+    values: set[str] = set()
+    for header, many in (event.get("multiValueHeaders") or {}).items():
+        if header.lower() == wanted:
+            values.update(str(value) for value in many or [])
     for header, value in (event.get("headers") or {}).items():
-        if header.lower() == wanted and value:
-            return str(value)
-    return None
+        if header.lower() == wanted:
+            values.add(str(value or ""))
+    if len(values) != 1:
+        return None
+    value = values.pop()
+    return value or None
 
 
 def _stage_arn(method_arn: str) -> str:

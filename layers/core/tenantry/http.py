@@ -16,8 +16,15 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenantry import settings
-from tenantry.errors import ApiError, Forbidden, PayloadTooLarge, Unauthorized, UnsupportedMediaType
+from tenantry import jsonguard, settings
+from tenantry.errors import (
+    ApiError,
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from tenantry.observability import logger, metrics, tracer
 
 JSON = "application/json"
@@ -115,8 +122,68 @@ def _content_type(event: dict[str, Any]) -> str:
 
 
 def _is_json(media_type: str) -> bool:
-    # Exactly what Powertools' body validation accepts, so there is one rule and one answer.
-    return media_type.startswith(JSON)
+    """``application/json``, optionally with ``charset=utf-8``: nothing else is parsed as JSON.
+
+    Powertools would parse anything starting with ``application/json`` (``application/jsonx``,
+    ``charset=latin-1``), so this narrower rule runs first and answers 415 for the rest.
+    """
+    kind, *params = (part.strip() for part in media_type.split(";"))
+    if kind.lower() != JSON:
+        return False
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() != "charset" or value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            return False
+    return True
+
+
+def _normalize_content_type(event: dict[str, Any]) -> None:
+    """Media types are case-insensitive; Powertools compares them case-sensitively."""
+    for name in list(event.get("headers") or {}):
+        if name.lower() == "content-type":
+            event["headers"][name] = JSON
+    for name in list(event.get("multiValueHeaders") or {}):
+        if name.lower() == "content-type":
+            event["multiValueHeaders"][name] = [JSON]
+
+
+def _body_text(event: dict[str, Any]) -> str | None:
+    """The body as text; None when its bytes are not UTF-8 (the local gateway, like API Gateway
+    with binary media types, hands such bytes on base64-encoded)."""
+    body = event.get("body") or ""
+    if not event.get("isBase64Encoded"):
+        return str(body)
+    try:
+        return base64.b64decode(body, validate=False).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _refuse_body(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A 4xx for a body no handler should see; the event's body is normalized to text otherwise."""
+    media_type = _content_type(event)
+    if media_type and not _is_json(media_type):
+        unsupported = UnsupportedMediaType(
+            f"Bodies are JSON: send Content-Type: application/json (got {media_type})", field="Content-Type"
+        )
+        return _plain_response(415, unsupported.body(), _request_id(event))
+    if media_type:
+        _normalize_content_type(event)
+    if body_size(event) > settings.MAX_BODY_BYTES:
+        too_large = PayloadTooLarge(f"Request body exceeds {settings.MAX_BODY_BYTES} bytes", field="body")
+        return _plain_response(413, too_large.body(), _request_id(event))
+    text = _body_text(event)
+    if text is None:
+        bad = BadRequest("The body is not valid UTF-8", code="invalid_encoding", field="body")
+        return _plain_response(400, bad.body(), _request_id(event))
+    event["body"], event["isBase64Encoded"] = text, False
+    problem = jsonguard.check(text)
+    if problem is not None:
+        body: dict[str, object] = {"message": problem.message, "error": problem.code, "field": problem.field}
+        if problem.status == 422:
+            body["errors"] = [{"field": problem.field, "message": problem.message, "type": problem.code}]
+        return _plain_response(problem.status, body, _request_id(event))
+    return None
 
 
 def caller_from_event(event: dict[str, Any]) -> Caller | None:
@@ -145,15 +212,10 @@ def run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaConte
     metrics.add_dimension(name="tier", value=caller.tier if caller is not None and caller.tier else "none")
     metrics.add_dimension(name="route", value=f"{event.get('httpMethod', '-')} {event.get('resource', '-')}")
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-    media_type = _content_type(event)
-    if event.get("body") and media_type and not _is_json(media_type):
-        unsupported = UnsupportedMediaType(
-            f"Bodies are JSON: send Content-Type: application/json (got {media_type})", field="Content-Type"
-        )
-        return _plain_response(415, unsupported.body(), _request_id(event))
-    if body_size(event) > settings.MAX_BODY_BYTES:
-        too_large = PayloadTooLarge(f"Request body exceeds {settings.MAX_BODY_BYTES} bytes", field="body")
-        return _plain_response(413, too_large.body(), _request_id(event))
+    if event.get("body"):
+        refused = _refuse_body(event)
+        if refused is not None:
+            return refused
     return app.resolve(event, context)
 
 

@@ -12,7 +12,8 @@ MAX_MESSAGE_CHARS = 32_000
 
 
 class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # strict: a boolean or a float is never taken for an integer, nor a number for a string.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The user's message")
     session_id: str | None = Field(

@@ -9,11 +9,16 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 CONSUMER_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+# Positions are int64 in the contract; anything larger cannot be a position (and DynamoDB numbers
+# stop at 38 digits, so an unbounded integer would reach the store as an error).
+MAX_POSITION = 2**63 - 1
+POSITION_PATTERN = r"^[1-9][0-9]{0,18}$"  # canonical decimal only: not " 1", "+1" or "01"
 MAX_BATCH = 99  # a transaction holds 100 items: the events and the HEAD update
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: a boolean or a float is never taken for an integer (``{"position": true}`` is not 1).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class EventIn(_Request):
@@ -67,7 +72,7 @@ class StreamMetrics(BaseModel):
 
 
 class CheckpointIn(_Request):
-    position: int = Field(ge=0, description="The last position this consumer has processed")
+    position: int = Field(ge=0, le=MAX_POSITION, description="The last position this consumer has processed")
 
 
 class Checkpoint(BaseModel):

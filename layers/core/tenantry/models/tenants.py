@@ -31,7 +31,8 @@ def _check_tier(value: str) -> str:
 
 
 class RequestModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # strict: a boolean or a float is never taken for an integer (``true`` is not 1).
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 class TenantConfig(RequestModel):
