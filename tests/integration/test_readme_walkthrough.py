@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -42,4 +43,6 @@ def test_readme_walkthrough(stack_factory: Callable[..., LocalStack], tmp_path: 
     assert re.fullmatch(r"key_[0-9a-f]{16}", lines[1])
     statuses = lines[2].split()
     assert statuses[0] == "200" and statuses[-1] == "429"
-    assert lines[3] == '{"message":"Too Many Requests"}'
+    throttled = json.loads(lines[3])
+    assert throttled["message"] == "Too Many Requests" and throttled["error"] == "throttled"
+    assert throttled["request_id"]
