@@ -15,7 +15,7 @@ TENANTS ?=
 export SAM_CLI_TELEMETRY := 0
 export SAM_CLI_CONTAINER_CONNECTION_TIMEOUT := 1
 
-.PHONY: help venv dev dev-reset test lint typecheck validate build unit integration openapi bench clean lock e2e
+.PHONY: help venv dev dev-reset test lint typecheck validate build unit integration browser screenshots openapi bench clean lock e2e
 
 help:
 	@echo "make dev        serve the API on http://$(HOST):$(PORT) (embedded DynamoDB, local gateway)"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench      run the benchmarks under bench/"
 	@echo "make openapi    regenerate docs/openapi.json"
 	@echo "make lock       re-resolve the layer's lock (layers/core/requirements.txt) from requirements.in"
+	@echo "make screenshots  regenerate docs/console-*.png (needs /usr/bin/chromium)"
 	@echo "make dev-reset  wipe the local state in $(TENANTRY_HOME)"
 
 $(STAMP): pyproject.toml layers/core/requirements.txt
@@ -82,6 +83,12 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile layers/core/requirements.in --python-version 3.13 \
 		--python-platform aarch64-manylinux2014 --generate-hashes --custom-compile-command "make lock" \
 		--quiet -o layers/core/requirements.txt
+
+browser: $(STAMP)
+	$(BIN)/pytest tests/browser
+
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.browser.screenshots
 
 openapi: $(STAMP)
 	$(BIN)/python -m local.openapi --write docs/openapi.json

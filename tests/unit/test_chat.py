@@ -116,8 +116,10 @@ def test_anthropic_answers_with_the_key_from_ssm(api: ChatApi, model: FakeAnthro
     sent_key = request["headers"].get("x-api-key") or request["headers"].get("authorization", "")
     assert sent_key.endswith("sk-ant-test-key")
     assert request["body"]["max_tokens"] == 1024
-    # And the tokens were metered into the month's usage with the turn
+    # And the tokens were metered into the month's and the day's usage with the turn
     assert month_tokens("acme") == (11, 7)
+    day = usage_store.get_period("acme", usage_store.day_period())
+    assert (int(day["tokens_in"]), int(day["tokens_out"])) == (11, 7)
 
 
 def test_a_session_continues_and_keeps_its_messages_in_order(api: ChatApi, model: FakeAnthropic) -> None:
@@ -156,6 +158,7 @@ def test_rate_limited_or_overloaded_model_is_503_with_retry_after(
     # And nothing was stored or metered
     assert api.sessions()[1]["sessions"] == []
     assert month_tokens("acme") == (0, 0)
+    assert usage_store.get_period("acme", usage_store.day_period()) == {}
 
 
 def test_model_server_error_is_502(api: ChatApi, model: FakeAnthropic) -> None:

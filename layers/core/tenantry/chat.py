@@ -148,6 +148,7 @@ def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> 
             },
             previous_turns=previous_turns,
             tokens_period=period,
+            tokens_day=usage_store.day_period(moment),
             tokens_in=completion.input_tokens,
             tokens_out=completion.output_tokens,
             model=completion.model,

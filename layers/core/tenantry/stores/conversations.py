@@ -105,8 +105,10 @@ def write_turn(
     tokens_in: int,
     tokens_out: int,
     model: str,
+    tokens_day: str | None = None,
 ) -> None:
-    """The turn, the session's new metadata and the month's tokens, together or not at all."""
+    """The turn, the session's new metadata and the month's (and day's) tokens, together or not at
+    all. The day item's totals feed the daily token history; per-model counters stay on the month."""
     table = _table_name()
     session_put: dict[str, Any] = {"TableName": table, "Item": _typed(session)}
     if previous_turns == 0:
@@ -125,6 +127,8 @@ def write_turn(
         {"Put": session_put},
         usage_store.token_update(tenant_id, tokens_period, tokens_in, tokens_out, model),
     ]
+    if tokens_day is not None:
+        items.append(usage_store.token_update(tenant_id, tokens_day, tokens_in, tokens_out))
     try:
         aws.dynamodb_client().transact_write_items(TransactItems=items)  # type: ignore[arg-type]
     except ClientError as exc:

@@ -1,0 +1,50 @@
+"""GET /console: the operator console (a static page, its script and stylesheet); no key needed.
+
+The page asks the operator for the admin key and calls the admin API from the browser, so serving
+it needs no key and no table: this function reads its own files and nothing else.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tenantry import console, http
+from tenantry.observability import logger, metrics, tracer
+
+app = http.create_resolver()
+CONSOLE = console.load(Path(__file__).parent / "static")
+
+
+def _answer(static: console.StaticFile) -> Response[str]:
+    return Response(
+        status_code=200, content_type=static.content_type, body=static.body, headers=static.headers
+    )
+
+
+def _html(description: str) -> dict[int, Any]:
+    return {200: {"description": description, "content": {console.PAGE_TYPE: {"schema": {"type": "string"}}}}}
+
+
+@app.get("/console", tags=["console"], responses=_html("The operator console (HTML)"))
+def page() -> Response[str]:
+    return _answer(CONSOLE.page)
+
+
+@app.get(
+    "/console/<asset>",
+    tags=["console"],
+    responses={200: {"description": "The console's script or stylesheet", "content": {"text/plain": {}}}},
+)
+def asset(asset: Annotated[str, PathParam(pattern=r"^console\.(js|css)$")]) -> Response[str]:
+    return _answer(CONSOLE.asset(asset))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return http.run(app, event, context)
