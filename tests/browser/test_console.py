@@ -90,7 +90,8 @@ def console(tmp_path: Path) -> Iterator[Console]:
         seeded = seed(stack)
         with chromium.browser_context(tmp_path / "profile") as context:
             context.grant_permissions(["clipboard-read", "clipboard-write"], origin=stack.url)
-            context.set_default_timeout(10_000)
+            # Waits end on an event; the bound only stops a broken page from hanging the run.
+            context.set_default_timeout(30_000)
             page = context.new_page()
             messages: list[str] = []
             page.on("console", lambda message: messages.append(message.text))

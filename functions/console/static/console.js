@@ -24,6 +24,8 @@
     rows: [],
     sort: { key: "tenant_id", direction: "ascending" },
     tenant: null,
+    // A message for the next tenants load to show (an action that ends on the tenants table).
+    notice: "",
   };
 
   class ApiError extends Error {
@@ -233,7 +235,8 @@
       state.rows = rows;
       $("tenants-caption").textContent = `This month (${period.replace(/^month#/, "")}), ${rows.length} tenants`;
       const shown = renderTenants();
-      setStatus(`${shown} of ${rows.length} tenants shown.`);
+      setStatus(state.notice || `${shown} of ${rows.length} tenants shown.`);
+      state.notice = "";
     } catch (error) {
       fail(error);
     } finally {
@@ -496,9 +499,9 @@
           const tenantId = id();
           const result = await api("DELETE", path());
           const items = Object.values(result.items_deleted).reduce((sum, count) => sum + count, 0);
+          // The hash change loads the tenants table, which then shows this notice.
+          state.notice = `${tenantId} was offboarded: ${result.keys_revoked} keys revoked, ${items} items deleted.`;
           window.location.hash = "#/";
-          await loadTenants();
-          setStatus(`${tenantId} was offboarded: ${result.keys_revoked} keys revoked, ${items} items deleted.`);
         },
       ),
     );
