@@ -148,8 +148,9 @@ def test_the_endpoint_is_regional_by_default() -> None:
     assert _defaults()["EndpointType"] == "REGIONAL"
 
 
-def _admin_and_public_routes() -> set[tuple[str, str]]:
-    routes: set[tuple[str, str]] = set()
+def _admin_and_public_routes() -> dict[tuple[str, str], bool]:
+    """(method, path) → True for a public route (no authorizer), False for an admin route."""
+    routes: dict[tuple[str, str], bool] = {}
     for resource in template.resources_of_type("AWS::Serverless::Function").values():
         for event in (resource["Properties"].get("Events") or {}).values():
             if event["Type"] != "Api":
@@ -157,7 +158,8 @@ def _admin_and_public_routes() -> set[tuple[str, str]]:
             auth = event["Properties"].get("Auth") or {}
             # No usage plan covers these: no key is required (admin routes, health, readiness)
             if auth.get("ApiKeyRequired") is False:
-                routes.add((event["Properties"]["Method"].upper(), event["Properties"]["Path"]))
+                route = (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
+                routes[route] = auth.get("Authorizer") == "NONE"
     return routes
 
 
@@ -170,10 +172,12 @@ def test_every_route_without_a_usage_plan_has_a_stage_throttle() -> None:
     }
     defaults = _defaults()
     # Then each route no usage plan throttles (admin, health, readiness) has a throttle
-    for method, path in _admin_and_public_routes():
+    routes = _admin_and_public_routes()
+    assert {path for (_, path), public in routes.items() if public} >= {"/health", "/ready", "/console"}
+    for (method, path), public in routes.items():
         entry = settings.get((method, path)) or settings.get(("*", path))
         assert entry is not None, f"{method} {path} has no stage throttle in TenantryApi MethodSettings"
-        prefix = "Public" if path in ("/health", "/ready") else "Admin"
+        prefix = "Public" if public else "Admin"
         assert entry["ThrottlingRateLimit"] == {"Ref": f"{prefix}RoutesRateLimit"}, (method, path)
         assert entry["ThrottlingBurstLimit"] == {"Ref": f"{prefix}RoutesBurstLimit"}, (method, path)
     # And the defaults are finite and positive
