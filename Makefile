@@ -101,6 +101,7 @@ test: lint typecheck validate build
 	rm -rf $(AWS_CALLS)
 	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest tests/unit
 	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(MAKE) --no-print-directory e2e API_URL= ADMIN_KEY=
+	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest tests/browser
 	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest tests/iam
 
 bench: $(STAMP)
