@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,46 @@ class Answer:
     @property
     def json(self) -> Any:
         return json.loads(self.raw) if self.raw else None
+
+
+def http_request(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    key: str | None = None,
+    body: Any = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Answer:
+    """One request to ``base_url`` + ``path`` (http or https; the base may end in a stage path)."""
+    parts = urlsplit(base_url)
+    connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    connection = connection_type(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    try:
+        all_headers = {"Content-Type": "application/json", **(headers or {})}
+        if key is not None:
+            all_headers["X-API-Key"] = key
+        payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        connection.request(method, parts.path.rstrip("/") + path, body=payload, headers=all_headers)
+        response = connection.getresponse()
+        data = response.read()
+        header_list = [(name, value) for name, value in response.getheaders()]
+        return Answer(response.status, {n.lower(): v for n, v in header_list}, data, header_list)
+    finally:
+        connection.close()
+
+
+def onboard(
+    request: Callable[..., Answer], admin_key: str, tier: str, tenant_id: str | None
+) -> tuple[str, str]:
+    """POST /tenants through ``request``: (tenant id, its API key)."""
+    body: dict[str, Any] = {"name": f"Tenant {tier}", "tier": tier}
+    if tenant_id is not None:
+        body["tenant_id"] = tenant_id
+    answer = request("POST", "/tenants", key=admin_key, body=body)
+    assert answer.status == 201, answer.raw
+    return str(answer.json["tenant"]["tenant_id"]), str(answer.json["api_key"])
 
 
 @dataclass
@@ -60,27 +101,10 @@ class LocalStack:
         raw: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        try:
-            all_headers = {"Content-Type": "application/json", **(headers or {})}
-            if key is not None:
-                all_headers["X-API-Key"] = key
-            payload = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-            connection.request(method, path, body=payload, headers=all_headers)
-            response = connection.getresponse()
-            data = response.read()
-            header_list = [(name, value) for name, value in response.getheaders()]
-            return Answer(response.status, {n.lower(): v for n, v in header_list}, data, header_list)
-        finally:
-            connection.close()
+        return http_request(self.url, method, path, key=key, body=body, raw=raw, headers=headers)
 
     def create_tenant(self, tier: str = "basic", tenant_id: str | None = None) -> tuple[str, str]:
-        body: dict[str, Any] = {"name": f"Tenant {tier}", "tier": tier}
-        if tenant_id is not None:
-            body["tenant_id"] = tenant_id
-        answer = self.request("POST", "/tenants", key=self.admin_key, body=body)
-        assert answer.status == 201, answer.raw
-        return str(answer.json["tenant"]["tenant_id"]), str(answer.json["api_key"])
+        return onboard(self.request, self.admin_key, tier, tenant_id)
 
     def aws_client(self, service: str) -> Any:
         """A boto3 client on the stack's embedded AWS."""

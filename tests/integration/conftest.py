@@ -1,11 +1,17 @@
-"""The local stack for integration tests: ``tenantry dev`` in a subprocess, on a free port.
+"""The stack integration tests talk to over HTTP.
 
-Each stack has its own ``TENANTRY_HOME`` under pytest's tmp folder, the overlay's extra functions
-(an echo and a crashing handler) and a short authorizer TTL, and is stopped at the end.
+By default, a local stack: ``tenantry dev`` in a subprocess, on a free port, with its own
+``TENANTRY_HOME`` under pytest's tmp folder, the overlay's extra functions (an echo and a crashing
+handler) and a short authorizer TTL, stopped at the end.
+
+With ``TENANTRY_API_URL`` and ``TENANTRY_ADMIN_KEY`` (``make e2e API_URL=… ADMIN_KEY=…``), a
+deployed stage instead (:mod:`tests.integration.deployed`): the tests that need the local stack's
+internals skip, saying why, and every tenant the run onboarded is offboarded at the end.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +20,29 @@ import pytest
 
 from local.stack_process import LocalStack, start_stack
 from local.template import REPO_ROOT
+from tests.integration.deployed import DeployedStage
 
 OVERLAY = Path(__file__).resolve().parent / "overlay.yaml"
 # Short enough for a test to outlive it; the template's 300 s stays the default elsewhere.
 TEST_AUTHORIZER_TTL = 2
+DEPLOYED_URL = os.environ.get("TENANTRY_API_URL", "").strip() or None
+INTEGRATION_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if DEPLOYED_URL is None:
+        return
+    for item in items:
+        if INTEGRATION_DIR not in Path(str(item.path)).parents:
+            continue
+        marker = item.get_closest_marker("local_only")
+        if marker is not None:
+            item.add_marker(pytest.mark.skip(reason=f"local stack only: {marker.args[0]}"))
+        elif "gateway" not in getattr(item, "fixturenames", ()):
+            item.add_marker(
+                pytest.mark.skip(reason="tests the local tooling, not the API (make test runs it)")
+            )
+
 
 __all__ = ["OVERLAY", "REPO_ROOT", "TEST_AUTHORIZER_TTL", "LocalStack"]
 
@@ -30,7 +55,18 @@ def start_test_stack(home: Path, **options: Any) -> LocalStack:
 
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
-    """One local stack shared by the tests that do not stop or reconfigure it."""
+    """One stack shared by the tests that do not stop or reconfigure it: local, or the deployed one."""
+    if DEPLOYED_URL is not None:
+        admin_key = os.environ.get("TENANTRY_ADMIN_KEY", "").strip()
+        if not admin_key:
+            pytest.exit("TENANTRY_API_URL needs TENANTRY_ADMIN_KEY (make e2e API_URL=... ADMIN_KEY=...)", 2)
+        stage = DeployedStage(DEPLOYED_URL, admin_key)
+        try:
+            yield stage  # type: ignore[misc]
+        finally:
+            left = stage.offboard_created()
+            assert not left, f"could not offboard the run's tenants {left}: offboard them by hand"
+        return
     stack = start_test_stack(tmp_path_factory.mktemp("tenantry-home"))
     try:
         yield stack
@@ -41,6 +77,10 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture
 def stack_factory(tmp_path: Path) -> Iterator[Callable[..., LocalStack]]:
     """Private stacks for tests that restart, patch plans or edit code; all stopped at the end."""
+    if DEPLOYED_URL is not None:
+        pytest.skip(
+            "starts its own local stack (restart, crash, code edits): nothing to do on a deployed stage"
+        )
     started: list[LocalStack] = []
 
     def start(home: Path | None = None, **options: Any) -> LocalStack:

@@ -10,6 +10,9 @@ import pytest
 from local.cli import main
 from tests.integration.conftest import LocalStack
 
+# The CLI's tests use fixed tenant ids and onboard through the CLI (not tracked for offboarding).
+pytestmark = pytest.mark.local_only("the operator CLI's own tests (fixed tenant ids)")
+
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))

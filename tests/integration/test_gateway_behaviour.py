@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.integration.conftest import REPO_ROOT, LocalStack, gateway_error
 
 # ---------------------------------------------------------------------------------- events
@@ -119,6 +121,7 @@ def test_body_over_the_api_gateway_limit_is_413(gateway: LocalStack) -> None:
 # ---------------------------------------------------------------------------------- usage plans
 
 
+@pytest.mark.local_only("exact token-bucket counts; API Gateway applies usage-plan throttles best effort")
 def test_basic_tenant_is_throttled_at_its_burst(gateway: LocalStack) -> None:
     # Given a basic tenant (10 requests/min, burst 10)
     _, key = gateway.create_tenant("basic")
@@ -158,6 +161,7 @@ def test_quota_exhaustion_is_limit_exceeded(gateway: LocalStack) -> None:
         )
 
 
+@pytest.mark.local_only("exact token-bucket counts; API Gateway applies usage-plan throttles best effort")
 def test_tier_change_moves_the_key_to_the_new_plan(gateway: LocalStack) -> None:
     # Given a basic tenant that spent its burst
     tenant_id, key = gateway.create_tenant("basic")
@@ -173,6 +177,9 @@ def test_tier_change_moves_the_key_to_the_new_plan(gateway: LocalStack) -> None:
 # ---------------------------------------------------------------------------------- concurrency
 
 
+@pytest.mark.local_only(
+    "the local gateway's threading; on AWS the stage throttles /health (PublicRoutesRateLimit)"
+)
 def test_sixteen_parallel_clients_get_no_error(gateway: LocalStack) -> None:
     # Given an enterprise tenant (no throttle at this volume)
     _, key = gateway.create_tenant("enterprise")
@@ -325,6 +332,7 @@ def test_invoke_names_an_unknown_function(tmp_path: Path) -> None:
     assert "NoSuchFunction" in result.stderr
 
 
+@pytest.mark.local_only("the local gateway's sandboxes, through the overlay's echo function")
 def test_threads_do_not_share_a_sandbox(gateway: LocalStack) -> None:
     # Powertools resolvers keep the current event in module state: one sandbox serves one request.
     _, key = gateway.create_tenant("enterprise")
