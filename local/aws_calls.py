@@ -71,7 +71,8 @@ def install(folder: Path | str, logical_ids: set[str] | frozenset[str]) -> None:
         _state["folder"] = Path(folder)
         _state["logical_ids"] = frozenset(logical_ids)
         first = not _hooked
-        _hooked.append(True)
+        if first:
+            _hooked.append(True)
     Path(folder).mkdir(parents=True, exist_ok=True)
     if not first:
         return

@@ -46,7 +46,39 @@ MANAGED_POLICIES: dict[str, list[dict[str, Any]]] = {
             "Resource": "*",
         }
     ],
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": [
+        {
+            "Effect": "Allow",
+            "Action": ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+            "Resource": "*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*",
+        },
+    ],
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole": [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:DescribeStream",
+                "dynamodb:GetRecords",
+                "dynamodb:GetShardIterator",
+                "dynamodb:ListStreams",
+            ],
+            "Resource": "*",
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": "*",
+        },
+    ],
 }
+# Inline policies SAM generates for the Lambda service itself (not the code): a function's
+# dead-letter queue is written by Lambda when an async invocation fails.
+RUNTIME_POLICY_NAMES = ("DeadLetterQueuePolicy",)
 
 # Actions IAM authorizes only on "*" (no resource-level permissions), so "*" is the narrowest ARN.
 RESOURCELESS_ACTIONS = ("xray:*", "cloudwatch:PutMetricData", "ssm:DescribeParameters", "logs:CreateLogGroup")
@@ -66,7 +98,7 @@ class Statement:
     has_condition: bool
     sid: str
     origin: str  # the policy it came from: "<PolicyName>" or the managed policy ARN
-    managed: bool
+    managed: bool  # serves the Lambda service (logs, X-Ray, event sources, DLQ), not the code's calls
 
     def matches(self, action: str, resource: str) -> bool:
         if self.actions and not any(_matches(pattern, action, fold=True) for pattern in self.actions):
@@ -91,7 +123,7 @@ class Decision:
 @cache
 def _pattern(pattern: str, fold: bool) -> re.Pattern[str]:
     body = "".join(".*" if char == "*" else "." if char == "?" else re.escape(char) for char in pattern)
-    return re.compile(f"^{body}$", re.IGNORECASE if fold else 0 | re.DOTALL)
+    return re.compile(f"^{body}$", (re.IGNORECASE if fold else 0) | re.DOTALL)
 
 
 def _matches(pattern: str, value: str, *, fold: bool = False) -> bool:
@@ -280,9 +312,9 @@ def role_statements(
             tpl["Resources"][role_id]["Condition"]
         ):
             continue
-        statements += _statements(
-            policy["PolicyDocument"], str(policy["PolicyName"]), resolver, managed=False
-        )
+        name = str(policy["PolicyName"])
+        runtime = name in RUNTIME_POLICY_NAMES
+        statements += _statements(policy["PolicyDocument"], name, resolver, managed=runtime)
     for arn in _as_tuple(resolver.value(props.get("ManagedPolicyArns") or [])):
         if arn in MANAGED_POLICIES:
             statements += _statements({"Statement": MANAGED_POLICIES[arn]}, arn, resolver, managed=True)

@@ -46,7 +46,13 @@ def _names_a_template_table(call: aws_calls.Call) -> bool:
 
 def _grant_hint(call: aws_calls.Call) -> str:
     logical_ids = set(translated_template()["Resources"])
-    resource = iam_policy.as_template_sub(call.resource, logical_ids) if call.resource != "*" else '"*"'
+    if call.resource == "*" or call.resource.startswith("unmapped"):
+        return (
+            f"  {call.function} called {call.operation} ({call.action}), a service local/aws_calls.py\n"
+            f"    cannot name resources of yet: add it to authorizations() there (IAM's resource ARN\n"
+            f"    for each operation), then grant the ARN it names (seen in {call.test or 'integration'})."
+        )
+    resource = iam_policy.as_template_sub(call.resource, logical_ids)
     return (
         f"  {call.function} may not call {call.action} on {call.resource}\n"
         f"    (API {call.operation}, seen in {call.test or 'the integration suite (local gateway)'}).\n"

@@ -231,3 +231,38 @@ def test_records_from_several_processes_are_merged_without_duplicates(tmp_path: 
         json.dumps(call) + "\n" + json.dumps({**call, "function": "G"}) + "\n"
     )
     assert sorted(c.function for c in aws_calls.read_calls(tmp_path)) == ["F", "G"]
+
+
+def test_ssm_sqs_and_unknown_services_are_named_as_iam_names_them() -> None:
+    def body(value: dict[str, Any]) -> dict[str, Any]:
+        return {"body": json.dumps(value).encode()}
+
+    parameter = "arn:aws:ssm:us-east-1:123456789012:parameter/tenantry/anthropic-api-key"
+    assert aws_calls.authorizations("ssm", "GetParameter", body({"Name": "/tenantry/anthropic-api-key"})) == [
+        ("ssm:GetParameter", parameter)
+    ]
+    queue_url = {"QueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/stack-Dlq"}
+    with aws_calls.recording(Path("/nonexistent-not-written"), {"Dlq"}):
+        assert aws_calls.authorizations("sqs", "SendMessage", body(queue_url)) == [
+            ("sqs:SendMessage", "arn:aws:sqs:us-east-1:123456789012:Dlq")
+        ]
+    # A service without a mapping needs "*": the IAM check then says to add one
+    assert aws_calls.authorizations("kinesis", "PutRecord", body({})) == [("kinesis:PutRecord", "*")]
+
+
+def test_a_dead_letter_queue_and_an_sqs_event_source_are_the_runtimes_grants() -> None:
+    tpl = _tiny_template([])
+    tpl["Resources"]["Dlq"] = {"Type": "AWS::SQS::Queue"}
+    tpl["Resources"]["Fn"]["Properties"]["DeadLetterQueue"] = {
+        "Type": "SQS",
+        "TargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]},
+    }
+    tpl["Resources"]["Fn"]["Properties"]["Events"] = {
+        "Jobs": {"Type": "SQS", "Properties": {"Queue": {"Fn::GetAtt": ["Dlq", "Arn"]}}}
+    }
+    statements = iam_policy.role_statements(translate(tpl), "Fn")
+    queue = "arn:aws:sqs:us-east-1:123456789012:Dlq"
+    assert iam_policy.evaluate(statements, "sqs:SendMessage", queue).allowed
+    assert iam_policy.evaluate(statements, "sqs:ReceiveMessage", queue).allowed
+    # And they are not the code's grants, so no test must make those calls
+    assert all(s.managed for s in statements if "sqs:SendMessage" in s.actions)
