@@ -41,6 +41,7 @@ from local.gateway.auth import (
     identity_values,
 )
 from local.gateway.intrinsics import LocalNames
+from local.gateway.logfiles import FunctionLogs, routed_to
 from local.gateway.plans import UsagePlans, load_bindings
 from local.gateway.responses import GatewayAnswer
 from local.gateway.server import HttpRequest, HttpResponse, HttpServer
@@ -173,6 +174,9 @@ class Gateway:
         self._pools: dict[str, sandbox.FunctionPool] = {}
         self._watcher = sandbox.Watcher()
         self._server: HttpServer | None = None
+        # Each function's stdout to $TENANTRY_HOME/logs/<LogicalId>.log, as CloudWatch keeps one
+        # log group per function; without a home, stdout as it is.
+        self.function_logs = FunctionLogs(options.home) if options.home is not None else None
         self.access_log = AccessLog(
             self.model.access_log_format,
             path=options.home / "access.log" if options.home is not None else None,
@@ -194,6 +198,8 @@ class Gateway:
         # The IAM test tier records what each function calls (only when TENANTRY_AWS_CALLS is set).
         aws_calls.install_from_env(set(self.model.functions) | set(template.template().get("Resources", {})))
         self.aws.configure_process()
+        if self.function_logs is not None:
+            self.function_logs.install()
         self._rebuild_pools()
         self._server = HttpServer(
             self.handle,
@@ -216,6 +222,8 @@ class Gateway:
         self._watcher.stop()
         self.access_log.stop()
         self.plans.save()
+        if self.function_logs is not None:
+            self.function_logs.uninstall()
 
     # ------------------------------------------------------------------ template and code
     def _load_model(self) -> ApiModel:
@@ -234,6 +242,7 @@ class Gateway:
                     sandbox.lambda_env(spec, LOCAL_FUNCTION_ENV),
                     layer_names,
                     self.options.pool_size,
+                    log=self.function_logs.file_for(logical_id) if self.function_logs is not None else None,
                 )
                 for logical_id, spec in self.model.functions.items()
             }
@@ -284,9 +293,14 @@ class Gateway:
             _log.info("tenantry.metering is not there yet: access-log lines are not metered")
             return None
         ingest: Callable[[Iterable[str]], Any] = module.ingest_lines
+        log = (
+            self.function_logs.file_for(spec.logical_id)
+            if spec is not None and self.function_logs is not None
+            else None
+        )
 
         def run(lines: Iterable[str]) -> Any:
-            with sandbox.function_env(env):
+            with sandbox.function_env(env), routed_to(log):
                 return ingest(lines)
 
         return run

@@ -33,6 +33,7 @@ from types import ModuleType
 from typing import Any
 
 from local.gateway.api import FunctionSpec
+from local.gateway.logfiles import LogFile, routed_to
 
 _log = logging.getLogger("tenantry.local.gateway")
 _MISSING = object()
@@ -250,8 +251,16 @@ def load_isolated_module(
 class FunctionPool:
     """Warm sandboxes of one function; one invocation per sandbox at a time."""
 
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], layer_names: set[str], max_size: int) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        env: dict[str, str],
+        layer_names: set[str],
+        max_size: int,
+        log: LogFile | None = None,
+    ) -> None:
         self.spec = spec
+        self.log = log
         self.env = env
         self._layer_names = layer_names
         self._max_size = max_size
@@ -295,14 +304,16 @@ class FunctionPool:
             self._available.notify()
 
     def invoke(self, event: Any, request_id: str) -> Any:
-        """Run the handler with ``event`` in a free sandbox; exceptions propagate."""
-        sandbox = self.acquire()
-        try:
-            context = LambdaContext(self.spec, request_id, sandbox.log_stream)
-            with function_env(sandbox.env):
-                return sandbox.handler(event, context)
-        finally:
-            self.release(sandbox)
+        """Run the handler with ``event`` in a free sandbox; exceptions propagate. What the function
+        writes to stdout, its cold start included, goes to its log file if it has one."""
+        with routed_to(self.log):
+            sandbox = self.acquire()
+            try:
+                context = LambdaContext(self.spec, request_id, sandbox.log_stream)
+                with function_env(sandbox.env):
+                    return sandbox.handler(event, context)
+            finally:
+                self.release(sandbox)
 
     @property
     def warm(self) -> int:
