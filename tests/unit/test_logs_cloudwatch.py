@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import cli_logs
+from local import cli_logs, template
 from local.cli import main
 
 
@@ -38,7 +38,8 @@ def test_the_log_groups_are_the_templates_named_after_the_stack() -> None:
     groups = cli_logs.stack_log_groups("prod")
     assert groups["ApiAccess"] == "/aws/apigateway/prod-access"
     assert groups["EventsFunction"] == "/aws/lambda/prod/events"
-    assert len(groups) == 7
+    assert len(groups) == len(template.resources_of_type("AWS::Logs::LogGroup"))
+    assert all("prod" in name and "${" not in name for name in groups.values())
 
 
 def test_one_tenants_lines_from_the_stacks_log_groups(
