@@ -12,6 +12,7 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 TENANTRY_HOME ?= .tenantry
 TENANTS ?=
+FAULTS ?=
 export SAM_CLI_TELEMETRY := 0
 export SAM_CLI_CONTAINER_CONNECTION_TIMEOUT := 1
 
@@ -19,6 +20,7 @@ export SAM_CLI_CONTAINER_CONNECTION_TIMEOUT := 1
 
 help:
 	@echo "make dev        serve the API on http://$(HOST):$(PORT) (embedded DynamoDB, local gateway)"
+	@echo "                FAULTS='conflict=20%,throttle=20%' injects AWS's failures (docs/local-stack.md)"
 	@echo "make test       lint, typecheck, sam validate --lint, cfn-lint, sam build, unit tests,"
 	@echo "                the integration suite (make e2e, locally) and the IAM check of every AWS call"
 	@echo "make e2e API_URL=https://…/v1 ADMIN_KEY=…   the integration suite against a deployed stage"
@@ -45,7 +47,8 @@ $(STAMP): pyproject.toml layers/core/requirements.txt
 venv: $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/tenantry dev --host $(HOST) --port $(PORT) --home $(TENANTRY_HOME) $(if $(TENANTS),--tenants $(TENANTS))
+	$(BIN)/tenantry dev --host $(HOST) --port $(PORT) --home $(TENANTRY_HOME) $(if $(TENANTS),--tenants $(TENANTS)) \
+		$(if $(FAULTS),--faults '$(FAULTS)')
 
 dev-reset:
 	rm -rf $(TENANTRY_HOME)

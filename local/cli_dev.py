@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from local import embedded, samples, template
+from local import embedded, faults, samples, template
 from local.http_client import call
 
 ADMIN_KEY_FILE = "admin-key"
@@ -164,7 +164,12 @@ def _dev(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    aws = embedded.EmbeddedAws(home)
+    try:
+        fault_spec = faults.FaultSpec.parse(args.faults)
+    except faults.FaultSpecError as exc:
+        print(f"FAULTS: {exc}", file=sys.stderr)
+        return 2
+    aws = embedded.EmbeddedAws(home, fault_spec=fault_spec)
     aws.start()
     gateway = Gateway(
         aws,
@@ -214,6 +219,8 @@ def _dev(args: argparse.Namespace) -> int:
         print(f"Tenantry local stack on {gateway.url}  (Swagger UI: {gateway.url}/docs)")
         print(f"  admin key ({'new' if created else 'kept'}, in {home / ADMIN_KEY_FILE}): {admin_key}")
         print(f"  embedded AWS: {aws.endpoint_url}   sam local invoke --env-vars {sam_env}")
+        if fault_spec:
+            print(f"  FAULTS: {fault_spec.text}  (AWS errors injected; see docs/local-stack.md)")
         if args.tenants:
             _onboard(gateway.url, admin_key, _tenant_file(Path(args.tenants)))
         print("Ctrl-C stops it; the state is kept in", home, flush=True)
@@ -291,6 +298,11 @@ def register(subcommands: Any) -> None:
     dev.add_argument("--authorizer-ttl", type=int, help="override ReauthorizeEvery (seconds)")
     dev.add_argument("--overlay", action="append", default=[], help="extra template with more functions")
     dev.add_argument("--no-reload", action="store_true", help="do not watch functions/ and layers/")
+    dev.add_argument(
+        "--faults",
+        default=os.environ.get(faults.ENV_VAR, ""),
+        help="inject AWS's failures, e.g. 'conflict=20%%,throttle=20%%' (docs/local-stack.md)",
+    )
     dev.add_argument("--quiet", action="store_true", help="do not echo access-log lines to stderr")
     dev.set_defaults(handler=_dev)
 

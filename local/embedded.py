@@ -20,6 +20,9 @@ from template.yaml (tables, TTL settings, usage plans) and differs from a bare
   Gateway does) and calls the registered flush listeners (the local gateway).
 - **Change signals.** Listeners hear about every API Gateway write (key created, disabled, moved
   between plans, plan patched), so the gateway's usage-plan view never goes stale.
+- **Faults, on request.** With a :class:`local.faults.FaultSpec` (``make dev FAULTS=…``) a
+  :class:`local.faults.FaultMiddleware` sits in front of the lock and answers some requests with
+  AWS's errors (conflicts, throttling, stale index reads…); without one nothing is wrapped.
 - **Item-level transaction rollback.** Moto backs up a whole table (a deep copy) for every item
   of a ``TransactWriteItems``, so a transaction's cost grew with the table: a 99-event batch took
   seconds once a stream held a few thousand events. Here the backup is of the touched items only.
@@ -44,7 +47,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from local import journal, template, transport
+from local import faults, journal, template, transport
 from local.fastlane import DynamoDBFastLane
 
 REGION = template.REGION
@@ -187,8 +190,15 @@ def _read_body(environ: dict[str, Any]) -> bytes:
 class EmbeddedAws:
     """Moto's DynamoDB and API Gateway on 127.0.0.1, built from template.yaml; a context manager."""
 
-    def __init__(self, home: Path | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        home: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        fault_spec: faults.FaultSpec | None = None,
+    ) -> None:
         self.home = home
+        self.fault_spec = fault_spec
         self.host = host
         self.port = port
         self.endpoint_url = ""
@@ -196,6 +206,7 @@ class EmbeddedAws:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._app: _SerializedApp | None = None
+        self.fault_injector: faults.FaultInjector | None = None
         self._flush_listeners: list[FlushListener] = []
         self._change_listeners: list[ChangeListener] = []
         self._dirty = threading.Event()
@@ -226,12 +237,15 @@ class EmbeddedAws:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         _install_item_level_rollback()
         self._app = _SerializedApp(DynamoDBFastLane(DomainDispatcherApplication(create_backend_app)), self)
+        # Faults decide from the request before it queues for the lock, as a real service would.
+        served = faults.wrap(self._app, self.fault_spec)
+        self.fault_injector = served.injector if isinstance(served, faults.FaultMiddleware) else None
         self._server = make_server(
-            self.host, self.port, self._app, threaded=True, request_handler=MotoRequestHandler
+            self.host, self.port, served, threaded=True, request_handler=MotoRequestHandler
         )
         self.port = int(self._server.server_address[1])
         self.endpoint_url = f"http://{self.host}:{self.port}"
-        transport.register(self.endpoint_url, self._app)
+        transport.register(self.endpoint_url, served)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="embedded-aws", kwargs={"poll_interval": 0.2}, daemon=True
         )
@@ -239,6 +253,8 @@ class EmbeddedAws:
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
         journal_seq = self._provision()
+        if isinstance(served, faults.FaultMiddleware):
+            served.active = True  # provisioning and restoring ran fault-free
         self._dirty.clear()
         if self.home is not None:
             self._journal = journal.Journal(self.home, journal_seq)

@@ -65,8 +65,8 @@ def _install_handler() -> None:
 
 def dispatch(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
     """The answer of the in-process server ``request`` is for; None sends it over the network."""
-    if not _apps:
-        return None
+    if not _apps or getattr(request, "tenantry_fault", False):
+        return None  # (a fault handler answered this request already: local/faults.py)
     parts = urlsplit(request.url)
     app = _apps.get(f"{parts.scheme}://{parts.netloc}")
     if app is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import json
@@ -16,6 +17,9 @@ from typing import Any
 import pytest
 
 from local import aws_calls, template
+
+# Imported before any boto3 session exists, so every session carries the (inactive) fault handlers.
+from local import faults as fault_injection
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,6 +68,18 @@ def _function_logical_id(name: str) -> str:
         if str(resource["Properties"].get("CodeUri", "")).strip("/") == f"functions/{name}":
             return logical_id
     raise LookupError(f"no function in template.yaml has CodeUri functions/{name}/")
+
+
+@pytest.fixture
+def faults() -> Iterator[Any]:
+    """``faults("conflict=20%,throttle=20%")`` injects AWS's failures into this test's boto3 calls
+    (moto in process), the same decisions ``make dev FAULTS=…`` makes; returns the injector."""
+    with contextlib.ExitStack() as stack:
+
+        def inject(spec: str) -> fault_injection.FaultInjector:
+            return stack.enter_context(fault_injection.activate(spec))
+
+        yield inject
 
 
 def load_function(name: str) -> ModuleType:

@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenantry import metering
+from tenantry import deadline, metering
 from tenantry.observability import logger, metrics, tracer
 
 
@@ -13,6 +13,7 @@ from tenantry.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
+    deadline.start(context)
     batch_id, lines = metering.decode_subscription(event)
     result = metering.ingest_lines(lines, batch_id=batch_id)
     logger.info("access-log batch metered", extra=result)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from local import faults
+
 ERROR_TYPES = {
     429: "rate_limit_error",
     529: "overloaded_error",
@@ -65,8 +67,10 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(length) or b"{}")
             headers = {name.lower(): value for name, value in self.headers.items()}
             reply = fake.next_reply({"path": self.path, "headers": headers, "body": body})
-            if reply.delay_seconds:
-                time.sleep(reply.delay_seconds)
+            injector = faults.current()  # FAULTS' model-delay / model-hang, as for AWS's services
+            delay = reply.delay_seconds + (injector.model_delay() if injector is not None else 0.0)
+            if delay:
+                time.sleep(delay)
             if reply.status == 200:
                 last_user = next(
                     (m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"), ""

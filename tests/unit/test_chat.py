@@ -13,7 +13,7 @@ from tenantry import aws as clients
 from tenantry import llm, tenancy
 from tenantry.models.tenants import CreateTenantRequest, TenantConfig, UpdateTenantRequest
 from tenantry.stores import usage as usage_store
-from tests.conftest import REPO_ROOT, HandlerClient, load_function, tenant_context
+from tests.conftest import REPO_ROOT, FakeLambdaContext, HandlerClient, load_function, tenant_context
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, fake_anthropic
 
 KEY_PARAMETER = "/tenantry/anthropic-api-key"
@@ -168,13 +168,20 @@ def test_model_server_error_is_502(api: ChatApi, model: FakeAnthropic) -> None:
     assert answer["error"] == "upstream_error"
 
 
-def test_model_timeout_is_502(api: ChatApi, model: FakeAnthropic, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_timeout_is_504_model_timeout(
+    api: ChatApi, model: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a model slower than the configured per-call timeout
     monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "0.3")
     llm.reset()
     model.default = Reply(delay_seconds=1.5)
-    status, answer, _ = api.say("hi")
-    assert status == 502
-    assert answer["error"] == "upstream_timeout"
+    # When a user chats
+    status, answer, headers = api.say("hi")
+    # Then the answer is 504 model_timeout, to be retried, and no session was created
+    assert status == 504
+    assert answer["error"] == "model_timeout"
+    assert headers["Retry-After"] == "1"
+    assert api.sessions()[1]["sessions"] == []
 
 
 def test_the_sdk_retries_an_overloaded_model(
@@ -377,3 +384,95 @@ def test_sample_events_run_through_the_handler(api: ChatApi, sample: str, status
     payload = json.loads((REPO_ROOT / "events" / f"{sample}.json").read_text())
     response = api.handler(payload, api.context)
     assert response["statusCode"] == status, response["body"]
+
+
+# ---------------------------------------------------------------------------------- SSM failures
+
+
+def test_a_missing_key_parameter_means_echo(api: ChatApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the key parameter's name, but no such parameter in SSM
+    monkeypatch.setenv("ANTHROPIC_API_KEY_PARAMETER", KEY_PARAMETER)  # granted, never put
+    llm.reset()
+    # When a user chats / Then the echo provider answers
+    status, answer, _ = api.say("hi")
+    assert (status, answer["model"]) == (200, "echo-1")
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException", "InternalServerError"])
+def test_an_unreadable_key_parameter_is_503_never_echo(  # noqa: PLR0917 - pytest fixtures
+    api: ChatApi,
+    model: FakeAnthropic,
+    faults: Any,
+    code: str,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given the key parameter exists but SSM answers with an error
+    injector = faults(f"ssm={code}")
+    # When a user chats
+    status, answer, headers = api.say("hi")
+    # Then it is 503 with Retry-After, an ERROR log line and a metric; no echo, no session
+    assert status == 503
+    assert answer["error"] == "model_key_unavailable"
+    assert headers["Retry-After"] == "5"
+    errors = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert [getattr(record, "error_code", None) for record in errors] == [code]
+    assert '"ModelKeyUnavailable"' in capsys.readouterr().out
+    assert model.requests == []
+    # When SSM recovers, the next request reads the parameter again and the model answers
+    injector.spec = injector.spec.__class__()
+    status, answer, _ = api.say("hi again")
+    assert status == 200
+    assert answer["response"] == "fake reply to: hi again"
+
+
+# ---------------------------------------------------------------------------------- deadlines
+
+
+class ShortContext(FakeLambdaContext):
+    """A Lambda context with little time left."""
+
+    def __init__(self, remaining_ms: int) -> None:
+        super().__init__()
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def test_a_hanging_model_is_504_model_timeout_within_the_budget_with_nothing_stored(
+    api: ChatApi, model: FakeAnthropic, faults: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a model endpoint that hangs, the default 20 s timeout with 2 retries, and an invocation
+    # with 4.5 s left (so the model gets 1.5 s: too little for even one retry)
+    faults("model-hang")
+    monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "20")
+    monkeypatch.setenv("LLM_MAX_RETRIES", "2")
+    llm.reset()
+    api.context = ShortContext(4500)
+    # When a user chats
+    status, answer, headers = api.say("hi")
+    # Then the model was asked once (the retries were sized away), the answer is 504 model_timeout,
+    # and nothing was stored: no session, no tokens
+    assert status == 504
+    assert answer["error"] == "model_timeout"
+    assert headers["Retry-After"] == "1"
+    assert len(model.requests) == 1
+    api.context = FakeLambdaContext()
+    assert api.sessions()[1]["sessions"] == []
+    assert month_tokens("acme") == (0, 0)
+
+
+def test_no_time_left_for_the_model_is_504_without_a_call(api: ChatApi, model: FakeAnthropic) -> None:
+    api.context = ShortContext(3500)
+    status, answer, _ = api.say("hi")
+    assert (status, answer["error"]) == (504, "model_timeout")
+    assert model.requests == []
+
+
+def test_retries_are_sized_to_the_budget() -> None:
+    provider = llm.AnthropicProvider("sk-ant-x", timeout=20, max_retries=2, max_tokens=10)
+    assert provider.attempts_within(26) == (20, 0)
+    assert provider.attempts_within(8) == (8, 0)
+    assert provider.attempts_within(70) == (20, 2)
+    assert provider.attempts_within(43) == (20, 1)

@@ -198,7 +198,8 @@ def test_idempotency_records_start_with_the_tenant(api: EventsApi, aws: dict[str
 def test_a_failed_publish_frees_its_idempotency_key_for_the_retry(
     api: EventsApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given DynamoDB refuses the first transaction (throttled past the SDK's retries)
+    # Given DynamoDB fails the first transaction (an internal error past the SDK's retries; a
+    # throttle would be retried within the deadline instead)
     from botocore.exceptions import ClientError
 
     real_append = store.append
@@ -206,7 +207,7 @@ def test_a_failed_publish_frees_its_idempotency_key_for_the_retry(
 
     def throttled_once(*args: Any, **kwargs: Any) -> list[int]:
         if next(failures, False):
-            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            error = {"Error": {"Code": "InternalServerError", "Message": "internal error"}}
             raise ClientError(error, "TransactWriteItems")  # type: ignore[arg-type]
         return real_append(*args, **kwargs)
 
@@ -409,3 +410,24 @@ def test_sample_events_run_through_the_handler(api: EventsApi, sample: str, stat
     payload = json.loads((REPO_ROOT / "events" / f"{sample}.json").read_text())
     response = api.handler(payload, api.context)
     assert response["statusCode"] == status, response["body"]
+
+
+def test_a_publish_throttled_past_the_sdk_retries_is_retried_within_the_deadline(
+    api: EventsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given DynamoDB throttles the first two transactions past the SDK's own retries
+    from botocore.exceptions import ClientError
+
+    real_append = store.append
+    failures = iter([True, True])
+
+    def throttled_twice(*args: Any, **kwargs: Any) -> list[int]:
+        if next(failures, False):
+            error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}}
+            raise ClientError(error, "TransactWriteItems")  # type: ignore[arg-type]
+        return real_append(*args, **kwargs)
+
+    monkeypatch.setattr(store, "append", throttled_twice)
+    # When an event is published / Then it is stored once, at position 1, with no error
+    assert api.publish(event()) == (201, {"position": 1})
+    assert api.total() == 1

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tenantry import keys
+from tenantry import clientconfig, keys
 
 UNAUTHORIZED = "Unauthorized"  # API Gateway maps exactly this exception message to 401
 ADMIN_RESOURCES = ("tenants", "tenants/*", "stats", "stats/*")
@@ -40,7 +40,7 @@ def _dynamodb() -> Any:
     if "dynamodb" not in _clients:
         import boto3  # noqa: PLC0415 - deferred so a malformed key never pays for boto3's import
 
-        _clients["dynamodb"] = boto3.client("dynamodb")
+        _clients["dynamodb"] = boto3.client("dynamodb", config=clientconfig.config(clientconfig.AUTHORIZER))
     return _clients["dynamodb"]
 
 

@@ -10,16 +10,16 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import boto3
-from botocore.config import Config
+
+from tenantry import clientconfig
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
     from mypy_boto3_dynamodb import DynamoDBClient, DynamoDBServiceResource
     from mypy_boto3_dynamodb.service_resource import Table
 
-# Short timeouts: every caller is an API request with a 29 s ceiling, and a stuck connection is
-# better retried than waited on.
-_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+# Short timeouts and the standard retry mode, from the one shared setting (tenantry.clientconfig).
+_CONFIG = clientconfig.config(clientconfig.API)
 
 
 @cache

@@ -16,8 +16,10 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tenantry import llm
-from tenantry.errors import BadRequest, Conflict, Forbidden, NotFound, TooManyRequests
+from botocore.exceptions import ClientError
+
+from tenantry import deadline, llm, retry
+from tenantry.errors import BadRequest, Forbidden, NotFound, TooManyRequests, UpstreamUnavailable
 from tenantry.models.chat import (
     ChatAnswer,
     ChatMessage,
@@ -39,8 +41,20 @@ DEFAULT_MAX_MESSAGES = 20
 TITLE_CHARS = 80
 
 
+# Kept back from the model's budget for the turn's write and its retries.
+WRITE_RESERVE_SECONDS = 3.0
+# The last moment a turn's write is still tried: the answer must leave before API Gateway's 504.
+WRITE_FLOOR_SECONDS = 0.5
+# Below this, calling the model cannot succeed: answer 504 without paying for a call.
+MIN_MODEL_SECONDS = 1.0
+
+
 class TokenBudgetExceeded(TooManyRequests):
     code = "token_budget_exceeded"
+
+
+class WriteContention(UpstreamUnavailable):
+    code = "write_contention"
 
 
 def _now() -> datetime:
@@ -115,50 +129,31 @@ def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> 
         history = store.recent_turns(tenant_id, user_id, session_id, math.ceil(max_messages / 2))
     messages = [*_window(history, max_messages), llm.Message("user", request.message)]
     model = str(config.get("model") or tier.default_model)
-    completion = llm.provider().complete(
-        system=config.get("system_prompt") or None, messages=messages, model=model
-    )
-    updated_at = iso_utc(_now())
-    turn_number = previous_turns + 1
-    title = state.session.get("title") if state.session else request.message[:TITLE_CHARS]
-    try:
-        store.write_turn(
-            tenant_id=tenant_id,
-            session={
-                "tenant_id": tenant_id,
-                "sk": store.session_key(user_id, session_id),
-                "user_id": user_id,
-                "session_id": session_id,
-                "title": title,
-                "turns": turn_number,
-                "model": completion.model,
-                "created_at": created_at,
-                "updated_at": updated_at,
-                "activity": f"{user_id}#{updated_at}#{session_id}",
-            },
-            turn={
-                "tenant_id": tenant_id,
-                "sk": store.turn_key(user_id, session_id, turn_number),
-                "user_message": request.message,
-                "reply": completion.text,
-                "model": completion.model,
-                "tokens_in": completion.input_tokens,
-                "tokens_out": completion.output_tokens,
-                "created_at": updated_at,
-            },
-            previous_turns=previous_turns,
-            tokens_period=period,
-            tokens_day=usage_store.day_period(moment),
-            tokens_in=completion.input_tokens,
-            tokens_out=completion.output_tokens,
-            model=completion.model,
+    # The model gets what is left of the invocation minus the time the write needs, so the turn
+    # answers (504, nothing stored) before API Gateway's integration timeout cuts it off.
+    model_budget = deadline.remaining() - WRITE_RESERVE_SECONDS
+    if model_budget < MIN_MODEL_SECONDS:
+        raise llm.ModelTimeout(
+            "No time left to ask the model; nothing was stored", headers={"Retry-After": "1"}
         )
-    except store.SessionChangedError as exc:
-        raise Conflict(
-            "Another message of this session was answered at the same time; send yours again",
-            code="session_busy",
-            field="session_id",
-        ) from exc
+    completion = llm.provider().complete(
+        system=config.get("system_prompt") or None,
+        messages=messages,
+        model=model,
+        budget_seconds=model_budget,
+    )
+    turn_number = _store_turn(
+        tenant_id=tenant_id,
+        user_id=user_id,
+        session_id=session_id,
+        previous_turns=previous_turns,
+        created_at=created_at,
+        title=str(state.session.get("title") or "") if state.session else request.message[:TITLE_CHARS],
+        message=request.message,
+        completion=completion,
+        period=period,
+        day=usage_store.day_period(moment),
+    )
     logger.info(
         "chat turn",
         extra={
@@ -174,6 +169,108 @@ def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> 
         model=completion.model,
         tokens=TokenCount(input=completion.input_tokens, output=completion.output_tokens),
     )
+
+
+def _store_turn(
+    *,
+    tenant_id: str,
+    user_id: str,
+    session_id: str,
+    previous_turns: int,
+    created_at: str,
+    title: str,
+    message: str,
+    completion: llm.Completion,
+    period: str,
+    day: str,
+) -> int:
+    """Write the answered turn; the turn's number. The answer is paid for, so a lost race never
+    discards it: a conflicting or throttled write is sent again, and a turn another request stored
+    first moves this one to the next number."""
+    attempt = 0
+    while True:
+        attempt += 1
+        updated_at = iso_utc(_now())
+        turn_number = previous_turns + 1
+        try:
+            store.write_turn(
+                tenant_id=tenant_id,
+                session={
+                    "tenant_id": tenant_id,
+                    "sk": store.session_key(user_id, session_id),
+                    "user_id": user_id,
+                    "session_id": session_id,
+                    "title": title,
+                    "turns": turn_number,
+                    "model": completion.model,
+                    "created_at": created_at,
+                    "updated_at": updated_at,
+                    "activity": f"{user_id}#{updated_at}#{session_id}",
+                },
+                turn={
+                    "tenant_id": tenant_id,
+                    "sk": store.turn_key(user_id, session_id, turn_number),
+                    "user_message": message,
+                    "reply": completion.text,
+                    "model": completion.model,
+                    "tokens_in": completion.input_tokens,
+                    "tokens_out": completion.output_tokens,
+                    "created_at": updated_at,
+                },
+                previous_turns=previous_turns,
+                tokens_period=period,
+                tokens_day=day,
+                tokens_in=completion.input_tokens,
+                tokens_out=completion.output_tokens,
+                model=completion.model,
+            )
+        except store.ContendedError:
+            if not retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
+                break
+            continue
+        except store.SessionChangedError:
+            # Another turn of this session was stored while the model answered: store this one
+            # after it (its answer did not see that turn, as with any two messages sent at once).
+            current = _session_after_race(tenant_id, user_id, session_id)
+            if current is None:
+                break
+            previous_turns = _int(current.get("turns"))
+            if attempt > 1 and not retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
+                break
+            continue
+        if attempt > 1:
+            logger.info("chat turn stored after retries", extra={"attempts": attempt})
+        return turn_number
+    logger.error(
+        "chat turn could not be stored in time; the model's answer is lost",
+        extra={
+            "tokens_in": completion.input_tokens,
+            "tokens_out": completion.output_tokens,
+            "attempts": attempt,
+        },
+    )
+    raise WriteContention(
+        "The session is too busy to store this turn; send it again", headers={"Retry-After": "1"}
+    )
+
+
+def _session_after_race(tenant_id: str, user_id: str, session_id: str) -> dict[str, Any] | None:
+    """The session as it is now, read with the write's patience (a throttled read is retried
+    within the budget, not allowed to cost a paid answer); None when the budget is spent."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            current = store.get_session(tenant_id, user_id, session_id)
+        except ClientError as exc:
+            if retry.is_lost_race(exc) and retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
+                continue
+            if retry.is_lost_race(exc):
+                return None
+            raise
+        if current is None:
+            raise NotFound("The session was deleted while the model answered", field="session_id")
+        return current
 
 
 def _tenant_bound_token(token: str | None, tenant_id: str) -> dict[str, Any] | None:

@@ -85,3 +85,17 @@ class UpstreamFailed(ApiError):
 class UpstreamUnavailable(ApiError):
     status = 503
     code = "upstream_unavailable"
+
+
+class GatewayTimeout(ApiError):
+    """Work that could not finish before API Gateway's integration timeout; nothing was stored."""
+
+    status = 504
+    code = "timeout"
+
+
+class ServiceBusy(ApiError):
+    """AWS throttled us past every retry the request's time allowed; the request may be retried."""
+
+    status = 503
+    code = "service_busy"

@@ -10,12 +10,12 @@ exactly one DynamoDB round trip.
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -25,9 +25,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from tenantry import aws, settings
+from tenantry import aws, deadline, observability, retry, settings
 from tenantry.errors import ApiError, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from tenantry.models.events import (
     MAX_BATCH,
@@ -44,10 +45,9 @@ from tenantry.observability import logger
 from tenantry.stores import events as store
 
 # Retries are bounded by time, not count: under 50 concurrent writers a publish may lose many
-# rounds, and each round costs milliseconds. The function's timeout (29 s) leaves room for this.
+# rounds, and each round costs milliseconds. The budget is also capped by the invocation's
+# remaining time (tenantry.deadline), so a publish gives up with 503 before API Gateway's 504.
 RETRY_BUDGET_SECONDS = 10.0
-BACKOFF_BASE_SECONDS = 0.025
-BACKOFF_CAP_SECONDS = 1.0
 # DynamoDB's item limit is 400 KB including attribute names and the other attributes.
 MAX_EVENT_ITEM_BYTES = 400 * 1024
 _ITEM_OVERHEAD_BYTES = 256
@@ -91,13 +91,13 @@ def append(
     recorded_at = iso_utc(_now())
     stored = [_stored(event, index if batch else None, recorded_at) for index, event in enumerate(events)]
     expected = _known_heads.get(tenant_id)
-    deadline = time.monotonic() + RETRY_BUDGET_SECONDS
+    give_up_at = time.monotonic() + min(RETRY_BUDGET_SECONDS, deadline.remaining() - retry.RESERVE_SECONDS)
     attempt = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < give_up_at:
         attempt += 1
-        if expected is None:
-            expected = store.read_head(tenant_id)
         try:
+            if expected is None:
+                expected = store.read_head(tenant_id)
             positions = store.append(tenant_id, expected, stored, recorded_at)
         except store.HeadMovedError as moved:
             _known_heads.pop(tenant_id, None)
@@ -107,10 +107,21 @@ def append(
                 continue
             # Real contention: back off with jitter, then re-read, since a head learnt before
             # sleeping is stale by the time the sleep ends.
-            backoff = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** min(attempt, 16))
-            sleep(random.uniform(0, backoff))  # noqa: S311 - jitter, not security
+            if not retry.pause(attempt, sleep=sleep):
+                break
             expected = None
             continue
+        except store.ContendedError:
+            # DynamoDB cancelled for a conflicting transaction or throttling: nothing was written
+            # and our view of HEAD may still be right, so retry it as is after a jittered pause.
+            if not retry.pause(attempt, sleep=sleep):
+                break
+            continue
+        except ClientError as exc:
+            # HEAD's read throttled past botocore's own attempts: nothing was written either.
+            if retry.is_lost_race(exc) and retry.pause(attempt, sleep=sleep):
+                continue
+            raise
         except store.PositionTakenError as exc:
             _known_heads.pop(tenant_id, None)
             logger.error("an event exists beyond the stream's HEAD", extra={"head": expected})
@@ -121,6 +132,8 @@ def append(
         except store.ItemTooLargeError as exc:
             raise PayloadTooLarge("An event exceeds DynamoDB's 400 KB item limit", field="data") from exc
         _known_heads[tenant_id] = positions[-1]
+        if attempt > 1:
+            observability.metrics.add_metric(name="PublishRetries", unit=MetricUnit.Count, value=attempt - 1)
         return positions
     logger.warning("publish gave up after conflicts", extra={"attempts": attempt})
     raise WriteContention("Too many concurrent writers; retry shortly", headers={"Retry-After": "1"})

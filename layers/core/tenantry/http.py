@@ -15,13 +15,18 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
-from tenantry import jsonguard, settings
+from tenantry import aws, deadline, jsonguard, retry, settings
 from tenantry.errors import (
     ApiError,
     BadRequest,
     Forbidden,
     PayloadTooLarge,
+    ServiceBusy,
+    Unauthorized,
+    UnsupportedMediaType,
+)
     Unauthorized,
     UnsupportedMediaType,
 )
@@ -91,6 +96,18 @@ def create_resolver() -> APIGatewayRestResolver:
     @app.exception_handler(ApiError)
     def _api_error(exc: ApiError) -> Response[Any]:
         return error_response(exc.status, exc.body(), _request_id(app.current_event.raw_event), exc.headers)
+
+    @app.exception_handler(ClientError)
+    def _aws_error(exc: ClientError) -> Response[Any]:
+        if not retry.is_lost_race(exc):
+            raise exc  # a bug or a misconfiguration: Lambda's error, API Gateway's 502
+        # Throttled past botocore's retries (or a write that lost every race in its budget):
+        # load that passes, so say when to come back rather than fail.
+        logger.warning("AWS call throttled past its retries", extra={"error_code": aws.error_code(exc)})
+        busy = ServiceBusy("The service is busy; retry shortly", headers={"Retry-After": "1"})
+        return error_response(
+            busy.status, busy.body(), _request_id(app.current_event.raw_event), busy.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     def _invalid_request(exc: RequestValidationError) -> Response[Any]:
@@ -201,6 +218,8 @@ def caller_from_event(event: dict[str, Any]) -> Caller | None:
 
 def run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Resolve one API Gateway event: enforce the body limit, tag logs and traces with the caller."""
+    # No answer is useful after API Gateway's integration timeout, even if Lambda's Timeout is longer.
+    deadline.start(context, cap_seconds=deadline.INTEGRATION_TIMEOUT_SECONDS)
     caller = caller_from_event(event)
     if caller is not None:
         logger.append_keys(tenant_id=caller.tenant_id, tier=caller.tier, role=caller.role)

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, Protocol
 
-from tenantry.errors import ApiError, UpstreamFailed, UpstreamUnavailable
-from tenantry.observability import logger
+from aws_lambda_powertools.metrics import MetricUnit
+
+from tenantry.errors import ApiError, GatewayTimeout, UpstreamFailed, UpstreamUnavailable
+from tenantry.observability import logger, metrics
 
 API_KEY_PARAMETER_ENV = "ANTHROPIC_API_KEY_PARAMETER"
 TIMEOUT_ENV = "LLM_TIMEOUT_SECONDS"
@@ -26,6 +28,9 @@ MAX_TOKENS_ENV = "LLM_MAX_TOKENS"
 ECHO_MODEL = "echo-1"
 PARAMETER_MAX_AGE_SECONDS = 300
 DEFAULT_RETRY_AFTER_SECONDS = 10
+# An upper bound of the SDK's pause between retries (it honours retry-after up to 60 s, but its
+# own backoff starts at 0.5 s and the answers that set it are rare); used to size the retries.
+SDK_BACKOFF_BOUND_SECONDS = 1.0
 # Upstream answers that mean "try again later" rather than "broken": rate limited, overloaded.
 _RETRY_LATER = frozenset({429, 529})
 
@@ -46,10 +51,18 @@ class Completion:
     output_tokens: int
 
 
+class ModelTimeout(GatewayTimeout):
+    code = "model_timeout"
+
+
 class Provider(Protocol):
     name: str
 
-    def complete(self, *, system: str | None, messages: list[Message], model: str) -> Completion: ...
+    def complete(
+        self, *, system: str | None, messages: list[Message], model: str, budget_seconds: float
+    ) -> Completion:
+        """Answer within ``budget_seconds`` (every attempt and retry included) or raise."""
+        ...
 
 
 def echo_tokens(text: str) -> int:
@@ -62,7 +75,9 @@ class EchoProvider:
 
     name = "echo"
 
-    def complete(self, *, system: str | None, messages: list[Message], model: str) -> Completion:
+    def complete(
+        self, *, system: str | None, messages: list[Message], model: str, budget_seconds: float
+    ) -> Completion:
         reply = f"echo: {messages[-1].content}"
         prompt_tokens = sum(echo_tokens(message.content) for message in messages)
         if system:
@@ -80,9 +95,25 @@ class AnthropicProvider:
 
         self._anthropic = anthropic
         self._client = anthropic.Anthropic(api_key=api_key, timeout=timeout, max_retries=max_retries)
+        self._timeout = timeout
+        self._max_retries = max_retries
         self._max_tokens = max_tokens
 
-    def complete(self, *, system: str | None, messages: list[Message], model: str) -> Completion:
+    def attempts_within(self, budget_seconds: float) -> tuple[float, int]:
+        """(timeout per attempt, retries) that fit ``budget_seconds``, with the SDK's backoff
+        between attempts, so the call as a whole ends in time."""
+        per_attempt = min(self._timeout, budget_seconds)
+        retries = 0
+        while (
+            retries < self._max_retries
+            and (retries + 2) * per_attempt + (retries + 1) * SDK_BACKOFF_BOUND_SECONDS <= budget_seconds
+        ):
+            retries += 1
+        return per_attempt, retries
+
+    def complete(
+        self, *, system: str | None, messages: list[Message], model: str, budget_seconds: float
+    ) -> Completion:
         arguments: dict[str, Any] = {
             "model": model,
             "max_tokens": self._max_tokens,
@@ -90,13 +121,19 @@ class AnthropicProvider:
         }
         if system:
             arguments["system"] = system
+        per_attempt, retries = self.attempts_within(budget_seconds)
+        client = self._client.with_options(timeout=per_attempt, max_retries=retries)
         try:
-            response = self._client.messages.create(**arguments)
+            response = client.messages.create(**arguments)
         except self._anthropic.APIStatusError as exc:
             raise _status_error(exc.status_code, exc.response.headers.get("retry-after")) from exc
         except self._anthropic.APITimeoutError as exc:
-            logger.warning("LLM call timed out", extra={"model": model})
-            raise UpstreamFailed("The model did not answer in time", code="upstream_timeout") from exc
+            logger.warning(
+                "LLM call timed out", extra={"model": model, "timeout_s": per_attempt, "retries": retries}
+            )
+            raise ModelTimeout(
+                "The model did not answer in time; nothing was stored", headers={"Retry-After": "1"}
+            ) from exc
         except self._anthropic.APIConnectionError as exc:
             logger.warning("LLM call could not connect", extra={"model": model})
             raise UpstreamFailed("The model could not be reached", code="upstream_unreachable") from exc
@@ -121,6 +158,21 @@ def _status_error(status: int, retry_after: str | None) -> ApiError:
     )
 
 
+class ModelKeyUnavailable(UpstreamUnavailable):
+    code = "model_key_unavailable"
+
+
+def _error_code(exc: BaseException) -> str:
+    """The AWS error code behind Powertools' GetParameterError (it wraps botocore's ClientError)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        response = getattr(cause, "response", None)
+        if isinstance(response, dict):
+            return str(response.get("Error", {}).get("Code", ""))
+        cause = cause.__cause__ or cause.__context__
+    return ""
+
+
 def _api_key() -> str | None:
     direct = os.environ.get("ANTHROPIC_API_KEY")
     if direct:
@@ -132,9 +184,17 @@ def _api_key() -> str | None:
 
     try:
         value = parameters.get_parameter(parameter, decrypt=True, max_age=PARAMETER_MAX_AGE_SECONDS)
-    except parameters.exceptions.GetParameterError:
-        logger.info("no Anthropic key parameter; using the echo provider")
-        return None
+    except parameters.exceptions.GetParameterError as exc:
+        if _error_code(exc) == "ParameterNotFound":
+            logger.info("no Anthropic key parameter; using the echo provider")
+            return None
+        # Anything else (access denied, throttled, KMS) is not "no key": answering with echo would
+        # hand paying tenants a fake reply. Nothing is cached, so the next request reads again.
+        logger.error("the Anthropic key parameter could not be read", extra={"error_code": _error_code(exc)})
+        metrics.add_metric(name="ModelKeyUnavailable", unit=MetricUnit.Count, value=1)
+        raise ModelKeyUnavailable(
+            "The model's credentials could not be read; retry shortly", headers={"Retry-After": "5"}
+        ) from exc
     return str(value).strip() or None
 
 

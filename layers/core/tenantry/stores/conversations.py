@@ -19,7 +19,7 @@ from boto3.dynamodb.conditions import Key
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
-from tenantry import aws, settings
+from tenantry import aws, retry, settings
 from tenantry.stores import usage as usage_store
 
 ACTIVITY_INDEX = "by-activity"
@@ -28,6 +28,10 @@ _serializer = TypeSerializer()
 
 class SessionChangedError(Exception):
     """Another turn of the same session was written first."""
+
+
+class ContendedError(Exception):
+    """DynamoDB cancelled the turn's write for a conflict or throttling; nothing was written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +136,9 @@ def write_turn(
     try:
         aws.dynamodb_client().transact_write_items(TransactItems=items)  # type: ignore[arg-type]
     except ClientError as exc:
-        if aws.error_code(exc) == "TransactionCanceledException":
+        if retry.is_lost_race(exc):
+            raise ContendedError from exc
+        if "ConditionalCheckFailed" in retry.cancellation_reasons(exc):
             raise SessionChangedError from exc
         raise
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tenantry import aws, settings
+from tenantry import aws, retry, settings
 
 HEAD_POSITION = 0
 
@@ -34,6 +34,11 @@ class HeadMovedError(Exception):
 
 class PositionTakenError(Exception):
     """HEAD matched but an event's position was already taken: an item exists beyond HEAD."""
+
+
+class ContendedError(Exception):
+    """DynamoDB cancelled the append for a conflict with another transaction or for throttling:
+    nothing was written, and the same append may succeed if sent again."""
 
 
 class ItemTooLargeError(Exception):
@@ -119,6 +124,8 @@ def append(tenant_id: str, expected_last: int, events: Sequence[StoredEvent], up
         )
     except ClientError as exc:
         code = aws.error_code(exc)
+        if retry.is_lost_race(exc):
+            raise ContendedError from exc
         if code == "TransactionCanceledException":
             cancellations: list[Any] = list(exc.response.get("CancellationReasons", []))
             reasons = [reason.get("Code", "") for reason in cancellations]

@@ -13,7 +13,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
-from tenantry import aws, settings
+from tenantry import aws, retry, settings
 
 
 def month_period(moment: datetime | None = None) -> str:
@@ -93,17 +93,24 @@ def batch_marker(partition: str, sort_key: str, expires_at: int) -> dict[str, An
 
 
 def write_once(marker: dict[str, Any], updates: list[dict[str, Any]]) -> bool:
-    """Apply ``updates`` with ``marker`` in one transaction; False if the marker was already there."""
-    try:
-        items: list[Any] = [marker, *updates]
-        aws.dynamodb_client().transact_write_items(TransactItems=items)
-    except ClientError as exc:
-        cancellations: list[Any] = list(exc.response.get("CancellationReasons", []))
-        first = cancellations[0].get("Code") if cancellations else None
-        if aws.error_code(exc) == "TransactionCanceledException" and first == "ConditionalCheckFailed":
-            return False
-        raise
-    return True
+    """Apply ``updates`` with ``marker`` in one transaction; False if the marker was already there.
+
+    A transaction cancelled for a conflict or throttling wrote nothing, so it is sent again (the
+    marker keeps a retry that did commit from counting twice) while the invocation has time."""
+    items: list[Any] = [marker, *updates]
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            aws.dynamodb_client().transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if retry.is_lost_race(exc) and retry.pause(attempt):
+                continue
+            reasons = retry.cancellation_reasons(exc)
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
 
 
 def add_tokens(

@@ -1,0 +1,42 @@
+"""The invocation's time budget, from the Lambda context, for code that must finish in time.
+
+API Gateway gives up on an integration after 29 s and Lambda kills a function at its own Timeout;
+either way the work is lost half-done. Handlers call :func:`start` with their context; retries and
+upstream calls ask :func:`remaining` how much is left and stop (or shrink) before it runs out.
+Outside an invocation (tests without a context, scripts) the budget is :data:`DEFAULT_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+from typing import Any
+
+# API Gateway's integration timeout: no answer is useful after it, whatever Lambda's Timeout is.
+INTEGRATION_TIMEOUT_SECONDS = 29.0
+DEFAULT_SECONDS = INTEGRATION_TIMEOUT_SECONDS
+
+_deadline: ContextVar[float | None] = ContextVar("tenantry_deadline", default=None)
+
+
+def start(context: Any | None, *, cap_seconds: float | None = None) -> None:
+    """Begin an invocation's budget: the context's remaining time, capped (e.g. by the gateway's
+    integration timeout for API handlers, which Lambda's own Timeout may exceed)."""
+    seconds = DEFAULT_SECONDS
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if callable(remaining_ms):
+        try:
+            seconds = float(remaining_ms()) / 1000
+        except (TypeError, ValueError):
+            seconds = DEFAULT_SECONDS
+    if cap_seconds is not None:
+        seconds = min(seconds, cap_seconds)
+    _deadline.set(time.monotonic() + seconds)
+
+
+def remaining() -> float:
+    """Seconds left in this invocation (never negative)."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return DEFAULT_SECONDS
+    return max(0.0, deadline - time.monotonic())

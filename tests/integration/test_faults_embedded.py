@@ -1,0 +1,183 @@
+"""The write paths under AWS's failure modes: the embedded DynamoDB with FAULTS at 20 % conflicts
+and 20 % throttling, real threads, real HTTP into the embedded server (as ``make dev FAULTS=…``)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from local import faults, template
+from local.embedded import EmbeddedAws
+from tenantry import aws, chat, eventstore, llm, tenancy
+from tenantry.models.chat import ChatRequest
+from tenantry.models.events import EventIn
+from tenantry.models.tenants import CreateTenantRequest
+from tenantry.stores import conversations
+from tenantry.stores import events as store
+from tests.conftest import FakeLambdaContext, api_event, load_function, response_json, tenant_context
+from tests.fakes.anthropic_server import fake_anthropic
+
+FAULTS = "conflict=20%,throttle=20%,seed=11"
+PUBLISHERS = 50
+CHATTERS = 20
+
+
+def _start(spec: str, monkeypatch: pytest.MonkeyPatch) -> EmbeddedAws:
+    server = EmbeddedAws(fault_spec=faults.FaultSpec.parse(spec))
+    server.start()
+    for variable, value in server.client_env().items():
+        monkeypatch.setenv(variable, value)
+    for env_var, logical_id in template.table_env_vars().items():
+        monkeypatch.setenv(env_var, template.local_table_name(logical_id))
+    monkeypatch.setenv("USAGE_PLAN_NAME_PREFIX", template.LOCAL_STACK_NAME)
+    aws.reset()
+    eventstore.forget_heads()
+    return server
+
+
+@pytest.fixture
+def embedded_with(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], EmbeddedAws]]:
+    started: list[EmbeddedAws] = []
+
+    def start(spec: str) -> EmbeddedAws:
+        server = _start(spec, monkeypatch)
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        aws.reset()
+        eventstore.forget_heads()
+        for server in started:
+            server.stop()
+
+
+def _stop_faults(server: EmbeddedAws) -> None:
+    """No more faults: the test's own checks read what is stored."""
+    assert server.fault_injector is not None
+    server.fault_injector.spec = faults.FaultSpec(seed=server.fault_injector.spec.seed)
+
+
+def _run_all(count: int, work: Callable[[int], Any]) -> tuple[list[Any], list[BaseException]]:
+    results: list[Any] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(count)
+
+    def run(number: int) -> None:
+        try:
+            barrier.wait()
+            result = work(number)
+            with lock:
+                results.append(result)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted on
+            with lock:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(number,)) for number in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors
+
+
+def test_over_http_a_conflict_has_dynamodbs_shape_and_no_spec_wraps_nothing(
+    embedded_with: Callable[[str], EmbeddedAws],
+) -> None:
+    # Given the embedded server with conflicts on every transaction
+    server = embedded_with("conflict=100%")
+    table = template.local_table_name("EventsTable")
+    item = {"tenant_id": {"S": "acme"}, "position": {"N": "1"}}
+    # When a transaction is sent over HTTP
+    with pytest.raises(ClientError) as caught:
+        aws.dynamodb_client().transact_write_items(
+            TransactItems=[{"Put": {"TableName": table, "Item": item}}]
+        )
+    # Then it is DynamoDB's cancellation, and nothing reached moto
+    assert caught.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert caught.value.response["CancellationReasons"] == [
+        {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
+    ]
+    assert aws.dynamodb_client().scan(TableName=table)["Count"] == 0
+    assert server.fault_injector is not None
+    assert server.fault_injector.injected["dynamodb:TransactWriteItems:TransactionConflict"] == 1
+
+
+@pytest.mark.parametrize("cold", [False, True])
+def test_fifty_publishers_under_conflicts_and_throttling_get_exactly_one_to_fifty(
+    embedded_with: Callable[[str], EmbeddedAws], cold: bool
+) -> None:
+    # Given 20 % of transactions cancelled for conflicts and 20 % of calls throttled
+    server = embedded_with(FAULTS)
+
+    # When 50 threads publish one event each for one tenant at the same moment
+    def publish(number: int) -> list[int]:
+        if cold:
+            eventstore.forget_heads()
+        return eventstore.append("acme", [EventIn(type="t", data={"n": number})], batch=False)
+
+    positions, errors = _run_all(PUBLISHERS, publish)
+    _stop_faults(server)
+    # Then every publish succeeded, the positions are exactly 1..50, and faults were injected
+    assert errors == []
+    assert sorted(position for got in positions for position in got) == list(range(1, PUBLISHERS + 1))
+    assert store.read_head("acme") == PUBLISHERS
+    assert server.fault_injector is not None
+    assert server.fault_injector.injected["dynamodb:TransactWriteItems:TransactionConflict"] > 0
+
+
+def test_twenty_concurrent_turns_in_one_session_lose_no_paid_answer(
+    embedded_with: Callable[[str], EmbeddedAws], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a session, the real Anthropic client against the fake model, and 20 % faults
+    server = embedded_with(FAULTS)
+    assert server.fault_injector is not None
+    spec, server.fault_injector.spec = server.fault_injector.spec, faults.FaultSpec()
+    tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="enterprise", tenant_id="acme"))
+    with fake_anthropic() as model:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", model.url)
+        monkeypatch.setenv("LLM_MAX_RETRIES", "0")
+        llm.reset()
+        try:
+            first = chat.turn("acme", "enterprise", "alice", ChatRequest(message="first"))
+            session_id = first.session_id
+            handler = load_function("chat").lambda_handler
+            server.fault_injector.spec = spec
+
+            # When 20 messages are sent to that session at the same moment, through the function
+            def say(number: int) -> tuple[int, Any]:
+                event = api_event(
+                    "POST",
+                    "/chat",
+                    body={"message": f"message {number}", "session_id": session_id},
+                    headers={"X-User-ID": "alice"},
+                    authorizer=tenant_context("acme", "enterprise"),
+                )
+                response = handler(event, FakeLambdaContext())
+                return response["statusCode"], response_json(response)
+
+            answers, errors = _run_all(CHATTERS, say)
+        finally:
+            llm.reset()
+    _stop_faults(server)
+    # Then no call raised, and a turn that failed is a 503 to retry (throttled before the model
+    # was asked), never a 5xx of a lost write
+    assert errors == []
+    assert {status for status, _ in answers} <= {200, 503}
+    assert all(answer["error"] == "service_busy" for status, answer in answers if status == 503)
+    # and every answer the model gave (and billed) is stored exactly once, in gapless turns
+    paid = [request["body"]["messages"][-1]["content"] for request in model.requests]
+    turns, _ = conversations.session_turns("acme", "alice", session_id, 100, None)
+    stored = [str(turn["user_message"]) for turn in turns]
+    assert sorted(stored) == sorted(paid)
+    assert len(stored) == sum(1 for status, _ in answers if status == 200) + 1
+    assert [int(str(turn["sk"]).rsplit("#", 1)[1]) for turn in turns] == list(range(1, len(turns) + 1))
+    session = conversations.get_session("acme", "alice", session_id)
+    assert session is not None and int(session["turns"]) == len(turns)
