@@ -27,9 +27,6 @@ from tenantry.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-    Unauthorized,
-    UnsupportedMediaType,
-)
 from tenantry.observability import logger, metrics, tracer
 
 JSON = "application/json"
