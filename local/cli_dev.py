@@ -218,6 +218,7 @@ def _dev(args: argparse.Namespace) -> int:
         }
         print(f"Tenantry local stack on {gateway.url}  (Swagger UI: {gateway.url}/docs)")
         print(f"  admin key ({'new' if created else 'kept'}, in {home / ADMIN_KEY_FILE}): {admin_key}")
+        print(f"  operator console: {gateway.url}/console (sign in with the admin key)")
         print(f"  embedded AWS: {aws.endpoint_url}   sam local invoke --env-vars {sam_env}")
         if fault_spec:
             print(f"  FAULTS: {fault_spec.text}  (AWS errors injected; see docs/local-stack.md)")

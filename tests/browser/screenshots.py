@@ -33,9 +33,12 @@ def main() -> int:
                 page.get_by_role("link", name="acme", exact=True).click()
                 page.locator('[data-chart="requests"] rect').first.wait_for()
                 page.screenshot(path=str(DOCS / "console-tenant.png"), full_page=True)
+                page.get_by_role("button", name="Offboard").click()
+                page.get_by_label("Type the tenant id to confirm").fill("acme")
+                page.screenshot(path=str(DOCS / "console-confirm.png"))
         finally:
             stack.stop()
-    print("wrote docs/console-tenants.png and docs/console-tenant.png")
+    print("wrote docs/console-tenants.png, docs/console-tenant.png and docs/console-confirm.png")
     return 0
 
 
