@@ -124,6 +124,14 @@ def test_tenants_table_errors_sorting_filters_and_accessibility(console: Console
     alert.wait_for()
     assert "401" in alert.inner_text() and "refused" in alert.inner_text()
     assert page.evaluate("sessionStorage.getItem('tenantry.adminKey')") is None
+    # When a tenant's own key is typed, then the page says it is not an admin key (403), shows no
+    # tenant's figures and forgets the key
+    console.sign_in(console.seeded.keys["globex"])
+    page.get_by_role("alert").filter(has_text="403").wait_for()
+    assert "admin key" in page.get_by_role("alert").inner_text()
+    assert page.get_by_label("Admin key").is_visible()
+    assert page.locator("#tenants-table tbody tr").count() == 0
+    assert page.evaluate("sessionStorage.getItem('tenantry.adminKey')") is None
     # When the admin key is typed and Enter pressed, then the seeded tenants show with their figures
     console.sign_in()
     console.row("acme").wait_for()

@@ -41,7 +41,9 @@
     if (status === 401) {
       return "The admin key was refused (401 Unauthorized): it is wrong, revoked or expired. Sign in with a valid admin key.";
     }
-    if (status === 403) return `Forbidden (403): ${detail || "this key may not do that"}. Is it an admin key?`;
+    if (status === 403) {
+      return `This key may not use the admin API (403 Forbidden: ${detail || "denied"}). Sign in with an admin key (tnt_admin_…).`;
+    }
     if (status === 404) return `Not found (404): ${detail || "no such tenant"}.`;
     if (status === 429) return `Too many requests (429): ${detail || "slow down"}. Try again in a moment.`;
     if (status >= 500) return `The API failed (${status}): ${detail || "server error"}. Try again.`;
@@ -108,7 +110,9 @@
 
   function fail(error) {
     setStatus("");
-    if (error instanceof ApiError && error.status === 401) {
+    // Every call the console makes is an admin route: a 401 or a 403 means the key cannot be used
+    // here (wrong, revoked, a tenant's key, or a suspended admin key), so it is forgotten.
+    if (error instanceof ApiError && (error.status === 401 || error.status === 403)) {
       sessionStorage.removeItem(KEY_STORAGE);
       showLogin(error.message);
       return;
