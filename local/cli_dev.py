@@ -181,6 +181,7 @@ def _dev(args: argparse.Namespace) -> int:
             authorizer_ttl=args.authorizer_ttl,
             hot_reload=not args.no_reload,
             access_log_echo=None if args.quiet else sys.stderr,
+            integration_timeout=args.integration_timeout,
         ),
     )
     try:
@@ -299,6 +300,12 @@ def register(subcommands: Any) -> None:
     dev.add_argument("--authorizer-ttl", type=int, help="override ReauthorizeEvery (seconds)")
     dev.add_argument("--overlay", action="append", default=[], help="extra template with more functions")
     dev.add_argument("--no-reload", action="store_true", help="do not watch functions/ and layers/")
+    dev.add_argument(
+        "--integration-timeout",
+        type=float,
+        default=29.0,
+        help="API Gateway's integration timeout in seconds (504 after it; default 29)",
+    )
     dev.add_argument(
         "--faults",
         default=os.environ.get(faults.ENV_VAR, ""),

@@ -54,6 +54,10 @@ OPENAPI_FILE = template.REPO_ROOT / "docs" / "openapi.json"
 SWAGGER_ASSETS = ("swagger-ui-bundle.min.js", "swagger-ui.min.css")
 
 # What a local handler sees on top of the template's env: no X-Ray daemon here.
+INTEGRATION_TIMEOUT_SECONDS = 29.0
+INTEGRATION_TIMEOUT_ENV = "INTEGRATION_TIMEOUT_SECONDS"  # read by tenantry.deadline
+# Lambda's limit on a synchronous invocation's response payload (the proxy result as JSON).
+MAX_SYNC_RESPONSE_BYTES = 6 * 1024 * 1024
 LOCAL_FUNCTION_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_SAM_LOCAL": "true"}
 
 
@@ -69,6 +73,8 @@ class GatewayOptions:
     hot_reload: bool = True
     access_log_echo: IO[str] | None = None
     metering: bool = True
+    # API Gateway's integration timeout (29 s by default on AWS, configurable per integration).
+    integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS
 
 
 UNAUTHORIZED = GatewayAnswer(401, "Unauthorized", "UNAUTHORIZED", "UnauthorizedException")
@@ -100,6 +106,9 @@ TOO_LARGE = GatewayAnswer(413, "Request Too Long", "REQUEST_TOO_LARGE", "Request
 BAD_REQUEST = GatewayAnswer(400, "Bad Request", "BAD_REQUEST_BODY", "BadRequestException")
 HEADERS_TOO_LARGE = GatewayAnswer(
     431, "Request Header Fields Too Large", "DEFAULT_4XX", "RequestHeaderFieldsTooLargeException"
+)
+INTEGRATION_TIMEOUT = GatewayAnswer(
+    504, "Endpoint request timed out", "INTEGRATION_TIMEOUT", "InternalServerErrorException"
 )
 GATEWAY_BUG = GatewayAnswer(500, "Internal server error", "DEFAULT_5XX", "InternalServerErrorException")
 
@@ -233,13 +242,18 @@ class Gateway:
         with self._model_lock:
             # Variables every function agrees on go into the real os.environ, for code that runs
             # outside a sandbox's env layer (the metering thread); each sandbox sees only its own.
-            for name, value in {**shared_env(self.model), **LOCAL_FUNCTION_ENV}.items():
+            # The functions learn the integration timeout (tenantry.deadline caps budgets by it).
+            local_env = {
+                **LOCAL_FUNCTION_ENV,
+                INTEGRATION_TIMEOUT_ENV: f"{self.options.integration_timeout:g}",
+            }
+            for name, value in {**shared_env(self.model), **local_env}.items():
                 os.environ[name] = value
             layer_names = sandbox.top_level_names(LAYERS_DIR / "core")
             self._pools = {
                 logical_id: sandbox.FunctionPool(
                     spec,
-                    sandbox.lambda_env(spec, LOCAL_FUNCTION_ENV),
+                    sandbox.lambda_env(spec, local_env),
                     layer_names,
                     self.options.pool_size,
                     log=self.function_logs.file_for(logical_id) if self.function_logs is not None else None,
@@ -412,16 +426,62 @@ class Gateway:
         return None
 
     def _integrate(self, route: Route, event: dict[str, Any], exchange: _Exchange) -> HttpResponse:
+        """Invoke the route's function with Lambda's and API Gateway's limits: the function's own
+        Timeout (then Lambda fails the invocation: 502), the integration timeout (504), and the
+        6 MB synchronous response payload (502)."""
         started = time.perf_counter()
+        pool = self._pools[route.function]
+        function_timeout = float(self.model.functions[route.function].timeout_s)
+        wait = min(function_timeout, self.options.integration_timeout)
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome["result"] = pool.invoke(event, exchange.request_id)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        # A thread per invocation, so a function that outlives its limits can be abandoned (Python
+        # cannot kill it; it finishes in the background, as a timed-out Lambda's work is lost).
+        worker = threading.Thread(target=run, name=f"invoke-{exchange.request_id[:8]}", daemon=True)
+        worker.start()
         try:
-            result = self._pools[route.function].invoke(event, exchange.request_id)
-            response = self._map_result(result, exchange)
-        except Exception:  # noqa: BLE001 - any handler failure is API Gateway's 502
-            _log.exception("%s failed on %s %s", route.function, exchange.method, exchange.path)
-            response = _answer(HANDLER_FAILURE, exchange, self.model)
+            if not done.wait(wait):
+                if self.options.integration_timeout <= function_timeout:
+                    _log.warning("%s passed the integration timeout (%.1f s)", route.function, wait)
+                    return _answer(INTEGRATION_TIMEOUT, exchange, self.model)
+                _log.warning("%s passed its Timeout (%.1f s): Lambda ends it", route.function, wait)
+                return _answer(HANDLER_FAILURE, exchange, self.model)
+            if "error" in outcome:
+                error = outcome["error"]
+                _log.error(
+                    "%s failed on %s %s", route.function, exchange.method, exchange.path, exc_info=error
+                )
+                return _answer(HANDLER_FAILURE, exchange, self.model)
+            try:
+                payload_bytes = len(json.dumps(outcome["result"], separators=(",", ":")).encode())
+            except (TypeError, ValueError):
+                payload_bytes = 0  # not JSON: _map_result refuses it below
+            if payload_bytes > MAX_SYNC_RESPONSE_BYTES:
+                _log.error(
+                    "%s answered %d bytes; Lambda's synchronous limit is %d",
+                    route.function,
+                    payload_bytes,
+                    MAX_SYNC_RESPONSE_BYTES,
+                )
+                return _answer(HANDLER_FAILURE, exchange, self.model)
+            try:
+                return self._map_result(outcome["result"], exchange)
+            except Exception:  # noqa: BLE001 - a malformed answer is API Gateway's 502
+                _log.exception(
+                    "%s answered malformed on %s %s", route.function, exchange.method, exchange.path
+                )
+                return _answer(HANDLER_FAILURE, exchange, self.model)
         finally:
             exchange.integration_ms = int((time.perf_counter() - started) * 1000)
-        return response
 
     @staticmethod
     def _map_result(result: Any, exchange: _Exchange) -> HttpResponse:

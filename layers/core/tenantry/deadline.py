@@ -8,13 +8,24 @@ Outside an invocation (tests without a context, scripts) the budget is :data:`DE
 
 from __future__ import annotations
 
+import os
 import time
 from contextvars import ContextVar
 from typing import Any
 
 # API Gateway's integration timeout: no answer is useful after it, whatever Lambda's Timeout is.
+# 29 s is API Gateway's default; an integration configured otherwise says so in this env var
+# (the local gateway sets it when started with --integration-timeout).
+INTEGRATION_TIMEOUT_ENV = "INTEGRATION_TIMEOUT_SECONDS"
 INTEGRATION_TIMEOUT_SECONDS = 29.0
 DEFAULT_SECONDS = INTEGRATION_TIMEOUT_SECONDS
+
+
+def integration_timeout() -> float:
+    try:
+        return float(os.environ.get(INTEGRATION_TIMEOUT_ENV) or INTEGRATION_TIMEOUT_SECONDS)
+    except ValueError:
+        return INTEGRATION_TIMEOUT_SECONDS
 
 _deadline: ContextVar[float | None] = ContextVar("tenantry_deadline", default=None)
 
