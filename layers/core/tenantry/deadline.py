@@ -27,6 +27,7 @@ def integration_timeout() -> float:
     except ValueError:
         return INTEGRATION_TIMEOUT_SECONDS
 
+
 _deadline: ContextVar[float | None] = ContextVar("tenantry_deadline", default=None)
 
 
