@@ -176,8 +176,16 @@ def test_every_route_without_a_usage_plan_has_a_stage_throttle() -> None:
     assert {path for (_, path), public in routes.items() if public} >= {"/health", "/ready", "/console"}
     for (method, path), public in routes.items():
         entry = settings.get((method, path)) or settings.get(("*", path))
-        assert entry is not None, f"{method} {path} has no stage throttle in TenantryApi MethodSettings"
         prefix = "Public" if public else "Admin"
+        hint = (
+            f'{{ResourcePath: "/{path.replace("/", "~1")}", HttpMethod: "*", '
+            f"ThrottlingRateLimit: !Ref {prefix}RoutesRateLimit, "
+            f"ThrottlingBurstLimit: !Ref {prefix}RoutesBurstLimit}}"
+        )
+        assert entry is not None, (
+            f"{method} {path} needs no key, so no usage plan throttles it: add to TenantryApi's "
+            f"MethodSettings\n  - {hint}"
+        )
         assert entry["ThrottlingRateLimit"] == {"Ref": f"{prefix}RoutesRateLimit"}, (method, path)
         assert entry["ThrottlingBurstLimit"] == {"Ref": f"{prefix}RoutesBurstLimit"}, (method, path)
     # And the defaults are finite and positive
