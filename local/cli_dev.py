@@ -225,7 +225,17 @@ def _dev(args: argparse.Namespace) -> int:
             print(f"  FAULTS: {fault_spec.text}  (AWS errors injected; see docs/local-stack.md)")
         if args.tenants:
             _onboard(gateway.url, admin_key, _tenant_file(Path(args.tenants)))
-        print("Ctrl-C stops it; the state is kept in", home, flush=True)
+        print(
+            f"  logs: access log in {home / 'access.log'}"
+            + ("" if args.quiet else " (and here)")
+            + f", each function's in {home / 'logs'}/; tenantry logs [--tenant ID] [--follow]"
+        )
+        print(
+            "Ctrl-C stops it; the state is kept in",
+            home,
+            "(every acknowledged write is journaled to disk first)",
+            flush=True,
+        )
         # Written last: its presence tells scripts and tests that the stack is ready.
         (home / GATEWAY_FILE).write_text(json.dumps(info), encoding="utf-8")
         stop.wait()
