@@ -13,9 +13,9 @@ from tenantry.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, int]:
-    deadline.start(context)
     batch_id, lines = metering.decode_subscription(event)
-    result = metering.ingest_lines(lines, batch_id=batch_id)
+    with deadline.budget(context):
+        result = metering.ingest_lines(lines, batch_id=batch_id)
     logger.info("access-log batch metered", extra=result)
     metrics.add_metric(name="MeteredLines", unit=MetricUnit.Count, value=result["metered"])
     metrics.add_metric(name="MalformedLines", unit=MetricUnit.Count, value=result["skipped_malformed"])

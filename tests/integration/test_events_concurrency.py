@@ -67,9 +67,9 @@ def test_fifty_concurrent_publishers_get_exactly_one_to_fifty(embedded: Embedded
     # Then every publish succeeded with a distinct position, and together they are 1..50
     assert errors == []
     assert sorted(positions) == list(range(1, PUBLISHERS + 1))
-    stored, more = store.read_events("acme", 1, 1000, None)
+    stored, next_from = store.read_events("acme", 1, 1000, None)
     assert [event["position"] for event in stored] == list(range(1, PUBLISHERS + 1))
-    assert not more
+    assert next_from is None
     assert store.read_head("acme") == PUBLISHERS
 
 

@@ -431,3 +431,54 @@ def test_a_publish_throttled_past_the_sdk_retries_is_retried_within_the_deadline
     # When an event is published / Then it is stored once, at position 1, with no error
     assert api.publish(event()) == (201, {"position": 1})
     assert api.total() == 1
+
+
+# ---------------------------------------------------------------------------------- bounded reads
+
+
+def test_a_type_filter_examines_a_bounded_number_of_events_and_gives_a_cursor(
+    api: EventsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given more events of another type than one read examines (the bound made small, so the
+    # test writes hundreds of events, not thousands), then one of the wanted type
+    monkeypatch.setattr(store, "MAX_EXAMINED_PER_READ", 150)
+    other = store.MAX_EXAMINED_PER_READ + 50
+    for start in range(0, other, 99):
+        eventstore.append("acme", [EventIn(type="noise", data={})] * min(99, other - start), batch=True)
+    eventstore.append("acme", [EventIn(type="wanted", data={"n": 1})], batch=False)
+    # When the wanted type is read from the start
+    status, first = api.read(type="wanted", limit="10")
+    # Then the first page stops after the bounded examination, empty, with a cursor past it
+    assert status == 200
+    assert first == {"events": [], "next_from": store.MAX_EXAMINED_PER_READ + 1}
+    # and following the cursor finds the event, and then the end
+    status, second = api.read(type="wanted", limit="10", **{"from": str(first["next_from"])})
+    assert [event["position"] for event in second["events"]] == [other + 1]
+    assert second["next_from"] is None
+
+
+def test_a_page_is_capped_by_bytes_and_the_cursor_resumes_exactly(
+    api: EventsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a page cap of 600 KB and 16 events of ~100 KB each
+    monkeypatch.setattr(store, "MAX_PAGE_BYTES", 600 * 1024)
+    blob = "x" * (100 * 1024)
+    for number in range(16):
+        eventstore.append("acme", [EventIn(type="big", data={"n": number, "blob": blob})], batch=False)
+    # When the stream is read page by page with the largest limit
+    pages = []
+    start = 1
+    while True:
+        status, page = api.read(limit="1000", **{"from": str(start)})
+        assert status == 200
+        pages.append(page)
+        if page["next_from"] is None:
+            break
+        start = page["next_from"]
+    # Then no page's events exceed the byte cap, several pages were needed, and together the
+    # pages hold every event once, in order
+    assert len(pages) >= 3
+    for page in pages:
+        assert len(json.dumps(page["events"], separators=(",", ":"))) <= store.MAX_PAGE_BYTES
+    positions = [event["position"] for page in pages for event in page["events"]]
+    assert positions == list(range(1, 17))

@@ -8,8 +8,10 @@ Outside an invocation (tests without a context, scripts) the budget is :data:`DE
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar
 from typing import Any
 
@@ -29,6 +31,17 @@ def integration_timeout() -> float:
 
 
 _deadline: ContextVar[float | None] = ContextVar("tenantry_deadline", default=None)
+
+
+@contextlib.contextmanager
+def budget(context: Any | None, *, cap_seconds: float | None = None) -> Iterator[None]:
+    """:func:`start` for the duration of a ``with`` (one invocation), then the previous budget."""
+    token = _deadline.set(None)
+    try:
+        start(context, cap_seconds=cap_seconds)
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 def start(context: Any | None, *, cap_seconds: float | None = None) -> None:

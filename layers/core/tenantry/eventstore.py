@@ -212,9 +212,8 @@ def publish(
 
 
 def read(tenant_id: str, start: int, limit: int, event_type: str | None) -> EventPage:
-    found, more = store.read_events(tenant_id, start, limit, event_type)
-    events = [Event.model_validate(item) for item in found]
-    return EventPage(events=events, next_from=events[-1].position + 1 if more and events else None)
+    found, next_from = store.read_events(tenant_id, start, limit, event_type)
+    return EventPage(events=[Event.model_validate(item) for item in found], next_from=next_from)
 
 
 def get(tenant_id: str, position: int) -> Event:

@@ -216,7 +216,11 @@ def caller_from_event(event: dict[str, Any]) -> Caller | None:
 def run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Resolve one API Gateway event: enforce the body limit, tag logs and traces with the caller."""
     # No answer is useful after API Gateway's integration timeout, even if Lambda's Timeout is longer.
-    deadline.start(context, cap_seconds=deadline.integration_timeout())
+    with deadline.budget(context, cap_seconds=deadline.integration_timeout()):
+        return _run(app, event, context)
+
+
+def _run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     caller = caller_from_event(event)
     if caller is not None:
         logger.append_keys(tenant_id=caller.tenant_id, tier=caller.tier, role=caller.role)

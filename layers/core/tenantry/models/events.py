@@ -62,7 +62,11 @@ class Event(BaseModel):
 
 class EventPage(BaseModel):
     events: list[Event]
-    next_from: int | None = Field(description="The `from` of the next page; null at the end of the stream")
+    next_from: int | None = Field(
+        description="The `from` of the next page; null at the end of the stream. A page may end"
+        " early (its size in bytes, or the items a type filter examined) with fewer events than"
+        " `limit`, even none: follow `next_from` until it is null"
+    )
 
 
 class StreamMetrics(BaseModel):

@@ -165,12 +165,24 @@ def get_event(tenant_id: str, position: int) -> dict[str, Any] | None:
     return _event_of(item) if item and "type" in item else None
 
 
+# Bounded work per request: a type-filtered read examines at most this many items (DynamoDB's
+# filter applies after reading), then answers what it found with a cursor to resume from.
+MAX_EXAMINED_PER_READ = 2000
+# A page's events as JSON stay under this, so the proxy answer (the body escaped once more inside
+# Lambda's JSON result, at worst doubling) stays under Lambda's 6 MB synchronous limit.
+MAX_PAGE_BYTES = 5 * 1024 * 1024 // 2
+
+
 def read_events(
     tenant_id: str, start: int, limit: int, event_type: str | None
-) -> tuple[list[dict[str, Any]], bool]:
+) -> tuple[list[dict[str, Any]], int | None]:
     """Up to ``limit`` events from position ``start`` on (of ``event_type`` only, if given), and
-    whether more matching events follow. A filter applies after DynamoDB's page limit, so pages
-    are read until ``limit`` + 1 matches are found or the stream ends."""
+    the position to resume from (None when the stream holds nothing more that matches).
+
+    A page stops early, with a cursor, when its events reach :data:`MAX_PAGE_BYTES` as JSON or when
+    a filtered read has examined :data:`MAX_EXAMINED_PER_READ` items: a client follows
+    ``next_from`` until it is null, and may get an empty page on the way (a long run of other
+    types)."""
     query: dict[str, Any] = {
         "TableName": _events_table(),
         "KeyConditionExpression": "tenant_id = :tenant AND #position >= :start",
@@ -183,16 +195,28 @@ def read_events(
         query["FilterExpression"] = "#type = :type"
         query["ExpressionAttributeNames"]["#type"] = "type"
         query["ExpressionAttributeValues"][":type"] = {"S": event_type}
-        query["Limit"] = max(limit + 1, 100)
     found: list[dict[str, Any]] = []
+    size = 0
+    examined = 0
     client = aws.dynamodb_client()
-    while len(found) <= limit:
+    while True:
+        if event_type is not None:
+            query["Limit"] = MAX_EXAMINED_PER_READ - examined
         page = client.query(**query)
-        found.extend(_event_of(item) for item in page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return found[:limit], len(found) > limit
+        examined += int(page.get("ScannedCount", 0))
+        for item in page.get("Items", []):
+            event = _event_of(item)
+            event_bytes = len(json.dumps(event, separators=(",", ":")))
+            if len(found) == limit or (found and size + event_bytes > MAX_PAGE_BYTES):
+                return found, int(event["position"])
+            found.append(event)
+            size += event_bytes
+        last = page.get("LastEvaluatedKey")
+        if last is None:
+            return found, None
+        if event_type is not None and examined >= MAX_EXAMINED_PER_READ:
+            return found, int(last["position"]["N"]) + 1
+        query["ExclusiveStartKey"] = last
 
 
 def put_checkpoint(tenant_id: str, name: str, position: int, updated_at: str) -> None:
