@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from html.parser import HTMLParser
 from typing import Any
@@ -111,3 +112,15 @@ def test_an_unknown_placeholder_in_the_page_fails_loudly(tmp_path: Any) -> None:
     (tmp_path / "console.html").write_text('<script src="{{other.js}}"></script>', encoding="utf-8")
     with pytest.raises(ValueError, match="asset"):
         console.load(tmp_path)
+
+
+def test_sam_build_ships_the_page_and_its_assets() -> None:
+    # Given `sam build` ran (make test runs it first; CI must never skip this)
+    built = console_folder().parent.parent.parent / ".aws-sam" / "build" / "ConsoleFunction" / "static"
+    if not built.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("the built ConsoleFunction is missing: make test runs `sam build` first")
+        pytest.skip("run `make build` first")
+    # Then the deployed function holds exactly the files the page needs
+    for name in ("console.html", "console.js", "console.css"):
+        assert (built / name).read_bytes() == (console_folder() / name).read_bytes(), name
