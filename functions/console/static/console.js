@@ -121,6 +121,14 @@
   }
 
   function showLogin(message) {
+    // Signed out or refused: nothing read with the old key stays in the page.
+    state.rows = [];
+    state.tenant = null;
+    document.querySelector("#tenants-table tbody").replaceChildren();
+    document.querySelector("#keys-table tbody").replaceChildren();
+    $("tenant-facts").replaceChildren();
+    $("charts").replaceChildren();
+    hideNewKey();
     show("login-view");
     showError(message || "");
     setStatus(message ? "" : "Sign in with an admin key to see the tenants.");
@@ -552,7 +560,6 @@
     });
     $("sign-out").addEventListener("click", () => {
       sessionStorage.removeItem(KEY_STORAGE);
-      state.rows = [];
       showLogin("");
       setStatus("Signed out: the key was removed from this tab.");
     });
