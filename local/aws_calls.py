@@ -15,6 +15,11 @@ Which function is running:
 Physical names (``test-TenantsTable``, ``tenantry-local-TenantsTable``) are written as the
 template's logical ids (``TenantsTable``), the region/account as the evaluator's fixed ones, so the
 records compare with the translated template's policies whatever stack ran them.
+
+Calls made with a session of one of the template's roles (TenantDataRole, assumed by a function
+with the session tag ``TenantId``) are that role's, not the function's: they are recorded with the
+role's logical id, the session's tenant tag and the request's partition keys
+(``dynamodb:LeadingKeys``), so the IAM test evaluates them against that role's conditions.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -33,13 +38,14 @@ from urllib.parse import quote, unquote, urlsplit
 import boto3
 from botocore import handlers
 
+from local import template
 from local.template import ACCOUNT_ID, PARTITION, REGION
 
 ENV_VAR = "TENANTRY_AWS_CALLS"
 
 _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("tenantry_function", default=None)
 _lock = threading.Lock()
-_seen: set[tuple[str, str, str, str]] = set()
+_seen: set[tuple[str, ...]] = set()
 _state: dict[str, Any] = {"folder": None, "logical_ids": frozenset()}
 _hooked: list[bool] = []  # non-empty once the before-call handler is registered
 
@@ -53,6 +59,9 @@ class Call:
     resource: str  # ARN, with logical ids for the stack's own resources
     operation: str  # the API operation that needed it, e.g. TransactWriteItems
     test: str  # the pytest test that made it, when known
+    role: str = ""  # the template role whose session made the call ("" = the function's own role)
+    tenant: str = ""  # that session's TenantId tag
+    leading_keys: list[str] | None = field(default=None)  # dynamodb:LeadingKeys; None when none
 
 
 @contextlib.contextmanager
@@ -78,9 +87,15 @@ def install(folder: Path | str, logical_ids: set[str] | frozenset[str]) -> None:
         return
     # Every botocore session made from now on (botocore's built-in handler list), including the
     # private ones Powertools opens, and boto3's default session if it exists already.
-    handlers.BUILTIN_HANDLERS.append(("before-call", _before_call))
+    hooks = (
+        ("before-call", _before_call),
+        ("before-call.sts.AssumeRole", _before_assume_role),
+        ("after-call.sts.AssumeRole", _after_assume_role),
+    )
+    handlers.BUILTIN_HANDLERS.extend(hooks)
     if boto3.DEFAULT_SESSION is not None:
-        boto3.DEFAULT_SESSION.events.register("before-call", _before_call)
+        for event, handler in hooks:
+            boto3.DEFAULT_SESSION.events.register(event, handler)
 
 
 @contextlib.contextmanager
@@ -122,24 +137,89 @@ def logical_name(physical: str) -> str:
     return physical
 
 
-def _before_call(model: Any, params: dict[str, Any], **_: Any) -> None:
+# Access key id → (role logical id, TenantId tag) of the template-role sessions seen being assumed.
+_sessions: dict[str, tuple[str, str]] = {}
+
+
+def _before_assume_role(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    context["tenantry_assumed"] = dict(params.get("body") or {})
+
+
+def _after_assume_role(parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    form = context.get("tenantry_assumed") or {}
+    role = _template_role(str(form.get("RoleArn", "")))
+    key_id = (parsed.get("Credentials") or {}).get("AccessKeyId")
+    if role is not None and key_id:
+        from local.access import TENANT_TAG, session_tag  # noqa: PLC0415 - local.access imports template
+
+        with _lock:
+            _sessions[str(key_id)] = (role[0], session_tag(form, TENANT_TAG) or "")
+
+
+def _template_role(arn: str) -> tuple[str, str] | None:
+    """(logical id, ARN as the evaluator names it) of the template role ``arn`` is, if any.
+
+    A role the template names ``!Sub "${AWS::StackName}<suffix>"`` is recognised by its suffix,
+    whatever stack (``test``, ``tenantry-local``) made it."""
+    from local.iam_policy import STACK_NAME  # noqa: PLC0415 - iam_policy is the evaluator's side
+
+    name = arn.rsplit("/", 1)[-1]
+    for logical_id, resource in template.template().get("Resources", {}).items():
+        if resource.get("Type") != "AWS::IAM::Role":
+            continue
+        role_name = (resource.get("Properties") or {}).get("RoleName")
+        text = role_name.get("Fn::Sub") if isinstance(role_name, dict) else None
+        if isinstance(text, str) and text.startswith("${AWS::StackName}"):
+            suffix = text.removeprefix("${AWS::StackName}")
+            if name.endswith(suffix):
+                return logical_id, f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{STACK_NAME}{suffix}"
+    return None
+
+
+def _session_of(request_signer: Any) -> tuple[str, str] | None:
+    credentials = getattr(request_signer, "_credentials", None)
+    if credentials is None:
+        return None
+    with _lock:
+        return _sessions.get(credentials.get_frozen_credentials().access_key)
+
+
+def _leading_keys(service: str, operation: str, params: dict[str, Any]) -> list[str] | None:
+    if service != "dynamodb":
+        return None
+    from local.access import KeySchemas, partition_values  # noqa: PLC0415
+
+    schemas = KeySchemas.by_logical_id()
+    found = partition_values(
+        operation, _body(params), lambda table, index: schemas.partition_key(logical_name(table), index)
+    )
+    return None if found is None else sorted(found)
+
+
+def _before_call(model: Any, params: dict[str, Any], request_signer: Any = None, **_: Any) -> None:
     function = current_function()
     folder: Path | None = _state["folder"]
     if function is None or folder is None:
         return
+    service = model.service_model.service_name
     try:
-        needed = authorizations(model.service_model.service_name, model.name, params)
+        needed = authorizations(service, model.name, params)
     except Exception as exc:  # noqa: BLE001 - a mapping gap must show up as a failing record, not a crash
         needed = [(f"{model.service_model.signing_name}:{model.name}", f"unmapped ({exc})")]
+    session = _session_of(request_signer)
+    role, tenant = session if session is not None else ("", "")
+    keys = _leading_keys(service, model.name, params) if session is not None else None
+    own = keys is not None and keys == [tenant]
     test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0]
     lines: list[str] = []
     with _lock:
         for action, resource in needed:
-            key = (str(folder), function, action, resource)
+            key = (str(folder), function, action, resource, role, str(own))
             if key in _seen:
                 continue
             _seen.add(key)
-            lines.append(json.dumps(asdict(Call(function, action, resource, model.name, test))))
+            call = Call(function, action, resource, model.name, test, role, tenant, keys)
+            lines.append(json.dumps(asdict(call)))
         if lines:
             with (folder / f"calls-{os.getpid()}.jsonl").open("a", encoding="utf-8") as sink:
                 sink.write("".join(line + "\n" for line in lines))
@@ -212,8 +292,21 @@ def _sqs(operation: str, body: dict[str, Any]) -> list[tuple[str, str]]:
     return [(f"sqs:{operation}", _arn("sqs", logical_name(str(name))) if name else "*")]
 
 
+def _sts(operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    form = params.get("body") or {}
+    arn = str(form.get("RoleArn", ""))
+    role = _template_role(arn)
+    resource = role[1] if role is not None else arn or "*"
+    needed = [(f"sts:{operation}", resource)]
+    if operation == "AssumeRole" and any(str(name).startswith("Tags.member.") for name in form):
+        needed.append(("sts:TagSession", resource))
+    return needed
+
+
 def authorizations(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
     """The (IAM action, resource ARN) pairs API call ``service.operation`` needs, from its request."""
+    if service == "sts":
+        return _sts(operation, params)
     if service == "dynamodb":
         return _dynamodb(operation, _body(params))
     if service == "apigateway":
@@ -228,10 +321,11 @@ def authorizations(service: str, operation: str, params: dict[str, Any]) -> list
 
 def read_calls(folder: Path) -> list[Call]:
     """Every distinct call recorded in ``folder`` (all processes)."""
-    calls: dict[tuple[str, str, str], Call] = {}
+    calls: dict[tuple[str, str, str, str, bool], Call] = {}
     for path in sorted(folder.glob("calls-*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 call = Call(**json.loads(line))
-                calls.setdefault((call.function, call.action, call.resource), call)
+                own = call.leading_keys is not None and call.leading_keys == [call.tenant]
+                calls.setdefault((call.function, call.action, call.resource, call.role, own), call)
     return list(calls.values())

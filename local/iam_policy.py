@@ -7,9 +7,12 @@ wildcards; ``NotAction`` and ``NotResource`` are honoured. Intrinsics (``Ref``, 
 ``Fn::Sub``, ``Fn::Join``, ``Fn::If``…) are resolved against the template with fixed pseudo
 parameters, each stack resource's name being its logical id.
 
-Not modelled, on purpose: conditions (an Allow with a ``Condition`` is never counted as granting, a
-Deny with one always is, so the answer errs towards "denied"), resource policies, permission
-boundaries and SCPs. The template uses none of them for its functions.
+Conditions are evaluated only when the caller gives the request's context (condition keys such as
+``dynamodb:LeadingKeys`` and the principal's tags, for ``${aws:PrincipalTag/…}``), with the
+operators the template uses (``StringEquals``, ``StringLike``, ``ForAllValues:StringEquals``,
+``Null``); any other operator is a :class:`PolicyError`. Without a context an Allow with a
+``Condition`` is never counted as granting, and a Deny with one always is, so the answer errs
+towards "denied". Not modelled, on purpose: resource policies, permission boundaries and SCPs.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class Statement:
     sid: str
     origin: str  # the policy it came from: "<PolicyName>" or the managed policy ARN
     managed: bool  # serves the Lambda service (logs, X-Ray, event sources, DLQ), not the code's calls
+    conditions: Any = None  # the resolved Condition block, if any
 
     def matches(self, action: str, resource: str) -> bool:
         if self.actions and not any(_matches(pattern, action, fold=True) for pattern in self.actions):
@@ -130,24 +134,79 @@ def _matches(pattern: str, value: str, *, fold: bool = False) -> bool:
     return _pattern(pattern, fold).match(value) is not None
 
 
-def evaluate(statements: list[Statement], action: str, resource: str) -> Decision:
-    """IAM's identity-policy logic: explicit Deny > Allow > implicit deny."""
-    denies = [s for s in statements if s.effect == "Deny" and s.matches(action, resource)]
+def evaluate(
+    statements: list[Statement], action: str, resource: str, context: dict[str, Any] | None = None
+) -> Decision:
+    """IAM's identity-policy logic: explicit Deny > Allow > implicit deny.
+
+    ``context`` maps condition keys to the request's values (a list for multi-valued keys such as
+    ``dynamodb:LeadingKeys``; absent keys are left out) and ``aws:PrincipalTag/<key>`` to the
+    principal's tags; with it, conditions are evaluated instead of assumed."""
+
+    def applies(statement: Statement) -> bool:
+        if not statement.matches(action, resource):
+            return False
+        if not statement.has_condition:
+            return True
+        if context is None:
+            return statement.effect == "Deny"
+        return conditions_hold(statement.conditions or {}, context)
+
+    denies = [s for s in statements if s.effect == "Deny" and applies(s)]
     if denies:
         return Decision(False, f"explicitly denied by {denies[0].label}")
-    allows = [
-        s for s in statements if s.effect == "Allow" and not s.has_condition and s.matches(action, resource)
-    ]
+    allows = [s for s in statements if s.effect == "Allow" and applies(s)]
     if allows:
         return Decision(True, f"allowed by {allows[0].label}")
     conditional = [
         s for s in statements if s.effect == "Allow" and s.has_condition and s.matches(action, resource)
     ]
     if conditional:
-        return Decision(
-            False, f"only {conditional[0].label} allows it, under a Condition this test does not model"
-        )
+        why = "its Condition does not hold" if context is not None else "a Condition this test does not model"
+        return Decision(False, f"only {conditional[0].label} allows it, under {why}")
     return Decision(False, "no statement allows it")
+
+
+def _variables(text: str, context: dict[str, Any]) -> str | None:
+    """``${aws:PrincipalTag/TenantId}`` and friends from the context; None if one is missing."""
+    missing: list[str] = []
+
+    def substitute(found: re.Match[str]) -> str:
+        value = context.get(found.group(1))
+        if value is None:
+            missing.append(found.group(1))
+            return ""
+        return str(value)
+
+    resolved = re.sub(r"\$\{([^}]+)\}", substitute, text)
+    return None if missing else resolved
+
+
+def conditions_hold(conditions: dict[str, Any], context: dict[str, Any]) -> bool:
+    """Every operator's every key holds (IAM ANDs them; a key's listed values are ORed)."""
+    for operator, pairs in conditions.items():
+        for key, expected in pairs.items():
+            wanted = [_variables(str(item), context) for item in _as_tuple(expected)]
+            patterns = [item for item in wanted if item is not None]
+            actual = context.get(key)
+            values = [str(item) for item in actual] if isinstance(actual, list | tuple) else actual
+            if operator == "Null":
+                if (actual is None) != (str(expected).lower() == "true"):
+                    return False
+            elif operator == "ForAllValues:StringEquals":
+                if values is not None and not all(value in patterns for value in _as_tuple(values)):
+                    return False
+            elif operator in ("StringEquals", "StringLike"):
+                fold = False
+                if values is None or not any(
+                    (value == pattern if operator == "StringEquals" else _matches(pattern, value, fold=fold))
+                    for value in _as_tuple(values)
+                    for pattern in patterns
+                ):
+                    return False
+            else:
+                raise PolicyError(f"condition operator {operator} is not modelled in local/iam_policy.py")
+    return True
 
 
 # ---------------------------------------------------------------------- the template's roles
@@ -283,6 +342,7 @@ def _statements(
                 resources=_as_tuple(entry.get("Resource")),
                 not_resources=_as_tuple(entry.get("NotResource")),
                 has_condition="Condition" in entry,
+                conditions=entry.get("Condition"),
                 sid=str(entry.get("Sid") or f"#{index}"),
                 origin=origin,
                 managed=managed,
@@ -303,8 +363,14 @@ def role_statements(
     tpl: dict[str, Any], function_logical_id: str, resolver: Resolver | None = None
 ) -> list[Statement]:
     """Every statement that applies to the function's role: inline, managed and attached policies."""
+    return named_role_statements(tpl, role_of(tpl, function_logical_id), resolver)
+
+
+def named_role_statements(
+    tpl: dict[str, Any], role_id: str, resolver: Resolver | None = None
+) -> list[Statement]:
+    """Every statement of the template's role ``role_id`` (e.g. one that functions assume)."""
     resolver = resolver or Resolver(tpl)
-    role_id = role_of(tpl, function_logical_id)
     props = tpl["Resources"][role_id]["Properties"]
     statements: list[Statement] = []
     for policy in props.get("Policies") or []:

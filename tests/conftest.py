@@ -22,6 +22,7 @@ from local import aws_calls, template
 from local import faults as fault_injection
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+TEST_TENANT_DATA_ROLE_ARN = "arn:aws:iam::123456789012:role/test-tenant-data"
 
 # Never reach real AWS, whatever the developer's shell holds.
 os.environ.update(
@@ -47,20 +48,52 @@ for _variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Moto in process with every template table and usage plan; table env vars point at them."""
+    import boto3
     from moto import mock_aws
 
-    from local import template
+    from local import access, template
     from tenantry import aws as aws_clients
 
     with mock_aws():
+        # Tenant requests run with TenantDataRole sessions, and IAM's LeadingKeys wall is enforced
+        # on them exactly as in the embedded stack (local/access.py), so every unit test that
+        # goes through a handler proves its data access stays in the caller's partition.
+        monkeypatch.setenv("TENANT_DATA_ROLE_ARN", TEST_TENANT_DATA_ROLE_ARN)
+        enforcer = access.Enforcer(access.KeySchemas("test"), access.Grants("test"))
+        undo = access.install_botocore_enforcement(boto3._get_default_session().events, enforcer)
         aws_clients.reset()
-        names = template.create_tables(aws_clients.dynamodb_client(), "test")
-        for env_var, logical_id in template.table_env_vars().items():
-            monkeypatch.setenv(env_var, names[logical_id])
-        monkeypatch.setenv("USAGE_PLAN_NAME_PREFIX", "test")
-        template.create_usage_plans(aws_clients.apigateway(), "test")
-        yield names
-        aws_clients.reset()
+        try:
+            names = template.create_tables(aws_clients.dynamodb_client(), "test")
+            for env_var, logical_id in template.table_env_vars().items():
+                monkeypatch.setenv(env_var, names[logical_id])
+            monkeypatch.setenv("USAGE_PLAN_NAME_PREFIX", "test")
+            template.create_usage_plans(aws_clients.apigateway(), "test")
+            yield names
+        finally:
+            undo()
+            aws_clients.reset()
+
+
+@pytest.fixture
+def dynamodb_calls(aws: dict[str, str]) -> Iterator[list[str]]:
+    """Every DynamoDB call, by operation name, of the clients made from now on: the function
+    role's and each tenant's scoped ones (botocore copies the session's hooks into new clients)."""
+    import boto3
+
+    from tenantry import aws as aws_clients
+
+    calls: list[str] = []
+    events = boto3._get_default_session().events
+
+    def count(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    events.register("before-call.dynamodb.*", count, unique_id="tenantry-test-dynamodb-calls")
+    aws_clients.reset()
+    try:
+        yield calls
+    finally:
+        events.unregister("before-call.dynamodb.*", unique_id="tenantry-test-dynamodb-calls")
 
 
 def _function_logical_id(name: str) -> str:

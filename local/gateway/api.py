@@ -46,6 +46,8 @@ class FunctionSpec:
     memory_mb: int
     timeout_s: int
     env: dict[str, str]
+    # Lambda's tenant isolation mode (TenancyConfig PER_TENANT): one set of sandboxes per tenant.
+    tenant_isolation: bool = False
 
 
 @dataclass(frozen=True)
@@ -212,6 +214,7 @@ def load_api(
             memory_mb=int(props.get("MemorySize", 128)),
             timeout_s=int(props.get("Timeout", 3)),
             env=env,
+            tenant_isolation=_tenant_isolated(resolver, logical_id, props.get("TenancyConfig")),
         )
 
     authorizers: dict[str, AuthorizerSpec] = {}
@@ -295,6 +298,16 @@ def _gateway_responses(api_props: dict[str, Any]) -> dict[str, responses.Gateway
         return responses.parse(api_props.get("GatewayResponses"))
     except responses.GatewayResponseError as exc:
         raise TemplateError(f"GatewayResponses: {exc}") from exc
+
+
+def _tenant_isolated(resolver: Resolver, logical_id: str, tenancy: Any) -> bool:
+    if tenancy is None:
+        return False
+    try:
+        resolved = resolver.resolve(tenancy)
+    except UnsupportedIntrinsicError as exc:
+        raise TemplateError(f"{logical_id} TenancyConfig: {exc}") from exc
+    return isinstance(resolved, dict) and resolved.get("TenantIsolationMode") == "PER_TENANT"
 
 
 def env_conflicts(functions: dict[str, FunctionSpec]) -> dict[str, dict[str, str]]:

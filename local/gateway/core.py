@@ -431,6 +431,11 @@ class Gateway:
         6 MB synchronous response payload (502)."""
         started = time.perf_counter()
         pool = self._pools[route.function]
+        # API Gateway passes the authorizer's tenant id as X-Amz-Tenant-Id to a function in
+        # tenant isolation mode (the template's integration request parameter).
+        tenant_id = None
+        if pool.spec.tenant_isolation and exchange.authorizer is not None:
+            tenant_id = exchange.authorizer.context.get("tenant_id")
         function_timeout = float(self.model.functions[route.function].timeout_s)
         wait = min(function_timeout, self.options.integration_timeout)
         outcome: dict[str, Any] = {}
@@ -438,7 +443,7 @@ class Gateway:
 
         def run() -> None:
             try:
-                outcome["result"] = pool.invoke(event, exchange.request_id)
+                outcome["result"] = pool.invoke(event, exchange.request_id, tenant_id)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
                 outcome["error"] = exc
             finally:

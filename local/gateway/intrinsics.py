@@ -140,9 +140,27 @@ class Resolver:
             if name == "Fn::Split":
                 delimiter, text = argument
                 return str(self.resolve(text)).split(str(delimiter))
-            if name.startswith("Fn::") or name == "Condition":
+            if name == "Fn::If":
+                condition, then, otherwise = argument
+                chosen = then if self.condition(str(condition)) else otherwise
+                return None if _is_no_value(chosen) else self.resolve(chosen)
+            if name == "Fn::Equals":
+                left, right = (_text(self.resolve(item)) for item in argument)
+                return left == right
+            if name == "Fn::Not":
+                return not self.resolve(argument[0])
+            if name == "Condition":
+                return self.condition(str(argument))
+            if name.startswith("Fn::"):
                 raise UnsupportedIntrinsicError(f"{name} is not supported by the local stack")
         return {key: self.resolve(item) for key, item in value.items() if not _is_no_value(item)}
+
+    def condition(self, name: str) -> bool:
+        """A template condition, evaluated with the parameters' values (their defaults locally)."""
+        conditions = self._tpl.get("Conditions") or {}
+        if name not in conditions:
+            raise UnsupportedIntrinsicError(f"condition {name} is not in the template")
+        return bool(self.resolve(conditions[name]))
 
     def _sub(self, argument: Any) -> str:
         if isinstance(argument, list):

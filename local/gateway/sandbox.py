@@ -10,6 +10,9 @@
   invocation, and each sandbox's import, also sees its own function's full env (plus Lambda's
   per-function variables) through a thread-local layer over ``os.environ``, so a variable two
   functions set differently (``POWERTOOLS_SERVICE_NAME``) reads right in each of them.
+- **Tenant isolation mode.** A function whose template sets ``TenancyConfig`` to ``PER_TENANT``
+  gets a pool per tenant: a tenant's sandboxes serve only that tenant (module state, ``/tmp``-like
+  caches), and the context's ``tenant_id`` reports it, as Lambda's tenant isolation mode does.
 - **Hot reload.** A watcher polls the modification times under each function's code folder and
   the layers; a change retires the affected pools' sandboxes, and the next request cold-starts a
   fresh copy. In-flight requests finish on the code they started with.
@@ -18,6 +21,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import itertools
 import logging
@@ -139,7 +143,7 @@ class LambdaContext:
         self.log_stream_name = log_stream
         self.identity = None
         self.client_context = None
-        self.tenant_id = None
+        self.tenant_id: str | None = None
         self._deadline = time.monotonic() + spec.timeout_s
 
     def get_remaining_time_in_millis(self) -> int:
@@ -248,6 +252,10 @@ def load_isolated_module(
 
 
 # ---------------------------------------------------------------------- pools
+class TenantIdRequiredError(RuntimeError):
+    """Lambda refuses to invoke a tenant-isolated function without a tenant id."""
+
+
 class FunctionPool:
     """Warm sandboxes of one function; one invocation per sandbox at a time."""
 
@@ -268,6 +276,7 @@ class FunctionPool:
         self._size = 0
         self._generation = 0
         self._available = threading.Condition(threading.Lock())
+        self._tenants: dict[str, FunctionPool] = {}  # tenant isolation mode: a pool per tenant
 
     def retire(self) -> None:
         """Code changed: drop idle sandboxes; busy ones are dropped when they finish."""
@@ -276,6 +285,9 @@ class FunctionPool:
             self._size -= len(self._idle)
             self._idle.clear()
             self._available.notify_all()
+            tenants = list(self._tenants.values())
+        for pool in tenants:
+            pool.retire()
 
     def acquire(self) -> Sandbox:
         with self._available:
@@ -303,21 +315,45 @@ class FunctionPool:
                 self._size -= 1
             self._available.notify()
 
-    def invoke(self, event: Any, request_id: str) -> Any:
+    def invoke(self, event: Any, request_id: str, tenant_id: str | None = None) -> Any:
         """Run the handler with ``event`` in a free sandbox; exceptions propagate. What the function
-        writes to stdout, its cold start included, goes to its log file if it has one."""
+        writes to stdout, its cold start included, goes to its log file if it has one.
+
+        A function in tenant isolation mode runs in the tenant's own sandboxes (created on its
+        first request, never lent to another tenant), and its context reports ``tenant_id``."""
+        if self.spec.tenant_isolation:
+            if not tenant_id:
+                raise TenantIdRequiredError(f"{self.spec.name} is tenant-isolated: an invoke needs a tenant id")
+            return self._tenant_pool(tenant_id).invoke(event, request_id, tenant_id)
         with routed_to(self.log):
             sandbox = self.acquire()
             try:
                 context = LambdaContext(self.spec, request_id, sandbox.log_stream)
+                context.tenant_id = tenant_id
                 with function_env(sandbox.env):
                     return sandbox.handler(event, context)
             finally:
                 self.release(sandbox)
 
+    def _tenant_pool(self, tenant_id: str) -> FunctionPool:
+        with self._available:
+            pool = self._tenants.get(tenant_id)
+            if pool is None:
+                shared = dataclasses.replace(self.spec, tenant_isolation=False)
+                pool = FunctionPool(shared, self.env, self._layer_names, self._max_size, log=self.log)
+                self._tenants[tenant_id] = pool
+            return pool
+
     @property
     def warm(self) -> int:
-        return len(self._idle)
+        return len(self._idle) + sum(pool.warm for pool in list(self._tenants.values()))
+
+    def sandbox_modules(self, tenant_id: str | None = None) -> list[ModuleType]:
+        """The handler modules of the idle sandboxes (of ``tenant_id``'s, if isolated): for tests."""
+        if tenant_id is not None:
+            pool = self._tenants.get(tenant_id)
+            return [] if pool is None else pool.sandbox_modules()
+        return [sandbox.module for sandbox in self._idle]
 
 
 # ---------------------------------------------------------------------- hot reload

@@ -32,9 +32,29 @@ def calls() -> dict[str, list[aws_calls.Call]]:
     for call in recorded:
         # Overlay functions (tests' echo and crash handlers) are not deployed, and a table the
         # template does not define is a test's deliberately missing one (the 503 health check).
-        if call.function in template_functions and _names_a_template_table(call):
+        # Calls made with an assumed role's session are that role's (see role_calls).
+        if call.function in template_functions and _names_a_template_table(call) and not call.role:
             by_function[call.function].append(call)
     return by_function
+
+
+@pytest.fixture(scope="module")
+def role_calls() -> dict[str, list[aws_calls.Call]]:
+    """Calls made with sessions of the template's own roles (TenantDataRole), by role."""
+    assert FOLDER is not None
+    by_role: dict[str, list[aws_calls.Call]] = defaultdict(list)
+    for call in aws_calls.read_calls(Path(FOLDER)):
+        if call.role and _names_a_template_table(call):
+            by_role[call.role].append(call)
+    return by_role
+
+
+def _session_context(call: aws_calls.Call, leading_keys: list[str] | None) -> dict[str, object]:
+    """The request context IAM evaluates the role's conditions in: its session tag and keys."""
+    context: dict[str, object] = {"aws:PrincipalTag/TenantId": call.tenant} if call.tenant else {}
+    if leading_keys is not None:
+        context["dynamodb:LeadingKeys"] = leading_keys
+    return context
 
 
 def _names_a_template_table(call: aws_calls.Call) -> bool:
@@ -128,3 +148,59 @@ def test_no_grant_uses_a_star_resource_where_a_narrower_arn_exists(calls) -> Non
                     )
                     broad.append(f"  {function}: {action} on * ({statement.label}); calls used {seen}")
     assert not broad, "grants on * for actions that take resource ARNs:\n" + "\n".join(broad)
+
+
+# ---------------------------------------------------------------------- assumed roles (TenantDataRole)
+def test_tenant_requests_made_calls_with_tenant_data_role_sessions(role_calls) -> None:
+    assert role_calls.get("TenantDataRole"), "no call was made with a TenantDataRole session"
+
+
+def test_every_call_of_an_assumed_role_session_is_allowed_under_its_conditions(role_calls) -> None:
+    tpl = translated_template()
+    refused: list[str] = []
+    for role, role_call_list in sorted(role_calls.items()):
+        statements = iam_policy.named_role_statements(tpl, role)
+        for call in role_call_list:
+            own = call.leading_keys is not None and call.leading_keys == [call.tenant]
+            if not own:
+                continue  # a deliberate cross-tenant call of a negative test: denied, see below
+            decision = iam_policy.evaluate(
+                statements, call.action, call.resource, _session_context(call, call.leading_keys)
+            )
+            if not decision.allowed:
+                refused.append(
+                    f"  {role} ({call.function}): {call.action} on {call.resource} ({decision.reason})"
+                )
+    assert not refused, "IAM would refuse these tenant-scoped calls:\n" + "\n".join(refused)
+
+
+def test_tenant_a_session_never_reaches_tenant_b_key(role_calls) -> None:
+    # Every call a tenant's session made, replayed with another tenant's key (alone, or mixed into
+    # a batch with its own), and with no key at all (a Scan, a PartiQL statement)
+    tpl = translated_template()
+    reached: list[str] = []
+    for role, role_call_list in sorted(role_calls.items()):
+        statements = iam_policy.named_role_statements(tpl, role)
+        for call in role_call_list:
+            for keys in (["tenant-b"], [call.tenant, "tenant-b"], None):
+                decision = iam_policy.evaluate(
+                    statements, call.action, call.resource, _session_context(call, keys)
+                )
+                if decision.allowed:
+                    reached.append(f"  {role}: {call.action} on {call.resource} with keys {keys}")
+    assert not reached, "a tenant's session reaches other partitions:\n" + "\n".join(reached)
+
+
+def test_every_grant_of_an_assumed_role_is_used(role_calls) -> None:
+    tpl = translated_template()
+    unused: list[str] = []
+    for role in sorted(role_calls):
+        for statement in iam_policy.named_role_statements(tpl, role):
+            for action in statement.actions:
+                for resource in statement.resources:
+                    probe = iam_policy.Statement(
+                        "Allow", (action,), (), (resource,), (), False, "", "", False
+                    )
+                    if not any(probe.matches(call.action, call.resource) for call in role_calls[role]):
+                        unused.append(f"  {role}: {action} on {resource} ({statement.label})")
+    assert not unused, "grants no recorded tenant-scoped call uses:\n" + "\n".join(unused)

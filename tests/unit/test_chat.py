@@ -355,11 +355,12 @@ def test_unknown_session_is_404(api: ChatApi) -> None:
 # ---------------------------------------------------------------------------------- cost and lifecycle
 
 
-def test_a_turn_costs_at_most_three_round_trips(api: ChatApi, model: FakeAnthropic) -> None:
+def test_a_turn_costs_at_most_three_round_trips(
+    api: ChatApi, model: FakeAnthropic, dynamodb_calls: list[str]
+) -> None:
     session_id = api.say("one")[1]["session_id"]
-    calls: list[str] = []
-    for client in (clients.dynamodb_client(), clients.dynamodb().meta.client):
-        client.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    calls = dynamodb_calls
+    calls.clear()
     api.say("two", session_id)
     assert calls == ["BatchGetItem", "Query", "TransactWriteItems"]
     calls.clear()

@@ -266,3 +266,96 @@ def test_a_dead_letter_queue_and_an_sqs_event_source_are_the_runtimes_grants() -
     assert iam_policy.evaluate(statements, "sqs:ReceiveMessage", queue).allowed
     # And they are not the code's grants, so no test must make those calls
     assert all(s.managed for s in statements if "sqs:SendMessage" in s.actions)
+
+
+# ---------------------------------------------------------------------- conditions (issue 13)
+LEADING_KEYS_CONDITION = {
+    "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["${aws:PrincipalTag/TenantId}"]},
+    "Null": {"dynamodb:LeadingKeys": "false"},
+}
+
+
+def test_conditions_are_evaluated_in_the_requests_context() -> None:
+    scoped = [
+        iam_policy.Statement(
+            "Allow",
+            ("dynamodb:GetItem",),
+            (),
+            (ARN + "T",),
+            (),
+            True,
+            "Own",
+            "P",
+            False,
+            LEADING_KEYS_CONDITION,
+        )
+    ]
+
+    def decide(context: dict[str, Any] | None) -> bool:
+        return iam_policy.evaluate(scoped, "dynamodb:GetItem", ARN + "T", context).allowed
+
+    tag = {"aws:PrincipalTag/TenantId": "acme"}
+    assert decide({**tag, "dynamodb:LeadingKeys": ["acme"]})
+    assert not decide({**tag, "dynamodb:LeadingKeys": ["globex"]})
+    assert not decide({**tag, "dynamodb:LeadingKeys": ["acme", "globex"]})
+    assert not decide(tag)  # no keys: Null refuses what ForAllValues would let through
+    assert not decide({"dynamodb:LeadingKeys": ["acme"]})  # no tag: the variable matches nothing
+    assert not decide(None)  # without a context a conditional Allow never counts
+
+
+def test_string_conditions_and_an_unknown_operator() -> None:
+    def holds(conditions: dict[str, Any], context: dict[str, Any]) -> bool:
+        return iam_policy.conditions_hold(conditions, context)
+
+    assert holds({"StringLike": {"aws:RequestTag/TenantId": "?*"}}, {"aws:RequestTag/TenantId": "acme"})
+    assert not holds({"StringLike": {"aws:RequestTag/TenantId": "?*"}}, {"aws:RequestTag/TenantId": ""})
+    assert not holds({"StringEquals": {"aws:TagKeys": "TenantId"}}, {})
+    assert holds({"ForAllValues:StringEquals": {"aws:TagKeys": ["TenantId"]}}, {"aws:TagKeys": ["TenantId"]})
+    assert not holds({"ForAllValues:StringEquals": {"aws:TagKeys": ["TenantId"]}}, {"aws:TagKeys": ["Other"]})
+    with pytest.raises(iam_policy.PolicyError):
+        holds({"NumericLessThan": {"aws:MultiFactorAuthAge": "300"}}, {})
+
+
+def test_calls_with_an_assumed_roles_session_are_that_roles(tmp_path: Path) -> None:
+    # Given a function that assumes TenantDataRole tagged with its tenant (the test stack's name)
+    with aws_calls.recording(tmp_path, {"EventsTable", "EventsFunction"}), mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="test-EventsTable",
+            AttributeDefinitions=[
+                {"AttributeName": "tenant_id", "AttributeType": "S"},
+                {"AttributeName": "position", "AttributeType": "N"},
+            ],
+            KeySchema=[
+                {"AttributeName": "tenant_id", "KeyType": "HASH"},
+                {"AttributeName": "position", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        with aws_calls.acting_as("EventsFunction"):
+            credentials = boto3.client("sts", region_name="us-east-1").assume_role(
+                RoleArn="arn:aws:iam::123456789012:role/test-tenant-data",
+                RoleSessionName="acme",
+                Tags=[{"Key": "TenantId", "Value": "acme"}],
+            )["Credentials"]
+            scoped = boto3.client(
+                "dynamodb",
+                region_name="us-east-1",
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+            )
+            scoped.get_item(
+                TableName="test-EventsTable", Key={"tenant_id": {"S": "acme"}, "position": {"N": "1"}}
+            )
+    # Then the AssumeRole is the function's (on the template's role ARN), the read the role's
+    calls = {
+        (c.function, c.action, c.resource, c.role, c.tenant, str(c.leading_keys))
+        for c in aws_calls.read_calls(tmp_path)
+    }
+    role_arn = f"arn:aws:iam::123456789012:role/{iam_policy.STACK_NAME}-tenant-data"
+    assert calls == {
+        ("EventsFunction", "sts:AssumeRole", role_arn, "", "", "None"),
+        ("EventsFunction", "sts:TagSession", role_arn, "", "", "None"),
+        ("EventsFunction", "dynamodb:GetItem", ARN + "EventsTable", "TenantDataRole", "acme", "['acme']"),
+    }

@@ -1,11 +1,24 @@
 """Cached boto3 clients and resources, one per process, so warm invocations reuse connections.
 
+Two kinds of DynamoDB access exist, and stores get theirs from one place:
+
+- :func:`data_client`, :func:`data_resource` and :func:`data_table` serve tenant data. Inside a
+  request scope opened by the HTTP glue (:func:`tenant_scope`) they are the tenant's scoped
+  clients, whose credentials IAM limits to the tenant's partition key (``dynamodb:LeadingKeys``);
+  outside one (admin routes, metering, offboarding) they are the function role's clients.
+- :func:`dynamodb_client`, :func:`dynamodb` and :func:`table` are always the function role's: for
+  tables that are not keyed by tenant (the key table) and for table-level calls (health).
+
 Tests and the local stack swap the AWS backend (moto) under the process, so :func:`reset` drops
-every cached client.
+every cached client and every cached tenant credential.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -17,19 +30,33 @@ if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
     from mypy_boto3_dynamodb import DynamoDBClient, DynamoDBServiceResource
     from mypy_boto3_dynamodb.service_resource import Table
+    from mypy_boto3_sts import STSClient
 
 # Short timeouts and the standard retry mode, from the one shared setting (tenantry.clientconfig).
-_CONFIG = clientconfig.config(clientconfig.API)
+CONFIG = clientconfig.config(clientconfig.API)
+
+
+@dataclass(frozen=True, slots=True)
+class DataAccess:
+    """One set of credentials' DynamoDB access: a plain client and a resource. (A resource's own
+    ``meta.client`` serializes Python values itself, so it cannot take typed items.)"""
+
+    client: DynamoDBClient
+    resource: DynamoDBServiceResource
+
+
+# The current request tenant's scoped access, or None: the function role's clients.
+_scoped: ContextVar[DataAccess | None] = ContextVar("tenantry_scoped_dynamodb", default=None)
 
 
 @cache
 def dynamodb_client() -> DynamoDBClient:
-    return boto3.client("dynamodb", config=_CONFIG)
+    return boto3.client("dynamodb", config=CONFIG)
 
 
 @cache
 def dynamodb() -> DynamoDBServiceResource:
-    return boto3.resource("dynamodb", config=_CONFIG)
+    return boto3.resource("dynamodb", config=CONFIG)
 
 
 @cache
@@ -39,13 +66,48 @@ def table(name: str) -> Table:
 
 @cache
 def apigateway() -> APIGatewayClient:
-    return boto3.client("apigateway", config=_CONFIG)
+    return boto3.client("apigateway", config=CONFIG)
+
+
+@cache
+def sts() -> STSClient:
+    return boto3.client("sts", config=CONFIG)
+
+
+def data_resource() -> DynamoDBServiceResource:
+    """The DynamoDB resource for tenant data in this request: the tenant's scoped one, if any."""
+    scoped = _scoped.get()
+    return scoped.resource if scoped is not None else dynamodb()
+
+
+def data_client() -> DynamoDBClient:
+    """The low-level client for tenant data in this request (same credentials as the resource)."""
+    scoped = _scoped.get()
+    return scoped.client if scoped is not None else dynamodb_client()
+
+
+def data_table(name: str) -> Table:
+    scoped = _scoped.get()
+    return scoped.resource.Table(name) if scoped is not None else table(name)
+
+
+@contextlib.contextmanager
+def tenant_scope(access: DataAccess | None) -> Iterator[None]:
+    """Within this block, the data_* accessors use ``access`` (None: the function role's)."""
+    token = _scoped.set(access)
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
 
 
 def reset() -> None:
     """Forget every cached client (tests and hot reload switch backends under us)."""
-    for cached in (dynamodb_client, dynamodb, table, apigateway):
+    for cached in (dynamodb_client, dynamodb, table, apigateway, sts):
         cached.cache_clear()
+    from tenantry import credentials  # noqa: PLC0415 - credentials imports this module
+
+    credentials.forget()
 
 
 def error_code(exc: Exception) -> str:

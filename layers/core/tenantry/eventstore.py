@@ -157,15 +157,6 @@ def _answer(positions: list[int], batch: bool) -> dict[str, Any]:
     return {"positions": positions} if batch else {"position": positions[0]}
 
 
-class _TenantScopedPersistence(DynamoDBPersistenceLayer):
-    """Powertools' DynamoDB layer with record ids that start with the tenant: ``<tenant>#…``,
-    so one tenant's key never meets another's, and offboarding finds them by prefix."""
-
-    def _get_hashed_idempotency_key(self, data: dict[str, Any]) -> str | None:
-        hashed = super()._get_hashed_idempotency_key(data)
-        return None if hashed is None else f"{data['tenant_id']}#{hashed}"
-
-
 def publish(
     tenant_id: str, body: Any, idempotency_key: str | None, lambda_context: Any | None = None
 ) -> dict[str, Any]:
@@ -177,8 +168,14 @@ def publish(
     def publish_once(request: dict[str, Any]) -> dict[str, Any]:
         return _answer(append(tenant_id, events, batch=batch), batch)
 
-    persistence = _TenantScopedPersistence(
-        table_name=settings.table_name(settings.IDEMPOTENCY_TABLE), boto3_client=aws.dynamodb_client()
+    # Records live under the tenant's own partition (sort key ``id``), so the tenant's scoped
+    # credentials can reach them (dynamodb:LeadingKeys) and offboarding purges them by partition.
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.table_name(settings.IDEMPOTENCY_TABLE),
+        key_attr="tenant_id",
+        sort_key_attr="id",
+        static_pk_value=tenant_id,
+        boto3_client=aws.data_client(),
     )
     config = IdempotencyConfig(
         event_key_jmespath="[tenant_id, idempotency_key]",

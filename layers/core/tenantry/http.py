@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from tenantry import aws, deadline, jsonguard, retry, settings
+from tenantry import aws, credentials, deadline, jsonguard, retry, settings
 from tenantry.errors import (
     ApiError,
     BadRequest,
@@ -236,13 +236,57 @@ def _run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaCont
         refused = _refuse_body(event)
         if refused is not None:
             return refused
-    return app.resolve(event, context)
+    mismatch = _isolation_mismatch(caller, context)
+    if mismatch is not None:
+        return _plain_response(500, mismatch.body(), _request_id(event))
+    # The one place a request's data access is chosen: a tenant's request reads and writes with
+    # credentials IAM limits to its partition key; every store takes its client from aws.data_*.
+    try:
+        scoped = credentials.scoped_access(caller.tenant_id) if caller and caller.role == "tenant" else None
+    except ApiError as exc:
+        return _plain_response(exc.status, exc.body(), _request_id(event), exc.headers)
+    with aws.tenant_scope(scoped):
+        return app.resolve(event, context)
 
 
-def _plain_response(status: int, body: dict[str, object], request_id: str) -> dict[str, Any]:
+# The tenant Lambda reported at this sandbox's first tenant-isolated invocation.
+_environment_tenant: dict[str, str] = {}
+
+
+class TenantMismatch(ApiError):
+    status = 500
+    code = "tenant_mismatch"
+
+
+def _isolation_mismatch(caller: Caller | None, context: LambdaContext) -> TenantMismatch | None:
+    """Under Lambda's tenant isolation mode the runtime reports which tenant this execution
+    environment belongs to; it must be the authorizer's tenant, or the walls disagree."""
+    lambda_tenant = getattr(context, "tenant_id", None)
+    if not lambda_tenant:
+        return None
+    logger.append_keys(lambda_tenant_id=lambda_tenant)
+    first = _environment_tenant.setdefault("tenant_id", lambda_tenant)
+    if first == lambda_tenant and not _environment_tenant.get("logged"):
+        _environment_tenant["logged"] = "yes"
+        logger.info("this execution environment is dedicated to one tenant (Lambda tenant isolation mode)")
+    elif first != lambda_tenant:
+        logger.error(
+            "Lambda reported another tenant in an environment it had dedicated", extra={"first": first}
+        )
+    if caller is not None and caller.tenant_id != lambda_tenant:
+        logger.error(
+            "Lambda's tenant differs from the authorizer's", extra={"lambda_tenant_id": lambda_tenant}
+        )
+        return TenantMismatch("This execution environment belongs to another tenant")
+    return None
+
+
+def _plain_response(
+    status: int, body: dict[str, object], request_id: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "statusCode": status,
-        "headers": {"Content-Type": JSON},
+        "headers": {"Content-Type": JSON, **(headers or {})},
         "body": json.dumps({**body, "request_id": request_id}),
         "isBase64Encoded": False,
     }

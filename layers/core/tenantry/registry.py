@@ -7,11 +7,8 @@ registered. A unit test checks that every table in template.yaml keyed by ``tena
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from tenantry import settings
-
-PurgeStrategy = Literal["partition", "id_prefix"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,9 +16,6 @@ class TenantTable:
     logical_id: str  # the table's resource name in template.yaml
     env_var: str  # the env var that carries its physical name
     sort_key: str | None  # None for a table with a hash key only
-    # "partition": every item has partition key tenant_id (query and delete).
-    # "id_prefix": partition key ``id`` starts with "<tenant_id>#" (Powertools idempotency layout).
-    purge: PurgeStrategy = "partition"
 
 
 # ApiKeys is not here: its partition key is the key hash; keys are revoked and deleted through the
@@ -31,7 +25,7 @@ TENANT_TABLES: tuple[TenantTable, ...] = (
     TenantTable("EventsTable", settings.EVENTS_TABLE, "position"),
     TenantTable("ConsumersTable", settings.CONSUMERS_TABLE, "name"),
     TenantTable("ConversationsTable", settings.CONVERSATIONS_TABLE, "sk"),
-    TenantTable("IdempotencyTable", settings.IDEMPOTENCY_TABLE, None, purge="id_prefix"),
+    TenantTable("IdempotencyTable", settings.IDEMPOTENCY_TABLE, "id"),
     # Later features register their tables here, above TenantsTable.
     TenantTable("TenantsTable", settings.TENANTS_TABLE, None),  # last: a retried offboarding still finds it
 )

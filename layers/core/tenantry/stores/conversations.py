@@ -71,7 +71,7 @@ def read_turn_state(tenant_id: str, user_id: str, session_id: str | None, period
         }
     found: dict[str, list[dict[str, Any]]] = {}
     while requests:
-        answer = aws.dynamodb().batch_get_item(RequestItems=requests)
+        answer = aws.data_resource().batch_get_item(RequestItems=requests)
         for table, items in answer.get("Responses", {}).items():
             found.setdefault(table, []).extend(items)
         requests = answer.get("UnprocessedKeys") or {}
@@ -85,7 +85,7 @@ def read_turn_state(tenant_id: str, user_id: str, session_id: str | None, period
 
 def recent_turns(tenant_id: str, user_id: str, session_id: str, count: int) -> list[dict[str, Any]]:
     """The last ``count`` turns of a session, oldest first."""
-    answer = aws.table(_table_name()).query(
+    answer = aws.data_table(_table_name()).query(
         KeyConditionExpression=Key("tenant_id").eq(tenant_id)
         & Key("sk").begins_with(session_key(user_id, session_id) + "#"),
         ScanIndexForward=False,
@@ -134,7 +134,7 @@ def write_turn(
     if tokens_day is not None:
         items.append(usage_store.token_update(tenant_id, tokens_day, tokens_in, tokens_out))
     try:
-        aws.dynamodb_client().transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        aws.data_client().transact_write_items(TransactItems=items)  # type: ignore[arg-type]
     except ClientError as exc:
         if retry.is_lost_race(exc):
             raise ContendedError from exc
@@ -145,7 +145,7 @@ def write_turn(
 
 def get_session(tenant_id: str, user_id: str, session_id: str) -> dict[str, Any] | None:
     item: dict[str, Any] | None = (
-        aws.table(_table_name())
+        aws.data_table(_table_name())
         .get_item(Key={"tenant_id": tenant_id, "sk": session_key(user_id, session_id)}, ConsistentRead=True)
         .get("Item")
     )
@@ -163,7 +163,7 @@ def list_sessions(
     }
     if start_key:
         query["ExclusiveStartKey"] = start_key
-    answer = aws.table(_table_name()).query(**query)
+    answer = aws.data_table(_table_name()).query(**query)
     return list(answer.get("Items", [])), answer.get("LastEvaluatedKey")
 
 
@@ -178,13 +178,13 @@ def session_turns(
     }
     if start_key:
         query["ExclusiveStartKey"] = start_key
-    answer = aws.table(_table_name()).query(**query)
+    answer = aws.data_table(_table_name()).query(**query)
     return list(answer.get("Items", [])), answer.get("LastEvaluatedKey")
 
 
 def delete_session(tenant_id: str, user_id: str, session_id: str) -> int:
     """Delete the session's turns, then its metadata; the number of items deleted."""
-    table = aws.table(_table_name())
+    table = aws.data_table(_table_name())
     keys: list[str] = []
     start: dict[str, Any] | None = None
     while True:

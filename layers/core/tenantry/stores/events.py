@@ -64,7 +64,7 @@ def _consumers_table() -> str:
 def read_head(tenant_id: str) -> int:
     """The tenant's last position (0 for an empty stream); a consistent read."""
     item = (
-        aws.dynamodb_client()
+        aws.data_client()
         .get_item(
             TableName=_events_table(),
             Key={"tenant_id": {"S": tenant_id}, "position": {"N": str(HEAD_POSITION)}},
@@ -118,7 +118,7 @@ def append(tenant_id: str, expected_last: int, events: Sequence[StoredEvent], up
     try:
         # The token makes botocore's own retry of a transaction that did commit (a timeout on the
         # answer) a no-op instead of a condition failure that would make us append twice.
-        aws.dynamodb_client().transact_write_items(
+        aws.data_client().transact_write_items(
             TransactItems=items,  # type: ignore[arg-type]
             ClientRequestToken=uuid.uuid4().hex,
         )
@@ -154,7 +154,7 @@ def _event_of(item: dict[str, Any]) -> dict[str, Any]:
 
 def get_event(tenant_id: str, position: int) -> dict[str, Any] | None:
     item = (
-        aws.dynamodb_client()
+        aws.data_client()
         .get_item(
             TableName=_events_table(),
             Key={"tenant_id": {"S": tenant_id}, "position": {"N": str(position)}},
@@ -198,7 +198,7 @@ def read_events(
     found: list[dict[str, Any]] = []
     size = 0
     examined = 0
-    client = aws.dynamodb_client()
+    client = aws.data_client()
     while True:
         if event_type is not None:
             query["Limit"] = MAX_EXAMINED_PER_READ - examined
@@ -220,7 +220,7 @@ def read_events(
 
 
 def put_checkpoint(tenant_id: str, name: str, position: int, updated_at: str) -> None:
-    aws.dynamodb_client().put_item(
+    aws.data_client().put_item(
         TableName=_consumers_table(),
         Item={
             "tenant_id": {"S": tenant_id},
@@ -233,7 +233,7 @@ def put_checkpoint(tenant_id: str, name: str, position: int, updated_at: str) ->
 
 def get_checkpoint(tenant_id: str, name: str) -> dict[str, Any] | None:
     item = (
-        aws.dynamodb_client()
+        aws.data_client()
         .get_item(
             TableName=_consumers_table(),
             Key={"tenant_id": {"S": tenant_id}, "name": {"S": name}},

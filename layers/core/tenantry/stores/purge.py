@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr, Key
+from boto3.dynamodb.conditions import Key
 
 from tenantry import aws, settings
 from tenantry.registry import TenantTable, registered_tables
@@ -33,15 +33,7 @@ def purge_table(entry: TenantTable, tenant_id: str) -> int:
     name = settings.optional_table_name(entry.env_var)
     if name is None:
         return 0
-    table = aws.table(name)
-    if entry.purge == "id_prefix":
-        pages = _pages(
-            table.scan,
-            FilterExpression=Attr("id").begins_with(f"{tenant_id}#"),
-            ProjectionExpression="#id",
-            ExpressionAttributeNames={"#id": "id"},
-        )
-        return _delete_all(table, ["id"], pages)
+    table = aws.data_table(name)
     key_names = ["tenant_id"] + ([entry.sort_key] if entry.sort_key else [])
     projection = {f"#k{index}": name for index, name in enumerate(key_names)}
     pages = _pages(

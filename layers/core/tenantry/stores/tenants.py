@@ -13,7 +13,7 @@ from tenantry.stores.pagination import decode_token, encode_token
 
 
 def _table() -> Any:
-    return aws.table(settings.table_name(settings.TENANTS_TABLE))
+    return aws.data_table(settings.table_name(settings.TENANTS_TABLE))
 
 
 def create(item: dict[str, Any]) -> None:

@@ -102,7 +102,7 @@ def write_once(marker: dict[str, Any], updates: list[dict[str, Any]]) -> bool:
     while True:
         attempt += 1
         try:
-            aws.dynamodb_client().transact_write_items(TransactItems=items)
+            aws.data_client().transact_write_items(TransactItems=items)
         except ClientError as exc:
             if retry.is_lost_race(exc) and retry.pause(attempt):
                 continue
@@ -117,13 +117,13 @@ def add_tokens(
     tenant_id: str, period: str, tokens_in: int, tokens_out: int, model: str | None = None
 ) -> None:
     update = token_update(tenant_id, period, tokens_in, tokens_out, model)["Update"]
-    aws.dynamodb_client().update_item(**update)
+    aws.data_client().update_item(**update)
 
 
 def get_period(tenant_id: str, period: str) -> dict[str, Any]:
     """The counters of one period (an empty dict when nothing was counted yet)."""
     item: dict[str, Any] | None = (
-        aws.table(table_name()).get_item(Key={"tenant_id": tenant_id, "period": period}).get("Item")
+        aws.data_table(table_name()).get_item(Key={"tenant_id": tenant_id, "period": period}).get("Item")
     )
     return item or {}
 
@@ -135,7 +135,7 @@ def get_periods(tenant_ids: list[str], period: str) -> dict[str, dict[str, Any]]
         keys = [{"tenant_id": tenant_id, "period": period} for tenant_id in tenant_ids[start : start + 100]]
         requests: dict[str, Any] = {table_name(): {"Keys": keys}}
         while requests:
-            answer = aws.dynamodb().batch_get_item(RequestItems=requests)
+            answer = aws.data_resource().batch_get_item(RequestItems=requests)
             for item in answer.get("Responses", {}).get(table_name(), []):
                 found[str(item["tenant_id"])] = item
             requests = answer.get("UnprocessedKeys") or {}
@@ -144,7 +144,7 @@ def get_periods(tenant_ids: list[str], period: str) -> dict[str, dict[str, Any]]
 
 def get_range(tenant_id: str, first: str, last: str) -> list[dict[str, Any]]:
     """Every period item of the tenant from ``first`` to ``last`` (sort keys, inclusive)."""
-    answer = aws.table(table_name()).query(
+    answer = aws.data_table(table_name()).query(
         KeyConditionExpression=Key("tenant_id").eq(tenant_id) & Key("period").between(first, last)
     )
     return list(answer.get("Items", []))

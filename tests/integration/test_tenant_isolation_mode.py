@@ -1,0 +1,48 @@
+"""Lambda's tenant isolation mode, locally: a PER_TENANT function's sandboxes serve one tenant only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from local.gateway.api import load_api
+from tests.integration.conftest import OVERLAY, LocalStack
+
+
+def test_module_state_set_by_tenant_a_is_invisible_to_tenant_b(gateway: LocalStack) -> None:
+    # Given two tenants calling a tenant-isolated function that keeps module state
+    a, key_a = gateway.create_tenant("enterprise")
+    b, key_b = gateway.create_tenant("enterprise")
+    # When tenant A calls twice, then tenant B once
+    first = gateway.request("GET", "/_test/tenant-state", key=key_a).json
+    second = gateway.request("GET", "/_test/tenant-state", key=key_a).json
+    other = gateway.request("GET", "/_test/tenant-state", key=key_b).json
+    # Then A's warm sandbox kept A's state, and B's sandbox never saw it
+    assert first["seen"] == [a]
+    assert second["seen"] == [a, a]
+    assert other["seen"] == [b]
+    # And each environment reports its tenant, as Lambda's context.tenant_id does
+    assert (second["lambda_tenant_id"], other["lambda_tenant_id"]) == (a, b)
+
+
+def test_without_isolation_one_warm_sandbox_serves_both_tenants(gateway: LocalStack) -> None:
+    # The control: the same code, not isolated, lets tenant B see what tenant A left behind
+    a, key_a = gateway.create_tenant("enterprise")
+    b, key_b = gateway.create_tenant("enterprise")
+    gateway.request("GET", "/_test/shared-state", key=key_a)
+    other = gateway.request("GET", "/_test/shared-state", key=key_b).json
+    assert other["seen"][-2:] == [a, b]
+    assert other["lambda_tenant_id"] is None
+    assert not load_api([OVERLAY]).functions["SharedStateFunction"].tenant_isolation
+
+
+def test_chat_isolation_follows_the_template_parameter(tmp_path: Path) -> None:
+    # Given the template's default (NONE), chat shares its sandboxes
+    assert not load_api().functions["ChatFunction"].tenant_isolation
+    # When the stack is deployed with ChatTenantIsolation=PER_TENANT (an overlay sets the default)
+    overlay = tmp_path / "per-tenant.yaml"
+    parameter = {"Type": "String", "Default": "PER_TENANT", "AllowedValues": ["NONE", "PER_TENANT"]}
+    overlay.write_text(yaml.safe_dump({"Parameters": {"ChatTenantIsolation": parameter}}), encoding="utf-8")
+    # Then the local gateway gives chat a sandbox pool per tenant
+    assert load_api([overlay]).functions["ChatFunction"].tenant_isolation
