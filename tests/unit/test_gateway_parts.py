@@ -251,6 +251,8 @@ def test_answers_are_one_piece_with_length_and_no_injected_lines() -> None:
 
 def test_intrinsics_resolve_to_local_names() -> None:
     template = {
+        "Parameters": {"Mode": {"Type": "String", "Default": "PER_TENANT"}},
+        "Conditions": {"Isolated": {"Fn::Equals": [{"Ref": "Mode"}, "PER_TENANT"]}},
         "Mappings": {"Tiers": {"basic": {"BurstLimit": 10}}},
         "Resources": {
             "Table": {"Type": "AWS::DynamoDB::Table"},
@@ -265,7 +267,13 @@ def test_intrinsics_resolve_to_local_names() -> None:
     assert resolver.env_value({"Fn::FindInMap": ["Tiers", "basic", "BurstLimit"]}) == "10"
     assert resolver.env_value({"Fn::Join": ["-", ["a", {"Ref": "AWS::Region"}]]}) == "a-us-east-1"
     assert resolver.env_value({"Fn::GetAtt": ["Fn", "Arn"]}).endswith(":function:s-Fn")
-    with pytest.raises(UnsupportedIntrinsicError, match="Fn::If"):
+    # Conditions evaluate with the parameters' defaults; an If's NoValue branch resolves to nothing
+    assert resolver.env_value({"Fn::If": ["Isolated", "yes", "no"]}) == "yes"
+    assert resolver.resolve({"Fn::Not": [{"Condition": "Isolated"}]}) is False
+    assert resolver.resolve({"Fn::If": ["Isolated", {"Ref": "AWS::NoValue"}, "b"]}) is None
+    with pytest.raises(UnsupportedIntrinsicError, match="Fn::Base64"):
+        resolver.env_value({"Fn::Base64": "a"})
+    with pytest.raises(UnsupportedIntrinsicError, match="condition c"):
         resolver.env_value({"Fn::If": ["c", "a", "b"]})
     with pytest.raises(UnsupportedIntrinsicError, match="Missing"):
         resolver.env_value({"Ref": "Missing"})
