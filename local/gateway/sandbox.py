@@ -323,7 +323,9 @@ class FunctionPool:
         first request, never lent to another tenant), and its context reports ``tenant_id``."""
         if self.spec.tenant_isolation:
             if not tenant_id:
-                raise TenantIdRequiredError(f"{self.spec.name} is tenant-isolated: an invoke needs a tenant id")
+                raise TenantIdRequiredError(
+                    f"{self.spec.name} is tenant-isolated: an invoke needs a tenant id"
+                )
             return self._tenant_pool(tenant_id).invoke(event, request_id, tenant_id)
         with routed_to(self.log):
             sandbox = self.acquire()
