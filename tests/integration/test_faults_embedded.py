@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from local import faults, template
 from local.embedded import EmbeddedAws
-from tenantry import aws, chat, eventstore, llm, tenancy
+from tenantry import aws, chat, credentials, eventstore, llm, tenancy
 from tenantry.models.chat import ChatRequest
 from tenantry.models.events import EventIn
 from tenantry.models.tenants import CreateTenantRequest
@@ -34,6 +34,11 @@ def _start(spec: str, monkeypatch: pytest.MonkeyPatch) -> EmbeddedAws:
     for env_var, logical_id in template.table_env_vars().items():
         monkeypatch.setenv(env_var, template.local_table_name(logical_id))
     monkeypatch.setenv("USAGE_PLAN_NAME_PREFIX", template.LOCAL_STACK_NAME)
+    # As the template gives the tenant-facing functions: their data access is tenant-scoped.
+    monkeypatch.setenv(
+        credentials.ROLE_ARN_ENV,
+        f"arn:aws:iam::{template.ACCOUNT_ID}:role/{template.LOCAL_STACK_NAME}-tenant-data",
+    )
     aws.reset()
     eventstore.forget_heads()
     return server
