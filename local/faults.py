@@ -355,7 +355,9 @@ class FaultInjector:
         schema = self._schema(table)
         if not schema or any(name not in item for name in schema):
             return None
-        return json.dumps([item[name] for name in schema], sort_keys=True)
+        # Key values typed ({"S": "x"}) on the wire, plain ("x", Decimal) once boto3's resource
+        # layer has deserialized an answer: the same identity either way.
+        return json.dumps([_plain_key(item[name]) for name in schema])
 
     def observe_write(self, operation: str, body: bytes | None) -> None:
         """Remember when each item was written (a successful DynamoDB write), for ``gsi-lag``."""
@@ -407,6 +409,14 @@ class FaultInjector:
             ]
             self.injected["dynamodb:" + operation + ":stale"] += len(answer["Items"]) - len(kept)
         return {**answer, "Items": kept, "Count": len(kept)}
+
+
+def _plain_key(value: Any) -> str:
+    if isinstance(value, dict) and len(value) == 1:
+        (kind, inner), *_ = value.items()
+        if kind in ("S", "N", "B"):
+            return str(inner)
+    return str(value)
 
 
 def _transaction_size(body: bytes | None) -> int:

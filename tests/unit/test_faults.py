@@ -175,3 +175,34 @@ def test_fail_once_breaks_exactly_one_call(aws: dict[str, str], faults: Any) -> 
     with pytest.raises(ClientError):
         clients.apigateway().create_api_key(name="k", value="y" * 30, enabled=True)
     assert clients.apigateway().create_api_key(name="k", value="y" * 30, enabled=True)["id"]
+
+
+# ---------------------------------------------------------------------------------- stale key index
+
+
+def test_security_relevant_key_listings_do_not_trust_a_lagging_index(
+    aws: dict[str, str], faults: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tenantry import edge, tenancy
+    from tenantry.models.tenants import CreateTenantRequest, IssueKeyRequest, UpdateTenantRequest
+    from tenantry.stores import keys as key_store
+
+    monkeypatch.setattr(edge, "flush_authorizer_cache", lambda stage: True)
+    # Given the by-tenant index lags a minute behind the table
+    injector = faults("gsi-lag=60")
+    created = tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="basic", tenant_id="acme"))
+    first_key = created.api_key
+    # When the tenant's key is rotated at once with a grace, and the tenant is then suspended
+    rotated = tenancy.issue_key("acme", IssueKeyRequest(grace_seconds=60), None)
+    tenancy.update_tenant("acme", UpdateTenantRequest(status="suspended"), None)
+    # Then both keys were found although the index missed them: the first got the grace expiry,
+    # both are suspended, and listing shows both
+    from tenantry import keys
+
+    first = key_store.get(keys.hash_key(first_key))
+    second = key_store.get(keys.hash_key(rotated.api_key))
+    assert first is not None and second is not None
+    assert first["expires_at"] is not None
+    assert (first["status"], second["status"]) == ("suspended", "suspended")
+    assert len(tenancy.list_keys("acme")) == 2
+    assert injector.injected["dynamodb:Query:stale"] > 0  # the index did miss keys

@@ -116,6 +116,9 @@ def _store_key(
     }
     if expires_at is not None:
         item["expires_at"] = expires_at
+    if role == "tenant":
+        # Listed on the tenant first, so no listing can miss the key once it exists (the GSI can).
+        tenant_store.register_key(tenant_id, item["key_hash"])
     if with_edge:
         item["edge_key_id"] = edge.create_key(
             key_id=key_id, value=raw_key, tenant_id=tenant_id, tier=tier, enabled=status == "active"
@@ -194,7 +197,11 @@ def update_tenant(tenant_id: str, request: UpdateTenantRequest, stage: edge.Stag
         changes["status"] = new_status
     changes["updated_at"] = _iso(_now())
 
-    tenant_keys = [item for item in key_store.list_for_tenant(tenant_id) if item["status"] != "revoked"]
+    tenant_keys = [
+        item
+        for item in key_store.list_for_tenant(tenant_id, tenant_store.registered_keys(current))
+        if item["status"] != "revoked"
+    ]
     if "tier" in changes:
         for item in tenant_keys:
             if item.get("edge_key_id"):
@@ -218,7 +225,11 @@ def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None
     tenant = tenant_store.require(tenant_id)
     now = _now()
     grace_end = int(now) + request.grace_seconds
-    older = [item for item in key_store.list_for_tenant(tenant_id) if item["status"] != "revoked"]
+    older = [
+        item
+        for item in key_store.list_for_tenant(tenant_id, tenant_store.registered_keys(tenant))
+        if item["status"] != "revoked"
+    ]
     raw_key, item = _store_key(
         tenant_id=tenant_id,
         tier=tenant["tier"],
@@ -255,14 +266,17 @@ def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None
 
 
 def list_keys(tenant_id: str) -> list[KeyInfo]:
-    tenant_store.require(tenant_id)
+    tenant = tenant_store.require(tenant_id)
     now = _now()
-    return [key_view(item, now) for item in key_store.list_for_tenant(tenant_id)]
+    registered = tenant_store.registered_keys(tenant)
+    return [key_view(item, now) for item in key_store.list_for_tenant(tenant_id, registered)]
 
 
 def revoke_key(tenant_id: str, key_id: str, stage: edge.Stage | None) -> KeyInfo:
-    tenant_store.require(tenant_id)
-    match = next((item for item in key_store.list_for_tenant(tenant_id) if item["key_id"] == key_id), None)
+    registered = tenant_store.registered_keys(tenant_store.require(tenant_id))
+    match = next(
+        (item for item in key_store.list_for_tenant(tenant_id, registered) if item["key_id"] == key_id), None
+    )
     if match is None:
         raise NotFound(f"No key {key_id!r} for tenant {tenant_id!r}", code="key_not_found")
     if match["status"] != "revoked":
@@ -280,7 +294,9 @@ def offboard_tenant(tenant_id: str, stage: edge.Stage | None) -> OffboardResult:
     Safe to repeat: a second call finds nothing and answers zeros."""
     revoked = 0
     edge_deleted = 0
-    for item in key_store.list_for_tenant(tenant_id):
+    for item in key_store.list_for_tenant(
+        tenant_id, tenant_store.registered_keys(tenant_store.get(tenant_id))
+    ):
         if item["status"] != "revoked":
             key_store.set_fields(item["key_hash"], {"status": "revoked", "revoked_at": _iso(_now())})
             revoked += 1

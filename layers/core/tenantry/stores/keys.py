@@ -30,22 +30,30 @@ def get(key_hash: str) -> dict[str, Any] | None:
     return item
 
 
-def list_for_tenant(tenant_id: str) -> list[dict[str, Any]]:
-    """Every key of a tenant, oldest first. The index is eventually consistent, so each item is
-    re-read consistently before a caller acts on it."""
-    items: list[dict[str, Any]] = []
+def list_for_tenant(tenant_id: str, registered: set[str] | None = None) -> list[dict[str, Any]]:
+    """Every key of a tenant, oldest first, each read consistently.
+
+    The ``by-tenant`` index is eventually consistent: a key created a moment ago can be missing
+    from it. ``registered`` (the tenant item's own list of key hashes, read consistently) closes
+    that gap for security-relevant listings; the index still finds keys made before that list
+    existed."""
+    hashes: set[str] = set(registered or ())
     kwargs: dict[str, Any] = {
         "IndexName": BY_TENANT_INDEX,
         "KeyConditionExpression": Key("tenant_id").eq(tenant_id),
+        "ProjectionExpression": "key_hash",
     }
     while True:
         response = _table().query(**kwargs)
-        items.extend(response.get("Items", []))
+        hashes.update(str(item["key_hash"]) for item in response.get("Items", []))
         if "LastEvaluatedKey" not in response:
             break
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    fresh = [get(item["key_hash"]) for item in items]
-    return sorted((item for item in fresh if item is not None), key=lambda item: str(item["created_at"]))
+    fresh = [get(key_hash) for key_hash in sorted(hashes)]
+    return sorted(
+        (item for item in fresh if item is not None and item.get("tenant_id") == tenant_id),
+        key=lambda item: str(item["created_at"]),
+    )
 
 
 def set_fields(key_hash: str, changes: dict[str, Any]) -> None:

@@ -62,6 +62,26 @@ def update(tenant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     return attributes
 
 
+KEY_REGISTRY = "key_hashes"
+
+
+def register_key(tenant_id: str, key_hash: str) -> None:
+    """Add a key to the tenant's own list of its keys, before the key exists: security-relevant
+    listings read this list consistently instead of trusting the eventually consistent GSI."""
+    _table().update_item(
+        Key={"tenant_id": tenant_id},
+        UpdateExpression="ADD #keys :hash",
+        ExpressionAttributeNames={"#keys": KEY_REGISTRY},
+        ExpressionAttributeValues={":hash": {key_hash}},
+        ConditionExpression="attribute_exists(tenant_id)",
+    )
+
+
+def registered_keys(item: dict[str, Any] | None) -> set[str]:
+    """The key hashes a tenant item lists (read consistently by :func:`get`)."""
+    return {str(value) for value in (item or {}).get(KEY_REGISTRY, set())}
+
+
 def list_page(
     *, tier: str | None, status: str | None, limit: int, next_token: str | None
 ) -> tuple[list[dict[str, Any]], str | None]:
