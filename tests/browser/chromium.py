@@ -27,8 +27,8 @@ def missing() -> str | None:
         return f"{CHROMIUM} is missing: install it with `apt-get install chromium` (.ci/run does)"
     try:
         import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "the playwright package is missing: run `make venv`"
+    except ImportError as exc:
+        return f"the playwright package cannot be imported ({exc}): run `make venv`"
     return None
 
 
