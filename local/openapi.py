@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from local import template
+from tenantry.http import ANSWERS_EXTENSION
+from tenantry.models.errors import ErrorBody
 
 TITLE = "Tenantry API"
 VERSION = "1.0.0"
@@ -68,6 +70,11 @@ def build_spec() -> dict[str, Any]:
     for path, operations in paths.items():
         for method, operation in operations.items():
             operation["security"] = security_by_operation.get((path, method), [{"ApiKey": []}])
+            _document_answers(operation)
+    _add_error_schemas(schemas)
+    for operations in paths.values():
+        for operation in operations.values():
+            _add_examples(operation, schemas)
     return {
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": VERSION, "description": DESCRIPTION},
@@ -78,9 +85,232 @@ def build_spec() -> dict[str, Any]:
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(schemas.items())),
-            "securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "securitySchemes": {
+                "ApiKey": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "X-API-Key",
+                    "description": API_KEY_DESCRIPTION,
+                }
+            },
+            "headers": {"Retry-After": RETRY_AFTER},
         },
     }
+
+
+# ---------------------------------------------------------------------------- error answers
+API_KEY_DESCRIPTION = (
+    "A tenant key (`tnt_live_…`) or an admin key (`tnt_admin_…`), sent once. Missing, unknown, "
+    "revoked or expired: 401. A header sent twice with different values: 401."
+)
+RETRY_AFTER = {
+    "description": "Seconds to wait before retrying",
+    "schema": {"type": "integer", "minimum": 0},
+    "example": 1,
+}
+ERROR_REF = {"$ref": "#/components/schemas/ErrorBody"}
+RETRY_AFTER_REF = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
+
+# What each status means, with an example body (message, error). The gateway's own (401, 403, 413,
+# 429, 500, 502, 504) come from template.yaml's GatewayResponses and keep API Gateway's text.
+ANSWERS: dict[int, tuple[str, str | None, str]] = {
+    400: (
+        "Malformed JSON, NaN/Infinity, a body that is not UTF-8, or a bad page token",
+        "Malformed JSON body: Expecting value: line 1 column 1 (char 0)",
+        "malformed_json",
+    ),
+    401: ("API Gateway: no key, or an unknown, revoked or expired one", "Unauthorized", "unauthorized"),
+    403: (
+        "API Gateway: the key's role may not call this route, or its tenant is suspended; or a "
+        "feature outside the tenant's tier",
+        "User is not authorized to access this resource with an explicit deny",
+        "access_denied",
+    ),
+    404: ("Not found (another tenant's data does not exist for you)", "Not found", "not_found"),
+    409: (
+        "Conflict: the id exists, or a request with this Idempotency-Key is in progress",
+        "Tenant acme already exists",
+        "conflict",
+    ),
+    413: (
+        "The body is over 256 KB (API Gateway: over 10 MB)",
+        "Request body exceeds 262144 bytes",
+        "payload_too_large",
+    ),
+    415: (
+        "A body whose Content-Type is not application/json (charset utf-8 at most)",
+        "Bodies are JSON: send Content-Type: application/json (got text/plain)",
+        "unsupported_media_type",
+    ),
+    422: (
+        "A field is invalid; `errors` names each one (nesting over 32 levels, lone surrogates, "
+        "booleans or floats for integers included)",
+        "Invalid request: tier",
+        "validation_error",
+    ),
+    431: (
+        "The request line and headers are over API Gateway's 10 KB",
+        "Request Header Fields Too Large",
+        "client_error",
+    ),
+    429: (
+        "API Gateway: the tier's rate (throttled) or monthly quota (quota_exceeded) is spent; or "
+        "the tenant's LLM token budget",
+        "Too Many Requests",
+        "throttled",
+    ),
+    500: ("API Gateway: the authorizer failed", None, "server_error"),
+    502: (
+        "API Gateway: the function failed; or the LLM answered an error",
+        "Internal server error",
+        "server_error",
+    ),
+    503: (
+        "A dependency is unavailable or too contended: retry after Retry-After",
+        "Too many concurrent writers; retry shortly",
+        "write_contention",
+    ),
+    504: (
+        "API Gateway: the function did not answer in 29 s",
+        "Endpoint request timed out",
+        "integration_timeout",
+    ),
+}
+GATEWAY_ANSWERS = (431, 502, 504)  # any integrated route
+AUTHORIZED_ANSWERS = (401, 403, 429, 500)  # routes behind the authorizer and a usage plan
+BODY_ANSWERS = (400, 413, 415, 422)  # routes that read a JSON body
+RETRY_AFTER_ANSWERS = (409, 429, 503)
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    description, message, code = ANSWERS[status]
+    example: dict[str, Any] = {"message": message, "error": code, "request_id": EXAMPLE_REQUEST_ID}
+    if status == 422:
+        example["errors"] = [{"field": "tier", "message": "Field required", "type": "missing"}]
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": ERROR_REF, "example": example}},
+    }
+    if status in RETRY_AFTER_ANSWERS:
+        response["headers"] = dict(RETRY_AFTER_REF)
+    return response
+
+
+def _document_answers(operation: dict[str, Any]) -> None:
+    """Every status the operation can answer, each with the one error body.
+
+    The shared ones follow from what the route is (behind the authorizer, reads a body, has
+    parameters); the route's own come from its ``may_answer`` declaration in the handler."""
+    statuses: set[int] = set(GATEWAY_ANSWERS)
+    if operation.get("security"):
+        statuses.update(AUTHORIZED_ANSWERS)
+    if "requestBody" in operation:
+        statuses.update(BODY_ANSWERS)
+    parameters = operation.get("parameters") or []
+    if parameters:
+        statuses.add(422)
+    if any(parameter.get("in") == "path" for parameter in parameters):
+        statuses.add(404)  # a value the route's own pattern cannot hold matches no route
+    statuses.update(operation.pop(ANSWERS_EXTENSION, []))
+    responses = operation["responses"]
+    responses.pop("422", None)
+    responses.pop(422, None)
+    for status in sorted(statuses):
+        responses[str(status)] = _error_response(status)
+    operation["responses"] = {str(status): responses[status] for status in sorted(responses, key=int)}
+
+
+def _add_error_schemas(schemas: dict[str, Any]) -> None:
+    # Powertools' own validation shapes: the API never answers them (its 422 is ErrorBody).
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
+    error = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(error.pop("$defs", {}))
+    schemas["ErrorBody"] = error
+
+
+# ---------------------------------------------------------------------------- examples
+EXAMPLE_REQUEST_ID = "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
+_EXAMPLE_STRINGS = {"date-time": "2026-11-24T10:00:00.000Z", "date": "2026-11-24"}
+# Example values of string properties by name, so built examples read like real answers.
+_EXAMPLE_BY_NAME: dict[str, Any] = {
+    "tenant_id": "acme",
+    "tenant": "acme",
+    "name": "Acme Corp",
+    "tier": "pro",
+    "role": "tenant",
+    "key_id": "key_3f9a0c1d2e4b5a69",
+    "api_key": "tnt_live_5Hd9kQ2mXw7rTz3pLc8vN1bYf4sJ6gA2eU9oR3iK7hM5dQ2xZ4",
+    "hint": "tnt_…Zx4q",
+    "session_id": "s_01HZY3J8Q4",
+    "type": "order.placed",
+    "model": "echo",
+    "response": "Hello! How can I help?",
+    "content": "Hello",
+    "title": "Hello",
+    "period": "day#2026-11-24",
+    "currency": "USD",
+    "prices_recorded_on": "2026-11-01",
+    "status": "active",
+}
+
+
+def _example(schema: dict[str, Any], schemas: dict[str, Any], depth: int = 0) -> Any:
+    """A value that fits ``schema``: its own example if it has one, else one built from its types."""
+    if "$ref" in schema:
+        return _example(schemas[schema["$ref"].rsplit("/", 1)[1]], schemas, depth)
+    if schema.get("examples"):
+        return schema["examples"][0]
+    if "example" in schema:
+        return schema["example"]
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for combinator in ("oneOf", "anyOf"):
+        options = [option for option in schema.get(combinator, []) if option.get("type") != "null"]
+        if options:
+            return _example(options[0], schemas, depth)
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        return {
+            name: _named_example(name, prop, schemas, depth + 1)
+            for name, prop in schema.get("properties", {}).items()
+            if depth < 6
+        }
+    if kind == "array":
+        return [_example(schema.get("items", {}), schemas, depth + 1)] if depth < 6 else []
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.5))
+    if kind == "boolean":
+        return True
+    if kind == "string":
+        return _EXAMPLE_STRINGS.get(str(schema.get("format")), "string")
+    return None
+
+
+def _named_example(name: str, schema: dict[str, Any], schemas: dict[str, Any], depth: int) -> Any:
+    value = _example(schema, schemas, depth)
+    if isinstance(value, str) and "format" not in schema and "enum" not in schema:
+        if name.endswith("_at") or name == "timestamp":
+            return _EXAMPLE_STRINGS["date-time"]
+        return _EXAMPLE_BY_NAME.get(name, value)
+    return value
+
+
+def _add_examples(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """An example on every body: the model's own, or one built from its schema."""
+    bodies = [operation.get("requestBody", {}), *operation["responses"].values()]
+    for body in bodies:
+        for media_type, content in (body.get("content") or {}).items():
+            if "example" in content or "examples" in content or "schema" not in content:
+                continue
+            value = _example(content["schema"], schemas)
+            if media_type != "application/json" and not isinstance(value, str):
+                continue
+            content["example"] = value
 
 
 def render() -> str:

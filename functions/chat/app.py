@@ -27,13 +27,13 @@ SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
 PageToken = Annotated[str | None, Query(max_length=2048)]
 
 
-@app.post("/chat", tags=["chat"])
+@app.post("/chat", tags=["chat"], openapi_extensions=http.may_answer(404, 409, 503))
 def chat_turn(request: ChatRequest, user_id: UserId) -> ChatAnswer:
     caller = http.require_tenant(app)
     return chat.turn(caller.tenant_id, caller.tier, user_id, request)
 
 
-@app.get("/sessions", tags=["chat"])
+@app.get("/sessions", tags=["chat"], openapi_extensions=http.may_answer(400))
 def list_sessions(
     user_id: UserId, limit: Annotated[int, Query(ge=1, le=100)] = 20, next_token: PageToken = None
 ) -> SessionPage:
@@ -41,7 +41,7 @@ def list_sessions(
     return chat.list_sessions(caller.tenant_id, user_id, limit, next_token)
 
 
-@app.get("/sessions/<session_id>", tags=["chat"])
+@app.get("/sessions/<session_id>", tags=["chat"], openapi_extensions=http.may_answer(400, 404))
 def read_session(
     session_id: SessionId,
     user_id: UserId,
@@ -52,7 +52,7 @@ def read_session(
     return chat.read_session(caller.tenant_id, user_id, session_id, limit, next_token)
 
 
-@app.delete("/sessions/<session_id>", tags=["chat"])
+@app.delete("/sessions/<session_id>", tags=["chat"], openapi_extensions=http.may_answer(404))
 def delete_session(session_id: SessionId, user_id: UserId) -> SessionDeleted:
     caller = http.require_tenant(app)
     return chat.delete_session(caller.tenant_id, user_id, session_id)

@@ -17,6 +17,9 @@ from tenantry.models.events import (
     CheckpointIn,
     Event,
     EventPage,
+    PublishBody,
+    Published,
+    PublishedBatch,
     StreamMetrics,
 )
 from tenantry.observability import logger, metrics, tracer
@@ -26,14 +29,21 @@ app = http.create_resolver()
 ConsumerName = Annotated[str, Path(pattern=CONSUMER_NAME_PATTERN)]
 
 
-@app.post("/events", tags=["events"])
+@app.post(
+    "/events",
+    tags=["events"],
+    responses=http.created(Published | PublishedBatch, "Stored: the position, or a batch's positions"),
+    openapi_extensions=http.may_answer(409, 503),
+)
 def publish(
-    body: Annotated[
-        dict[str, Any],
-        Body(description='One event {"type", "data", "timestamp"?} or a batch {"events": [...]} of 1-99'),
-    ],
+    body: Annotated[PublishBody, Body()],
     idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", pattern=eventstore.IDEMPOTENCY_KEY_PATTERN)
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=eventstore.IDEMPOTENCY_KEY_PATTERN,
+            description="Retries with the same key and body answer the first result for 24 h",
+        ),
     ] = None,
 ) -> Response[dict[str, Any]]:
     caller = http.require_tenant(app)
@@ -51,7 +61,7 @@ def read(
     return eventstore.read(caller.tenant_id, start, limit, event_type)
 
 
-@app.get("/events/<position>", tags=["events"])
+@app.get("/events/<position>", tags=["events"], openapi_extensions=http.may_answer(404))
 def get_event(
     position: Annotated[str, Path(pattern=POSITION_PATTERN, description="A position in canonical decimal")],
 ) -> Event:
@@ -71,7 +81,7 @@ def save_checkpoint(name: ConsumerName, request: CheckpointIn) -> Checkpoint:
     return eventstore.save_checkpoint(caller.tenant_id, name, request)
 
 
-@app.get("/consumers/<name>", tags=["events"])
+@app.get("/consumers/<name>", tags=["events"], openapi_extensions=http.may_answer(404))
 def get_checkpoint(name: ConsumerName) -> Checkpoint:
     caller = http.require_tenant(app)
     return eventstore.checkpoint(caller.tenant_id, name)

@@ -21,7 +21,7 @@ class Ready(BaseModel):
     ready: bool
 
 
-@app.get("/health", tags=["health"])
+@app.get("/health", tags=["health"], responses=http.healthy_or_not(Health))
 def get_health() -> Response[Health]:
     dynamodb = health.check_dynamodb()
     healthy = dynamodb["status"] == "healthy"
@@ -29,7 +29,7 @@ def get_health() -> Response[Health]:
     return Response(status_code=200 if healthy else 503, content_type=http.JSON, body=body)
 
 
-@app.get("/ready", tags=["health"])
+@app.get("/ready", tags=["health"], responses=http.healthy_or_not(Ready))
 def get_ready() -> Response[Ready]:
     ready = health.check_dynamodb()["status"] == "healthy"
     return Response(status_code=200 if ready else 503, content_type=http.JSON, body=Ready(ready=ready))

@@ -40,14 +40,19 @@ def _stage() -> Stage:
     return Stage(api_id=context.api_id, stage=context.stage)
 
 
-@app.post("/tenants", tags=["tenants"])
+@app.post(
+    "/tenants",
+    tags=["tenants"],
+    responses=http.created(CreatedTenant, "Onboarded; the key is shown once"),
+    openapi_extensions=http.may_answer(409),
+)
 def create_tenant(request: CreateTenantRequest) -> Response[CreatedTenant]:
     http.require_admin(app)
     created = tenancy.create_tenant(request)
     return Response(status_code=201, content_type=http.JSON, body=created)
 
 
-@app.get("/tenants", tags=["tenants"])
+@app.get("/tenants", tags=["tenants"], openapi_extensions=http.may_answer(400))
 def list_tenants(
     tier: Annotated[str | None, Query(pattern=r"^[a-z]{1,20}$")] = None,
     status: Annotated[TenantStatus | None, Query()] = None,
@@ -58,13 +63,13 @@ def list_tenants(
     return tenancy.list_tenants(tier=tier, status=status, limit=limit, next_token=next_token)
 
 
-@app.get("/tenants/<tenant_id>", tags=["tenants"])
+@app.get("/tenants/<tenant_id>", tags=["tenants"], openapi_extensions=http.may_answer(404))
 def get_tenant(tenant_id: TenantIdParam) -> Tenant:
     http.require_admin(app)
     return tenancy.get_tenant(tenant_id)
 
 
-@app.patch("/tenants/<tenant_id>", tags=["tenants"])
+@app.patch("/tenants/<tenant_id>", tags=["tenants"], openapi_extensions=http.may_answer(404))
 def update_tenant(tenant_id: TenantIdParam, request: UpdateTenantRequest) -> Tenant:
     http.require_admin(app)
     return tenancy.update_tenant(tenant_id, request, _stage())
@@ -76,20 +81,25 @@ def offboard_tenant(tenant_id: TenantIdParam) -> OffboardResult:
     return tenancy.offboard_tenant(tenant_id, _stage())
 
 
-@app.post("/tenants/<tenant_id>/keys", tags=["keys"])
+@app.post(
+    "/tenants/<tenant_id>/keys",
+    tags=["keys"],
+    responses=http.created(IssuedKey, "Issued; the key is shown once"),
+    openapi_extensions=http.may_answer(404),
+)
 def issue_key(tenant_id: TenantIdParam, request: IssueKeyRequest | None = None) -> Response[IssuedKey]:
     http.require_admin(app)
     issued = tenancy.issue_key(tenant_id, request or IssueKeyRequest(), _stage())
     return Response(status_code=201, content_type=http.JSON, body=issued)
 
 
-@app.get("/tenants/<tenant_id>/keys", tags=["keys"])
+@app.get("/tenants/<tenant_id>/keys", tags=["keys"], openapi_extensions=http.may_answer(404))
 def list_keys(tenant_id: TenantIdParam) -> KeyList:
     http.require_admin(app)
     return KeyList(keys=tenancy.list_keys(tenant_id))
 
 
-@app.delete("/tenants/<tenant_id>/keys/<key_id>", tags=["keys"])
+@app.delete("/tenants/<tenant_id>/keys/<key_id>", tags=["keys"], openapi_extensions=http.may_answer(404))
 def revoke_key(tenant_id: TenantIdParam, key_id: Annotated[str, Path(pattern=KEY_ID_PATTERN)]) -> KeyInfo:
     http.require_admin(app)
     return tenancy.revoke_key(tenant_id, key_id, _stage())
@@ -101,7 +111,7 @@ def my_usage(days: DaysParam = 1) -> UsageReport:
     return usage.report(caller.tenant_id, days)
 
 
-@app.get("/tenants/<tenant_id>/usage", tags=["usage"])
+@app.get("/tenants/<tenant_id>/usage", tags=["usage"], openapi_extensions=http.may_answer(404))
 def tenant_usage(tenant_id: TenantIdParam, days: DaysParam = 1) -> UsageReport:
     http.require_admin(app)
     return usage.report(tenant_id, days, as_admin=True)
@@ -123,6 +133,7 @@ def _prometheus(tier: str | None) -> Response[str]:
 @app.get(
     "/stats",
     tags=["usage"],
+    openapi_extensions=http.may_answer(400),
     responses={
         200: {
             "description": "JSON; with an Accept that prefers text/plain, the text of /stats/prometheus",
@@ -150,7 +161,7 @@ def stats_prometheus(tier: TierParam = None) -> Response[str]:
     return _prometheus(tier)
 
 
-@app.get("/me", tags=["tenant"])
+@app.get("/me", tags=["tenant"], openapi_extensions=http.may_answer(404))
 def me() -> Me:
     caller = http.require_tenant(app)
     return tenancy.describe_me(caller.tenant_id, caller.key_id)

@@ -252,3 +252,31 @@ def test_a_position_beyond_int64_is_422_never_a_store_error(events: Events) -> N
     )
     assert status == 422, body
     assert body["errors"][0]["field"] == "from"
+
+
+@pytest.mark.parametrize("raw", ["[null, null]", "[]", "1", '"x"', "true"])
+def test_a_body_that_is_not_an_object_is_422_even_where_the_body_is_optional(
+    aws: dict[str, str], lambda_context: Any, raw: str
+) -> None:
+    # Given a tenant, and the key-issuing route whose body is optional
+    tenants = load_function("tenants").lambda_handler
+    created = tenants(
+        api_event("POST", "/tenants", body={"name": "Acme", "tier": "basic"}, authorizer=admin_context()),
+        lambda_context,
+    )
+    tenant_id = response_json(created)["tenant"]["tenant_id"]
+    # When the body is JSON but not an object
+    response = tenants(
+        api_event(
+            "POST",
+            f"/tenants/{tenant_id}/keys",
+            raw_body=raw,
+            authorizer=admin_context(),
+            resource="/tenants/{tenant_id}/keys",
+            path_parameters={"tenant_id": tenant_id},
+        ),
+        lambda_context,
+    )
+    # Then 422 naming the body, and no key is issued
+    assert response["statusCode"] == 422, response
+    assert response_json(response)["field"] == "body"

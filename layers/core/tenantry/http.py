@@ -13,6 +13,7 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
@@ -30,6 +31,7 @@ from tenantry.errors import (
 from tenantry.observability import logger, metrics, tracer
 
 JSON = "application/json"
+ANSWERS_EXTENSION = "x-tenantry-answers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,27 @@ class Caller:
     role: str
     tier: str
     key_id: str
+
+
+def created(model: Any, description: str = "Created") -> dict[int, OpenAPIResponse]:
+    """A route's ``responses=`` for a 201 answer with ``model`` as its body (a union is a oneOf)."""
+    return {201: {"description": description, "content": {JSON: {"model": model}}}}
+
+
+def healthy_or_not(model: Any) -> dict[int, OpenAPIResponse]:
+    """``responses=`` of a probe: the same body with 200 when healthy and 503 when not."""
+    content: dict[str, Any] = {JSON: {"model": model}}
+    return {
+        200: {"description": "Healthy", "content": content},
+        503: {"description": "A dependency is unreachable", "content": content},
+    }
+
+
+def may_answer(*statuses: int) -> dict[str, Any]:
+    """A route's ``openapi_extensions=``: the error statuses its own logic can answer, beyond those
+    every route shares (gateway, auth, body and parameter checks). local/openapi.py turns them
+    into documented responses with the error body."""
+    return {ANSWERS_EXTENSION: sorted(set(statuses))}
 
 
 def _request_id(event: dict[str, Any]) -> str:

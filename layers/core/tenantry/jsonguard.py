@@ -117,6 +117,10 @@ def check(text: str) -> BodyProblem | None:
         parsed = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
     except (ValueError, RecursionError) as exc:
         return BodyProblem(400, "malformed_json", f"Malformed JSON body: {exc}", "body")
+    if parsed is not None and not isinstance(parsed, dict):
+        # Every body of this API is an object (null only where it is optional, as documented); an
+        # optional one must not turn `[null]` into "absent".
+        return BodyProblem(422, "not_an_object", "The body must be a JSON object", "body")
     surrogate = _unencodable(parsed, [])
     if surrogate is not None:
         field = _path(surrogate)

@@ -13,9 +13,19 @@ MAX_MESSAGE_CHARS = 32_000
 
 class ChatRequest(BaseModel):
     # strict: a boolean or a float is never taken for an integer, nor a number for a string.
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        strict=True,
+        json_schema_extra={"examples": [{"message": "What is my order status?"}]},
+    )
 
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, description="The user's message")
+    message: str = Field(
+        min_length=1,
+        max_length=MAX_MESSAGE_CHARS,
+        pattern=r"\S",  # stripped, so it needs one character that is not whitespace
+        description="The user's message",
+    )
     session_id: str | None = Field(
         default=None, pattern=SESSION_ID_PATTERN, description="Continue this session; omit to start one"
     )

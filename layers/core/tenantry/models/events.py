@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 CONSUMER_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
-# Positions are int64 in the contract; anything larger cannot be a position (and DynamoDB numbers
-# stop at 38 digits, so an unbounded integer would reach the store as an error).
-MAX_POSITION = 2**63 - 1
+# The largest integer every JSON parser holds exactly (JavaScript's, and validators that read
+# numbers as doubles); DynamoDB numbers stop at 38 digits, so an unbounded one would be a store error.
+MAX_POSITION = 2**53 - 1
 POSITION_PATTERN = r"^[1-9][0-9]{0,18}$"  # canonical decimal only: not " 1", "+1" or "01"
 MAX_BATCH = 99  # a transaction holds 100 items: the events and the HEAD update
 
@@ -22,9 +24,17 @@ class _Request(BaseModel):
 
 
 class EventIn(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"type": "order.placed", "data": {"order_id": "o-1", "total": 42}}]}
+    )
+
     type: Annotated[str, Field(pattern=EVENT_TYPE_PATTERN, description="1-128 of [A-Za-z0-9_.:-]")]
     data: dict[str, Any] = Field(description="Any JSON object")
-    timestamp: str | None = Field(default=None, description="RFC 3339 with an offset; default: now")
+    timestamp: str | None = Field(
+        default=None,
+        description="RFC 3339 with an offset; default: now",
+        json_schema_extra={"format": "date-time"},
+    )
 
     @field_validator("timestamp")
     @classmethod
@@ -41,7 +51,40 @@ class EventIn(_Request):
 
 
 class EventBatch(_Request):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {"type": "order.placed", "data": {"order_id": "o-1"}},
+                        {"type": "order.paid", "data": {}},
+                    ]
+                }
+            ]
+        }
+    )
+
     events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class _OneEventOrBatch:
+    """Documents ``POST /events``'s body as a typed oneOf while it is validated as a plain object,
+    so the event store's own parsing names the field (``events.3.type``) in its 422."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, _core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {
+            "oneOf": [
+                handler(EventIn.__pydantic_core_schema__),
+                handler(EventBatch.__pydantic_core_schema__),
+            ],
+            "description": 'One event {"type", "data", "timestamp"?} or a batch {"events": [...]} of 1-99',
+        }
+
+
+PublishBody = Annotated[dict[str, Any], _OneEventOrBatch]
 
 
 class Published(BaseModel):
@@ -76,6 +119,8 @@ class StreamMetrics(BaseModel):
 
 
 class CheckpointIn(_Request):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"position": 1}]})
+
     position: int = Field(ge=0, le=MAX_POSITION, description="The last position this consumer has processed")
 
 

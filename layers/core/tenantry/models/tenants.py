@@ -21,7 +21,9 @@ KeyStatus = Literal["active", "suspended", "revoked", "expired"]
 Role = Literal["tenant", "admin"]
 
 TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN, description="Lower-case id, 3-63 chars")]
-TenantName = Annotated[str, Field(min_length=1, max_length=200)]
+# Surrounding whitespace is stripped, so a name needs one character that is not whitespace.
+TenantName = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+TierName = Annotated[str, Field(description="The rate tier", json_schema_extra={"enum": list(TIER_NAMES)})]
 
 
 def _check_tier(value: str) -> str:
@@ -49,8 +51,12 @@ class TenantConfig(RequestModel):
 
 
 class CreateTenantRequest(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Acme Corp", "tier": "pro", "config": {"max_messages": 20}}]}
+    )
+
     name: TenantName
-    tier: str = Field(description=f"One of {', '.join(TIER_NAMES)}")
+    tier: TierName
     tenant_id: TenantId | None = None
     config: TenantConfig | None = None
 
@@ -58,8 +64,10 @@ class CreateTenantRequest(RequestModel):
 
 
 class UpdateTenantRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"tier": "enterprise"}], "minProperties": 1})
+
     name: TenantName | None = None
-    tier: str | None = None
+    tier: TierName | None = None
     status: TenantStatus | None = None
     config: TenantConfig | None = None
 
@@ -76,6 +84,8 @@ class UpdateTenantRequest(RequestModel):
 
 
 class IssueKeyRequest(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"grace_seconds": 3600}]})
+
     grace_seconds: int = Field(
         default=86_400,
         ge=0,
