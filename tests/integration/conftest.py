@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from local.stack_process import LocalStack, start_stack
+from local.stack_process import Answer, LocalStack, start_stack
 from local.template import REPO_ROOT
+from tests.contract import Contract, Observed
 from tests.integration.deployed import DeployedStage
 
 OVERLAY = Path(__file__).resolve().parent / "overlay.yaml"
@@ -51,6 +52,32 @@ def start_test_stack(home: Path, **options: Any) -> LocalStack:
     options.setdefault("overlay", OVERLAY)
     options.setdefault("authorizer_ttl", TEST_AUTHORIZER_TTL)
     return start_stack(home, **options)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def contract_conformance() -> Iterator[list[Observed]]:
+    """Every answer the suite's HTTP client (``request`` of the local or the deployed stack)
+    receives is checked against docs/openapi.json when the session ends: its (route, status) is
+    documented and its body validates. A test that provokes an undocumented answer fails the run."""
+    observed: list[Observed] = []
+    with pytest.MonkeyPatch.context() as patch:
+        for stack_class in (LocalStack, DeployedStage):
+            patch.setattr(stack_class, "request", _recording(stack_class.request, observed))
+        yield observed
+    contract = Contract()
+    problems = sorted({problem for seen in observed for problem in contract.problems(seen)})
+    if problems:
+        pytest.fail("answers docs/openapi.json does not document:\n" + "\n".join(problems), pytrace=False)
+
+
+def _recording(original: Callable[..., Answer], observed: list[Observed]) -> Callable[..., Answer]:
+    def request(self: Any, method: str, path: str, **kwargs: Any) -> Answer:
+        answer = original(self, method, path, **kwargs)
+        content_type = answer.headers.get("content-type", "")
+        observed.append(Observed(method, path, answer.status, content_type, answer.raw))
+        return answer
+
+    return request
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,79 @@
+"""docs/openapi.json as a checker of real answers: is this (route, status) documented, and does
+the body validate against the documented schema?"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from jsonschema import Draft202012Validator
+
+from tests.conftest import REPO_ROOT
+
+SPEC_FILE = REPO_ROOT / "docs" / "openapi.json"
+
+
+@dataclass(frozen=True)
+class Observed:
+    method: str
+    path: str
+    status: int
+    content_type: str
+    raw: bytes
+
+
+class Contract:
+    def __init__(self, spec: dict[str, Any] | None = None) -> None:
+        self.spec = spec if spec is not None else json.loads(SPEC_FILE.read_text(encoding="utf-8"))
+        self._routes = [
+            (re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)) + "$"), template)
+            for template in self.spec["paths"]
+        ]
+        # Literal paths first, as the gateway matches them: /stats/prometheus is not /stats/{x}.
+        self._routes.sort(key=lambda route: route[1].count("{"))
+
+    def route(self, method: str, path: str) -> tuple[str, dict[str, Any]] | None:
+        """The documented (template, operation) this request is, or None (not an API operation)."""
+        clean = unquote(urlsplit(path).path)
+        for pattern, template in self._routes:
+            if pattern.match(clean):
+                operation = self.spec["paths"][template].get(method.lower())
+                return (template, operation) if operation is not None else None
+        return None
+
+    def problems(self, seen: Observed) -> list[str]:
+        """What in this answer the document does not say; empty when it conforms."""
+        found = self.route(seen.method, seen.path)
+        if found is None:
+            return []
+        template, operation = found
+        where = f"{seen.method} {template} → {seen.status}"
+        response = operation["responses"].get(str(seen.status))
+        if response is None:
+            return [f"{where}: status not documented (documented: {', '.join(operation['responses'])})"]
+        content = response.get("content") or {}
+        if not seen.raw:
+            return [] if not content else [f"{where}: empty body, documented {', '.join(content)}"]
+        media_type = _bare(seen.content_type)
+        documented = {_bare(name): value for name, value in content.items()}
+        if media_type not in documented:
+            return [f"{where}: Content-Type {media_type!r} not documented ({', '.join(content)})"]
+        schema = documented[media_type].get("schema")
+        if media_type != "application/json" or schema is None:
+            return []
+        try:
+            body = json.loads(seen.raw)
+        except ValueError:
+            return [f"{where}: body is not JSON: {seen.raw[:80]!r}"]
+        validator = Draft202012Validator({**schema, "components": self.spec["components"]})
+        return [
+            f"{where}: {'/'.join(str(part) for part in error.absolute_path) or 'body'}: {error.message}"
+            for error in validator.iter_errors(body)
+        ]
+
+
+def _bare(media_type: str) -> str:
+    return media_type.split(";", maxsplit=1)[0].strip().lower()
