@@ -305,6 +305,9 @@ def _add_examples(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
     bodies = [operation.get("requestBody", {}), *operation["responses"].values()]
     for body in bodies:
         for media_type, content in (body.get("content") or {}).items():
+            if "schema" not in content and media_type != "application/json":
+                content["schema"] = {"type": "string"}
+                content.setdefault("example", f"(the {media_type} text)")
             if "example" in content or "examples" in content or "schema" not in content:
                 continue
             value = _example(content["schema"], schemas)
