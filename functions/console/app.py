@@ -37,7 +37,14 @@ def page() -> Response[str]:
 @app.get(
     "/console/<asset>",
     tags=["console"],
-    responses={200: {"description": "The console's script or stylesheet", "content": {"text/plain": {}}}},
+    responses={
+        200: {
+            "description": "The console's script or stylesheet",
+            "content": {
+                media_type: {"schema": {"type": "string"}} for media_type in console.ASSET_TYPES.values()
+            },
+        }
+    },
 )
 def asset(asset: Annotated[str, PathParam(pattern=r"^console\.(js|css)$")]) -> Response[str]:
     return _answer(CONSOLE.asset(asset))

@@ -109,5 +109,7 @@ def test_schemathesis_finds_nothing(tmp_path: Path) -> None:
     tested = re.search(r"Tested: (\d+)", result.stdout)
     assert selected is not None and tested is not None, result.stdout[-3000:]
     assert selected.group(1) == selected.group(2) == tested.group(1)
+    # And both keys worked: no operation answered only 401/403 (a wrong key would hide everything)
+    assert "Authentication failed" not in result.stdout, result.stdout[-3000:]
     for phase in ("Examples", "Coverage", "Fuzzing", "Stateful"):
         assert f"✅ {phase}" in result.stdout, result.stdout[-3000:]

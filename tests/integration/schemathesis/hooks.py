@@ -53,13 +53,15 @@ ADMIN_PATHS = ("/tenants", "/stats")
 @schemathesis.auth()
 class RoleKeys:
     """The document's ApiKey scheme: the admin key on admin routes, the tenant key elsewhere.
-    As an auth provider (not a fixed header), the auth checks can leave it out and expect 401."""
+    As an auth provider (not a fixed header), the auth checks can leave it out and expect 401.
+    Schemathesis caches what ``get`` returns across operations, so ``set`` picks the key."""
 
-    def get(self, case: schemathesis.Case[Any], context: schemathesis.AuthContext) -> str:
-        admin = case.operation.path.startswith(ADMIN_PATHS)
-        return os.environ["ST_ADMIN_KEY" if admin else "ST_TENANT_KEY"]
+    def get(self, case: schemathesis.Case[Any], context: schemathesis.AuthContext) -> dict[str, str]:
+        return {"admin": os.environ["ST_ADMIN_KEY"], "tenant": os.environ["ST_TENANT_KEY"]}
 
-    def set(self, case: schemathesis.Case[Any], data: str, context: schemathesis.AuthContext) -> None:
+    def set(
+        self, case: schemathesis.Case[Any], data: dict[str, str], context: schemathesis.AuthContext
+    ) -> None:
         if case.headers is None:
             case.headers = {}
-        case.headers["X-API-Key"] = data
+        case.headers["X-API-Key"] = data["admin" if case.operation.path.startswith(ADMIN_PATHS) else "tenant"]
