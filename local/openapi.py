@@ -166,20 +166,23 @@ ANSWERS: dict[int, tuple[str, str | None, str]] = {
         "server_error",
     ),
     503: (
-        "A dependency is unavailable or too contended: retry after Retry-After",
-        "Too many concurrent writers; retry shortly",
-        "write_contention",
+        "DynamoDB throttled past every retry (service_busy), too many concurrent writers "
+        "(write_contention), or the model unavailable: retry after Retry-After",
+        "The service is busy; retry shortly",
+        "service_busy",
     ),
     504: (
-        "API Gateway: the function did not answer in 29 s",
+        "API Gateway: the function did not answer in 29 s; or chat's model did not answer in time",
         "Endpoint request timed out",
         "integration_timeout",
     ),
 }
-GATEWAY_ANSWERS = (431, 502, 504)  # any integrated route
+# Any integrated route: the gateway's (431, 502, 504) and 503 `service_busy` (DynamoDB throttled past
+# every retry), which every function answers from one exception handler in tenantry.http.
+GATEWAY_ANSWERS = (431, 502, 503, 504)
 AUTHORIZED_ANSWERS = (401, 403, 429, 500)  # routes behind the authorizer and a usage plan
 BODY_ANSWERS = (400, 413, 415, 422)  # routes that read a JSON body
-RETRY_AFTER_ANSWERS = (409, 429, 503)
+RETRY_AFTER_ANSWERS = (409, 429, 503, 504)
 
 
 def _error_response(status: int) -> dict[str, Any]:

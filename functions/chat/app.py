@@ -27,7 +27,7 @@ SessionId = Annotated[str, Path(pattern=SESSION_ID_PATTERN)]
 PageToken = Annotated[str | None, Query(max_length=2048)]
 
 
-@app.post("/chat", tags=["chat"], openapi_extensions=http.may_answer(404, 409, 503))
+@app.post("/chat", tags=["chat"], openapi_extensions=http.may_answer(404, 409))
 def chat_turn(request: ChatRequest, user_id: UserId) -> ChatAnswer:
     caller = http.require_tenant(app)
     return chat.turn(caller.tenant_id, caller.tier, user_id, request)

@@ -33,7 +33,7 @@ ConsumerName = Annotated[str, Path(pattern=CONSUMER_NAME_PATTERN)]
     "/events",
     tags=["events"],
     responses=http.created(Published | PublishedBatch, "Stored: the position, or a batch's positions"),
-    openapi_extensions=http.may_answer(409, 503),
+    openapi_extensions=http.may_answer(409),
 )
 def publish(
     body: Annotated[PublishBody, Body()],
