@@ -218,8 +218,10 @@ def _document_answers(operation: dict[str, Any]) -> None:
     responses = operation["responses"]
     responses.pop("422", None)
     responses.pop(422, None)
+    declared = {str(status) for status in responses}  # the route's own (e.g. /ready's 503) win
     for status in sorted(statuses):
-        responses[str(status)] = _error_response(status)
+        if str(status) not in declared:
+            responses[str(status)] = _error_response(status)
     operation["responses"] = {str(status): responses[status] for status in sorted(responses, key=int)}
 
 
