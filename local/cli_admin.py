@@ -33,6 +33,50 @@ def _create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    os.environ["API_KEYS_TABLE"] = args.table
+    os.environ["USAGE_PLAN_NAME_PREFIX"] = args.stack
+    if args.region:
+        os.environ["AWS_DEFAULT_REGION"] = args.region
+    if args.endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
+
+    from tenantry import aws, keysweep  # noqa: PLC0415 - after the env is set
+
+    aws.reset()
+    orphans = keysweep.find_orphans(args.stack, min_age_seconds=int(args.min_age_minutes * 60))
+    deleted = keysweep.sweep(orphans) if args.delete else 0
+    if args.json:
+        print(json.dumps({"orphans": [vars_of(orphan) for orphan in orphans], "deleted": deleted}))
+        return 0
+    for orphan in orphans:
+        print(f"{orphan.edge_key_id}  {orphan.name}  tenant={orphan.tenant_id}  {orphan.reason}")
+    action = f"deleted {deleted}" if args.delete else "run again with --delete to remove them"
+    print(f"{len(orphans)} orphaned API key(s); {action}", file=sys.stderr)
+    return 0
+
+
+def vars_of(orphan: Any) -> dict[str, str]:
+    return {name: str(getattr(orphan, name)) for name in orphan.__slots__}
+
+
+def register_sweep(key_actions: Any) -> None:
+    """``tenantry keys sweep``: with the operator's AWS credentials, like ``admin-key create``."""
+    sweep = key_actions.add_parser(
+        "sweep", help="Report (and with --delete remove) API keys of this stack that no key item records"
+    )
+    sweep.add_argument("--table", required=True, help="ApiKeys table name (stack output ApiKeysTableName)")
+    sweep.add_argument("--stack", required=True, help="the stack's name (its keys are tagged with it)")
+    sweep.add_argument("--delete", action="store_true", help="delete the orphans (default: report only)")
+    sweep.add_argument(
+        "--min-age-minutes", type=float, default=15, help="leave younger keys alone (onboardings in flight)"
+    )
+    sweep.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    sweep.add_argument("--endpoint-url", help="AWS endpoint, e.g. the embedded one of make dev")
+    sweep.add_argument("--json", action="store_true", help="Print JSON")
+    sweep.set_defaults(handler=_sweep)
+
+
 def register(subcommands: Any) -> None:
     admin_key = subcommands.add_parser("admin-key", help="Manage admin keys in the ApiKeys table")
     actions = admin_key.add_subparsers(dest="action", required=True)

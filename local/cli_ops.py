@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from local import cli_admin
 from local.http_client import UnreachableError, call
 
 DEFAULT_URL = "http://127.0.0.1:3000"
@@ -283,6 +284,7 @@ def register(subcommands: Any) -> None:
     revoke.add_argument("tenant_id")
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_run(keys_revoke))
+    cli_admin.register_sweep(key_actions)
 
     usage_parser = _common(
         subcommands.add_parser("usage", help="A tenant's usage, limits and estimated cost")

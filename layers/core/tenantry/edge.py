@@ -7,13 +7,17 @@ tenant's tier, so throttling and quotas happen at the edge. Usage plans are foun
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from tenantry import aws, settings
 from tenantry.errors import ApiError
 from tenantry.observability import logger
+
+STACK_TAG = "tenantry:stack"
 
 
 class EdgeError(ApiError):
@@ -45,6 +49,20 @@ def plan_id(tier: str) -> str:
     return _plan_ids[name]
 
 
+def tagged_keys(stack: str) -> Iterator[dict[str, Any]]:
+    """Every API key tagged with ``stack``, with its value (to find its hash)."""
+    client = aws.apigateway()
+    arguments: dict[str, Any] = {"includeValues": True, "limit": 500}
+    while True:
+        page = client.get_api_keys(**arguments)
+        for key in page.get("items", []):
+            if (key.get("tags") or {}).get(STACK_TAG) == stack:
+                yield dict(key)
+        if not page.get("position"):
+            return
+        arguments["position"] = page["position"]
+
+
 def forget_plans() -> None:
     _plan_ids.clear()
 
@@ -57,7 +75,8 @@ def create_key(*, key_id: str, value: str, tenant_id: str, tier: str, enabled: b
         value=value,
         enabled=enabled,
         description=f"tenantry tenant {tenant_id}",
-        tags={"tenant_id": tenant_id},
+        # The stack's tag lets `tenantry keys sweep` find keys whose recording failed (orphans).
+        tags={"tenant_id": tenant_id, STACK_TAG: settings.stack_name()},
     )
     edge_key_id = created["id"]
     try:

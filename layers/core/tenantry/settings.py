@@ -42,5 +42,10 @@ def optional_table_name(env_var: str) -> str | None:
     return os.environ.get(env_var) or None
 
 
+def stack_name() -> str:
+    """The stack's name (the usage plans' prefix), which tags its API keys."""
+    return os.environ.get(USAGE_PLAN_NAME_PREFIX, "tenantry")
+
+
 def usage_plan_name(tier: str) -> str:
     return f"{os.environ.get(USAGE_PLAN_NAME_PREFIX, 'tenantry')}-{tier}"
