@@ -192,7 +192,7 @@ def test_sixteen_parallel_clients_get_no_error(gateway: LocalStack) -> None:
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(client, range(16)))
     # Then every answer is a 200
-    assert all(status == 200 for statuses in results for status in statuses)
+    assert all(status == 200 for statuses in results for status in statuses), results
     assert sum(len(statuses) for statuses in results) == 16 * 15
 
 
