@@ -32,7 +32,11 @@ ConsumerName = Annotated[str, Path(pattern=CONSUMER_NAME_PATTERN)]
 @app.post(
     "/events",
     tags=["events"],
-    responses=http.created(Published | PublishedBatch, "Stored: the position, or a batch's positions"),
+    responses=http.created(
+        Published | PublishedBatch,
+        "Stored: the position, or a batch's positions",
+        follow={"GET /events/{position}": {"position": "$response.body#/position"}},
+    ),
     openapi_extensions=http.may_answer(409),
 )
 def publish(

@@ -43,7 +43,21 @@ def _stage() -> Stage:
 @app.post(
     "/tenants",
     tags=["tenants"],
-    responses=http.created(CreatedTenant, "Onboarded; the key is shown once"),
+    responses=http.created(
+        CreatedTenant,
+        "Onboarded; the key is shown once",
+        follow={
+            f"{method} {path}": {"tenant_id": "$response.body#/tenant/tenant_id"}
+            for method, path in (
+                ("GET", "/tenants/{tenant_id}"),
+                ("PATCH", "/tenants/{tenant_id}"),
+                ("POST", "/tenants/{tenant_id}/keys"),
+                ("GET", "/tenants/{tenant_id}/keys"),
+                ("GET", "/tenants/{tenant_id}/usage"),
+                ("DELETE", "/tenants/{tenant_id}"),
+            )
+        },
+    ),
     openapi_extensions=http.may_answer(409),
 )
 def create_tenant(request: CreateTenantRequest) -> Response[CreatedTenant]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
@@ -44,9 +44,31 @@ class Caller:
     key_id: str
 
 
-def created(model: Any, description: str = "Created") -> dict[int, OpenAPIResponse]:
-    """A route's ``responses=`` for a 201 answer with ``model`` as its body (a union is a oneOf)."""
-    return {201: {"description": description, "content": {JSON: {"model": model}}}}
+def created(
+    model: Any, description: str = "Created", follow: dict[str, dict[str, str]] | None = None
+) -> dict[int, OpenAPIResponse]:
+    """A route's ``responses=`` for a 201 answer with ``model`` as its body (a union is a oneOf).
+
+    ``follow`` names what a client (and schemathesis' stateful phase) can do next with the answer,
+    as OpenAPI links: ``{"GET /events/{position}": {"position": "$response.body#/position"}}``."""
+    response: dict[str, Any] = {"description": description, "content": {JSON: {"model": model}}}
+    if follow:
+        response["links"] = {
+            _link_name(target): {"operationRef": _operation_ref(target), "parameters": parameters}
+            for target, parameters in follow.items()
+        }
+    return {201: cast(OpenAPIResponse, response)}
+
+
+def _operation_ref(target: str) -> str:
+    method, path = target.split(" ", 1)
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method.lower()
+
+
+def _link_name(target: str) -> str:
+    method, path = target.split(" ", 1)
+    words = [part.strip("{}") for part in path.split("/") if part]
+    return method.capitalize() + "".join(word[:1].upper() + word[1:] for word in words).replace("_", "")
 
 
 def healthy_or_not(model: Any) -> dict[int, OpenAPIResponse]:
