@@ -13,6 +13,8 @@ PORT ?= 3000
 TENANTRY_HOME ?= .tenantry
 TENANTS ?=
 FAULTS ?=
+# Template parameters for make dev, space-separated NAME=VALUE, e.g. PARAMS=CorsAllowOrigin=http://localhost:5173
+PARAMS ?=
 export SAM_CLI_TELEMETRY := 0
 export SAM_CLI_CONTAINER_CONNECTION_TIMEOUT := 1
 
@@ -21,6 +23,7 @@ export SAM_CLI_CONTAINER_CONNECTION_TIMEOUT := 1
 help:
 	@echo "make dev        serve the API on http://$(HOST):$(PORT) (embedded DynamoDB, local gateway)"
 	@echo "                FAULTS='conflict=20%,throttle=20%' injects AWS's failures (docs/local-stack.md)"
+	@echo "                PARAMS='CorsAllowOrigin=http://localhost:5173' sets template parameters"
 	@echo "make test       lint, typecheck, sam validate --lint, cfn-lint, sam build, unit tests,"
 	@echo "                the integration suite (make e2e, locally) and the IAM check of every AWS call"
 	@echo "make e2e API_URL=https://…/v1 ADMIN_KEY=…   the integration suite against a deployed stage"
@@ -48,7 +51,7 @@ venv: $(STAMP)
 
 dev: $(STAMP)
 	$(BIN)/tenantry dev --host $(HOST) --port $(PORT) --home $(TENANTRY_HOME) $(if $(TENANTS),--tenants $(TENANTS)) \
-		$(if $(FAULTS),--faults '$(FAULTS)')
+		$(if $(FAULTS),--faults '$(FAULTS)') $(foreach param,$(PARAMS),--parameter '$(param)')
 
 dev-reset:
 	rm -rf $(TENANTRY_HOME)

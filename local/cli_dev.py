@@ -151,6 +151,7 @@ def port_hint(host: str, port: int) -> str:
 
 def _dev(args: argparse.Namespace) -> int:
     from local.gateway import sandbox  # noqa: PLC0415 - heavy imports only for this command
+    from local.gateway.api import TemplateError, check_parameters  # noqa: PLC0415
     from local.gateway.core import LOCAL_FUNCTION_ENV, Gateway, GatewayOptions  # noqa: PLC0415
 
     if _port_taken(args.host, args.port):
@@ -169,6 +170,11 @@ def _dev(args: argparse.Namespace) -> int:
     except faults.FaultSpecError as exc:
         print(f"FAULTS: {exc}", file=sys.stderr)
         return 2
+    try:
+        parameters = check_parameters(args.parameter, [Path(overlay) for overlay in args.overlay])
+    except TemplateError as exc:
+        print(f"--parameter: {exc}", file=sys.stderr)
+        return 2
     aws = embedded.EmbeddedAws(home, fault_spec=fault_spec)
     aws.start()
     gateway = Gateway(
@@ -182,6 +188,7 @@ def _dev(args: argparse.Namespace) -> int:
             hot_reload=not args.no_reload,
             access_log_echo=None if args.quiet else sys.stderr,
             integration_timeout=args.integration_timeout,
+            parameters=parameters,
         ),
     )
     try:
@@ -309,6 +316,13 @@ def register(subcommands: Any) -> None:
     dev.add_argument("--tenants", help="YAML list of tenants to onboard: name, tier, tenant_id?")
     dev.add_argument("--authorizer-ttl", type=int, help="override ReauthorizeEvery (seconds)")
     dev.add_argument("--overlay", action="append", default=[], help="extra template with more functions")
+    dev.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter's value, as sam deploy --parameter-overrides (e.g. CorsAllowOrigin=…)",
+    )
     dev.add_argument("--no-reload", action="store_true", help="do not watch functions/ and layers/")
     dev.add_argument(
         "--integration-timeout",

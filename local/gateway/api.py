@@ -70,6 +70,8 @@ class Route:
     pattern: re.Pattern[str] | None  # None for a path without parameters
     params: tuple[str, ...]
     specificity: tuple[int, ...]
+    # The CORS preflight API Gateway answers itself (SAM's Cors: a MOCK integration): its headers.
+    preflight: tuple[tuple[str, str], ...] | None = None
 
     def match(self, path: str) -> dict[str, str] | None:
         if self.pattern is None:
@@ -104,8 +106,9 @@ class ApiModel:
                     self._static[(route.method, route.path)] = route
             else:
                 self._dynamic.append(route)
-        # API Gateway prefers literal segments over parameters, and parameters over greedy ones.
-        self._dynamic.sort(key=lambda route: route.specificity, reverse=True)
+        # API Gateway prefers literal segments over parameters, and parameters over greedy ones;
+        # on one resource, a method of its own over ANY.
+        self._dynamic.sort(key=lambda route: (route.specificity, route.method != "ANY"), reverse=True)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         """The route for ``method`` ``path`` and its path parameters; None when API Gateway would
@@ -156,6 +159,28 @@ def _load_all(overlays: list[Path]) -> tuple[dict[str, Any], dict[str, Path]]:
             tpl.setdefault("Resources", {})[logical_id] = resource
             base_dirs[logical_id] = overlay_path.resolve().parent
     return tpl, base_dirs
+
+
+def check_parameters(assignments: list[str], overlays: list[Path] | None = None) -> dict[str, str]:
+    """``NAME=VALUE`` pairs checked as CloudFormation checks a deploy's parameters: the name is
+    the template's, the value fits its AllowedValues and AllowedPattern."""
+    declared: dict[str, Any] = _load_all(list(overlays or []))[0].get("Parameters") or {}
+    values: dict[str, str] = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep:
+            raise TemplateError(f"{assignment!r}: expected NAME=VALUE")
+        spec = declared.get(name)
+        if spec is None:
+            raise TemplateError(f"{name} is not a parameter of template.yaml ({', '.join(sorted(declared))})")
+        allowed = [str(item) for item in spec.get("AllowedValues") or []]
+        if allowed and value not in allowed:
+            raise TemplateError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+        pattern = spec.get("AllowedPattern")
+        if pattern is not None and re.fullmatch(str(pattern), value) is None:
+            raise TemplateError(f"{name}={value!r} does not match {pattern}")
+        values[name] = value
+    return values
 
 
 def _merged(base: dict[str, Any], specific: dict[str, Any]) -> dict[str, Any]:
@@ -279,6 +304,7 @@ def load_api(
                 )
             )
 
+    routes.extend(_preflights(resolver, api_props.get("Cors"), routes))
     return ApiModel(
         api_logical_id=api_logical_id,
         stage=str(api_props.get("StageName", "Prod")),
@@ -289,15 +315,72 @@ def load_api(
         authorizers=authorizers,
         routes=routes,
         env_conflicts=env_conflicts(functions),
-        gateway_responses=_gateway_responses(api_props),
+        gateway_responses=_gateway_responses(resolver, api_props),
     )
 
 
-def _gateway_responses(api_props: dict[str, Any]) -> dict[str, responses.GatewayResponseSpec]:
+def _gateway_responses(
+    resolver: Resolver, api_props: dict[str, Any]
+) -> dict[str, responses.GatewayResponseSpec]:
     try:
-        return responses.parse(api_props.get("GatewayResponses"))
-    except responses.GatewayResponseError as exc:
+        # Header values may depend on parameters (CORS): resolved like CloudFormation would.
+        return responses.parse(resolver.resolve(api_props.get("GatewayResponses")))
+    except (responses.GatewayResponseError, UnsupportedIntrinsicError) as exc:
         raise TemplateError(f"GatewayResponses: {exc}") from exc
+
+
+# SAM's Cors keys → the preflight's headers, in SAM's order.
+_CORS_HEADERS = (
+    ("AllowOrigin", "Access-Control-Allow-Origin"),
+    ("AllowHeaders", "Access-Control-Allow-Headers"),
+    ("AllowMethods", "Access-Control-Allow-Methods"),
+    ("MaxAge", "Access-Control-Max-Age"),
+)
+
+
+def _preflights(resolver: Resolver, cors: Any, routes: list[Route]) -> list[Route]:
+    """SAM's ``Cors``: an OPTIONS method on every resource that has none, answered by API Gateway
+    (MOCK, no authorizer, no key) with static headers. A value that resolves to AWS::NoValue
+    leaves its header out; AllowMethods left unset lists the resource's own methods, as SAM does."""
+    if not cors:
+        return []
+    if isinstance(cors, str) or (isinstance(cors, dict) and len(cors) == 1 and "AllowOrigin" not in cors):
+        cors = {"AllowOrigin": cors}  # SAM: a bare value (or intrinsic) is AllowOrigin
+    if not isinstance(cors, dict) or set(cors) - {key for key, _ in _CORS_HEADERS} - {"AllowCredentials"}:
+        raise TemplateError(f"Cors: {cors!r} is not what the local gateway (or SAM) reads")
+    try:
+        resolved = {key: resolver.resolve(value) for key, value in cors.items()}
+    except UnsupportedIntrinsicError as exc:
+        raise TemplateError(f"Cors: {exc}") from exc
+    methods: dict[str, set[str]] = {}
+    for route in routes:
+        methods.setdefault(route.path, set()).add(route.method)
+    preflights: list[Route] = []
+    for path, on_path in methods.items():
+        if "OPTIONS" in on_path:
+            continue  # SAM leaves a path's own OPTIONS method alone
+        headers: list[tuple[str, str]] = []
+        for key, header in _CORS_HEADERS:
+            if key == "AllowMethods" and "AllowMethods" not in cors:
+                every = {"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
+                allowed = every if "ANY" in on_path else on_path | {"OPTIONS"}
+                headers.append((header, ",".join(sorted(allowed))))
+            elif resolved.get(key) is not None:
+                headers.append((header, _static(f"Cors.{key}", resolved[key])))
+        if resolved.get("AllowCredentials") is True:
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+        pattern, params, specificity = _route_pattern(path)
+        preflights.append(
+            Route("OPTIONS", path, "", None, False, pattern, params, specificity, preflight=tuple(headers))
+        )
+    return preflights
+
+
+def _static(where: str, value: Any) -> str:
+    try:
+        return responses.static_value(where, value)
+    except responses.GatewayResponseError as exc:
+        raise TemplateError(str(exc)) from exc
 
 
 def _tenant_isolated(resolver: Resolver, logical_id: str, tenancy: Any) -> bool:

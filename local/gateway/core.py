@@ -75,6 +75,8 @@ class GatewayOptions:
     metering: bool = True
     # API Gateway's integration timeout (29 s by default on AWS, configurable per integration).
     integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS
+    # Template parameters' values in place of their defaults (tenantry dev --parameter).
+    parameters: dict[str, str] = field(default_factory=dict)
 
 
 UNAUTHORIZED = GatewayAnswer(401, "Unauthorized", "UNAUTHORIZED", "UnauthorizedException")
@@ -171,7 +173,9 @@ class Gateway:
     def __init__(self, aws: EmbeddedAws, options: GatewayOptions) -> None:
         self.aws = aws
         self.options = options
-        self.names = LocalNames(api_id=aws.api_id, region=REGION, account_id=ACCOUNT_ID)
+        self.names = LocalNames(
+            api_id=aws.api_id, region=REGION, account_id=ACCOUNT_ID, parameters=dict(options.parameters)
+        )
         self.authorizer_cache = AuthorizerCache()
         apigateway = aws.client("apigateway")
         self.plans = UsagePlans(
@@ -345,6 +349,8 @@ class Gateway:
             return _answer(MISSING_TOKEN, exchange, self.model)
         route, path_params = match
         exchange.route = route
+        if route.preflight is not None:
+            return self._preflight(route, exchange)
         if request.body_too_large:
             return _answer(TOO_LARGE, exchange, self.model)
         headers = _identity_headers(request.headers)
@@ -359,6 +365,13 @@ class Gateway:
                 return _answer(denial, exchange, self.model)
         event = self._proxy_event(request, exchange, query_string, path_params)
         return self._integrate(route, event, exchange)
+
+    @staticmethod
+    def _preflight(route: Route, exchange: _Exchange) -> HttpResponse:
+        """API Gateway's MOCK answer to a CORS preflight: the template's static headers, whatever
+        the request's Origin (a browser compares it with Access-Control-Allow-Origin)."""
+        headers = [("Content-Type", "application/json"), *(route.preflight or ())]
+        return HttpResponse(200, [*headers, ("x-amzn-RequestId", exchange.request_id)], b"{}")
 
     def _method_arn(self, method: str, path: str) -> str:
         return (

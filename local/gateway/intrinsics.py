@@ -153,7 +153,15 @@ class Resolver:
                 return self.condition(str(argument))
             if name.startswith("Fn::"):
                 raise UnsupportedIntrinsicError(f"{name} is not supported by the local stack")
-        return {key: self.resolve(item) for key, item in value.items() if not _is_no_value(item)}
+        resolved: dict[str, Any] = {}
+        for key, item in value.items():
+            if _is_no_value(item):
+                continue
+            result = self.resolve(item)
+            if result is None and isinstance(item, dict) and "Fn::If" in item:
+                continue  # !If choosing AWS::NoValue removes the property, as CloudFormation does
+            resolved[key] = result
+        return resolved
 
     def condition(self, name: str) -> bool:
         """A template condition, evaluated with the parameters' values (their defaults locally)."""

@@ -43,7 +43,8 @@ class GatewayResponseSpec:
     headers: tuple[tuple[str, str], ...]
 
 
-def _header_value(name: str, value: Any) -> str:
+def static_value(name: str, value: Any) -> str:
+    """A mapping's static value (``'text'``, quotes included, as API Gateway writes it)."""
     text = str(value)
     if len(text) >= 2 and text[0] == text[-1] == "'":
         return text[1:-1]
@@ -67,7 +68,7 @@ def parse(raw: dict[str, Any] | None) -> dict[str, GatewayResponseSpec]:
         specs[str(response_type)] = GatewayResponseSpec(
             status=int(status) if status is not None else None,
             template=None if template is None else str(template),
-            headers=tuple((str(name), _header_value(str(name), value)) for name, value in headers.items()),
+            headers=tuple((str(name), static_value(str(name), value)) for name, value in headers.items()),
         )
     return specs
 

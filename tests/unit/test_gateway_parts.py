@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from local.gateway.accesslog import render
-from local.gateway.api import load_api
+from local.gateway.api import Route, TemplateError, _preflights, check_parameters, load_api
 from local.gateway.auth import AuthorizerCache, AuthorizerFailedError, AuthorizerResult
 from local.gateway.intrinsics import LocalNames, Resolver, UnsupportedIntrinsicError
 from local.gateway.plans import KeyBinding, UsagePlans
@@ -294,3 +294,83 @@ def test_routes_come_from_the_template_and_literals_beat_parameters() -> None:
     assert api.authorizers["ApiKeyAuthorizer"].identity_headers == ("X-API-Key",)
     assert api.api_key_source == "AUTHORIZER"
     assert api.functions["TenantsFunction"].env["TENANTS_TABLE"] == "tenantry-local-TenantsTable"
+
+
+# ------------------------------------------------------------------------------ CORS (SAM's Cors)
+
+
+def test_the_preflight_headers_follow_the_origin_parameter() -> None:
+    # Given the template with CorsAllowOrigin empty (the default), then set
+    default = load_api()
+    configured = load_api(names=LocalNames(parameters={"CorsAllowOrigin": "http://localhost:5173"}))
+    # Then OPTIONS on any resource is API Gateway's own preflight, before the authorizer
+    for api in (default, configured):
+        for path in ("/me", "/events/7", "/tenants/acme/keys/k1"):
+            matched = api.match("OPTIONS", path)
+            assert matched is not None and matched[0].preflight is not None, path
+            assert matched[0].authorizer is None and not matched[0].api_key_required
+        assert api.match("OPTIONS", "/nowhere") is None
+    # And with the default it carries no CORS header, with the origin set it carries SAM's four
+    assert default.match("OPTIONS", "/me")[0].preflight == ()  # type: ignore[index]
+    assert dict(configured.match("OPTIONS", "/me")[0].preflight or ()) == {  # type: ignore[index]
+        "Access-Control-Allow-Origin": "http://localhost:5173",
+        "Access-Control-Allow-Headers": "Content-Type,X-API-Key,Idempotency-Key,X-User-Id",
+        "Access-Control-Allow-Methods": "DELETE,GET,OPTIONS,PATCH,POST,PUT",
+        "Access-Control-Max-Age": "600",
+    }
+    # And every gateway response carries the origin only when it is set
+    assert all(not spec.headers for spec in default.gateway_responses.values())
+    assert all(
+        dict(spec.headers) == {"Access-Control-Allow-Origin": "http://localhost:5173"}
+        for spec in configured.gateway_responses.values()
+    )
+
+
+def test_sam_cors_without_allow_methods_lists_each_resources_methods() -> None:
+    # Given routes on two resources, one with ANY and one with its own OPTIONS, and a bare origin
+    resolver = Resolver({}, LocalNames())
+    routes = [
+        Route("GET", "/a", "F", None, False, None, (), (2,)),
+        Route("POST", "/a", "F", None, False, None, (), (2,)),
+        Route("ANY", "/b", "F", None, False, None, (), (2,)),
+        Route("OPTIONS", "/c", "F", None, False, None, (), (2,)),
+        Route("GET", "/c", "F", None, False, None, (), (2,)),
+    ]
+    preflights = {route.path: dict(route.preflight or ()) for route in _preflights(resolver, "'*'", routes)}
+    # Then, as SAM generates them: the resource's methods plus OPTIONS, every method under ANY,
+    # and a resource's own OPTIONS method left alone
+    assert preflights == {
+        "/a": {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET,OPTIONS,POST"},
+        "/b": {
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Allow-Methods": "DELETE,GET,HEAD,OPTIONS,PATCH,POST,PUT",
+        },
+    }
+    # And a value API Gateway would not take as static (unquoted) is refused at load
+    with pytest.raises(TemplateError, match="AllowOrigin"):
+        _preflights(resolver, {"AllowOrigin": "https://x.example"}, routes)
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("CorsAllowOrigin", "expected NAME=VALUE"),
+        ("NoSuchParameter=1", "NoSuchParameter is not a parameter of template.yaml"),
+        ("Tracing=Sometimes", "expected one of Active, PassThrough"),
+        ("CorsAllowOrigin=app.example.com", "does not match"),
+        ("CorsAllowOrigin=https://app.example.com/", "does not match"),
+    ],
+)
+def test_parameters_are_checked_like_cloudformation_does(assignment: str, message: str) -> None:
+    with pytest.raises(TemplateError, match=message):
+        check_parameters([assignment])
+
+
+def test_parameters_the_template_accepts() -> None:
+    assert check_parameters(["CorsAllowOrigin=*", "Tracing=PassThrough"]) == {
+        "CorsAllowOrigin": "*",
+        "Tracing": "PassThrough",
+    }
+    assert check_parameters(["CorsAllowOrigin=http://localhost:5173"]) == {
+        "CorsAllowOrigin": "http://localhost:5173"
+    }

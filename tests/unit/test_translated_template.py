@@ -6,6 +6,7 @@ second stage), and the production settings must default to safe values.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -42,6 +43,8 @@ def _evaluate(value: Any, parameters: dict[str, Any]) -> Any:
             return str(left) == str(right)
         if name == "Fn::Not":
             return not _evaluate(argument[0], parameters)
+        if name == "Fn::Sub" and isinstance(argument, str):
+            return re.sub(r"\$\{(\w+)\}", lambda match: str(parameters[match.group(1)]), argument)
         if name == "Fn::If":
             condition, then, otherwise = argument
             chosen = then if _evaluate({"Condition": condition}, parameters) else otherwise
@@ -214,3 +217,26 @@ def test_tracing_is_on_by_default_for_every_function_and_the_stage() -> None:
     stage = next(iter(_resources("AWS::ApiGateway::Stage").values()))
     assert _evaluate(stage["Properties"]["TracingEnabled"], defaults) is True
     assert _evaluate(stage["Properties"]["TracingEnabled"], {"Tracing": "PassThrough"}) is False
+
+
+@pytest.mark.parametrize("origin", ["", "https://app.example.com"])
+def test_cors_preflight_and_gateway_responses_follow_the_origin_parameter(origin: str) -> None:
+    # Given the API's OpenAPI body as CloudFormation receives it, with CorsAllowOrigin set or not
+    api = next(iter(_resources("AWS::ApiGateway::RestApi").values()))
+    body = api["Properties"]["Body"]
+    parameters = {**_defaults(), "CorsAllowOrigin": origin}
+    expected = f"'{origin}'" if origin else None
+    # Then every resource has an OPTIONS method that API Gateway answers itself (MOCK), with no
+    # authorizer and no key (a browser's preflight carries neither)
+    assert body["paths"]
+    for path, item in body["paths"].items():
+        options = item["options"]
+        assert options["x-amazon-apigateway-integration"]["type"] == "mock", path
+        assert not options.get("security"), path
+        mapped = options["x-amazon-apigateway-integration"]["responses"]["default"]["responseParameters"]
+        allow_origin = mapped["method.response.header.Access-Control-Allow-Origin"]
+        assert _evaluate(allow_origin, parameters) == expected, path
+    # And every gateway response (401, 403, 429, 5xx…) carries the origin too, or nothing
+    for response_type, response in body["x-amazon-apigateway-gateway-responses"].items():
+        header = response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"]
+        assert _evaluate(header, parameters) == expected, response_type

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, cast
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
@@ -31,6 +31,11 @@ from tenantry.errors import (
 from tenantry.observability import logger, metrics, tracer
 
 JSON = "application/json"
+# What a browser page may send and read (CORS): the request headers the API reads, and the
+# response headers a client needs besides the CORS-safelisted ones.
+CORS_REQUEST_HEADERS = ["Content-Type", "X-API-Key", "Idempotency-Key", "X-User-Id"]
+CORS_EXPOSED_HEADERS = ["Retry-After", "x-amzn-RequestId"]
+CORS_MAX_AGE_SECONDS = 600
 ANSWERS_EXTENSION = "x-tenantry-answers"
 
 
@@ -132,8 +137,32 @@ def _validation_answer(exc: RequestValidationError, request_id: str) -> Response
     )
 
 
+def cors_config() -> CORSConfig | None:
+    """The template's CorsAllowOrigin as Powertools' CORS settings; None when CORS is off.
+    API Gateway answers the preflight (OPTIONS) itself; the API's answers carry the header."""
+    origin = settings.cors_allow_origin()
+    if origin is None:
+        return None
+    return CORSConfig(
+        allow_origin=origin,
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        max_age=CORS_MAX_AGE_SECONDS,
+    )
+
+
+def _cors_headers(event: dict[str, Any]) -> dict[str, str]:
+    """The CORS headers Powertools adds to a routed answer, for the answers given before routing."""
+    config = cors_config()
+    if config is None:
+        return {}
+    headers = {str(name).lower(): value for name, value in (event.get("headers") or {}).items()}
+    origin = config.allowed_origin(str(headers.get("origin") or ""))
+    return config.to_dict(origin) if origin else {}
+
+
 def create_resolver() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, cors=cors_config())
 
     @app.exception_handler(ApiError)
     def _api_error(exc: ApiError) -> Response[Any]:
@@ -262,7 +291,18 @@ def run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaConte
     """Resolve one API Gateway event: enforce the body limit, tag logs and traces with the caller."""
     # No answer is useful after API Gateway's integration timeout, even if Lambda's Timeout is longer.
     with deadline.budget(context, cap_seconds=deadline.integration_timeout()):
-        return _run(app, event, context)
+        return _with_cors(event, _run(app, event, context))
+
+
+def _with_cors(event: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """Powertools adds the CORS headers to what a route answers; the answers given before routing
+    (a refused body, no such route) or by an exception handler get the same ones here."""
+    cors = _cors_headers(event)
+    maps = (answer.get("headers") or {}, answer.get("multiValueHeaders") or {})
+    present = {str(name).lower() for names in maps for name in names}
+    if cors and "access-control-allow-origin" not in present:
+        answer["headers"] = {**(answer.get("headers") or {}), **cors}
+    return answer
 
 
 def _run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

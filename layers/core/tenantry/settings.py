@@ -21,6 +21,8 @@ USAGE_TABLE = "USAGE_TABLE"
 IDEMPOTENCY_TABLE = "IDEMPOTENCY_TABLE"
 
 USAGE_PLAN_NAME_PREFIX = "USAGE_PLAN_NAME_PREFIX"
+# The template's CorsAllowOrigin: the one web origin (or *) browsers may call from; empty: no CORS.
+CORS_ALLOW_ORIGIN = "CORS_ALLOW_ORIGIN"
 
 # The largest request body any route accepts (design §5); larger ones get 413.
 MAX_BODY_BYTES = 256 * 1024
@@ -40,6 +42,10 @@ def table_name(env_var: str) -> str:
 
 def optional_table_name(env_var: str) -> str | None:
     return os.environ.get(env_var) or None
+
+
+def cors_allow_origin() -> str | None:
+    return os.environ.get(CORS_ALLOW_ORIGIN, "").strip() or None
 
 
 def stack_name() -> str:
