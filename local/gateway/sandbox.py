@@ -256,6 +256,21 @@ class TenantIdRequiredError(RuntimeError):
     """Lambda refuses to invoke a tenant-isolated function without a tenant id."""
 
 
+@dataclass
+class InvokePhases:
+    """When an invocation passes each point, so the gateway can time it as AWS does: ``admitted``
+    when it has a sandbox slot (waiting for one is this pool's limit, not Lambda's, which scales
+    out), ``started`` when its handler starts (a cold start is not part of the function's
+    Timeout). Both are set, at the latest, when the invocation ends, even by an error."""
+
+    admitted: threading.Event = dataclasses.field(default_factory=threading.Event)
+    started: threading.Event = dataclasses.field(default_factory=threading.Event)
+
+    def end(self) -> None:
+        self.admitted.set()
+        self.started.set()
+
+
 class FunctionPool:
     """Warm sandboxes of one function; one invocation per sandbox at a time."""
 
@@ -289,16 +304,20 @@ class FunctionPool:
         for pool in tenants:
             pool.retire()
 
-    def acquire(self) -> Sandbox:
+    def acquire(self, phases: InvokePhases | None = None) -> Sandbox:
         with self._available:
             while True:
                 if self._idle:
+                    if phases is not None:
+                        phases.admitted.set()
                     return self._idle.pop()
                 if self._size < self._max_size:
                     self._size += 1
                     generation = self._generation
                     break
                 self._available.wait()
+        if phases is not None:
+            phases.admitted.set()
         try:
             return load_sandbox(self.spec, self.env, self._layer_names, generation)
         except BaseException:
@@ -315,7 +334,13 @@ class FunctionPool:
                 self._size -= 1
             self._available.notify()
 
-    def invoke(self, event: Any, request_id: str, tenant_id: str | None = None) -> Any:
+    def invoke(
+        self,
+        event: Any,
+        request_id: str,
+        tenant_id: str | None = None,
+        phases: InvokePhases | None = None,
+    ) -> Any:
         """Run the handler with ``event`` in a free sandbox; exceptions propagate. What the function
         writes to stdout, its cold start included, goes to its log file if it has one.
 
@@ -326,12 +351,14 @@ class FunctionPool:
                 raise TenantIdRequiredError(
                     f"{self.spec.name} is tenant-isolated: an invoke needs a tenant id"
                 )
-            return self._tenant_pool(tenant_id).invoke(event, request_id, tenant_id)
+            return self._tenant_pool(tenant_id).invoke(event, request_id, tenant_id, phases)
         with routed_to(self.log):
-            sandbox = self.acquire()
+            sandbox = self.acquire(phases)
             try:
                 context = LambdaContext(self.spec, request_id, sandbox.log_stream)
                 context.tenant_id = tenant_id
+                if phases is not None:
+                    phases.started.set()
                 with function_env(sandbox.env):
                     return sandbox.handler(event, context)
             finally:

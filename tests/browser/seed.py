@@ -120,14 +120,16 @@ def seed(stack: LocalStack, now: datetime | None = None) -> Seeded:
         assert created.status == 201, created.raw
         keys[tenant_id] = str(created.json["api_key"])
     seeded = Seeded(keys=keys, month={tenant_id: Figures() for tenant_id in TENANTS})
-    # acme (basic, burst 10): 14 requests at once, 10 admitted and 4 throttled at the edge.
+    # acme (basic: burst 10, one token back every 6 s): 14 requests in a row, the first 10 admitted
+    # and most of the rest throttled at the edge. How many of the last 4 pass depends on how long the
+    # run took (a loaded machine refills a token), so the figures are the answers actually received.
     statuses = [stack.request("GET", "/me", key=keys["acme"]).status for _ in range(14)]
-    assert statuses == [200] * 10 + [429] * 4, statuses
+    assert statuses[:10] == [200] * 10 and set(statuses) <= {200, 429}, statuses
     today = seeded.acme_days.setdefault(moment.strftime("%Y-%m-%d"), Figures())
     for figures in (seeded.month["acme"], today):
-        figures.requests += 14
-        figures.allowed += 10
-        figures.denied += 4
+        figures.requests += len(statuses)
+        figures.allowed += statuses.count(200)
+        figures.denied += statuses.count(429)
     # globex (pro): one chat turn (echo model, offline) and three reads.
     chat = stack.request(
         "POST", "/chat", key=keys["globex"], body={"message": "hello console"}, headers={"X-User-ID": "ops"}
@@ -141,7 +143,7 @@ def seed(stack: LocalStack, now: datetime | None = None) -> Seeded:
     # umbrella (pro) is suspended; initech (enterprise) has no traffic.
     answer = stack.request("PATCH", "/tenants/umbrella", key=stack.admin_key, body={"status": "suspended"})
     assert answer.status == 200, answer.raw
-    _wait_for_metering(stack, {"acme": 14, "globex": 4})
+    _wait_for_metering(stack, {"acme": len(statuses), "globex": 4})
     _write_history(stack, moment, seeded)
     return seeded
 

@@ -4,6 +4,7 @@ integration timeout (29 s, configurable) and the 6 MB synchronous response paylo
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,17 @@ def test_a_function_past_its_timeout_is_502(gateway: LocalStack) -> None:
     # Then Lambda ends it and API Gateway answers its 502
     assert answer.status == 502
     assert answer.json == gateway_error(answer, "Internal server error", "server_error")
+
+
+def test_waiting_for_a_free_sandbox_is_not_counted_against_the_functions_timeout(
+    gateway: LocalStack,
+) -> None:
+    # Given a function whose Timeout is 2 s and a local pool of 8 sandboxes (Lambda would scale out)
+    # When 12 clients call it at once, each run taking 1.25 s, so 4 of them first wait about as long
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(lambda _: gateway.request("GET", "/_test/slow/1.25").status, range(12)))
+    # Then every run is within its Timeout: none is failed for the time spent queued or cold-starting
+    assert statuses == [200] * 12, statuses
 
 
 def test_a_response_over_six_megabytes_is_502_and_one_under_passes(gateway: LocalStack) -> None:
