@@ -30,11 +30,6 @@ def _code_dir(resource: dict[str, Any]) -> Path:
     return template.REPO_ROOT / str(resource["Properties"]["CodeUri"]).rstrip("/")
 
 
-def _api_events(resource: dict[str, Any]) -> list[dict[str, Any]]:
-    events = resource.get("Properties", {}).get("Events", {}) or {}
-    return [event["Properties"] for event in events.values() if event.get("Type") == "Api"]
-
-
 def _load_app(logical_id: str, code_dir: Path) -> Any:
     module_name = f"tenantry_openapi_{logical_id}"
     spec = importlib.util.spec_from_file_location(module_name, code_dir / "app.py")
@@ -46,9 +41,8 @@ def _load_app(logical_id: str, code_dir: Path) -> Any:
     return module.app
 
 
-def _security(route: dict[str, Any]) -> list[dict[str, list[str]]]:
-    auth = route.get("Auth") or {}
-    return [] if auth.get("Authorizer") == "NONE" else [{"ApiKey": []}]
+def _security(route: template.ApiRoute) -> list[dict[str, list[str]]]:
+    return [] if route.auth.get("Authorizer") == "NONE" else [{"ApiKey": []}]
 
 
 def build_spec() -> dict[str, Any]:
@@ -56,12 +50,13 @@ def build_spec() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     security_by_operation: dict[tuple[str, str], list[dict[str, list[str]]]] = {}
+    routes = template.api_routes()
     for logical_id, resource in sorted(template.resources_of_type("AWS::Serverless::Function").items()):
-        routes = _api_events(resource)
-        if not routes:
+        own = [route for route in routes if route.function == logical_id]
+        if not own:
             continue
-        for route in routes:
-            security_by_operation[(route["Path"], route["Method"].lower())] = _security(route)
+        for route in own:
+            security_by_operation[(route.path, route.method.lower())] = _security(route)
         app = _load_app(logical_id, _code_dir(resource))
         schema = json.loads(app.get_openapi_json_schema(title=TITLE, version=VERSION))
         for path, operations in schema.get("paths", {}).items():

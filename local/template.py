@@ -6,6 +6,8 @@ CloudFormation's short-form tags (``!Ref``, ``!Sub``…) are loaded as ``{"Ref":
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,80 @@ def resources_of_type(resource_type: str, tpl: dict[str, Any] | None = None) -> 
         for logical_id, resource in tpl.get("Resources", {}).items()
         if resource.get("Type") == resource_type
     }
+
+
+@dataclass(frozen=True)
+class ApiRoute:
+    """One method of the API as the template declares it: an ``Api`` event of a function, or a
+    method of an ``AWS::Serverless::Api``'s ``DefinitionBody`` (merged with the events by SAM's
+    ``MergeDefinitions``)."""
+
+    function: str  # logical id of the function the method invokes
+    method: str  # upper case, or ANY
+    path: str
+    auth: dict[str, Any]  # the event's Auth; {} for a DefinitionBody method (the API's defaults)
+    # The integration's requestParameters as written (intrinsics unresolved); None for an event,
+    # which cannot set any.
+    request_parameters: Any
+    origin: str  # where it is declared, for error messages
+
+
+# A Lambda proxy integration's uri, as SAM writes it: …/functions/${Function.Arn}/invocations
+_LAMBDA_INVOCATIONS = re.compile(r"/functions/\$\{([A-Za-z0-9]+)\.Arn\}/invocations$")
+_OPENAPI_METHODS = {"get", "put", "post", "delete", "options", "head", "patch"}
+_ANY_METHOD = "x-amazon-apigateway-any-method"
+
+
+def api_routes(tpl: dict[str, Any] | None = None) -> list[ApiRoute]:
+    """Every API method of the template, from functions' ``Api`` events and APIs' definition bodies.
+
+    Raises ``ValueError`` for a definition-body method this tooling cannot read the way API Gateway
+    does (not a Lambda proxy integration, or its own ``security``)."""
+    tpl = tpl if tpl is not None else template()
+    routes: list[ApiRoute] = []
+    for logical_id, resource in resources_of_type("AWS::Serverless::Function", tpl).items():
+        for event_name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
+            if event.get("Type") != "Api":
+                continue
+            props = event.get("Properties") or {}
+            routes.append(
+                ApiRoute(
+                    function=logical_id,
+                    method=str(props.get("Method", "ANY")).upper(),
+                    path="/" + str(props["Path"]).strip("/"),
+                    auth=dict(props.get("Auth") or {}),
+                    request_parameters=None,
+                    origin=f"{logical_id}.Events.{event_name}",
+                )
+            )
+    for api_id, api in resources_of_type("AWS::Serverless::Api", tpl).items():
+        paths = ((api.get("Properties") or {}).get("DefinitionBody") or {}).get("paths") or {}
+        for path, operations in paths.items():
+            for key, operation in operations.items():
+                if key not in _OPENAPI_METHODS and key != _ANY_METHOD:
+                    continue
+                origin = f"{api_id}.DefinitionBody {key.upper()} {path}"
+                routes.append(_body_route(path, key, operation or {}, origin))
+    return routes
+
+
+def _body_route(path: str, key: str, operation: dict[str, Any], origin: str) -> ApiRoute:
+    if "security" in operation:
+        raise ValueError(f"{origin}: give the API's Auth defaults, not a method's own security")
+    integration = operation.get("x-amazon-apigateway-integration") or {}
+    uri = integration.get("uri")
+    text = uri.get("Fn::Sub") if isinstance(uri, dict) else None
+    found = _LAMBDA_INVOCATIONS.search(text) if isinstance(text, str) else None
+    if integration.get("type") != "aws_proxy" or found is None:
+        raise ValueError(f"{origin}: not a Lambda proxy integration (…/functions/${{Fn.Arn}}/invocations)")
+    return ApiRoute(
+        function=found.group(1),
+        method="ANY" if key == _ANY_METHOD else key.upper(),
+        path="/" + path.strip("/"),
+        auth={},
+        request_parameters=integration.get("requestParameters"),
+        origin=origin,
+    )
 
 
 def local_table_name(logical_id: str, stack_name: str = LOCAL_STACK_NAME) -> str:

@@ -2,7 +2,8 @@
 
 Everything here is read from the template (plus optional overlay files that add resources, which
 tests and the benchmark use for extra functions) and resolved to local names. Nothing is defined
-twice: a route exists locally because a function has an ``Api`` event for it.
+twice: a route exists locally because a function has an ``Api`` event for it or the API's
+``DefinitionBody`` integrates it (:func:`local.template.api_routes`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class Route:
     specificity: tuple[int, ...]
     # The CORS preflight API Gateway answers itself (SAM's Cors: a MOCK integration): its headers.
     preflight: tuple[tuple[str, str], ...] | None = None
+    # The authorizer context key API Gateway passes to Lambda as X-Amz-Tenant-Id (the integration
+    # request parameter integration.request.header.X-Amz-Tenant-Id = context.authorizer.<key>).
+    tenant_id_from: str | None = None
 
     def match(self, path: str) -> dict[str, str] | None:
         if self.pattern is None:
@@ -148,7 +152,8 @@ def _route_pattern(path: str) -> tuple[re.Pattern[str] | None, tuple[str, ...], 
 
 
 def _load_all(overlays: list[Path]) -> tuple[dict[str, Any], dict[str, Path]]:
-    """The template merged with overlays (resources added or replaced); each resource's base dir."""
+    """The template merged with overlays (resources added or replaced, or merged into when the
+    overlay's resource has no Type); each resource's base dir."""
     tpl = template.load_template(template.TEMPLATE_PATH)
     base_dirs = {logical_id: template.REPO_ROOT for logical_id in tpl.get("Resources", {})}
     for overlay_path in overlays:
@@ -156,7 +161,12 @@ def _load_all(overlays: list[Path]) -> tuple[dict[str, Any], dict[str, Path]]:
         for section in ("Mappings", "Parameters"):
             tpl.setdefault(section, {}).update(overlay.get(section, {}) or {})
         for logical_id, resource in (overlay.get("Resources") or {}).items():
-            tpl.setdefault("Resources", {})[logical_id] = resource
+            existing = tpl.setdefault("Resources", {}).get(logical_id)
+            if "Type" not in resource and existing is not None:
+                # No Type: merged into the template's resource (e.g. more DefinitionBody paths).
+                tpl["Resources"][logical_id] = _merged(existing, resource)
+                continue
+            tpl["Resources"][logical_id] = resource
             base_dirs[logical_id] = overlay_path.resolve().parent
     return tpl, base_dirs
 
@@ -271,38 +281,38 @@ def load_api(
     default_key_required = bool(api_auth.get("ApiKeyRequired", False))
     routes: list[Route] = []
     seen: dict[tuple[str, str], str] = {}
-    for logical_id, resource in resources.items():
-        if resource.get("Type") not in FUNCTION_TYPES:
-            continue
-        for event_name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
-            if event.get("Type") != "Api":
-                continue
-            props = event.get("Properties") or {}
-            method = str(props.get("Method", "ANY")).upper()
-            method = "ANY" if method == "ANY" else method
-            path = "/" + str(props["Path"]).strip("/")
-            auth = props.get("Auth") or {}
-            authorizer = auth.get("Authorizer", default_authorizer)
-            if authorizer in ("NONE", "AWS_IAM"):
-                authorizer = None
-            if authorizer is not None and authorizer not in authorizers:
-                raise TemplateError(f"{logical_id}.{event_name}: unknown authorizer {authorizer}")
-            if (method, path) in seen:
-                raise TemplateError(f"{method} {path} is routed twice ({seen[(method, path)]}, {logical_id})")
-            seen[(method, path)] = logical_id
-            pattern, params, specificity = _route_pattern(path)
-            routes.append(
-                Route(
-                    method=method,
-                    path=path,
-                    function=logical_id,
-                    authorizer=authorizer,
-                    api_key_required=bool(auth.get("ApiKeyRequired", default_key_required)),
-                    pattern=pattern,
-                    params=params,
-                    specificity=specificity,
-                )
+    try:
+        declared = template.api_routes(tpl)
+    except ValueError as exc:
+        raise TemplateError(str(exc)) from exc
+    for declared_route in declared:
+        method, path, auth = declared_route.method, declared_route.path, declared_route.auth
+        origin = declared_route.origin
+        if declared_route.function not in functions:
+            raise TemplateError(f"{origin}: function {declared_route.function} is not in the template")
+        authorizer = auth.get("Authorizer", default_authorizer)
+        if authorizer in ("NONE", "AWS_IAM"):
+            authorizer = None
+        if authorizer is not None and authorizer not in authorizers:
+            raise TemplateError(f"{origin}: unknown authorizer {authorizer}")
+        if (method, path) in seen:
+            # SAM's MergeDefinitions would silently keep the event's integration over the body's.
+            raise TemplateError(f"{method} {path} is routed twice ({seen[(method, path)]}, {origin})")
+        seen[(method, path)] = origin
+        pattern, params, specificity = _route_pattern(path)
+        routes.append(
+            Route(
+                method=method,
+                path=path,
+                function=declared_route.function,
+                authorizer=authorizer,
+                api_key_required=bool(auth.get("ApiKeyRequired", default_key_required)),
+                pattern=pattern,
+                params=params,
+                specificity=specificity,
+                tenant_id_from=_tenant_id_source(resolver, declared_route),
             )
+        )
 
     routes.extend(_preflights(resolver, api_props.get("Cors"), routes))
     return ApiModel(
@@ -381,6 +391,33 @@ def _static(where: str, value: Any) -> str:
         return responses.static_value(where, value)
     except responses.GatewayResponseError as exc:
         raise TemplateError(str(exc)) from exc
+
+
+_TENANT_HEADER = "integration.request.header.x-amz-tenant-id"
+_AUTHORIZER_CONTEXT = re.compile(r"^context\.authorizer\.([A-Za-z0-9_]+)$")
+
+
+def _tenant_id_source(resolver: Resolver, route: template.ApiRoute) -> str | None:
+    """The authorizer context key a route's integration maps to ``X-Amz-Tenant-Id``, if any.
+
+    Only that mapping changes what a Lambda proxy integration does, and only from the authorizer's
+    context here; anything else fails loudly rather than being served differently from AWS."""
+    if route.request_parameters is None:
+        return None
+    try:
+        parameters = resolver.resolve(route.request_parameters)
+    except UnsupportedIntrinsicError as exc:
+        raise TemplateError(f"{route.origin} requestParameters: {exc}") from exc
+    source: str | None = None
+    for name, value in (parameters or {}).items():
+        found = _AUTHORIZER_CONTEXT.match(str(value))
+        if str(name).lower() != _TENANT_HEADER or found is None:
+            raise TemplateError(
+                f"{route.origin}: the local gateway maps only X-Amz-Tenant-Id from context.authorizer.<key>,"
+                f" not {name} = {value}"
+            )
+        source = found.group(1)
+    return source
 
 
 def _tenant_isolated(resolver: Resolver, logical_id: str, tenancy: Any) -> bool:

@@ -113,6 +113,9 @@ INTEGRATION_TIMEOUT = GatewayAnswer(
     504, "Endpoint request timed out", "INTEGRATION_TIMEOUT", "InternalServerErrorException"
 )
 GATEWAY_BUG = GatewayAnswer(500, "Internal server error", "DEFAULT_5XX", "InternalServerErrorException")
+# Lambda's Invoke API refused the call (here: a tenant-isolated function invoked without
+# X-Amz-Tenant-Id); API Gateway logs "Execution failed due to configuration error" and answers 500.
+INVOKE_REFUSED = GatewayAnswer(500, "Internal server error", "DEFAULT_5XX", "InternalServerErrorException")
 
 
 @dataclass
@@ -449,11 +452,11 @@ class Gateway:
         a queue or a slow import must not turn into a 502 or 504 no deployed stack would give."""
         started = time.perf_counter()
         pool = self._pools[route.function]
-        # API Gateway passes the authorizer's tenant id as X-Amz-Tenant-Id to a function in
-        # tenant isolation mode (the template's integration request parameter).
+        # What the route's integration request parameter maps to X-Amz-Tenant-Id (an authorizer
+        # context value): Lambda's tenant id. A tenant-isolated function without one is refused.
         tenant_id = None
-        if pool.spec.tenant_isolation and exchange.authorizer is not None:
-            tenant_id = exchange.authorizer.context.get("tenant_id")
+        if route.tenant_id_from is not None and exchange.authorizer is not None:
+            tenant_id = exchange.authorizer.context.get(route.tenant_id_from)
         function_timeout = float(self.model.functions[route.function].timeout_s)
         integration_timeout = self.options.integration_timeout
         outcome: dict[str, Any] = {}
@@ -492,6 +495,10 @@ class Gateway:
                 return _answer(HANDLER_FAILURE, exchange, self.model)
             if "error" in outcome:
                 error = outcome["error"]
+                if isinstance(error, sandbox.TenantIdRequiredError):
+                    # Lambda's Invoke refuses the call; API Gateway answers a configuration error.
+                    _log.error("%s %s: %s", exchange.method, exchange.path, error)
+                    return _answer(INVOKE_REFUSED, exchange, self.model)
                 _log.error(
                     "%s failed on %s %s", route.function, exchange.method, exchange.path, exc_info=error
                 )

@@ -15,6 +15,7 @@ from typing import Any
 from local import template
 
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+_DROPPED = object()  # an item CloudFormation removes (AWS::NoValue)
 
 
 class UnsupportedIntrinsicError(ValueError):
@@ -113,7 +114,7 @@ class Resolver:
     def resolve(self, value: Any) -> Any:
         """Resolve every intrinsic in ``value``; scalars come back unchanged."""
         if isinstance(value, list):
-            return [self.resolve(item) for item in value if not _is_no_value(item)]
+            return [resolved for resolved in map(self._resolve_item, value) if resolved is not _DROPPED]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -153,15 +154,19 @@ class Resolver:
                 return self.condition(str(argument))
             if name.startswith("Fn::"):
                 raise UnsupportedIntrinsicError(f"{name} is not supported by the local stack")
-        resolved: dict[str, Any] = {}
-        for key, item in value.items():
-            if _is_no_value(item):
-                continue
-            result = self.resolve(item)
-            if result is None and isinstance(item, dict) and "Fn::If" in item:
-                continue  # !If choosing AWS::NoValue removes the property, as CloudFormation does
-            resolved[key] = result
-        return resolved
+        resolved_items = ((key, self._resolve_item(item)) for key, item in value.items())
+        return {key: resolved for key, resolved in resolved_items if resolved is not _DROPPED}
+
+    def _resolve_item(self, item: Any) -> Any:
+        """An item of a list or map, or ``_DROPPED`` where CloudFormation removes it: ``AWS::NoValue``,
+        directly or as the branch an ``!If`` chose."""
+        if _is_no_value(item):
+            return _DROPPED
+        if isinstance(item, dict) and set(item) == {"Fn::If"}:
+            condition, then, otherwise = item["Fn::If"]
+            chosen = then if self.condition(str(condition)) else otherwise
+            return _DROPPED if _is_no_value(chosen) else self.resolve(chosen)
+        return self.resolve(item)
 
     def condition(self, name: str) -> bool:
         """A template condition, evaluated with the parameters' values (their defaults locally)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from local.gateway.api import load_api
-from tests.integration.conftest import OVERLAY, LocalStack
+from tests.integration.conftest import OVERLAY, LocalStack, gateway_error
 
 
 def test_module_state_set_by_tenant_a_is_invisible_to_tenant_b(gateway: LocalStack) -> None:
@@ -24,6 +24,18 @@ def test_module_state_set_by_tenant_a_is_invisible_to_tenant_b(gateway: LocalSta
     assert other["seen"] == [b]
     # And each environment reports its tenant, as Lambda's context.tenant_id does
     assert (second["lambda_tenant_id"], other["lambda_tenant_id"]) == (a, b)
+
+
+def test_an_isolated_function_on_a_route_without_the_tenant_id_is_refused(gateway: LocalStack) -> None:
+    # Given the same tenant-isolated function behind an Api event (which cannot set X-Amz-Tenant-Id)
+    _, key = gateway.create_tenant("enterprise")
+    # When a tenant calls it
+    answer = gateway.request("GET", "/_test/tenant-state-unmapped", key=key)
+    # Then Lambda refuses the invoke, and API Gateway answers its configuration error: a 500
+    assert answer.status == 500
+    assert answer.json == gateway_error(answer, "Internal server error", "server_error")
+    # While the route whose integration maps the authorizer's tenant id reaches it
+    assert gateway.request("GET", "/_test/tenant-state", key=key).status == 200
 
 
 def test_without_isolation_one_warm_sandbox_serves_both_tenants(gateway: LocalStack) -> None:

@@ -17,11 +17,7 @@ def test_committed_openapi_document_is_current() -> None:
 
 def test_every_template_route_is_documented_with_its_security() -> None:
     spec = json.loads(openapi.render())
-    for resource in template.resources_of_type("AWS::Serverless::Function").values():
-        for event in (resource["Properties"].get("Events") or {}).values():
-            if event["Type"] != "Api":
-                continue
-            route = event["Properties"]
-            operation = spec["paths"][route["Path"]][route["Method"].lower()]
-            open_route = (route.get("Auth") or {}).get("Authorizer") == "NONE"
-            assert operation["security"] == ([] if open_route else [{"ApiKey": []}]), route["Path"]
+    for route in template.api_routes():
+        operation = spec["paths"][route.path][route.method.lower()]
+        open_route = route.auth.get("Authorizer") == "NONE"
+        assert operation["security"] == ([] if open_route else [{"ApiKey": []}]), route.path

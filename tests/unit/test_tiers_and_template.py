@@ -38,13 +38,7 @@ def test_api_resolves_keys_through_the_authorizer_with_a_300_second_cache() -> N
 
 
 def _routes() -> dict[tuple[str, str], dict[str, Any]]:
-    routes: dict[tuple[str, str], dict[str, Any]] = {}
-    for resource in template.resources_of_type("AWS::Serverless::Function").values():
-        for event in (resource["Properties"].get("Events") or {}).values():
-            if event["Type"] == "Api":
-                props = event["Properties"]
-                routes[(props["Method"].upper(), props["Path"])] = props.get("Auth") or {}
-    return routes
+    return {(route.method, route.path): route.auth for route in template.api_routes()}
 
 
 def test_health_is_open_admin_routes_skip_usage_plans_and_tenant_routes_need_a_key() -> None:

@@ -153,17 +153,12 @@ def test_the_endpoint_is_regional_by_default() -> None:
 
 def _admin_and_public_routes() -> dict[tuple[str, str], bool]:
     """(method, path) → True for a public route (no authorizer), False for an admin route."""
-    routes: dict[tuple[str, str], bool] = {}
-    for resource in template.resources_of_type("AWS::Serverless::Function").values():
-        for event in (resource["Properties"].get("Events") or {}).values():
-            if event["Type"] != "Api":
-                continue
-            auth = event["Properties"].get("Auth") or {}
-            # No usage plan covers these: no key is required (admin routes, health, readiness)
-            if auth.get("ApiKeyRequired") is False:
-                route = (event["Properties"]["Method"].upper(), event["Properties"]["Path"])
-                routes[route] = auth.get("Authorizer") == "NONE"
-    return routes
+    # No usage plan covers these: no key is required (admin routes, health, readiness)
+    return {
+        (route.method, route.path): route.auth.get("Authorizer") == "NONE"
+        for route in template.api_routes()
+        if route.auth.get("ApiKeyRequired") is False
+    }
 
 
 def test_every_route_without_a_usage_plan_has_a_stage_throttle() -> None:
