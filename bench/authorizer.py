@@ -1,19 +1,26 @@
-"""Cold-start import cost of the authorizer versus a full handler, in fresh interpreters.
+"""Cold-start import cost of the authorizer versus a full handler, in fresh interpreters; and its
+key lookup under throttling.
 
 The authorizer's import is paid on every API Gateway cache miss that lands on a cold sandbox, so
 it imports only the standard library and tenantry.keys; boto3 is loaded at the first lookup.
+The lookup runs against the embedded DynamoDB with ``FAULTS=throttle=20%`` (every call throttled
+with that chance, as ``make dev --faults`` does): a lookup that still fails is API Gateway's 500.
 Run: make bench (or .venv/bin/python bench/authorizer.py).
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUNS = 15
+LOOKUPS = 1000
+THROTTLE = "throttle=20%,seed=1"
 
 SCRIPT = """
 import importlib.util, sys, time
@@ -55,6 +62,51 @@ def main() -> None:
     print(f"authorizer import + boto3 + DynamoDB client:   {with_boto3:7.1f} ms")
     tenants_import, _ = measure("tenants")
     print(f"tenants handler import (Powertools, pydantic): {tenants_import:7.1f} ms")
+    failed, latencies = throttled_lookups()
+    print(
+        f"{LOOKUPS} key lookups under {THROTTLE}: {failed} failed ({100 * failed / LOOKUPS:.2f} %), "
+        f"p50 {statistics.median(latencies):.1f} ms, p99 {_percentile(latencies, 0.99):.0f} ms, "
+        f"max {max(latencies):.0f} ms"
+    )
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def throttled_lookups() -> tuple[int, list[float]]:
+    """``authorizer.lookup_key`` of one stored key, LOOKUPS times, with throttling injected."""
+    sys.path.insert(0, str(REPO_ROOT / "layers" / "core"))
+    import boto3  # the benchmark's own imports stay out of the cold-start figures
+
+    from local import faults, template
+    from local.embedded import EmbeddedAws
+    from tenantry import authorizer, keys
+
+    server = EmbeddedAws(fault_spec=faults.FaultSpec.parse(THROTTLE))
+    server.start()
+    try:
+        os.environ.update(server.client_env())
+        for env_var, logical_id in template.table_env_vars().items():
+            os.environ[env_var] = template.local_table_name(logical_id)
+        authorizer.reset_client()
+        key = keys.generate("tenant")
+        item = {"key_hash": {"S": keys.hash_key(key)}, "tenant_id": {"S": "t"}, "role": {"S": "tenant"}}
+        boto3.client("dynamodb").put_item(TableName=os.environ["API_KEYS_TABLE"], Item=item)
+        failed = 0
+        latencies: list[float] = []
+        for _ in range(LOOKUPS):
+            started = time.perf_counter()
+            try:
+                authorizer.lookup_key(keys.hash_key(key))
+            except Exception:  # noqa: BLE001 - counted: the authorizer fails, API Gateway's 500
+                failed += 1
+            latencies.append((time.perf_counter() - started) * 1000)
+        return failed, latencies
+    finally:
+        authorizer.reset_client()
+        server.stop()
 
 
 if __name__ == "__main__":

@@ -259,3 +259,129 @@ def test_the_same_key_repeated_is_that_key(tenant_key: tuple[str, str]) -> None:
     event = authorizer_event(key)
     event["multiValueHeaders"] = {"X-API-Key": [key], "x-api-key": [key]}
     assert authorizer.authorize(event)["principalId"] == tenant_id
+
+
+# ---------------------------------------------------------------- the key lookup under AWS's failures
+
+
+class FakeClock:
+    """Time that moves only when the lookup sleeps or an attempt takes ``attempt_seconds``."""
+
+    def __init__(self, attempt_seconds: float = 0.0) -> None:
+        self.now = 0.0
+        self.pauses: list[float] = []
+        self.attempt_seconds = attempt_seconds
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(authorizer, "_clock", lambda: fake.now)
+    monkeypatch.setattr(authorizer, "_sleep", fake.sleep)
+    monkeypatch.setattr(authorizer, "_jitter", lambda: 1.0)  # the longest pause each time
+    return fake
+
+
+def _scripted_client(clock: FakeClock, outcomes: list[Exception | None], item: dict[str, Any]) -> list[int]:
+    """The authorizer's DynamoDB client answering from ``outcomes`` (an error to raise, or None for
+    the item); returns the list its calls are counted in."""
+    calls: list[int] = []
+
+    class Client:
+        def get_item(self, **_: Any) -> dict[str, Any]:
+            calls.append(1)
+            clock.now += clock.attempt_seconds
+            outcome = outcomes[len(calls) - 1]
+            if outcome is not None:
+                raise outcome
+            return {"Item": item}
+
+    authorizer._clients["dynamodb"] = Client()
+    return calls
+
+
+def _throttled() -> Exception:
+    from botocore.exceptions import ClientError
+
+    return ClientError(
+        {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "Rate exceeded"}}, "GetItem"
+    )
+
+
+def test_a_key_lookup_throttled_three_times_still_authorizes(
+    tenant_key: tuple[str, str], clock: FakeClock
+) -> None:
+    tenant_id, key = tenant_key
+    stored = authorizer.lookup_key(keys.hash_key(key))
+    assert stored is not None
+    # Given DynamoDB throttling the key lookup three times in a row
+    item = {name: {"S": value} for name, value in stored.items()}
+    calls = _scripted_client(clock, [_throttled(), _throttled(), _throttled(), None], item)
+    # When the authorizer runs
+    answer = authorizer.authorize(authorizer_event(key))
+    # Then the fourth attempt answered: the tenant is let in
+    assert answer["principalId"] == tenant_id
+    assert len(calls) == 4
+    # After jittered pauses that double from 0.25 s, well inside the function's 5 s
+    assert clock.pauses == [0.25, 0.5, 1.0]
+
+
+def test_a_lookup_throttled_on_every_attempt_fails_after_four(
+    tenant_key: tuple[str, str], clock: FakeClock
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from local import faults
+
+    _, key = tenant_key
+    authorizer.reset_client()
+    # Given DynamoDB throttling every GetItem (the wire answer the fault injector gives, as AWS's)
+    # When the authorizer runs
+    with faults.activate("throttle@GetItem=100%") as injector, pytest.raises(ClientError) as raised:
+        authorizer.authorize(authorizer_event(key))
+    # Then it gave up after four attempts, and failing is API Gateway's 500 (not a 401)
+    assert raised.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    assert sum(injector.injected.values()) == 4
+    assert clock.now <= authorizer.LOOKUP_BUDGET_SECONDS
+
+
+def test_no_attempt_starts_that_could_end_after_the_lookups_deadline(
+    tenant_key: tuple[str, str], clock: FakeClock
+) -> None:
+    _, key = tenant_key
+    # Given throttles that each take 1.4 s to come back (a slow, throttled table)
+    clock.attempt_seconds = 1.4
+    calls = _scripted_client(clock, [_throttled()] * 4, {})
+    # When the authorizer runs
+    with pytest.raises(Exception, match="ProvisionedThroughputExceeded"):
+        authorizer.authorize(authorizer_event(key))
+    # Then it stopped before an attempt that could have ended after the 4 s budget
+    # (a third would have started at 3.55 s and could have run until 5.05 s)
+    assert len(calls) == 2
+    assert clock.now <= authorizer.LOOKUP_BUDGET_SECONDS
+
+
+def test_a_timed_out_lookup_is_retried_once_and_a_missing_table_never(
+    tenant_key: tuple[str, str], clock: FakeClock
+) -> None:
+    from botocore.exceptions import ClientError, ReadTimeoutError
+
+    _, key = tenant_key
+    # Given a read that times out every time
+    timeout = ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com")
+    calls = _scripted_client(clock, [timeout] * 4, {})
+    # Then one retry, then the error
+    with pytest.raises(ReadTimeoutError):
+        authorizer.authorize(authorizer_event(key))
+    assert len(calls) == 2
+    # Given a table that is not there (a deployment error, not a passing one)
+    missing = ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "GetItem")
+    calls = _scripted_client(clock, [missing] * 4, {})
+    # Then no retry at all
+    with pytest.raises(ClientError):
+        authorizer.authorize(authorizer_event(key))
+    assert len(calls) == 1

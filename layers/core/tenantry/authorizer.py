@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -48,12 +49,69 @@ def reset_client() -> None:
     _clients.clear()
 
 
+# The key lookup's retries (botocore makes one attempt: clientconfig.AUTHORIZER). A throttled read
+# is retried while the next attempt still fits: the function has 5 s (template.yaml), an attempt
+# at most 1.5 s (its connect and read timeouts), so no attempt starts that could end after 4 s.
+# Up to 4 attempts make a 20 % throttle rate fail 0.16 % of lookups (2 attempts: 4 %), each
+# failure being API Gateway's 500. Timeouts and DynamoDB's 5xx get one retry, as before.
+LOOKUP_BUDGET_SECONDS = 4.0
+ATTEMPT_SECONDS = 1.5
+THROTTLED_ATTEMPTS = 4
+TRANSIENT_ATTEMPTS = 2
+FIRST_PAUSE_SECONDS = 0.25  # full jitter, doubling: at most 0.25, 0.5, 1 s before attempts 2-4
+_THROTTLING = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+_TRANSIENT_CODES = frozenset({"InternalServerError", "ServiceUnavailable", "RequestTimeout"})
+
+
+def _attempts_for(exc: Exception) -> int:
+    """How many attempts the lookup may make when an attempt failed with ``exc``."""
+    from botocore import exceptions  # noqa: PLC0415 - loaded with boto3 already: free here
+
+    if isinstance(exc, exceptions.ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _THROTTLING:
+            return THROTTLED_ATTEMPTS
+        return TRANSIENT_ATTEMPTS if code in _TRANSIENT_CODES or 500 <= status <= 504 else 1
+    if isinstance(exc, exceptions.ConnectionError | exceptions.HTTPClientError):
+        return TRANSIENT_ATTEMPTS  # timeouts, refused or dropped connections
+    return 1
+
+
+# Module-level so tests can run the retries on a fake clock.
+_clock: Callable[[], float] = time.monotonic
+_sleep: Callable[[float], None] = time.sleep
+_jitter: Callable[[], float] = random.random
+
+
+def _get_item(params: dict[str, Any]) -> dict[str, Any]:
+    started = _clock()
+    attempt = 1
+    while True:
+        try:
+            response: dict[str, Any] = _dynamodb().get_item(**params)
+        except Exception as exc:
+            if attempt >= _attempts_for(exc):
+                raise
+            pause = _jitter() * FIRST_PAUSE_SECONDS * 2 ** (attempt - 1)
+            if _clock() - started + pause + ATTEMPT_SECONDS > LOOKUP_BUDGET_SECONDS:
+                raise
+            _sleep(pause)
+            attempt += 1
+        else:
+            return response
+
+
 def lookup_key(key_hash: str) -> dict[str, str] | None:
-    """One consistent read by hash; attribute values flattened to strings."""
-    response = _dynamodb().get_item(
-        TableName=os.environ["API_KEYS_TABLE"],
-        Key={"key_hash": {"S": key_hash}},
-        ConsistentRead=True,
+    """One consistent read by hash (retried as above); attribute values flattened to strings."""
+    response = _get_item(
+        {
+            "TableName": os.environ["API_KEYS_TABLE"],
+            "Key": {"key_hash": {"S": key_hash}},
+            "ConsistentRead": True,
+        }
     )
     item = response.get("Item")
     if item is None:
