@@ -26,10 +26,11 @@ HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 _FUNCTION = re.compile(r":function:tenantry-local-([A-Za-z0-9]+)/invocations$")
 
 
-def _deployed(isolation: str) -> dict[str, Any]:
+def _deployed(isolation: str, cors_origin: str = "") -> dict[str, Any]:
     """The translated template's resources, resolved for a stack deployed with ``isolation``."""
     tpl = translated_template()
-    resolver = Resolver(tpl, LocalNames(parameters={"ChatTenantIsolation": isolation}))
+    parameters = {"ChatTenantIsolation": isolation, "CorsAllowOrigin": cors_origin}
+    resolver = Resolver(tpl, LocalNames(parameters=parameters))
     resources: dict[str, Any] = {}
     for logical_id, resource in tpl["Resources"].items():
         if "Condition" in resource and not resolver.condition(resource["Condition"]):
@@ -39,13 +40,14 @@ def _deployed(isolation: str) -> dict[str, Any]:
 
 
 def _methods(resources: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    """(VERB, path) → the method's OpenAPI operation, from the one REST API's body."""
+    """(VERB, path) → the method's OpenAPI operation, from the one REST API's body; CORS preflights
+    (MOCK integrations API Gateway answers itself, when CorsAllowOrigin is set) left out."""
     (api,) = (r for r in resources.values() if r["Type"] == "AWS::ApiGateway::RestApi")
     return {
         (method.upper(), path): operation
         for path, operations in api["Properties"]["Body"]["paths"].items()
         for method, operation in operations.items()
-        if method in HTTP_METHODS
+        if method in HTTP_METHODS and operation["x-amazon-apigateway-integration"]["type"] != "mock"
     }
 
 
@@ -66,9 +68,10 @@ def _isolated_functions(resources: dict[str, Any]) -> set[str]:
     }
 
 
-def test_with_per_tenant_every_chat_method_passes_the_authorizers_tenant_id_to_lambda() -> None:
-    # Given the stack deployed with ChatTenantIsolation=PER_TENANT
-    resources = _deployed("PER_TENANT")
+@pytest.mark.parametrize("cors_origin", ["", "https://app.example.com"])
+def test_with_per_tenant_every_chat_method_passes_the_authorizers_tenant_id(cors_origin: str) -> None:
+    # Given the stack deployed with ChatTenantIsolation=PER_TENANT (with and without CORS preflights)
+    resources = _deployed("PER_TENANT", cors_origin)
     # Then the chat function is created in tenant isolation mode
     assert _isolated_functions(resources) == {"ChatFunction"}
     # And each of its four methods maps the authorizer's tenant id to X-Amz-Tenant-Id
