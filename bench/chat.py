@@ -89,12 +89,12 @@ def main() -> int:
     from moto import mock_aws
 
     from local import template
-    from tenantry import aws, tenancy
+    from tenantry import aws, caches, tenancy
     from tenantry.models.tenants import CreateTenantRequest
 
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     with mock_aws():
-        aws.reset()
+        caches.clear_all()
         names = template.create_tables(aws.dynamodb_client(), "bench")
         for env_var, logical_id in template.table_env_vars().items():
             os.environ[env_var] = names[logical_id]

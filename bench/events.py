@@ -16,7 +16,7 @@ import time
 
 from local import template
 from local.embedded import EmbeddedAws
-from tenantry import aws, eventstore
+from tenantry import aws, caches, eventstore
 from tenantry.models.events import MAX_BATCH, EventIn
 
 SINGLES = 300
@@ -32,7 +32,7 @@ def main() -> int:
         os.environ.update(server.client_env())
         for env_var, logical_id in template.table_env_vars().items():
             os.environ[env_var] = template.local_table_name(logical_id)
-        aws.reset()
+        caches.clear_all()
         calls: list[str] = []
         aws.dynamodb_client().meta.events.register(
             "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)

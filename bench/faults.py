@@ -19,7 +19,7 @@ from collections import Counter
 
 from local import faults, template
 from local.embedded import EmbeddedAws
-from tenantry import aws, eventstore
+from tenantry import aws, caches, eventstore
 from tenantry.models.events import EventIn
 
 SPECS = ("", "conflict=20%,seed=1", "conflict=20%,throttle=20%,seed=1")
@@ -40,8 +40,7 @@ def _run(spec: str) -> dict[str, object]:
         os.environ.update(server.client_env())
         for env_var, logical_id in template.table_env_vars().items():
             os.environ[env_var] = template.local_table_name(logical_id)
-        aws.reset()
-        eventstore.forget_heads()
+        caches.clear_all()
         calls: Counter[str] = Counter()
         lock = threading.Lock()
 
@@ -105,7 +104,7 @@ def _run(spec: str) -> dict[str, object]:
             "injected": injected,
         }
     finally:
-        aws.reset()
+        caches.clear_all()
         server.stop()
 
 

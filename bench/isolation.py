@@ -27,7 +27,7 @@ from typing import Any
 
 from local import template
 from local.embedded import EmbeddedAws
-from tenantry import aws, credentials
+from tenantry import aws, caches, credentials
 
 REQUESTS = 1000
 TENANT_COUNTS = (1, 10, 100, 1000)
@@ -107,7 +107,7 @@ def main() -> int:
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
-        aws.reset()
+        caches.clear_all()
         tenants = [f"t{number:04d}" for number in range(max(TENANT_COUNTS))]
         table = aws.table(os.environ["TENANTS_TABLE"])
         with table.batch_writer() as batch:
@@ -132,7 +132,7 @@ def main() -> int:
         print("tenants drawn uniformly at random, one sandbox")
         print("  tenants  first 1,000 (cold sandbox)  next 1,000 (warm)  STS calls/hour at most")
         for count in TENANT_COUNTS:
-            aws.reset()  # a fresh sandbox: no cached credentials
+            caches.clear_all()  # a fresh sandbox: no cached credentials
             vendor = credentials.vendor()
             assert vendor is not None
             rounds: list[str] = []
@@ -154,7 +154,7 @@ def main() -> int:
         sts_ms: list[float] = []
         cold_ms: list[float] = []
         for number in range(COLD_SAMPLES):
-            aws.reset()
+            caches.clear_all()
             vendor = credentials.vendor()
             assert vendor is not None
             aws.sts()  # the STS client itself is built once per sandbox, at its first tenant
@@ -182,7 +182,7 @@ def main() -> int:
                 os.environ.pop(credentials.ROLE_ARN_ENV, None)
             else:
                 os.environ[credentials.ROLE_ARN_ENV] = role
-            aws.reset()
+            caches.clear_all()
             for tenant_id in tenants[:10]:
                 handler(_me(tenant_id), context)  # warm every tenant first
             timings = []
@@ -196,7 +196,7 @@ def main() -> int:
             print(f"  {label:<17}" + _spread(timings))
         print(f"\n{sys.platform}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     finally:
-        aws.reset()
+        caches.clear_all()
         server.stop()
     return 0
 

@@ -20,9 +20,9 @@ def _create(args: argparse.Namespace) -> int:
     if args.endpoint_url:
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = args.endpoint_url
 
-    from tenantry import aws, tenancy  # noqa: PLC0415 - after the env is set
+    from tenantry import caches, tenancy  # noqa: PLC0415 - after the env is set
 
-    aws.reset()
+    caches.clear_all()
     expires = None if args.expires_in_days is None else args.expires_in_days * 86_400
     raw_key, info = tenancy.create_admin_key(expires)
     if args.json:
@@ -41,9 +41,9 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
 
-    from tenantry import aws, keysweep  # noqa: PLC0415 - after the env is set
+    from tenantry import caches, keysweep  # noqa: PLC0415 - after the env is set
 
-    aws.reset()
+    caches.clear_all()
     orphans = keysweep.find_orphans(args.stack, min_age_seconds=int(args.min_age_minutes * 60))
     deleted = keysweep.sweep(orphans) if args.delete else 0
     if args.json:

@@ -104,9 +104,9 @@ def configure_process(endpoint_url: str) -> None:
         os.environ.pop(variable, None)
     os.environ.update(client_env(endpoint_url))
     with contextlib.suppress(ImportError):
-        from tenantry import aws  # noqa: PLC0415 - the layer is optional for this module
+        from tenantry import caches  # noqa: PLC0415 - the layer is optional for this module
 
-        aws.reset()
+        caches.clear_all()
 
 
 def running_endpoint(home: Path) -> str | None:

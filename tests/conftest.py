@@ -20,6 +20,7 @@ from local import aws_calls, template
 
 # Imported before any boto3 session exists, so every session carries the (inactive) fault handlers.
 from local import faults as fault_injection
+from tenantry import caches
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_TENANT_DATA_ROLE_ARN = "arn:aws:iam::123456789012:role/test-tenant-data"
@@ -45,6 +46,15 @@ for _variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"
     os.environ.pop(_variable, None)
 
 
+@pytest.fixture(autouse=True)
+def fresh_caches() -> Iterator[None]:
+    """Every test starts and ends with no module-level cache of the layer (clients, credentials,
+    plan ids, stream heads, the model client…): one registry (tenantry.caches), nothing to remember."""
+    caches.clear_all()
+    yield
+    caches.clear_all()
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """Moto in process with every template table and usage plan; table env vars point at them."""
@@ -61,7 +71,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
         monkeypatch.setenv("TENANT_DATA_ROLE_ARN", TEST_TENANT_DATA_ROLE_ARN)
         enforcer = access.Enforcer(access.KeySchemas("test"), access.Grants("test"))
         undo = access.install_botocore_enforcement(boto3._get_default_session().events, enforcer)
-        aws_clients.reset()
+        caches.clear_all()
         try:
             names = template.create_tables(aws_clients.dynamodb_client(), "test")
             for env_var, logical_id in template.table_env_vars().items():
@@ -71,7 +81,7 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
             yield names
         finally:
             undo()
-            aws_clients.reset()
+            caches.clear_all()
 
 
 @pytest.fixture
@@ -80,8 +90,6 @@ def dynamodb_calls(aws: dict[str, str]) -> Iterator[list[str]]:
     role's and each tenant's scoped ones (botocore copies the session's hooks into new clients)."""
     import boto3
 
-    from tenantry import aws as aws_clients
-
     calls: list[str] = []
     events = boto3._get_default_session().events
 
@@ -89,7 +97,7 @@ def dynamodb_calls(aws: dict[str, str]) -> Iterator[list[str]]:
         calls.append(model.name)
 
     events.register("before-call.dynamodb.*", count, unique_id="tenantry-test-dynamodb-calls")
-    aws_clients.reset()
+    caches.clear_all()
     try:
         yield calls
     finally:

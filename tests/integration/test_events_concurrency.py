@@ -9,7 +9,7 @@ import pytest
 
 from local import template
 from local.embedded import EmbeddedAws
-from tenantry import aws, eventstore
+from tenantry import aws, caches, eventstore
 from tenantry.models.events import EventIn
 from tenantry.stores import events as store
 
@@ -25,12 +25,10 @@ def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedAws]:
             monkeypatch.setenv(variable, value)
         for env_var, logical_id in template.table_env_vars().items():
             monkeypatch.setenv(env_var, template.local_table_name(logical_id))
-        aws.reset()
-        eventstore.forget_heads()
+        caches.clear_all()
         yield server
     finally:
-        aws.reset()
-        eventstore.forget_heads()
+        caches.clear_all()
         server.stop()
 
 
@@ -44,7 +42,8 @@ def _publish_concurrently(tenant_id: str, forget_between: bool) -> tuple[list[in
         try:
             start.wait()
             if forget_between:
-                eventstore.forget_heads()  # like 50 cold Lambda sandboxes, each with no head in memory
+                # Like 50 cold Lambda sandboxes, each with no head in memory.
+                caches.clear_all("tenantry.eventstore.")
             got = eventstore.append(tenant_id, [EventIn(type="concurrent", data={"n": number})], batch=False)
             with lock:
                 positions.extend(got)

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from local import faults, template
 from local.embedded import EmbeddedAws
-from tenantry import aws, chat, credentials, eventstore, llm, tenancy
+from tenantry import aws, caches, chat, credentials, eventstore, tenancy
 from tenantry.models.chat import ChatRequest
 from tenantry.models.events import EventIn
 from tenantry.models.tenants import CreateTenantRequest
@@ -39,8 +39,7 @@ def _start(spec: str, monkeypatch: pytest.MonkeyPatch) -> EmbeddedAws:
         credentials.ROLE_ARN_ENV,
         f"arn:aws:iam::{template.ACCOUNT_ID}:role/{template.LOCAL_STACK_NAME}-tenant-data",
     )
-    aws.reset()
-    eventstore.forget_heads()
+    caches.clear_all()
     return server
 
 
@@ -56,8 +55,7 @@ def embedded_with(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], E
     try:
         yield start
     finally:
-        aws.reset()
-        eventstore.forget_heads()
+        caches.clear_all()
         for server in started:
             server.stop()
 
@@ -124,7 +122,7 @@ def test_fifty_publishers_under_conflicts_and_throttling_get_exactly_one_to_fift
     # When 50 threads publish one event each for one tenant at the same moment
     def publish(number: int) -> list[int]:
         if cold:
-            eventstore.forget_heads()
+            caches.clear_all()
         return eventstore.append("acme", [EventIn(type="t", data={"n": number})], batch=False)
 
     positions, errors = _run_all(PUBLISHERS, publish)
@@ -149,7 +147,7 @@ def test_twenty_concurrent_turns_in_one_session_lose_no_paid_answer(
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", model.url)
         monkeypatch.setenv("LLM_MAX_RETRIES", "0")
-        llm.reset()
+        caches.clear_all()
         try:
             first = chat.turn("acme", "enterprise", "alice", ChatRequest(message="first"))
             session_id = first.session_id
@@ -170,7 +168,7 @@ def test_twenty_concurrent_turns_in_one_session_lose_no_paid_answer(
 
             answers, errors = _run_all(CHATTERS, say)
         finally:
-            llm.reset()
+            caches.clear_all()
     _stop_faults(server)
     # Then no call raised, and a turn that failed is a 503 to retry (throttled before the model
     # was asked), never a 5xx of a lost write

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from local import template
 from local.embedded import EmbeddedAws
-from tenantry import aws, credentials
+from tenantry import aws, caches, credentials
 from tenantry.stores import events as store
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/tenantry-local-tenant-data"
@@ -30,13 +30,13 @@ def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedAws]:
         for env_var, logical_id in template.table_env_vars().items():
             monkeypatch.setenv(env_var, template.local_table_name(logical_id))
         monkeypatch.setenv(credentials.ROLE_ARN_ENV, ROLE_ARN)
-        aws.reset()
+        caches.clear_all()
         for tenant_id in ("acme", "globex"):
             event = store.StoredEvent("t", "{}", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
             store.append(tenant_id, 0, [event], "2026-01-01T00:00:00Z")
         yield server
     finally:
-        aws.reset()
+        caches.clear_all()
         server.stop()
 
 

@@ -46,7 +46,6 @@ def unauthorized(event: dict[str, Any], **kwargs: Any) -> bool:
 
 @pytest.fixture
 def tenant_key(aws: dict[str, str]) -> tuple[str, str]:
-    authorizer.reset_client()
     created = tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="pro", tenant_id="acme"))
     return created.tenant.tenant_id, created.api_key
 
@@ -82,7 +81,6 @@ def test_one_cached_policy_admits_every_tenant_route_and_no_admin_route(tenant_k
 
 
 def test_admin_keys_reach_admin_routes_only(aws: dict[str, str]) -> None:
-    authorizer.reset_client()
     admin_key, _ = tenancy.create_admin_key()
     answer = authorizer.authorize(authorizer_event(admin_key, "GET", "tenants"))
     assert answer["context"]["role"] == "admin"
@@ -111,7 +109,6 @@ def test_missing_malformed_and_bad_checksum_keys_are_401_without_a_database_call
 
 
 def test_unknown_key_is_401(aws: dict[str, str]) -> None:
-    authorizer.reset_client()
     assert unauthorized(authorizer_event(keys.generate()))
 
 
@@ -132,7 +129,6 @@ def test_revoked_key_is_401(tenant_key: tuple[str, str]) -> None:
 
 
 def test_expired_key_is_401(aws: dict[str, str]) -> None:
-    authorizer.reset_client()
     tenancy.create_tenant(CreateTenantRequest(name="Short", tier="basic", tenant_id="short"))
     issued = tenancy.issue_key("short", IssueKeyRequest(expires_in_seconds=60), None)
     # Before its expiry the key works; after it, it is 401
@@ -160,7 +156,6 @@ def test_rotation_keeps_old_keys_for_the_grace_period_then_stops_them(tenant_key
 
 
 def test_grace_never_extends_a_key_past_its_own_expiry(aws: dict[str, str]) -> None:
-    authorizer.reset_client()
     tenancy.create_tenant(CreateTenantRequest(name="Brief", tier="basic", tenant_id="brief"))
     short_lived = tenancy.issue_key("brief", IssueKeyRequest(expires_in_seconds=600), None)
     # When the tenant rotates with a day of grace
@@ -194,7 +189,6 @@ def test_the_events_file_authorizes_once_its_key_is_onboarded(
     aws: dict[str, str], lambda_context: Any
 ) -> None:
     # Given the sample authorizer request and its key stored for a tenant
-    authorizer.reset_client()
     event = json.loads((REPO_ROOT / "events" / "authorizer-request.json").read_text())
     handler = load_function("authorizer").lambda_handler
     # When the key is unknown, the authorizer says 401

@@ -10,7 +10,7 @@ import boto3
 import pytest
 
 from tenantry import aws as clients
-from tenantry import llm, tenancy
+from tenantry import caches, llm, tenancy
 from tenantry.models.tenants import CreateTenantRequest, TenantConfig, UpdateTenantRequest
 from tenantry.stores import usage as usage_store
 from tests.conftest import REPO_ROOT, FakeLambdaContext, HandlerClient, load_function, tenant_context
@@ -55,11 +55,11 @@ class ChatApi(HandlerClient):
 @pytest.fixture
 def api(aws: dict[str, str], lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChatApi]:
     monkeypatch.delenv("ANTHROPIC_API_KEY_PARAMETER", raising=False)
-    llm.reset()
+    caches.clear_all()
     for tenant_id, tier in TIERS.items():
         tenancy.create_tenant(CreateTenantRequest(name=tenant_id.title(), tier=tier, tenant_id=tenant_id))
     yield ChatApi(load_function("chat").lambda_handler, lambda_context)
-    llm.reset()
+    caches.clear_all()
 
 
 @pytest.fixture
@@ -71,9 +71,9 @@ def model(api: ChatApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthrop
     monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "2")
     with fake_anthropic() as fake:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-        llm.reset()
+        caches.clear_all()
         yield fake
-    llm.reset()
+    caches.clear_all()
 
 
 def configure(tenant_id: str, **config: Any) -> None:
@@ -173,7 +173,7 @@ def test_model_timeout_is_504_model_timeout(
 ) -> None:
     # Given a model slower than the configured per-call timeout
     monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "0.3")
-    llm.reset()
+    caches.clear_all()
     model.default = Reply(delay_seconds=1.5)
     # When a user chats
     status, answer, headers = api.say("hi")
@@ -188,7 +188,7 @@ def test_the_sdk_retries_an_overloaded_model(
     api: ChatApi, model: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LLM_MAX_RETRIES", "2")
-    llm.reset()
+    caches.clear_all()
     model.script = [Reply(status=529, headers={"retry-after-ms": "10"})]
     status, _, _ = api.say("hi")
     assert status == 200
@@ -393,7 +393,7 @@ def test_sample_events_run_through_the_handler(api: ChatApi, sample: str, status
 def test_a_missing_key_parameter_means_echo(api: ChatApi, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the key parameter's name, but no such parameter in SSM
     monkeypatch.setenv("ANTHROPIC_API_KEY_PARAMETER", KEY_PARAMETER)  # granted, never put
-    llm.reset()
+    caches.clear_all()
     # When a user chats / Then the echo provider answers
     status, answer, _ = api.say("hi")
     assert (status, answer["model"]) == (200, "echo-1")
@@ -449,7 +449,7 @@ def test_a_hanging_model_is_504_model_timeout_within_the_budget_with_nothing_sto
     faults("model-hang")
     monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "20")
     monkeypatch.setenv("LLM_MAX_RETRIES", "2")
-    llm.reset()
+    caches.clear_all()
     api.context = ShortContext(4500)
     # When a user chats
     status, answer, headers = api.say("hi")

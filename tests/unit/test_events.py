@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from tenantry import aws as clients
 from tenantry import eventstore, tenancy
@@ -64,9 +65,7 @@ class EventsApi(HandlerClient):
 
 @pytest.fixture
 def api(aws: dict[str, str], lambda_context: Any) -> Iterator[EventsApi]:
-    eventstore.forget_heads()
     yield EventsApi(load_function("events").lambda_handler, lambda_context)
-    eventstore.forget_heads()
 
 
 @pytest.fixture
@@ -191,6 +190,29 @@ def test_idempotency_records_live_in_the_tenants_partition(api: EventsApi, aws: 
     # Then its record is under the tenant's partition key, where its scoped credentials reach
     items = clients.dynamodb_client().scan(TableName=aws["IdempotencyTable"])["Items"]
     assert [item["tenant_id"]["S"] for item in items] == ["acme"]
+    # And its sort key has the stable public prefix, not the function's deployed name
+    assert items[0]["id"]["S"].startswith(f"{eventstore.IDEMPOTENCY_KEY_PREFIX}#")
+
+
+def test_the_persistence_layer_is_built_once_per_warm_tenant(
+    api: EventsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a count of the persistence layers built
+    built: list[str] = []
+
+    class Counted(DynamoDBPersistenceLayer):
+        def __init__(self, **kwargs: Any) -> None:
+            built.append(kwargs["static_pk_value"])
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(eventstore, "DynamoDBPersistenceLayer", Counted)
+    # When two tenants publish three keyed events each (warm sandbox, same scoped clients)
+    for number in range(3):
+        for tenant_id in ("acme", "globex"):
+            assert api.publish(event(n=number), tenant_id, key=f"k-{number}")[0] == 201
+    # Then one layer was built per tenant, and each record was written once
+    assert sorted(built) == ["acme", "globex"]
+    assert api.total("acme") == api.total("globex") == 3
 
 
 def test_a_failed_publish_frees_its_idempotency_key_for_the_retry(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tenantry import eventstore, jsonguard, settings
+from tenantry import jsonguard, settings
 from tests.conftest import admin_context, api_event, load_function, response_json, tenant_context
 
 
@@ -52,9 +52,7 @@ class Events:
 
 @pytest.fixture
 def events(aws: dict[str, str], lambda_context: Any) -> Iterator[Events]:
-    eventstore.forget_heads()
     yield Events(lambda_context)
-    eventstore.forget_heads()
 
 
 def _nested(depth: int) -> Any:

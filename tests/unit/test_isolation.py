@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tenantry import aws as clients
-from tenantry import credentials, settings
+from tenantry import caches, credentials, settings
 from tenantry.models.tenants import CreateTenantRequest
 from tenantry.stores import conversations as conversation_store
 from tenantry.stores import events as event_store
@@ -172,7 +172,7 @@ def test_scoped_credentials_are_cached_per_tenant(two_tenants: None, lambda_cont
     from tests.conftest import api_event
 
     handler = load_function("tenants").lambda_handler
-    clients.reset()
+    caches.clear_all()
     # When three tenants' requests arrive, several each
     for _ in range(5):
         for tenant_id in ("acme", "globex", "acme"):
@@ -189,7 +189,7 @@ def test_admin_requests_do_not_assume_the_tenant_role(two_tenants: None, lambda_
     from tests.conftest import admin_context, api_event
 
     handler = load_function("tenants").lambda_handler
-    clients.reset()
+    caches.clear_all()
     response = handler(api_event("GET", "/tenants", authorizer=admin_context()), lambda_context)
     assert response["statusCode"] == 200
     vendor = credentials.vendor()
@@ -256,7 +256,7 @@ def test_sts_failure_is_a_503_never_the_function_role(
     from tests.conftest import api_event
 
     handler = load_function("events").lambda_handler
-    clients.reset()
+    caches.clear_all()
 
     def refuse(**_: Any) -> Any:
         raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "AssumeRole")
@@ -270,7 +270,7 @@ def test_sts_failure_is_a_503_never_the_function_role(
 
 def test_session_lifetime_comes_from_the_env(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(credentials.SESSION_SECONDS_ENV, "1200")
-    clients.reset()
+    caches.clear_all()
     vendor = credentials.vendor()
     assert vendor is not None and vendor.session_seconds == 1200
     assert vendor.margin == credentials.REFRESH_MARGIN_SECONDS

@@ -23,7 +23,6 @@ def test_a_key_orphaned_by_a_failure_is_reported_then_swept(
 ) -> None:
     # Given two tenants with their keys, and a rotation whose key item write failed after the
     # API key was created (and whose undo failed too: the new API key is orphaned)
-    edge.forget_plans()
     tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="basic", tenant_id="acme"))
     tenancy.create_tenant(CreateTenantRequest(name="Globex", tier="basic", tenant_id="globex"))
     injector = faults("seed=1")
@@ -50,7 +49,6 @@ def test_a_key_orphaned_by_a_failure_is_reported_then_swept(
 
 
 def test_young_keys_are_left_alone(aws: dict[str, str]) -> None:
-    edge.forget_plans()
     edge.create_key(key_id="key_young", value="tnt_live_" + "y" * 40, tenant_id="acme", tier="basic")
     from tenantry import keysweep
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tenantry import authorizer, edge, keys
+from tenantry import edge, keys
 from tenantry.observability import logger as powertools_logger
 from tests.conftest import (
     admin_context,
@@ -42,8 +42,6 @@ def captured_logs(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
 def test_a_full_key_lifecycle_logs_no_key_and_no_hash(
     aws: dict[str, str], lambda_context: Any, captured_logs: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    edge.forget_plans()
-    authorizer.reset_client()
     monkeypatch.setattr(edge, "flush_authorizer_cache", lambda stage: True)
     tenants = load_function("tenants").lambda_handler
     authorize = load_function("authorizer").lambda_handler

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tenantry import authorizer, edge, keys, metering
+from tenantry import edge, keys, metering
 from tests.conftest import admin_context, api_event, load_function, response_json, tenant_context
 from tests.unit.test_no_secrets_in_logs import captured_logs  # noqa: F401 - a shared fixture
 
@@ -23,8 +23,6 @@ def test_a_full_cycle_logs_context_and_no_secrets(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    edge.forget_plans()
-    authorizer.reset_client()
     monkeypatch.setattr(edge, "flush_authorizer_cache", lambda stage: True)
     tenants = load_function("tenants").lambda_handler
     # Given a tenant onboarded by an admin, its key authorized at the edge

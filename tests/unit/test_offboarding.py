@@ -39,7 +39,6 @@ def seed_partition_items(tenant_id: str) -> None:
 
 @pytest.fixture
 def handler(aws: dict[str, str], lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    edge.forget_plans()
     monkeypatch.setattr(edge, "flush_authorizer_cache", lambda stage: True)
     tenants = load_function("tenants")
     return lambda event: tenants.lambda_handler(event, lambda_context)
@@ -98,7 +97,6 @@ def test_a_failed_edge_key_leaves_no_half_onboarded_tenant(
     aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given API Gateway refuses the new key
-    edge.forget_plans()
 
     def refuse(**_: Any) -> str:
         raise edge.EdgeError("API Gateway said no")

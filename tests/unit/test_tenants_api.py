@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tenantry import authorizer, edge, keys, tenancy
+from tenantry import edge, keys, tenancy
 from tenantry.models.tenants import CreateTenantRequest
 from tenantry.stores import keys as key_store
 from tests.conftest import (
@@ -35,8 +35,6 @@ class Api:
 
 @pytest.fixture
 def api(aws: dict[str, str], lambda_context: Any) -> Api:
-    edge.forget_plans()
-    authorizer.reset_client()
     return Api(load_function("tenants").lambda_handler, lambda_context)
 
 
@@ -415,6 +413,5 @@ def test_sample_events_run_through_the_handler(api: Api, name: str) -> None:
 
 
 def test_tenancy_functions_are_callable_without_a_stage(aws: dict[str, str]) -> None:
-    edge.forget_plans()
     created = tenancy.create_tenant(CreateTenantRequest(name="Direct", tier="basic", tenant_id="direct"))
     assert tenancy.get_tenant("direct") == created.tenant

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tenantry import clientconfig, keys
+from tenantry import caches, clientconfig, keys
 
 UNAUTHORIZED = "Unauthorized"  # API Gateway maps exactly this exception message to 401
 ADMIN_RESOURCES = ("tenants", "tenants/*", "stats", "stats/*")
@@ -45,7 +45,8 @@ def _dynamodb() -> Any:
     return _clients["dynamodb"]
 
 
-def reset_client() -> None:
+@caches.register
+def _forget_client() -> None:
     _clients.clear()
 
 

@@ -9,8 +9,8 @@ Two kinds of DynamoDB access exist, and stores get theirs from one place:
 - :func:`dynamodb_client`, :func:`dynamodb` and :func:`table` are always the function role's: for
   tables that are not keyed by tenant (the key table) and for table-level calls (health).
 
-Tests and the local stack swap the AWS backend (moto) under the process, so :func:`reset` drops
-every cached client and every cached tenant credential.
+Tests and the local stack swap the AWS backend (moto) under the process: :func:`tenantry.caches.clear_all`
+drops every cached client (and every other cache of the layer, tenant credentials included).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from tenantry import clientconfig
+from tenantry import caches, clientconfig
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
@@ -101,13 +101,10 @@ def tenant_scope(access: DataAccess | None) -> Iterator[None]:
         _scoped.reset(token)
 
 
-def reset() -> None:
-    """Forget every cached client (tests and hot reload switch backends under us)."""
+@caches.register
+def _forget_clients() -> None:
     for cached in (dynamodb_client, dynamodb, table, apigateway, sts):
         cached.cache_clear()
-    from tenantry import credentials  # noqa: PLC0415 - credentials imports this module
-
-    credentials.forget()
 
 
 def error_code(exc: Exception) -> str:

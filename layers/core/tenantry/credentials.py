@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tenantry import aws
+from tenantry import aws, caches
 from tenantry.errors import UpstreamUnavailable
 from tenantry.observability import logger
 
@@ -167,7 +167,8 @@ def scoped_access(tenant_id: str) -> aws.DataAccess | None:
     return None if cache is None else cache.access_for(tenant_id)
 
 
-def forget() -> None:
+@caches.register
+def _forget_vendor() -> None:
     global _vendor  # noqa: PLW0603
     with _vendor_lock:
         _vendor = None

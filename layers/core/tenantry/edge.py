@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tenantry import aws, settings
+from tenantry import aws, caches, settings
 from tenantry.errors import ApiError
 from tenantry.observability import logger
 
@@ -63,7 +63,8 @@ def tagged_keys(stack: str) -> Iterator[dict[str, Any]]:
         arguments["position"] = page["position"]
 
 
-def forget_plans() -> None:
+@caches.register
+def _forget_plans() -> None:
     _plan_ids.clear()
 
 

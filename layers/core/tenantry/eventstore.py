@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +29,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from tenantry import aws, deadline, observability, retry, settings
+from tenantry import aws, caches, deadline, observability, retry, settings
 from tenantry.errors import ApiError, Conflict, NotFound, PayloadTooLarge, Unprocessable
 from tenantry.models.events import (
     MAX_BATCH,
@@ -53,9 +54,16 @@ MAX_EVENT_ITEM_BYTES = 400 * 1024
 _ITEM_OVERHEAD_BYTES = 256
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
+# Powertools' public key_prefix: a record's sort key is ``publish#<hash of tenant and key>``,
+# the same whatever the function's deployed name or this module's layout.
+IDEMPOTENCY_KEY_PREFIX = "publish"
+# Warm tenants' persistence layers, at most this many (a layer holds the tenant's scoped client).
+_PERSISTENCE_CACHE_SIZE = 256
 
 # This warm process's view of each tenant's last position; wrong views cost one retry, never a gap.
 _known_heads: dict[str, int] = {}
+# Each warm tenant's idempotency persistence layer, with the client it was built on.
+_persistence: OrderedDict[str, tuple[Any, DynamoDBPersistenceLayer]] = OrderedDict()
 
 
 class WriteContention(ApiError):
@@ -67,8 +75,35 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def forget_heads() -> None:
+@caches.register
+def _forget_heads() -> None:
     _known_heads.clear()
+    _persistence.clear()
+
+
+def _persistence_for(tenant_id: str) -> DynamoDBPersistenceLayer:
+    """The tenant's idempotency persistence layer, built once per tenant and client.
+
+    Records live under the tenant's own partition (sort key ``id``), so the tenant's scoped
+    credentials can reach them (dynamodb:LeadingKeys) and offboarding purges them by partition;
+    Powertools takes that partition as ``static_pk_value``, fixed per layer, hence one per tenant.
+    A new scoped client (credentials renewed) gets a new layer."""
+    client = aws.data_client()
+    cached = _persistence.get(tenant_id)
+    if cached is not None and cached[0] is client:
+        _persistence.move_to_end(tenant_id)
+        return cached[1]
+    layer = DynamoDBPersistenceLayer(
+        table_name=settings.table_name(settings.IDEMPOTENCY_TABLE),
+        key_attr="tenant_id",
+        sort_key_attr="id",
+        static_pk_value=tenant_id,
+        boto3_client=client,
+    )
+    _persistence[tenant_id] = (client, layer)
+    while len(_persistence) > _PERSISTENCE_CACHE_SIZE:
+        _persistence.popitem(last=False)
+    return layer
 
 
 def _stored(event: EventIn, index: int | None, recorded_at: str) -> store.StoredEvent:
@@ -168,15 +203,7 @@ def publish(
     def publish_once(request: dict[str, Any]) -> dict[str, Any]:
         return _answer(append(tenant_id, events, batch=batch), batch)
 
-    # Records live under the tenant's own partition (sort key ``id``), so the tenant's scoped
-    # credentials can reach them (dynamodb:LeadingKeys) and offboarding purges them by partition.
-    persistence = DynamoDBPersistenceLayer(
-        table_name=settings.table_name(settings.IDEMPOTENCY_TABLE),
-        key_attr="tenant_id",
-        sort_key_attr="id",
-        static_pk_value=tenant_id,
-        boto3_client=aws.data_client(),
-    )
+    # The config is per request: it carries this invocation's context (its remaining time).
     config = IdempotencyConfig(
         event_key_jmespath="[tenant_id, idempotency_key]",
         payload_validation_jmespath="body",
@@ -186,9 +213,12 @@ def publish(
     if lambda_context is not None:
         # Lets an in-progress record expire with the invocation, so a timed-out publish can be retried.
         config.register_lambda_context(lambda_context)
-    once = idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)(
-        publish_once
-    )
+    once = idempotent_function(
+        data_keyword_argument="request",
+        persistence_store=_persistence_for(tenant_id),
+        config=config,
+        key_prefix=IDEMPOTENCY_KEY_PREFIX,
+    )(publish_once)
     request = {"tenant_id": tenant_id, "idempotency_key": idempotency_key, "body": body}
     try:
         result: dict[str, Any] = once(request=request)

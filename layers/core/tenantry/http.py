@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from tenantry import aws, credentials, deadline, jsonguard, retry, settings
+from tenantry import aws, caches, credentials, deadline, jsonguard, retry, settings
 from tenantry.errors import (
     ApiError,
     BadRequest,
@@ -336,6 +336,11 @@ def _run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaCont
 
 # The tenant Lambda reported at this sandbox's first tenant-isolated invocation.
 _environment_tenant: dict[str, str] = {}
+
+
+@caches.register
+def _forget_environment_tenant() -> None:
+    _environment_tenant.clear()
 
 
 class TenantMismatch(ApiError):

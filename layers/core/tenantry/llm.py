@@ -18,6 +18,7 @@ from typing import Any, Literal, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from tenantry import caches
 from tenantry.errors import ApiError, GatewayTimeout, UpstreamFailed, UpstreamUnavailable
 from tenantry.observability import logger, metrics
 
@@ -214,8 +215,9 @@ def provider() -> Provider:
     return _anthropic_provider(key) if key else EchoProvider()
 
 
-def reset() -> None:
-    """Forget cached clients and parameters (tests switch keys and endpoints)."""
+@caches.register
+def _forget_provider() -> None:
+    """The SDK client and the key read from SSM (tests switch keys and endpoints)."""
     _anthropic_provider.cache_clear()
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415
 
