@@ -15,14 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from local import template
+from tenantry import routes
 from tenantry.http import ANSWERS_EXTENSION
 from tenantry.models.errors import ErrorBody
 
 TITLE = "Tenantry API"
 VERSION = "1.0.0"
+
+
+def _admin_prefixes() -> str:
+    """``/tenants and /stats``: the top-level paths of the role table's admin routes, in its order."""
+    prefixes = {"/" + route.partition(" ")[2].split("/")[1]: None for route in routes.routes_for("admin")}
+    return " and ".join(prefixes)
+
+
 DESCRIPTION = (
     "Multi-tenant API: the X-API-Key header resolves every request to one tenant. "
-    "Admin keys reach /tenants and /stats; tenant keys reach everything else."
+    f"Admin keys reach {_admin_prefixes()}; tenant keys reach everything else."
 )
 
 

@@ -7,6 +7,7 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import sys
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ from local import aws_calls, template
 
 # Imported before any boto3 session exists, so every session carries the (inactive) fault handlers.
 from local import faults as fault_injection
-from tenantry import caches
+from tenantry import caches, routes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_TENANT_DATA_ROLE_ARN = "arn:aws:iam::123456789012:role/test-tenant-data"
@@ -176,6 +177,7 @@ def api_event(
 ) -> dict[str, Any]:
     """A REST API (payload v1) proxy event as API Gateway sends it after the authorizer ran."""
     text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
+    resource = resource or template_resource(method, path)
     all_headers = {"Content-Type": "application/json", **(headers or {})}
     request_context: dict[str, Any] = {
         "requestId": str(uuid.uuid4()),
@@ -203,6 +205,16 @@ def api_event(
         "body": text,
         "isBase64Encoded": False,
     }
+
+
+def template_resource(method: str, path: str) -> str:
+    """The template route ``path`` matches (``/tenants/acme/keys`` → ``/tenants/{tenant_id}/keys``),
+    as API Gateway sets an event's ``resource``; the path itself when no route matches."""
+    for route in routes.ROLES:
+        route_method, _, pattern = route.partition(" ")
+        if route_method == method.upper() and re.fullmatch(re.sub(r"\{[^}/]+\}", "[^/]+", pattern), path):
+            return pattern
+    return path
 
 
 def admin_context() -> dict[str, str]:

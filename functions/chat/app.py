@@ -29,7 +29,7 @@ PageToken = Annotated[str | None, Query(max_length=2048)]
 
 @app.post("/chat", tags=["chat"], openapi_extensions=http.may_answer(404, 409))
 def chat_turn(request: ChatRequest, user_id: UserId) -> ChatAnswer:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     return chat.turn(caller.tenant_id, caller.tier, user_id, request)
 
 
@@ -37,7 +37,7 @@ def chat_turn(request: ChatRequest, user_id: UserId) -> ChatAnswer:
 def list_sessions(
     user_id: UserId, limit: Annotated[int, Query(ge=1, le=100)] = 20, next_token: PageToken = None
 ) -> SessionPage:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     return chat.list_sessions(caller.tenant_id, user_id, limit, next_token)
 
 
@@ -48,13 +48,13 @@ def read_session(
     limit: Annotated[int, Query(ge=1, le=500, description="Turns per page")] = 100,
     next_token: PageToken = None,
 ) -> SessionDetail:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     return chat.read_session(caller.tenant_id, user_id, session_id, limit, next_token)
 
 
 @app.delete("/sessions/<session_id>", tags=["chat"], openapi_extensions=http.may_answer(404))
 def delete_session(session_id: SessionId, user_id: UserId) -> SessionDeleted:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     return chat.delete_session(caller.tenant_id, user_id, session_id)
 
 

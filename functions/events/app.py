@@ -50,7 +50,7 @@ def publish(
         ),
     ] = None,
 ) -> Response[dict[str, Any]]:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     answer = eventstore.publish(caller.tenant_id, body, idempotency_key, app.lambda_context)
     return Response(status_code=201, content_type=http.JSON, body=answer)
 
@@ -61,7 +61,7 @@ def read(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     event_type: Annotated[str | None, Query(alias="type", pattern=EVENT_TYPE_PATTERN)] = None,
 ) -> EventPage:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     return eventstore.read(caller.tenant_id, start, limit, event_type)
 
 
@@ -69,25 +69,25 @@ def read(
 def get_event(
     position: Annotated[str, Path(pattern=POSITION_PATTERN, description="A position in canonical decimal")],
 ) -> Event:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     return eventstore.get(caller.tenant_id, int(position))
 
 
 @app.get("/metrics", tags=["events"])
 def stream_metrics() -> StreamMetrics:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     return eventstore.metrics(caller.tenant_id)
 
 
 @app.put("/consumers/<name>", tags=["events"])
 def save_checkpoint(name: ConsumerName, request: CheckpointIn) -> Checkpoint:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     return eventstore.save_checkpoint(caller.tenant_id, name, request)
 
 
 @app.get("/consumers/<name>", tags=["events"], openapi_extensions=http.may_answer(404))
 def get_checkpoint(name: ConsumerName) -> Checkpoint:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     return eventstore.checkpoint(caller.tenant_id, name)
 
 

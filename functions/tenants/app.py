@@ -61,7 +61,6 @@ def _stage() -> Stage:
     openapi_extensions=http.may_answer(409),
 )
 def create_tenant(request: CreateTenantRequest) -> Response[CreatedTenant]:
-    http.require_admin(app)
     created = tenancy.create_tenant(request)
     return Response(status_code=201, content_type=http.JSON, body=created)
 
@@ -73,25 +72,21 @@ def list_tenants(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     next_token: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> TenantPage:
-    http.require_admin(app)
     return tenancy.list_tenants(tier=tier, status=status, limit=limit, next_token=next_token)
 
 
 @app.get("/tenants/<tenant_id>", tags=["tenants"], openapi_extensions=http.may_answer(404))
 def get_tenant(tenant_id: TenantIdParam) -> Tenant:
-    http.require_admin(app)
     return tenancy.get_tenant(tenant_id)
 
 
 @app.patch("/tenants/<tenant_id>", tags=["tenants"], openapi_extensions=http.may_answer(404))
 def update_tenant(tenant_id: TenantIdParam, request: UpdateTenantRequest) -> Tenant:
-    http.require_admin(app)
     return tenancy.update_tenant(tenant_id, request, _stage())
 
 
 @app.delete("/tenants/<tenant_id>", tags=["tenants"])
 def offboard_tenant(tenant_id: TenantIdParam) -> OffboardResult:
-    http.require_admin(app)
     return tenancy.offboard_tenant(tenant_id, _stage())
 
 
@@ -102,32 +97,28 @@ def offboard_tenant(tenant_id: TenantIdParam) -> OffboardResult:
     openapi_extensions=http.may_answer(404),
 )
 def issue_key(tenant_id: TenantIdParam, request: IssueKeyRequest | None = None) -> Response[IssuedKey]:
-    http.require_admin(app)
     issued = tenancy.issue_key(tenant_id, request or IssueKeyRequest(), _stage())
     return Response(status_code=201, content_type=http.JSON, body=issued)
 
 
 @app.get("/tenants/<tenant_id>/keys", tags=["keys"], openapi_extensions=http.may_answer(404))
 def list_keys(tenant_id: TenantIdParam) -> KeyList:
-    http.require_admin(app)
     return KeyList(keys=tenancy.list_keys(tenant_id))
 
 
 @app.delete("/tenants/<tenant_id>/keys/<key_id>", tags=["keys"], openapi_extensions=http.may_answer(404))
 def revoke_key(tenant_id: TenantIdParam, key_id: Annotated[str, Path(pattern=KEY_ID_PATTERN)]) -> KeyInfo:
-    http.require_admin(app)
     return tenancy.revoke_key(tenant_id, key_id, _stage())
 
 
 @app.get("/usage", tags=["usage"])
 def my_usage(days: DaysParam = 1) -> UsageReport:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     return usage.report(caller.tenant_id, days)
 
 
 @app.get("/tenants/<tenant_id>/usage", tags=["usage"], openapi_extensions=http.may_answer(404))
 def tenant_usage(tenant_id: TenantIdParam, days: DaysParam = 1) -> UsageReport:
-    http.require_admin(app)
     return usage.report(tenant_id, days, as_admin=True)
 
 
@@ -163,7 +154,6 @@ def stats(
     next_token: Annotated[str | None, Query(max_length=2048)] = None,
     tier: TierParam = None,
 ) -> Response[Any]:
-    http.require_admin(app)
     if exposition.wants_text(app.current_event.headers.get("accept")):
         return _prometheus(tier)
     return Response(status_code=200, content_type=http.JSON, body=usage.stats(limit, next_token, tier=tier))
@@ -171,13 +161,12 @@ def stats(
 
 @app.get("/stats/prometheus", tags=["usage"], responses=PROMETHEUS_RESPONSE)
 def stats_prometheus(tier: TierParam = None) -> Response[str]:
-    http.require_admin(app)
     return _prometheus(tier)
 
 
 @app.get("/me", tags=["tenant"], openapi_extensions=http.may_answer(404))
 def me() -> Me:
-    caller = http.require_tenant(app)
+    caller = http.caller(app)
     return tenancy.describe_me(caller.tenant_id, caller.key_id)
 
 

@@ -122,7 +122,7 @@ def test_fifty_publishers_under_conflicts_and_throttling_get_exactly_one_to_fift
     # When 50 threads publish one event each for one tenant at the same moment
     def publish(number: int) -> list[int]:
         if cold:
-            caches.clear_all()
+            caches.clear_all("tenantry.eventstore.")
         return eventstore.append("acme", [EventIn(type="t", data={"n": number})], batch=False)
 
     positions, errors = _run_all(PUBLISHERS, publish)
@@ -147,7 +147,7 @@ def test_twenty_concurrent_turns_in_one_session_lose_no_paid_answer(
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", model.url)
         monkeypatch.setenv("LLM_MAX_RETRIES", "0")
-        caches.clear_all()
+        caches.clear_all("tenantry.llm.")
         try:
             first = chat.turn("acme", "enterprise", "alice", ChatRequest(message="first"))
             session_id = first.session_id
@@ -168,7 +168,7 @@ def test_twenty_concurrent_turns_in_one_session_lose_no_paid_answer(
 
             answers, errors = _run_all(CHATTERS, say)
         finally:
-            caches.clear_all()
+            caches.clear_all("tenantry.llm.")
     _stop_faults(server)
     # Then no call raised, and a turn that failed is a 503 to retry (throttled before the model
     # was asked), never a 5xx of a lost write

@@ -55,11 +55,11 @@ class ChatApi(HandlerClient):
 @pytest.fixture
 def api(aws: dict[str, str], lambda_context: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChatApi]:
     monkeypatch.delenv("ANTHROPIC_API_KEY_PARAMETER", raising=False)
-    caches.clear_all()
+    caches.clear_all("tenantry.llm.")
     for tenant_id, tier in TIERS.items():
         tenancy.create_tenant(CreateTenantRequest(name=tenant_id.title(), tier=tier, tenant_id=tenant_id))
     yield ChatApi(load_function("chat").lambda_handler, lambda_context)
-    caches.clear_all()
+    caches.clear_all("tenantry.llm.")
 
 
 @pytest.fixture
@@ -71,9 +71,9 @@ def model(api: ChatApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthrop
     monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "2")
     with fake_anthropic() as fake:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-        caches.clear_all()
+        caches.clear_all("tenantry.llm.")
         yield fake
-    caches.clear_all()
+    caches.clear_all("tenantry.llm.")
 
 
 def configure(tenant_id: str, **config: Any) -> None:
@@ -173,7 +173,7 @@ def test_model_timeout_is_504_model_timeout(
 ) -> None:
     # Given a model slower than the configured per-call timeout
     monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "0.3")
-    caches.clear_all()
+    caches.clear_all("tenantry.llm.")
     model.default = Reply(delay_seconds=1.5)
     # When a user chats
     status, answer, headers = api.say("hi")
@@ -188,7 +188,7 @@ def test_the_sdk_retries_an_overloaded_model(
     api: ChatApi, model: FakeAnthropic, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LLM_MAX_RETRIES", "2")
-    caches.clear_all()
+    caches.clear_all("tenantry.llm.")
     model.script = [Reply(status=529, headers={"retry-after-ms": "10"})]
     status, _, _ = api.say("hi")
     assert status == 200
@@ -393,7 +393,7 @@ def test_sample_events_run_through_the_handler(api: ChatApi, sample: str, status
 def test_a_missing_key_parameter_means_echo(api: ChatApi, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the key parameter's name, but no such parameter in SSM
     monkeypatch.setenv("ANTHROPIC_API_KEY_PARAMETER", KEY_PARAMETER)  # granted, never put
-    caches.clear_all()
+    caches.clear_all("tenantry.llm.")
     # When a user chats / Then the echo provider answers
     status, answer, _ = api.say("hi")
     assert (status, answer["model"]) == (200, "echo-1")
@@ -449,7 +449,7 @@ def test_a_hanging_model_is_504_model_timeout_within_the_budget_with_nothing_sto
     faults("model-hang")
     monkeypatch.setenv("LLM_TIMEOUT_SECONDS", "20")
     monkeypatch.setenv("LLM_MAX_RETRIES", "2")
-    caches.clear_all()
+    caches.clear_all("tenantry.llm.")
     api.context = ShortContext(4500)
     # When a user chats
     status, answer, headers = api.say("hi")

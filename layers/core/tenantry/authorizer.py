@@ -18,10 +18,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tenantry import caches, clientconfig, keys
+from tenantry import caches, clientconfig, keys, routes
 
 UNAUTHORIZED = "Unauthorized"  # API Gateway maps exactly this exception message to 401
-ADMIN_RESOURCES = ("tenants", "tenants/*", "stats", "stats/*")
 
 KeyLookup = Callable[[str], "dict[str, str] | None"]
 
@@ -154,7 +153,9 @@ def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
 
 
 def policy_for(role: str, stage_arn: str, suspended: bool) -> dict[str, Any]:
-    admin_arns = [f"{stage_arn}/*/{resource}" for resource in ADMIN_RESOURCES]
+    # The admin routes of the one role table (tenantry.routes), as method ARNs: admins may call
+    # exactly those; tenants anything else behind the authorizer but those.
+    admin_arns = [f"{stage_arn}/{routes.method_arn_pattern(route)}" for route in routes.routes_for("admin")]
     if suspended:
         statements = [_statement("Deny", [f"{stage_arn}/*/*"])]
     elif role == "admin":

@@ -18,11 +18,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from tenantry import aws, caches, credentials, deadline, jsonguard, retry, settings
+from tenantry import aws, caches, credentials, deadline, jsonguard, retry, routes, settings
 from tenantry.errors import (
     ApiError,
     BadRequest,
     Forbidden,
+    NotFound,
     PayloadTooLarge,
     ServiceBusy,
     Unauthorized,
@@ -317,6 +318,9 @@ def _run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaCont
     metrics.add_dimension(name="tier", value=caller.tier if caller is not None and caller.tier else "none")
     metrics.add_dimension(name="route", value=f"{event.get('httpMethod', '-')} {event.get('resource', '-')}")
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    wrong_role = role_refusal(event, caller)
+    if wrong_role is not None:
+        return _plain_response(wrong_role.status, wrong_role.body(), _request_id(event), wrong_role.headers)
     if event.get("body"):
         refused = _refuse_body(event)
         if refused is not None:
@@ -389,15 +393,21 @@ def caller(app: APIGatewayRestResolver) -> Caller:
     return found
 
 
-def require_admin(app: APIGatewayRestResolver) -> Caller:
-    who = caller(app)
-    if who.role != "admin":
-        raise Forbidden("This route needs an admin key", code="admin_only")
-    return who
-
-
-def require_tenant(app: APIGatewayRestResolver) -> Caller:
-    who = caller(app)
-    if who.role != "tenant":
-        raise Forbidden("This route needs a tenant key", code="tenant_only")
-    return who
+def role_refusal(event: dict[str, Any], who: Caller | None) -> ApiError | None:
+    """The route's role (tenantry.routes, the one table) against the caller's, before any handler
+    runs: the authorizer's policy already keeps each role to its routes on API Gateway; this is
+    the same table checked again where a handler could otherwise be reached (tests, a policy
+    cached from an older table). A route the table does not know is not the API's: 404."""
+    method, resource = str(event.get("httpMethod", "")), str(event.get("resource", ""))
+    role = routes.role_of(method, resource)
+    if role is None:
+        return NotFound("No such route", code="route_not_found")
+    if role == routes.PUBLIC:
+        return None
+    if who is None:
+        return Unauthorized("No tenant in the authorizer context")
+    if who.role != role:
+        if role == routes.ADMIN:
+            return Forbidden("This route needs an admin key", code="admin_only")
+        return Forbidden("This route needs a tenant key", code="tenant_only")
+    return None

@@ -60,7 +60,36 @@ ROUTE_REQUEST_UNITS: Final[dict[str, tuple[float, float]]] = {
     "DELETE /sessions/{session_id}": (2.0, 4.0),
     "GET /me": (1.0, 0.0),
     "GET /usage": (2.0, 0.0),
+    # Admin routes (metered to the admin pseudo-tenant; for a tenant key they end at the edge, 403).
+    "POST /tenants": (1.0, 6.0),  # tenant put, key put, the tenant's key list, usage plan records
+    "GET /tenants": (5.0, 0.0),  # one page of the tenants table
+    "GET /tenants/{tenant_id}": (1.0, 0.0),
+    "PATCH /tenants/{tenant_id}": (3.0, 3.0),  # tenant update, its keys re-tiered
+    "DELETE /tenants/{tenant_id}": (20.0, 20.0),  # offboarding: every tenant table's partition
+    "POST /tenants/{tenant_id}/keys": (2.0, 4.0),  # rotation: new key, old key's expiry, key list
+    "GET /tenants/{tenant_id}/keys": (2.0, 0.0),
+    "DELETE /tenants/{tenant_id}/keys/{key_id}": (2.0, 2.0),
+    "GET /tenants/{tenant_id}/usage": (2.0, 0.0),
+    "GET /stats": (10.0, 0.0),  # a page of tenants and their month
+    "GET /stats/prometheus": (10.0, 0.0),
+    # Public routes: no tenant, no data read (/ready describes tables, which costs no units).
+    "GET /health": (0.0, 0.0),
+    "GET /ready": (0.0, 0.0),
+    "GET /console": (0.0, 0.0),
+    "GET /console/{asset}": (0.0, 0.0),
 }
+# Every route of tenantry.routes is above (a unit test checks it); one that is not is priced like
+# the dearest, never as free.
+_DEAREST_ROUTE: Final = max(
+    ROUTE_REQUEST_UNITS.values(),
+    key=lambda units: units[0] * DYNAMODB_READ_UNIT.usd + units[1] * DYNAMODB_WRITE_UNIT.usd,
+)
+
+
+def route_units(route: str) -> tuple[tuple[float, float], bool]:
+    """``METHOD /path``'s estimated (read units, write units), and whether the table lists it."""
+    units = ROUTE_REQUEST_UNITS.get(route)
+    return (units, True) if units is not None else (_DEAREST_ROUTE, False)
 
 
 def model_price(model: str) -> tuple[float, float]:

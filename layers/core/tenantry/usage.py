@@ -10,6 +10,7 @@ from typing import Any
 from tenantry import metering, pricing
 from tenantry.errors import Forbidden
 from tenantry.models.usage import CostEstimate, PeriodUsage, StatsPage, TenantStats, UsageReport
+from tenantry.observability import logger
 from tenantry.stores import tenants as tenant_store
 from tenantry.stores import usage as usage_store
 from tenantry.tiers import USAGE_HISTORY, get_tier
@@ -57,7 +58,11 @@ def estimate_cost(item: dict[str, Any]) -> CostEstimate:
     llm = 0.0
     for name, value in item.items():
         if name.startswith("route:"):
-            reads, writes = pricing.ROUTE_REQUEST_UNITS.get(name.removeprefix("route:"), (0.0, 0.0))
+            (reads, writes), listed = pricing.route_units(name.removeprefix("route:"))
+            if not listed:
+                logger.warning(
+                    "route missing from the price table: priced as the dearest", extra={"route": name}
+                )
             count = _int(value)
             dynamodb += count * (
                 reads * pricing.DYNAMODB_READ_UNIT.usd + writes * pricing.DYNAMODB_WRITE_UNIT.usd

@@ -15,6 +15,8 @@ from typing import Any
 
 import schemathesis
 
+from tenantry import routes
+
 
 def _has_integral_float(value: Any) -> bool:
     if isinstance(value, float):
@@ -47,9 +49,6 @@ def before_call(
             case.headers[name] = f"{value}-{uuid.uuid4().hex}"
 
 
-ADMIN_PATHS = ("/tenants", "/stats")
-
-
 @schemathesis.auth()
 class RoleKeys:
     """The document's ApiKey scheme: the admin key on admin routes, the tenant key elsewhere.
@@ -64,4 +63,5 @@ class RoleKeys:
     ) -> None:
         if case.headers is None:
             case.headers = {}
-        case.headers["X-API-Key"] = data["admin" if case.operation.path.startswith(ADMIN_PATHS) else "tenant"]
+        role = routes.role_of(case.operation.method, case.operation.path)
+        case.headers["X-API-Key"] = data["admin" if role == routes.ADMIN else "tenant"]
