@@ -82,7 +82,7 @@ def throttled_lookups() -> tuple[int, list[float]]:
 
     from local import faults, template
     from local.embedded import EmbeddedAws
-    from tenantry import authorizer, keys
+    from tenantry import authorizer, caches, keys
 
     server = EmbeddedAws(fault_spec=faults.FaultSpec.parse(THROTTLE))
     server.start()
@@ -90,7 +90,7 @@ def throttled_lookups() -> tuple[int, list[float]]:
         os.environ.update(server.client_env())
         for env_var, logical_id in template.table_env_vars().items():
             os.environ[env_var] = template.local_table_name(logical_id)
-        authorizer.reset_client()
+        caches.clear_all()
         key = keys.generate("tenant")
         item = {"key_hash": {"S": keys.hash_key(key)}, "tenant_id": {"S": "t"}, "role": {"S": "tenant"}}
         boto3.client("dynamodb").put_item(TableName=os.environ["API_KEYS_TABLE"], Item=item)
@@ -105,7 +105,7 @@ def throttled_lookups() -> tuple[int, list[float]]:
             latencies.append((time.perf_counter() - started) * 1000)
         return failed, latencies
     finally:
-        authorizer.reset_client()
+        caches.clear_all()
         server.stop()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tenantry import authorizer, keys, tenancy
+from tenantry import authorizer, caches, keys, tenancy
 from tenantry.models.tenants import CreateTenantRequest, IssueKeyRequest, UpdateTenantRequest
 from tests.conftest import REPO_ROOT, load_function, with_last_character_changed
 
@@ -332,7 +332,7 @@ def test_a_lookup_throttled_on_every_attempt_fails_after_four(
     from local import faults
 
     _, key = tenant_key
-    authorizer.reset_client()
+    caches.clear_all("tenantry.authorizer.")
     # Given DynamoDB throttling every GetItem (the wire answer the fault injector gives, as AWS's)
     # When the authorizer runs
     with faults.activate("throttle@GetItem=100%") as injector, pytest.raises(ClientError) as raised:

@@ -20,14 +20,9 @@ FUNCTION_DIRS = {"TenantsFunction": "tenants", "EventsFunction": "events", "Chat
 
 
 def template_routes() -> dict[str, tuple[str, dict[str, Any]]]:
-    """``METHOD /path`` → (function logical id, the event's Auth) for every Api event."""
-    found: dict[str, tuple[str, dict[str, Any]]] = {}
-    for logical_id, resource in template.resources_of_type("AWS::Serverless::Function").items():
-        for event in (resource["Properties"].get("Events") or {}).values():
-            if event["Type"] == "Api":
-                props = event["Properties"]
-                found[f"{props['Method'].upper()} {props['Path']}"] = (logical_id, props.get("Auth") or {})
-    return found
+    """``METHOD /path`` → (function logical id, its Auth) for every API method of the template:
+    the functions' Api events and the API's DefinitionBody (whose methods take the API's defaults)."""
+    return {f"{route.method} {route.path}": (route.function, route.auth) for route in template.api_routes()}
 
 
 def concrete(route: str) -> tuple[str, str]:
