@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 
 from local.gateway.api import load_api
@@ -58,3 +61,27 @@ def test_chat_isolation_follows_the_template_parameter(tmp_path: Path) -> None:
     overlay.write_text(yaml.safe_dump({"Parameters": {"ChatTenantIsolation": parameter}}), encoding="utf-8")
     # Then the local gateway gives chat a sandbox pool per tenant
     assert load_api([overlay]).functions["ChatFunction"].tenant_isolation
+
+
+@pytest.mark.local_only("starts a local stack with ChatTenantIsolation=PER_TENANT")
+def test_chat_deployed_per_tenant_runs_each_tenant_in_its_own_environment(
+    stack_factory: Callable[..., LocalStack], tmp_path: Path
+) -> None:
+    # Given the stack started as `sam deploy --parameter-overrides ChatTenantIsolation=PER_TENANT`
+    home = tmp_path / "home"
+    stack = stack_factory(home, extra_args=["--parameter", "ChatTenantIsolation=PER_TENANT"])
+    a, key_a = stack.create_tenant("pro")
+    b, key_b = stack.create_tenant("pro")
+    # When both tenants chat
+    for key in (key_a, key_b, key_a):
+        answer = stack.request("POST", "/chat", key=key, body={"message": "hi"}, headers={"X-User-ID": "u"})
+        assert answer.status == 200
+    # Then chat ran with the tenant id the routes' X-Amz-Tenant-Id mapping passed (context.tenant_id),
+    # each tenant's environment dedicated to it: no mismatch, no environment serving two tenants
+    log = (home / "logs" / "ChatFunction.log").read_text(encoding="utf-8")
+    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    dedicated = [
+        line["lambda_tenant_id"] for line in lines if "dedicated to one tenant" in str(line.get("message"))
+    ]
+    assert sorted(dedicated) == sorted([a, b])
+    assert not [line for line in lines if line.get("level") == "ERROR"]
