@@ -80,16 +80,14 @@ def throttled_lookups() -> tuple[int, list[float]]:
     sys.path.insert(0, str(REPO_ROOT / "layers" / "core"))
     import boto3  # the benchmark's own imports stay out of the cold-start figures
 
-    from local import faults, template
+    from local import faults
     from local.embedded import EmbeddedAws
     from tenantry import authorizer, caches, keys
 
     server = EmbeddedAws(fault_spec=faults.FaultSpec.parse(THROTTLE))
     server.start()
     try:
-        os.environ.update(server.client_env())
-        for env_var, logical_id in template.table_env_vars().items():
-            os.environ[env_var] = template.local_table_name(logical_id)
+        os.environ.update(server.process_env())
         caches.clear_all()
         key = keys.generate("tenant")
         item = {"key_hash": {"S": keys.hash_key(key)}, "tenant_id": {"S": "t"}, "role": {"S": "tenant"}}

@@ -16,9 +16,10 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
+
+from local.invoke import StubLambdaContext, api_event
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TURNS = 300
@@ -37,46 +38,12 @@ for variable in ("ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY_PARAMETER", "AWS_ENDPOI
     os.environ.pop(variable, None)
 
 
-class Context:
-    function_name = "chat-bench"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:chat-bench"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
-
-
 def event(body: dict[str, Any]) -> dict[str, Any]:
-    headers = {"Content-Type": "application/json", "X-User-ID": "alice"}
-    return {
-        "resource": "/chat",
-        "path": "/chat",
-        "httpMethod": "POST",
-        "headers": headers,
-        "multiValueHeaders": {name: [value] for name, value in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "requestId": str(uuid.uuid4()),
-            "stage": "v1",
-            "resourcePath": "/chat",
-            "httpMethod": "POST",
-            "authorizer": {
-                "principalId": "acme",
-                "tenant_id": "acme",
-                "role": "tenant",
-                "tier": "enterprise",
-            },
-        },
-        "body": json.dumps(body),
-        "isBase64Encoded": False,
-    }
+    caller = {"tenant_id": "acme", "role": "tenant", "tier": "enterprise"}
+    return api_event("POST", "/chat", body=body, headers={"X-User-ID": "alice"}, authorizer=caller)
 
 
-def quietly(handler: Any, payload: dict[str, Any], context: Context) -> dict[str, Any]:
+def quietly(handler: Any, payload: dict[str, Any], context: StubLambdaContext) -> dict[str, Any]:
     """Invoke the handler with its EMF metric lines (printed on stdout) kept out of the figures."""
     with contextlib.redirect_stdout(io.StringIO()):
         answer: dict[str, Any] = handler(payload, context)
@@ -105,7 +72,7 @@ def main() -> int:
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        handler, context = module.lambda_handler, Context()
+        handler, context = module.lambda_handler, StubLambdaContext()
 
         calls: list[str] = []
         for client in (aws.dynamodb_client(), aws.dynamodb().meta.client):

@@ -14,7 +14,6 @@ import statistics
 import sys
 import time
 
-from local import template
 from local.embedded import EmbeddedAws
 from tenantry import aws, caches, eventstore
 from tenantry.models.events import MAX_BATCH, EventIn
@@ -29,9 +28,7 @@ def main() -> int:
     server = EmbeddedAws()
     server.start()
     try:
-        os.environ.update(server.client_env())
-        for env_var, logical_id in template.table_env_vars().items():
-            os.environ[env_var] = template.local_table_name(logical_id)
+        os.environ.update(server.process_env())
         caches.clear_all()
         calls: list[str] = []
         aws.dynamodb_client().meta.events.register(

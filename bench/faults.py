@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 
-from local import faults, template
+from local import faults
 from local.embedded import EmbeddedAws
 from tenantry import aws, caches, eventstore
 from tenantry.models.events import EventIn
@@ -37,9 +37,7 @@ def _run(spec: str) -> dict[str, object]:
     server = EmbeddedAws(fault_spec=faults.FaultSpec.parse(spec))
     server.start()
     try:
-        os.environ.update(server.client_env())
-        for env_var, logical_id in template.table_env_vars().items():
-            os.environ[env_var] = template.local_table_name(logical_id)
+        os.environ.update(server.process_env())
         caches.clear_all()
         calls: Counter[str] = Counter()
         lock = threading.Lock()

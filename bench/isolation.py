@@ -21,12 +21,12 @@ import random
 import statistics
 import sys
 import time
-import uuid
 import warnings
 from typing import Any
 
 from local import template
 from local.embedded import EmbeddedAws
+from local.invoke import StubLambdaContext, api_event
 from tenantry import aws, caches, credentials
 
 REQUESTS = 1000
@@ -34,16 +34,6 @@ TENANT_COUNTS = (1, 10, 100, 1000)
 COLD_SAMPLES = 60
 STEADY_REQUESTS = 400
 ROLE_ARN = "arn:aws:iam::123456789012:role/tenantry-local-tenant-data"
-
-
-class Context:
-    function_name = "bench-tenants"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench-tenants"
-    aws_request_id = "bench"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
 
 
 def _handler() -> Any:
@@ -66,29 +56,8 @@ def _quiet(handler: Any) -> Any:
 
 
 def _me(tenant_id: str) -> dict[str, Any]:
-    context = {"tenant_id": tenant_id, "role": "tenant", "tier": "pro", "key_id": "key_0000000000000001"}
-    return {
-        "resource": "/me",
-        "path": "/me",
-        "httpMethod": "GET",
-        "headers": {},
-        "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "stageVariables": None,
-        "requestContext": {
-            "requestId": str(uuid.uuid4()),
-            "resourcePath": "/me",
-            "httpMethod": "GET",
-            "stage": "v1",
-            "apiId": "bench",
-            "identity": {"sourceIp": "127.0.0.1"},
-            "authorizer": {"principalId": tenant_id, **context},
-        },
-        "body": None,
-        "isBase64Encoded": False,
-    }
+    caller = {"tenant_id": tenant_id, "role": "tenant", "tier": "pro", "key_id": "key_0000000000000001"}
+    return api_event("GET", "/me", authorizer=caller)
 
 
 def _spread(values: list[float]) -> str:
@@ -101,9 +70,7 @@ def main() -> int:
     server = EmbeddedAws()
     server.start()
     try:
-        os.environ.update(server.client_env())
-        for env_var, logical_id in template.table_env_vars().items():
-            os.environ[env_var] = template.local_table_name(logical_id)
+        os.environ.update(server.process_env())
         os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
         os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
         os.environ["POWERTOOLS_TRACE_DISABLED"] = "true"
@@ -124,7 +91,7 @@ def main() -> int:
                     }
                 )
         handler = _quiet(_handler())
-        context = Context()
+        context = StubLambdaContext()
         os.environ[credentials.ROLE_ARN_ENV] = ROLE_ARN
         rng = random.Random(13)
 

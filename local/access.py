@@ -381,7 +381,7 @@ class EnforcingApp:
         credential = access_key_of(str(environ.get("HTTP_AUTHORIZATION", "")))
         if credential is None or credential[1] not in ("dynamodb", "sts"):
             return self._app(environ, start_response)
-        body = _read_body(environ)
+        body = read_body(environ)
         if credential[1] == "dynamodb":
             headers = {"Authorization": str(environ.get("HTTP_AUTHORIZATION", ""))}
             headers["X-Amz-Target"] = str(environ.get("HTTP_X_AMZ_TARGET", ""))
@@ -405,7 +405,7 @@ class EnforcingApp:
         return [answer]
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def read_body(environ: dict[str, Any]) -> bytes:
     """Read the request body and put an equal stream back for the next app."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)

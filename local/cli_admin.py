@@ -13,16 +13,22 @@ import sys
 from typing import Any
 
 
-def _create(args: argparse.Namespace) -> int:
-    os.environ["API_KEYS_TABLE"] = args.table
+def _use_stack(args: argparse.Namespace, endpoint_variable: str, **env: str) -> None:
+    """Point this process at the stack the arguments name, before the layer makes any client."""
+    os.environ.update(API_KEYS_TABLE=args.table, **env)
     if args.region:
         os.environ["AWS_DEFAULT_REGION"] = args.region
     if args.endpoint_url:
-        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = args.endpoint_url
-
-    from tenantry import caches, tenancy  # noqa: PLC0415 - after the env is set
+        os.environ[endpoint_variable] = args.endpoint_url
+    from tenantry import caches  # noqa: PLC0415 - after the env is set
 
     caches.clear_all()
+
+
+def _create(args: argparse.Namespace) -> int:
+    _use_stack(args, "AWS_ENDPOINT_URL_DYNAMODB")
+    from tenantry import tenancy  # noqa: PLC0415 - after the env is set
+
     expires = None if args.expires_in_days is None else args.expires_in_days * 86_400
     raw_key, info = tenancy.create_admin_key(expires)
     if args.json:
@@ -34,16 +40,9 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    os.environ["API_KEYS_TABLE"] = args.table
-    os.environ["USAGE_PLAN_NAME_PREFIX"] = args.stack
-    if args.region:
-        os.environ["AWS_DEFAULT_REGION"] = args.region
-    if args.endpoint_url:
-        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url
+    _use_stack(args, "AWS_ENDPOINT_URL", USAGE_PLAN_NAME_PREFIX=args.stack)
+    from tenantry import keysweep  # noqa: PLC0415 - after the env is set
 
-    from tenantry import caches, keysweep  # noqa: PLC0415 - after the env is set
-
-    caches.clear_all()
     orphans = keysweep.find_orphans(args.stack, min_age_seconds=int(args.min_age_minutes * 60))
     deleted = keysweep.sweep(orphans) if args.delete else 0
     if args.json:

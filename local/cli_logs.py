@@ -39,13 +39,19 @@ class Line:
     epoch_ms: int | None
 
 
-def tenant_of(text: str) -> str | None:
-    """The tenant a structured (JSON) line names, if any."""
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The line as a JSON object, or None (plain text, or JSON that is not an object)."""
     try:
         record = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(record, dict):
+    return record if isinstance(record, dict) else None
+
+
+def tenant_of(text: str) -> str | None:
+    """The tenant a structured (JSON) line names, if any."""
+    record = _json_object(text)
+    if record is None:
         return None
     for name in TENANT_FIELDS:
         value = record.get(name)
@@ -56,11 +62,8 @@ def tenant_of(text: str) -> str | None:
 
 def epoch_ms_of(text: str) -> int | None:
     """When a line was written: the access log's requestTimeEpoch, Powertools' timestamp, EMF's."""
-    try:
-        record = json.loads(text)
-    except ValueError:
-        return None
-    if not isinstance(record, dict):
+    record = _json_object(text)
+    if record is None:
         return None
     if str(record.get("requestTimeEpoch", "")).isdigit():
         return int(record["requestTimeEpoch"])

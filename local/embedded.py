@@ -41,7 +41,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -159,7 +159,7 @@ class _SerializedApp:
         target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
         operation = target.rpartition(".")[2]
         changes = operation not in _READ_ONLY_TARGETS if target else method != "GET"
-        request_body = _read_body(environ) if changes and operation in journal.ITEM_WRITES else b""
+        request_body = access.read_body(environ) if changes and operation in journal.ITEM_WRITES else b""
         with self.lock:
             body = b"".join(self._app(environ, start_response))
             if changes:
@@ -174,19 +174,6 @@ class _SerializedApp:
             if not target and path.startswith(_APIGATEWAY_PATHS):
                 self._owner._notify_change()
         return [body]
-
-
-def _read_body(environ: dict[str, Any]) -> bytes:
-    """The request body, read once; the inner app reads the same bytes again."""
-    import io  # noqa: PLC0415 - only write requests get here
-
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    data = environ["wsgi.input"].read(length) if length > 0 else b""
-    environ["wsgi.input"] = io.BytesIO(data)
-    return bytes(data)
 
 
 class EmbeddedAws:
@@ -313,11 +300,14 @@ class EmbeddedAws:
         """``listener()`` runs after every API Gateway write (keys, usage plans, plan keys)."""
         self._change_listeners.append(listener)
 
-    def table_names(self) -> dict[str, str]:
-        """Logical id → local table name, for every template table."""
-        return {
-            logical_id: template.local_table_name(logical_id) for logical_id in template.table_definitions()
+    def process_env(self) -> dict[str, str]:
+        """What a process that uses this server needs in its env: the client settings and each
+        template table's variable naming its local table (as the functions' env does)."""
+        tables = {
+            env_var: template.local_table_name(logical_id)
+            for env_var, logical_id in template.table_env_vars().items()
         }
+        return {**self.client_env(), **tables}
 
     def _notify_flush(self, api_id: str, stage: str) -> None:
         for listener in list(self._flush_listeners):
@@ -685,15 +675,3 @@ def _reset_moto_state() -> None:
         dynamodb, apigateway = _moto_backends()
         dynamodb.reset()
         apigateway.reset()
-
-
-@contextlib.contextmanager
-def embedded_aws(home: Path | None = None) -> Iterator[EmbeddedAws]:
-    """``with embedded_aws(home) as aws:`` — start, configure this process's boto3, stop."""
-    server = EmbeddedAws(home)
-    server.start()
-    try:
-        server.configure_process()
-        yield server
-    finally:
-        server.stop()

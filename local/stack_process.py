@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
 from local.embedded import client_for
@@ -38,17 +38,23 @@ class Answer:
         return json.loads(self.raw) if self.raw else None
 
 
-def http_request(
-    base_url: str,
-    method: str,
-    path: str,
-    *,
-    key: str | None = None,
-    body: Any = None,
-    raw: bytes | None = None,
-    headers: dict[str, str] | None = None,
-) -> Answer:
+class RequestOptions(TypedDict, total=False):
+    """What a test may add to a request: the API key, a JSON body (or raw bytes), headers."""
+
+    key: str | None
+    body: Any
+    raw: bytes | None
+    headers: dict[str, str] | None
+
+
+def http_request(base_url: str, method: str, path: str, **options: Unpack[RequestOptions]) -> Answer:
     """One request to ``base_url`` + ``path`` (http or https; the base may end in a stage path)."""
+    key, body, raw, headers = (
+        options.get("key"),
+        options.get("body"),
+        options.get("raw"),
+        options.get("headers"),
+    )
     parts = urlsplit(base_url)
     connection_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = connection_type(parts.hostname or "127.0.0.1", parts.port, timeout=60)
@@ -91,17 +97,8 @@ class LocalStack:
     def port(self) -> int:
         return int(urlsplit(self.url).port or 0)
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        key: str | None = None,
-        body: Any = None,
-        raw: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Answer:
-        return http_request(self.url, method, path, key=key, body=body, raw=raw, headers=headers)
+    def request(self, method: str, path: str, **options: Unpack[RequestOptions]) -> Answer:
+        return http_request(self.url, method, path, **options)
 
     def create_tenant(self, tier: str = "basic", tenant_id: str | None = None) -> tuple[str, str]:
         return onboard(self.request, self.admin_key, tier, tenant_id)

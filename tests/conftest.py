@@ -7,9 +7,7 @@ import functools
 import importlib.util
 import json
 import os
-import re
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -21,7 +19,9 @@ from local import aws_calls, template
 
 # Imported before any boto3 session exists, so every session carries the (inactive) fault handlers.
 from local import faults as fault_injection
-from tenantry import caches, routes
+from local.invoke import StubLambdaContext
+from local.invoke import api_event as api_event  # noqa: PLC0414 - re-exported for the tests
+from tenantry import caches
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_TENANT_DATA_ROLE_ARN = "arn:aws:iam::123456789012:role/test-tenant-data"
@@ -146,16 +146,7 @@ def load_function(name: str) -> ModuleType:
     return module
 
 
-class FakeLambdaContext:
-    function_name = "test-function"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
+FakeLambdaContext = StubLambdaContext
 
 
 @pytest.fixture
@@ -163,58 +154,15 @@ def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
 
 
-def api_event(
-    method: str,
-    path: str,
-    *,
-    body: Any = None,
-    raw_body: str | None = None,
-    headers: dict[str, str] | None = None,
-    query: dict[str, str] | None = None,
-    authorizer: dict[str, str] | None = None,
-    resource: str | None = None,
-    path_parameters: dict[str, str] | None = None,
-) -> dict[str, Any]:
-    """A REST API (payload v1) proxy event as API Gateway sends it after the authorizer ran."""
-    text = raw_body if raw_body is not None else (None if body is None else json.dumps(body))
-    resource = resource or template_resource(method, path)
-    all_headers = {"Content-Type": "application/json", **(headers or {})}
-    request_context: dict[str, Any] = {
-        "requestId": str(uuid.uuid4()),
-        "apiId": "testapi",
-        "stage": "v1",
-        "httpMethod": method,
-        "path": f"/v1{path}",
-        "resourcePath": resource or path,
-        "identity": {"sourceIp": "127.0.0.1", "userAgent": "pytest"},
-        "accountId": "123456789012",
-    }
-    if authorizer is not None:
-        request_context["authorizer"] = {"principalId": authorizer.get("tenant_id", ""), **authorizer}
-    return {
-        "resource": resource or path,
-        "path": path,
-        "httpMethod": method,
-        "headers": all_headers,
-        "multiValueHeaders": {name: [value] for name, value in all_headers.items()},
-        "queryStringParameters": query or None,
-        "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
-        "pathParameters": path_parameters,
-        "stageVariables": None,
-        "requestContext": request_context,
-        "body": text,
-        "isBase64Encoded": False,
-    }
+def add_tokens(
+    tenant_id: str, period: str, tokens_in: int, tokens_out: int, model: str | None = None
+) -> None:
+    """Count LLM tokens on a tenant's period, as a chat turn's transaction does (one of its writes)."""
+    from tenantry import aws as aws_clients
+    from tenantry.stores import usage as usage_store
 
-
-def template_resource(method: str, path: str) -> str:
-    """The template route ``path`` matches (``/tenants/acme/keys`` → ``/tenants/{tenant_id}/keys``),
-    as API Gateway sets an event's ``resource``; the path itself when no route matches."""
-    for route in routes.ROLES:
-        route_method, _, pattern = route.partition(" ")
-        if route_method == method.upper() and re.fullmatch(re.sub(r"\{[^}/]+\}", "[^/]+", pattern), path):
-            return pattern
-    return path
+    update = usage_store.token_update(tenant_id, period, tokens_in, tokens_out, model)["Update"]
+    aws_clients.data_client().update_item(**update)
 
 
 def admin_context() -> dict[str, str]:

@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from local.embedded import EmbeddedAws
 from local.stack_process import Answer, LocalStack, start_stack
 from local.template import REPO_ROOT
+from tenantry import caches
 from tests.contract import Contract, Observed
 from tests.integration.deployed import DeployedStage
 
@@ -120,6 +122,21 @@ def stack_factory(tmp_path: Path) -> Iterator[Callable[..., LocalStack]]:
     finally:
         for stack in started:
             stack.stop()
+
+
+@pytest.fixture
+def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedAws]:
+    """The embedded AWS in this process, this process's env (clients, table names) pointed at it."""
+    server = EmbeddedAws()
+    server.start()
+    try:
+        for variable, value in server.process_env().items():
+            monkeypatch.setenv(variable, value)
+        caches.clear_all()
+        yield server
+    finally:
+        caches.clear_all()
+        server.stop()
 
 
 def gateway_error(answer: Any, message: str | None, error: str) -> dict[str, Any]:

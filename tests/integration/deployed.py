@@ -13,11 +13,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Unpack
 
 import pytest
 
-from local.stack_process import Answer, http_request, onboard
+from local.stack_process import Answer, RequestOptions, http_request, onboard
 
 # Routes only the local stack serves: the overlay's test functions and the API docs.
 LOCAL_ONLY_PATHS = ("/_test/", "/docs", "/openapi.json")
@@ -33,21 +33,13 @@ class DeployedStage:
     _fresh: set[str] = field(default_factory=set, repr=False)  # keys this run was just given
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        key: str | None = None,
-        body: Any = None,
-        raw: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Answer:
+    def request(self, method: str, path: str, **options: Unpack[RequestOptions]) -> Answer:
+        key = options.get("key")
         if path.startswith(LOCAL_ONLY_PATHS):
             pytest.skip(f"{path} is served by the local stack only (overlay test functions, docs)")
         deadline = time.monotonic() + KEY_READY_SECONDS
         while True:
-            answer = http_request(self.url, method, path, key=key, body=body, raw=raw, headers=headers)
+            answer = http_request(self.url, method, path, **options)
             # A key API Gateway does not know yet is refused with its plain 403 "Forbidden" (not the
             # authorizer's explicit deny): a new key needs a few seconds to reach its usage plan.
             fresh = key is not None and key in self._fresh and time.monotonic() < deadline

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -14,22 +13,6 @@ from tenantry.models.events import EventIn
 from tenantry.stores import events as store
 
 PUBLISHERS = 50
-
-
-@pytest.fixture
-def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedAws]:
-    server = EmbeddedAws()
-    server.start()
-    try:
-        for variable, value in server.client_env().items():
-            monkeypatch.setenv(variable, value)
-        for env_var, logical_id in template.table_env_vars().items():
-            monkeypatch.setenv(env_var, template.local_table_name(logical_id))
-        caches.clear_all()
-        yield server
-    finally:
-        caches.clear_all()
-        server.stop()
 
 
 def _publish_concurrently(tenant_id: str, forget_between: bool) -> tuple[list[int], list[BaseException]]:

@@ -29,10 +29,8 @@ CHATTERS = 20
 def _start(spec: str, monkeypatch: pytest.MonkeyPatch) -> EmbeddedAws:
     server = EmbeddedAws(fault_spec=faults.FaultSpec.parse(spec))
     server.start()
-    for variable, value in server.client_env().items():
+    for variable, value in server.process_env().items():
         monkeypatch.setenv(variable, value)
-    for env_var, logical_id in template.table_env_vars().items():
-        monkeypatch.setenv(env_var, template.local_table_name(logical_id))
     monkeypatch.setenv("USAGE_PLAN_NAME_PREFIX", template.LOCAL_STACK_NAME)
     # As the template gives the tenant-facing functions: their data access is tenant-scoped.
     monkeypatch.setenv(

@@ -6,7 +6,7 @@ a client of another process (over loopback HTTP, as ``sam local invoke`` or the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -21,23 +21,27 @@ ROLE_ARN = "arn:aws:iam::123456789012:role/tenantry-local-tenant-data"
 
 
 @pytest.fixture
-def embedded(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmbeddedAws]:
-    server = EmbeddedAws()
-    server.start()
-    try:
-        for variable, value in server.client_env().items():
-            monkeypatch.setenv(variable, value)
-        for env_var, logical_id in template.table_env_vars().items():
-            monkeypatch.setenv(env_var, template.local_table_name(logical_id))
-        monkeypatch.setenv(credentials.ROLE_ARN_ENV, ROLE_ARN)
-        caches.clear_all()
-        for tenant_id in ("acme", "globex"):
-            event = store.StoredEvent("t", "{}", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
-            store.append(tenant_id, 0, [event], "2026-01-01T00:00:00Z")
-        yield server
-    finally:
-        caches.clear_all()
-        server.stop()
+def embedded(embedded: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> EmbeddedAws:
+    """The embedded AWS, tenant data role configured (as the template's functions have it), and
+    event 1 in acme's and globex's streams."""
+    monkeypatch.setenv(credentials.ROLE_ARN_ENV, ROLE_ARN)
+    caches.clear_all()
+    for tenant_id in ("acme", "globex"):
+        event = store.StoredEvent("t", "{}", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
+        store.append(tenant_id, 0, [event], "2026-01-01T00:00:00Z")
+    return embedded
+
+
+def _dynamodb_with(endpoint: str, session: Any) -> Any:
+    """A DynamoDB client of another process, with an STS session's credentials."""
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=session["AccessKeyId"],
+        aws_secret_access_key=session["SecretAccessKey"],
+        aws_session_token=session["SessionToken"],
+    )
 
 
 def test_a_store_with_tenant_a_session_and_tenant_b_id_gets_access_denied(embedded: EmbeddedAws) -> None:
@@ -65,14 +69,7 @@ def test_every_transport_is_checked(embedded: EmbeddedAws, host: str) -> None:
     session = sts.assume_role(
         RoleArn=ROLE_ARN, RoleSessionName="acme", Tags=[{"Key": "TenantId", "Value": "acme"}]
     )["Credentials"]
-    dynamodb = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=session["AccessKeyId"],
-        aws_secret_access_key=session["SecretAccessKey"],
-        aws_session_token=session["SessionToken"],
-    )
+    dynamodb = _dynamodb_with(endpoint, session)
     events = template.local_table_name("EventsTable")
     own = dynamodb.get_item(TableName=events, Key={"tenant_id": {"S": "acme"}, "position": {"N": "1"}})
     assert own["Item"]["tenant_id"] == {"S": "acme"}
@@ -88,14 +85,7 @@ def test_every_transport_is_checked(embedded: EmbeddedAws, host: str) -> None:
         assert aws.error_code(raised.value) == "AccessDeniedException"
     # A session without the tenant tag is not limited here (the function roles are not modelled)
     plain = sts.assume_role(RoleArn=ROLE_ARN, RoleSessionName="plain")["Credentials"]
-    unscoped = boto3.client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=plain["AccessKeyId"],
-        aws_secret_access_key=plain["SecretAccessKey"],
-        aws_session_token=plain["SessionToken"],
-    )
+    unscoped = _dynamodb_with(endpoint, plain)
     assert "Item" in unscoped.get_item(
         TableName=events, Key={"tenant_id": {"S": "globex"}, "position": {"N": "1"}}
     )

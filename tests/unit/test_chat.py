@@ -13,7 +13,14 @@ from tenantry import aws as clients
 from tenantry import caches, llm, tenancy
 from tenantry.models.tenants import CreateTenantRequest, TenantConfig, UpdateTenantRequest
 from tenantry.stores import usage as usage_store
-from tests.conftest import REPO_ROOT, FakeLambdaContext, HandlerClient, load_function, tenant_context
+from tests.conftest import (
+    REPO_ROOT,
+    FakeLambdaContext,
+    HandlerClient,
+    add_tokens,
+    load_function,
+    tenant_context,
+)
 from tests.fakes.anthropic_server import FakeAnthropic, Reply, fake_anthropic
 
 KEY_PARAMETER = "/tenantry/anthropic-api-key"
@@ -250,7 +257,7 @@ def test_model_override_is_refused_for_basic_and_used_for_enterprise(
 
 def test_spent_token_budget_is_429_without_calling_the_model(api: ChatApi, model: FakeAnthropic) -> None:
     # Given acme (basic, 100,000 tokens a month) has spent its month
-    usage_store.add_tokens("acme", usage_store.month_period(), 60_000, 40_000)
+    add_tokens("acme", usage_store.month_period(), 60_000, 40_000)
     # When a user chats
     status, answer, headers = api.say("hi")
     # Then 429 with a clear error and when to come back, and the model was not called
@@ -263,7 +270,7 @@ def test_spent_token_budget_is_429_without_calling_the_model(api: ChatApi, model
 
 
 def test_just_under_the_budget_still_answers(api: ChatApi) -> None:
-    usage_store.add_tokens("acme", usage_store.month_period(), 99_999, 0)
+    add_tokens("acme", usage_store.month_period(), 99_999, 0)
     assert api.say("hi")[0] == 200
 
 

@@ -191,25 +191,29 @@ def test_a_checkpoint_position_must_be_an_integer(events: Events, value: str) ->
     assert body["errors"][0]["field"] == "position"
 
 
-@pytest.mark.parametrize("value", ["true", "60.0"])
-def test_key_lifetimes_must_be_integers(aws: dict[str, str], lambda_context: Any, value: str) -> None:
+def _issue_key_raw(lambda_context: Any, raw_body: str) -> dict[str, Any]:
+    """Onboard a tenant, then POST ``raw_body`` to its key-issuing route (whose body is optional)."""
     tenants = load_function("tenants").lambda_handler
     created = tenants(
         api_event("POST", "/tenants", body={"name": "Acme", "tier": "basic"}, authorizer=admin_context()),
         lambda_context,
     )
     tenant_id = response_json(created)["tenant"]["tenant_id"]
-    response = tenants(
-        api_event(
-            "POST",
-            f"/tenants/{tenant_id}/keys",
-            raw_body=f'{{"grace_seconds": {value}}}',
-            authorizer=admin_context(),
-            resource="/tenants/{tenant_id}/keys",
-            path_parameters={"tenant_id": tenant_id},
-        ),
-        lambda_context,
+    event = api_event(
+        "POST",
+        f"/tenants/{tenant_id}/keys",
+        raw_body=raw_body,
+        authorizer=admin_context(),
+        resource="/tenants/{tenant_id}/keys",
+        path_parameters={"tenant_id": tenant_id},
     )
+    response: dict[str, Any] = tenants(event, lambda_context)
+    return response
+
+
+@pytest.mark.parametrize("value", ["true", "60.0"])
+def test_key_lifetimes_must_be_integers(aws: dict[str, str], lambda_context: Any, value: str) -> None:
+    response = _issue_key_raw(lambda_context, f'{{"grace_seconds": {value}}}')
     assert response["statusCode"] == 422
     assert response_json(response)["errors"][0]["field"] == "grace_seconds"
 
@@ -257,24 +261,8 @@ def test_a_body_that_is_not_an_object_is_422_even_where_the_body_is_optional(
     aws: dict[str, str], lambda_context: Any, raw: str
 ) -> None:
     # Given a tenant, and the key-issuing route whose body is optional
-    tenants = load_function("tenants").lambda_handler
-    created = tenants(
-        api_event("POST", "/tenants", body={"name": "Acme", "tier": "basic"}, authorizer=admin_context()),
-        lambda_context,
-    )
-    tenant_id = response_json(created)["tenant"]["tenant_id"]
     # When the body is JSON but not an object
-    response = tenants(
-        api_event(
-            "POST",
-            f"/tenants/{tenant_id}/keys",
-            raw_body=raw,
-            authorizer=admin_context(),
-            resource="/tenants/{tenant_id}/keys",
-            path_parameters={"tenant_id": tenant_id},
-        ),
-        lambda_context,
-    )
+    response = _issue_key_raw(lambda_context, raw)
     # Then 422 naming the body, and no key is issued
     assert response["statusCode"] == 422, response
     assert response_json(response)["field"] == "body"

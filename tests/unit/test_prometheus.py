@@ -15,7 +15,7 @@ from prometheus_client.samples import Sample
 from tenantry import exposition, metering, tenancy
 from tenantry.models.tenants import CreateTenantRequest, UpdateTenantRequest
 from tenantry.stores import usage as usage_store
-from tests.conftest import HandlerClient, admin_context, api_event, load_function, tenant_context
+from tests.conftest import HandlerClient, add_tokens, admin_context, api_event, load_function, tenant_context
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
@@ -81,7 +81,7 @@ def value(rows: list[Sample], name: str, **labels: str) -> float:
 def test_scrape_parses_and_carries_every_tenants_counters(api: HandlerClient) -> None:
     # Given acme with 3 allowed (10, 20, 300 ms), 2 throttled and 1 failed request, and chat tokens
     meter("acme", [(200, 10), (200, 20), (200, 300), (429, 1), (429, 1), (502, 40)])
-    usage_store.add_tokens("acme", usage_store.month_period(), 1200, 340, "claude-haiku-4-5")
+    add_tokens("acme", usage_store.month_period(), 1200, 340, "claude-haiku-4-5")
     tenancy.update_tenant("initech", UpdateTenantRequest(status="suspended"), None)
     # When Prometheus scrapes /stats with its usual Accept header
     status, body, headers = get(api, "/stats", PROMETHEUS_ACCEPT)

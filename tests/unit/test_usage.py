@@ -12,7 +12,7 @@ import pytest
 from tenantry import metering, tenancy
 from tenantry.models.tenants import CreateTenantRequest
 from tenantry.stores import usage as usage_store
-from tests.conftest import HandlerClient, admin_context, load_function, tenant_context
+from tests.conftest import HandlerClient, add_tokens, admin_context, load_function, tenant_context
 
 TIERS = {"acme": "basic", "globex": "pro"}
 
@@ -60,7 +60,7 @@ def meter(tenant: str, allowed: int, denied: int) -> None:
 def test_tenant_sees_its_own_figures_limits_and_cost(api: TenantsApi) -> None:
     # Given metered traffic for acme and chat tokens on its month
     meter("acme", allowed=10, denied=3)
-    usage_store.add_tokens("acme", usage_store.month_period(), 1000, 500, "claude-haiku-4-5")
+    add_tokens("acme", usage_store.month_period(), 1000, 500, "claude-haiku-4-5")
     # When acme asks for its usage
     status, answer = api.as_tenant("acme", "/usage")
     # Then today and this month show the exact counts, its tier's limits and an estimated cost

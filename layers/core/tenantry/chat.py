@@ -13,7 +13,6 @@ import math
 import secrets
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -34,6 +33,7 @@ from tenantry.models.events import iso_utc
 from tenantry.observability import logger
 from tenantry.stores import conversations as store
 from tenantry.stores import usage as usage_store
+from tenantry.stores import values
 from tenantry.stores.pagination import decode_token, encode_token
 from tenantry.tiers import CHAT, get_tier
 
@@ -71,15 +71,11 @@ def seconds_until_next_month(moment: datetime) -> int:
     return max(1, math.ceil((first_next - moment).total_seconds()))
 
 
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | Decimal | str) and str(value) else 0
-
-
 def _session_info(item: dict[str, Any]) -> SessionInfo:
     return SessionInfo(
         session_id=str(item["session_id"]),
         title=str(item.get("title", "")),
-        turns=_int(item.get("turns")),
+        turns=values.as_int(item.get("turns")),
         model=str(item.get("model", "")),
         created_at=str(item["created_at"]),
         updated_at=str(item["updated_at"]),
@@ -108,7 +104,9 @@ def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> 
     state = store.read_turn_state(tenant_id, user_id, request.session_id, period)
     if state.tenant is None:
         raise NotFound("Tenant not found", field="tenant_id")
-    used = _int(state.usage_month.get("tokens_in")) + _int(state.usage_month.get("tokens_out"))
+    used = values.as_int(state.usage_month.get("tokens_in")) + values.as_int(
+        state.usage_month.get("tokens_out")
+    )
     if used >= tier.llm_tokens_per_month:
         wait = seconds_until_next_month(moment)
         raise TokenBudgetExceeded(
@@ -116,7 +114,7 @@ def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> 
             headers={"Retry-After": str(wait)},
         )
     config: dict[str, Any] = state.tenant.get("config") or {}
-    max_messages = _int(config.get("max_messages")) or DEFAULT_MAX_MESSAGES
+    max_messages = values.as_int(config.get("max_messages")) or DEFAULT_MAX_MESSAGES
     if request.session_id is None:
         session_id, previous_turns, created_at, history = _new_session_id(), 0, iso_utc(moment), []
     else:
@@ -124,7 +122,7 @@ def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> 
             # Another user's or another tenant's session does not exist for this caller.
             raise NotFound("No such session", field="session_id")
         session_id = request.session_id
-        previous_turns = _int(state.session.get("turns"))
+        previous_turns = values.as_int(state.session.get("turns"))
         created_at = str(state.session["created_at"])
         history = store.recent_turns(tenant_id, user_id, session_id, math.ceil(max_messages / 2))
     messages = [*_window(history, max_messages), llm.Message("user", request.message)]
@@ -234,7 +232,7 @@ def _store_turn(
             current = _session_after_race(tenant_id, user_id, session_id)
             if current is None:
                 break
-            previous_turns = _int(current.get("turns"))
+            previous_turns = values.as_int(current.get("turns"))
             if attempt > 1 and not retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
                 break
             continue

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any, Final, get_args
 
 from tenantry import metering
 from tenantry.errors import Unprocessable
 from tenantry.models.tenants import TenantStatus
+from tenantry.stores import values
 from tenantry.tiers import TIERS
 from tenantry.usage import estimate_cost, month_items
 
@@ -31,10 +31,6 @@ def _escape(value: str) -> str:
 
 def _labels(**labels: str) -> str:
     return "{" + ",".join(f'{name}="{_escape(value)}"' for name, value in labels.items()) + "}"
-
-
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | Decimal) else 0
 
 
 def _seconds(milliseconds: float) -> str:
@@ -65,23 +61,23 @@ def render(rows: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> str:
             requests.add(
                 "tenantry_requests_total",
                 _labels(tenant_id=tenant_id, tier=tier, outcome=outcome),
-                _int(item.get(outcome)),
+                values.as_int(item.get(outcome)),
             )
         for direction, attribute in (("input", "tokens_in"), ("output", "tokens_out")):
             tokens.add(
                 "tenantry_llm_tokens_total",
                 _labels(tenant_id=tenant_id, tier=tier, direction=direction),
-                _int(item.get(attribute)),
+                values.as_int(item.get(attribute)),
             )
         running = 0
         for bound, attribute in zip(metering.LATENCY_BUCKETS_MS, metering.BUCKET_ATTRIBUTES, strict=False):
-            running += _int(item.get(attribute))
+            running += values.as_int(item.get(attribute))
             latency.add(
                 "tenantry_request_latency_seconds_bucket",
                 _labels(tenant_id=tenant_id, tier=tier, le=_seconds(bound)),
                 running,
             )
-        total = sum(_int(item.get(attribute)) for attribute in metering.BUCKET_ATTRIBUTES)
+        total = sum(values.as_int(item.get(attribute)) for attribute in metering.BUCKET_ATTRIBUTES)
         latency.add(
             "tenantry_request_latency_seconds_bucket",
             _labels(tenant_id=tenant_id, tier=tier, le="+Inf"),
@@ -90,7 +86,7 @@ def render(rows: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> str:
         latency.add(
             "tenantry_request_latency_seconds_sum",
             _labels(tenant_id=tenant_id, tier=tier),
-            _seconds(_int(item.get("latency_sum_ms"))),
+            _seconds(values.as_int(item.get("latency_sum_ms"))),
         )
         latency.add("tenantry_request_latency_seconds_count", _labels(tenant_id=tenant_id, tier=tier), total)
         cost.add(

@@ -84,10 +84,6 @@ def role_of(key: str) -> Role | None:
     return role
 
 
-def is_well_formed(key: str) -> bool:
-    return role_of(key) is not None
-
-
 def hash_key(key: str) -> str:
     """The only form of a key that is stored: hex SHA-256."""
     return hashlib.sha256(key.encode()).hexdigest()

@@ -28,7 +28,7 @@ from tenantry.models.tenants import (
 )
 from tenantry.observability import logger
 from tenantry.stores import keys as key_store
-from tenantry.stores import purge
+from tenantry.stores import purge, values
 from tenantry.stores import tenants as tenant_store
 from tenantry.tiers import MODEL_CHOICE, get_tier
 
@@ -50,24 +50,13 @@ def _new_tenant_id(name: str) -> str:
     return f"{slug}-{secrets.token_hex(3)}"
 
 
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal; answers want plain ints."""
-    if isinstance(value, dict):
-        return {name: _plain(inner) for name, inner in value.items()}
-    if isinstance(value, list):
-        return [_plain(inner) for inner in value]
-    if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
-        return int(value) if value == int(value) else float(value)
-    return value
-
-
 def tenant_view(item: dict[str, Any]) -> Tenant:
     return Tenant(
         tenant_id=item["tenant_id"],
         name=item["name"],
         tier=item["tier"],
         status=item["status"],
-        config=_plain(item.get("config") or {}),
+        config=values.plain(item.get("config") or {}),
         created_at=item["created_at"],
         updated_at=item["updated_at"],
     )
@@ -177,7 +166,7 @@ def update_tenant(tenant_id: str, request: UpdateTenantRequest, stage: edge.Stag
     if request.name is not None:
         changes["name"] = request.name
     new_tier = request.tier or current["tier"]
-    config = dict(_plain(current.get("config") or {}))
+    config = dict(values.plain(current.get("config") or {}))
     if request.config is not None:
         for name, value in request.config.model_dump(exclude_unset=True).items():
             if value is None:

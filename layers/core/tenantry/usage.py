@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 from tenantry import metering, pricing
@@ -13,6 +12,7 @@ from tenantry.models.usage import CostEstimate, PeriodUsage, StatsPage, TenantSt
 from tenantry.observability import logger
 from tenantry.stores import tenants as tenant_store
 from tenantry.stores import usage as usage_store
+from tenantry.stores import values
 from tenantry.tiers import USAGE_HISTORY, get_tier
 
 COST_NOTE = (
@@ -21,38 +21,41 @@ COST_NOTE = (
 )
 
 
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | Decimal) else 0
-
-
 def _average(item: dict[str, Any]) -> float | None:
-    count = _int(item.get("latency_count"))
-    return round(_int(item.get("latency_sum_ms")) / count, 2) if count else None
+    count = values.as_int(item.get("latency_count"))
+    return round(values.as_int(item.get("latency_sum_ms")) / count, 2) if count else None
+
+
+def _figures(item: dict[str, Any]) -> dict[str, Any]:
+    """The figures a period's usage and a tenant's stats row both show, from raw counters."""
+    return {
+        "requests": values.as_int(item.get("requests")),
+        "allowed": values.as_int(item.get("allowed")),
+        "denied": values.as_int(item.get("denied")),
+        "avg_latency_ms": _average(item),
+        "p50_latency_ms": metering.percentile_ms(item, 0.5),
+        "p95_latency_ms": metering.percentile_ms(item, 0.95),
+        "p99_latency_ms": metering.percentile_ms(item, 0.99),
+        "tokens_in": values.as_int(item.get("tokens_in")),
+        "tokens_out": values.as_int(item.get("tokens_out")),
+    }
 
 
 def period_usage(period: str, item: dict[str, Any]) -> PeriodUsage:
     return PeriodUsage(
         period=period,
-        requests=_int(item.get("requests")),
-        allowed=_int(item.get("allowed")),
-        denied=_int(item.get("denied")),
-        client_errors=_int(item.get("client_errors")),
-        errors=_int(item.get("errors")),
-        avg_latency_ms=_average(item),
-        p50_latency_ms=metering.percentile_ms(item, 0.5),
-        p95_latency_ms=metering.percentile_ms(item, 0.95),
-        p99_latency_ms=metering.percentile_ms(item, 0.99),
-        tokens_in=_int(item.get("tokens_in")),
-        tokens_out=_int(item.get("tokens_out")),
+        client_errors=values.as_int(item.get("client_errors")),
+        errors=values.as_int(item.get("errors")),
+        **_figures(item),
     )
 
 
 def estimate_cost(item: dict[str, Any]) -> CostEstimate:
-    api_gateway = _int(item.get("requests")) * pricing.API_GATEWAY_REST_REQUEST.usd
-    gb_seconds = _int(item.get("integration_sum_ms")) / 1000 * pricing.FUNCTION_MEMORY_GB
+    api_gateway = values.as_int(item.get("requests")) * pricing.API_GATEWAY_REST_REQUEST.usd
+    gb_seconds = values.as_int(item.get("integration_sum_ms")) / 1000 * pricing.FUNCTION_MEMORY_GB
     lambda_compute = (
         gb_seconds * pricing.LAMBDA_ARM_GB_SECOND.usd
-        + _int(item.get("integration_count")) * pricing.LAMBDA_REQUEST.usd
+        + values.as_int(item.get("integration_count")) * pricing.LAMBDA_REQUEST.usd
     )
     dynamodb = 0.0
     llm = 0.0
@@ -63,14 +66,22 @@ def estimate_cost(item: dict[str, Any]) -> CostEstimate:
                 logger.warning(
                     "route missing from the price table: priced as the dearest", extra={"route": name}
                 )
-            count = _int(value)
+            count = values.as_int(value)
             dynamodb += count * (
                 reads * pricing.DYNAMODB_READ_UNIT.usd + writes * pricing.DYNAMODB_WRITE_UNIT.usd
             )
         elif name.startswith(usage_store.MODEL_TOKENS_IN):
-            llm += _int(value) * pricing.model_price(name.removeprefix(usage_store.MODEL_TOKENS_IN))[0] / 1e6
+            llm += (
+                values.as_int(value)
+                * pricing.model_price(name.removeprefix(usage_store.MODEL_TOKENS_IN))[0]
+                / 1e6
+            )
         elif name.startswith(usage_store.MODEL_TOKENS_OUT):
-            llm += _int(value) * pricing.model_price(name.removeprefix(usage_store.MODEL_TOKENS_OUT))[1] / 1e6
+            llm += (
+                values.as_int(value)
+                * pricing.model_price(name.removeprefix(usage_store.MODEL_TOKENS_OUT))[1]
+                / 1e6
+            )
     return CostEstimate(
         api_gateway=round(api_gateway, 6),
         lambda_compute=round(lambda_compute, 6),
@@ -130,15 +141,7 @@ def _stats_row(tenant: dict[str, Any], item: dict[str, Any]) -> TenantStats:
         name=str(tenant["name"]),
         tier=tier,
         status=str(tenant.get("status", "active")),
-        requests=_int(item.get("requests")),
-        allowed=_int(item.get("allowed")),
-        denied=_int(item.get("denied")),
-        avg_latency_ms=_average(item),
-        p50_latency_ms=metering.percentile_ms(item, 0.5),
-        p95_latency_ms=metering.percentile_ms(item, 0.95),
-        p99_latency_ms=metering.percentile_ms(item, 0.99),
-        tokens_in=_int(item.get("tokens_in")),
-        tokens_out=_int(item.get("tokens_out")),
+        **_figures(item),
         estimated_cost_usd=estimate_cost(item).total,
         limits=get_tier(tier).limits(),
     )

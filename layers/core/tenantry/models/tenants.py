@@ -6,7 +6,6 @@ silently ignored setting.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -152,7 +151,3 @@ class Me(BaseModel):
     limits: dict[str, object]
     features: list[str]
     key_id: str
-
-
-def is_tenant_id(value: str) -> bool:
-    return re.fullmatch(TENANT_ID_PATTERN, value) is not None

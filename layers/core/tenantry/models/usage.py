@@ -10,19 +10,24 @@ LATENCY_PERCENTILE = (
 )
 
 
-class PeriodUsage(BaseModel):
-    period: str = Field(description="day#YYYY-MM-DD or month#YYYY-MM")
+class Figures(BaseModel):
+    """The figures a period's usage and a tenant's stats row share."""
+
     requests: int
     allowed: int = Field(description="2xx and 3xx answers")
     denied: int = Field(description="429s: throttled or over quota at the edge")
-    client_errors: int = Field(description="4xx answers other than 429")
-    errors: int = Field(description="5xx answers")
     avg_latency_ms: float | None
     p50_latency_ms: float | None = Field(default=None, description=LATENCY_PERCENTILE.format("50th"))
     p95_latency_ms: float | None = Field(description=LATENCY_PERCENTILE.format("95th"))
     p99_latency_ms: float | None = Field(default=None, description=LATENCY_PERCENTILE.format("99th"))
     tokens_in: int
     tokens_out: int
+
+
+class PeriodUsage(Figures):
+    period: str = Field(description="day#YYYY-MM-DD or month#YYYY-MM")
+    client_errors: int = Field(description="4xx answers other than 429")
+    errors: int = Field(description="5xx answers")
 
 
 class CostEstimate(BaseModel):
@@ -48,20 +53,11 @@ class UsageReport(BaseModel):
     estimated_cost: CostEstimate
 
 
-class TenantStats(BaseModel):
+class TenantStats(Figures):
     tenant_id: str
     name: str
     tier: str
     status: str
-    requests: int
-    allowed: int
-    denied: int
-    avg_latency_ms: float | None
-    p50_latency_ms: float | None = Field(default=None, description=LATENCY_PERCENTILE.format("50th"))
-    p95_latency_ms: float | None = Field(description=LATENCY_PERCENTILE.format("95th"))
-    p99_latency_ms: float | None = Field(default=None, description=LATENCY_PERCENTILE.format("99th"))
-    tokens_in: int
-    tokens_out: int
     estimated_cost_usd: float = Field(description="This month's estimated cost (see /tenants/{id}/usage)")
     limits: dict[str, object] = Field(description="The tier's limits: requests and LLM tokens per month")
 

@@ -5,22 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from decimal import Decimal
 from typing import Any
 
 from tenantry.errors import BadRequest
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
+from tenantry.stores import values
 
 
 def encode_token(last_key: dict[str, Any] | None) -> str | None:
     if not last_key:
         return None
-    raw = json.dumps({name: _plain(value) for name, value in last_key.items()}, sort_keys=True)
+    raw = json.dumps(values.plain(last_key), sort_keys=True)
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 

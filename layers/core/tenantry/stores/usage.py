@@ -113,13 +113,6 @@ def write_once(marker: dict[str, Any], updates: list[dict[str, Any]]) -> bool:
         return True
 
 
-def add_tokens(
-    tenant_id: str, period: str, tokens_in: int, tokens_out: int, model: str | None = None
-) -> None:
-    update = token_update(tenant_id, period, tokens_in, tokens_out, model)["Update"]
-    aws.data_client().update_item(**update)
-
-
 def get_period(tenant_id: str, period: str) -> dict[str, Any]:
     """The counters of one period (an empty dict when nothing was counted yet)."""
     item: dict[str, Any] | None = (
@@ -148,8 +141,3 @@ def get_range(tenant_id: str, first: str, last: str) -> list[dict[str, Any]]:
         KeyConditionExpression=Key("tenant_id").eq(tenant_id) & Key("period").between(first, last)
     )
     return list(answer.get("Items", []))
-
-
-def tokens_used(tenant_id: str, period: str) -> int:
-    item = get_period(tenant_id, period)
-    return int(item.get("tokens_in", 0)) + int(item.get("tokens_out", 0))
