@@ -49,7 +49,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from local import access, faults, journal, template, transport
+from local import access, apigateway_rules, faults, journal, template, transport
 from local.fastlane import DynamoDBFastLane
 
 REGION = template.REGION
@@ -227,6 +227,7 @@ class EmbeddedAws:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         _install_item_level_rollback()
+        apigateway_rules.install()
         moto_app = DynamoDBFastLane(DomainDispatcherApplication(create_backend_app))
         self._app = _SerializedApp(access.EnforcingApp(moto_app, self.access), self)
         # Faults decide from the request before it queues for the lock, as a real service would.

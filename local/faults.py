@@ -199,6 +199,9 @@ class Injected:
     code: str
     headers: tuple[tuple[str, str], ...]
     body: bytes
+    # The request still reaches the service, which acts on it; only its answer is this error (a
+    # timeout after the service did the work, as the caller sees it).
+    applied: bool = False
 
 
 def _json_error(service: str, code: str, message: str, status: int = 400, **extra: Any) -> Injected:
@@ -259,7 +262,10 @@ class FaultInjector:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _written: dict[tuple[str, str], float] = field(default_factory=dict)
     _schemas: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    _once: list[tuple[str, str, str]] = field(default_factory=list)
+    _once: list[tuple[str, str, str, int, bool]] = field(default_factory=list)
+    # Every (service, operation) decided on, in order, when ``tracing`` (tests enumerate steps).
+    trace: list[tuple[str, str]] = field(default_factory=list)
+    tracing: bool = False
 
     def __post_init__(self) -> None:
         self._random = random.Random(self.spec.seed)  # noqa: S311 - reproducible faults, not secrets
@@ -272,19 +278,30 @@ class FaultInjector:
         draw = self._random.random()
         return draw if draw < rate else None
 
-    def fail_once(self, service: str, operation: str, code: str) -> None:
-        """The next matching call fails with ``code`` (tests that break one step of a workflow)."""
+    def fail_once(
+        self, service: str, operation: str, code: str, *, skip: int = 0, applied: bool = False
+    ) -> None:
+        """A matching call fails with ``code``: the next one, or the one after ``skip`` matching
+        calls (tests that break one step of a workflow). ``applied``: the service still does the
+        work and only the answer is lost (botocore then sends a retryable error again, as after a
+        timeout, and meets the state the first send left)."""
         with self._lock:
-            self._once.append((service, operation, code))
+            self._once.append((service, operation, code, skip, applied))
 
     def decide(self, service: str, operation: str, body: bytes | None) -> Injected | None:
         """The fault to answer this request with, or None to let it through."""
         with self._lock:
-            for index, (once_service, once_operation, code) in enumerate(self._once):
+            if self.tracing:
+                self.trace.append((service, operation))
+            for index, (once_service, once_operation, code, skip, applied) in enumerate(self._once):
                 if once_service == service and fnmatch.fnmatchcase(operation, once_operation):
+                    if skip:
+                        self._once[index] = (once_service, once_operation, code, skip - 1, applied)
+                        continue
                     del self._once[index]
                     self.injected[f"{service}:{operation}:{code}"] += 1
-                    return self._error(service, code, body)
+                    error = self._error(service, code, body)
+                    return Injected(error.status, error.code, error.headers, error.body, applied=applied)
             for rule in self.spec.rules:
                 if rule.kind in ("gsi-lag", "model-delay") or not rule.matches(service, operation):
                     continue
@@ -461,6 +478,9 @@ class FaultMiddleware:
         environ["wsgi.input"] = io.BytesIO(body)
         fault = self.injector.decide(service, operation, body)
         if fault is not None:
+            if fault.applied:
+                environ["wsgi.input"] = io.BytesIO(body)
+                b"".join(self._app(environ, lambda *_: lambda _data: None))
             reason = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error"}
             start_response(
                 f"{fault.status} {reason.get(fault.status, 'Error')}",
@@ -515,6 +535,10 @@ def _before_send(request: Any, event_name: str = "", **_: Any) -> Any:
     fault = injector.decide(service, operation, body)
     if fault is None:
         return None
+    if fault.applied:
+        from moto.core.models import botocore_stubber  # noqa: PLC0415
+
+        botocore_stubber(event_name, request)  # the service acts on it; the caller sees the fault
     request.tenantry_fault = True  # botocore still calls moto's stub after us: it must skip this one
     from botocore.awsrequest import AWSResponse  # noqa: PLC0415
 

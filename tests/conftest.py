@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from local import aws_calls, template
+from local import apigateway_rules, aws_calls, template
 
 # Imported before any boto3 session exists, so every session carries the (inactive) fault handlers.
 from local import faults as fault_injection
@@ -42,6 +42,8 @@ os.environ.update(
 )
 # The IAM test tier: record every AWS call a function's handler makes (make test sets the folder).
 aws_calls.install_from_env(set(template.template()["Resources"]))
+# API Gateway's usage-plan rules that moto leaves out (a key in one plan per stage).
+apigateway_rules.install()
 
 for _variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "ANTHROPIC_API_KEY"):
     os.environ.pop(_variable, None)

@@ -21,12 +21,13 @@ def _key_ids() -> set[str]:
 def test_a_key_orphaned_by_a_failure_is_reported_then_swept(
     aws: dict[str, str], faults: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given two tenants with their keys, and a rotation whose key item write failed after the
-    # API key was created (and whose undo failed too: the new API key is orphaned)
+    # Given two tenants with their keys, and a rotation that failed after the API key was created
+    # (its usage-plan seat was refused, and the undo failed too: the new API key is orphaned, its
+    # item still pending)
     tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="basic", tenant_id="acme"))
     tenancy.create_tenant(CreateTenantRequest(name="Globex", tier="basic", tenant_id="globex"))
     injector = faults("seed=1")
-    injector.fail_once("dynamodb", "PutItem", "AccessDeniedException")
+    injector.fail_once("apigateway", "CreateUsagePlanKey", "AccessDeniedException")
     injector.fail_once("apigateway", "DeleteApiKey", "BadRequestException")
     with pytest.raises(ClientError):
         tenancy.issue_key("globex", IssueKeyRequest(grace_seconds=60), None)
@@ -40,7 +41,7 @@ def test_a_key_orphaned_by_a_failure_is_reported_then_swept(
     swept = json.loads(capsys.readouterr().out)
     # Then exactly the orphan was found and deleted; the live tenant's key is untouched
     assert [orphan["tenant_id"] for orphan in report["orphans"]] == ["globex"]
-    assert report["orphans"][0]["reason"] == "no key item"
+    assert report["orphans"][0]["reason"].startswith("never activated")
     assert report["deleted"] == 0
     assert swept["deleted"] == 1
     assert _key_ids() == before - {report["orphans"][0]["edge_key_id"]}

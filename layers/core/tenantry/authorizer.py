@@ -193,7 +193,9 @@ def authorize(
     if item is None:
         _log_decision("unauthorized", "unknown_key")
         raise Exception(UNAUTHORIZED)  # noqa: TRY002
-    if item.get("role") != role or item.get("status") == "revoked":
+    # Only a finished key is usable: revoked ones are not, nor a pending one (its issuing has not
+    # answered yet, or failed half-way; its secret was never shown).
+    if item.get("role") != role or item.get("status") not in ("active", "suspended"):
         _log_decision("unauthorized", "revoked_key", item)
         raise Exception(UNAUTHORIZED)  # noqa: TRY002
     expires_at = item.get("expires_at")

@@ -13,9 +13,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tenantry import aws, caches, settings
+from tenantry import aws, caches, retry, settings
 from tenantry.errors import ApiError
 from tenantry.observability import logger
+from tenantry.tiers import TIER_NAMES
 
 STACK_TAG = "tenantry:stack"
 
@@ -69,46 +70,107 @@ def _forget_plans() -> None:
 
 
 def create_key(*, key_id: str, value: str, tenant_id: str, tier: str, enabled: bool = True) -> str:
-    """Create the API key and put it in the tier's usage plan; return API Gateway's key id."""
+    """Create the API key and put it in the tier's usage plan; return API Gateway's key id.
+
+    Tagged at creation (the stack and the tenant), named after our ``key_id``: a key whose
+    recording failed is found by that name (:func:`keys_named`) or by the sweep. A creation whose
+    answer was lost and then sent again meets API Gateway's "API Key already exists" (values are
+    unique): the key made by the first send is looked up by its name and used."""
     client = aws.apigateway()
-    created = client.create_api_key(
-        name=key_id,
-        value=value,
-        enabled=enabled,
-        description=f"tenantry tenant {tenant_id}",
-        # The stack's tag lets `tenantry keys sweep` find keys whose recording failed (orphans).
-        tags={"tenant_id": tenant_id, STACK_TAG: settings.stack_name()},
-    )
-    edge_key_id = created["id"]
     try:
-        client.create_usage_plan_key(usagePlanId=plan_id(tier), keyId=edge_key_id, keyType="API_KEY")
+        edge_key_id = retry.call(
+            lambda: client.create_api_key(
+                name=key_id,
+                value=value,
+                enabled=enabled,
+                description=f"tenantry tenant {tenant_id}",
+                tags={"tenant_id": tenant_id, STACK_TAG: settings.stack_name()},
+            )["id"]
+        )
+    except ClientError as exc:
+        made = [key["id"] for key in keys_named(key_id, with_values=True) if key.get("value") == value]
+        if aws.error_code(exc) != "ConflictException" or not made:
+            raise
+        edge_key_id = made[0]
+    try:
+        place_key(edge_key_id, tier, fresh=True)
     except Exception:
         delete_key(edge_key_id)
         raise
-    return edge_key_id
+    return str(edge_key_id)
 
 
-def move_key(edge_key_id: str, *, from_tier: str, to_tier: str) -> None:
+def keys_named(key_id: str, *, with_values: bool = False) -> list[dict[str, Any]]:
+    """The stack's API keys named ``key_id`` (the name is our key id): a key whose creation
+    answered nothing, or whose id was never recorded, is found again this way."""
     client = aws.apigateway()
+    arguments: dict[str, Any] = {"nameQuery": key_id, "includeValues": with_values, "limit": 500}
+    found: list[dict[str, Any]] = []
+    while True:
+        page = client.get_api_keys(**arguments)
+        found.extend(
+            dict(key)
+            for key in page.get("items", [])
+            if key.get("name") == key_id and (key.get("tags") or {}).get(STACK_TAG) == settings.stack_name()
+        )
+        if not page.get("position"):
+            return found
+        arguments["position"] = page["position"]
+
+
+def _in_plan(plan: str, edge_key_id: str) -> bool:
     try:
-        client.delete_usage_plan_key(usagePlanId=plan_id(from_tier), keyId=edge_key_id)
+        aws.apigateway().get_usage_plan_key(usagePlanId=plan, keyId=edge_key_id)
+    except ClientError as exc:
+        if aws.error_code(exc) == "NotFoundException":
+            return False
+        raise
+    return True
+
+
+def place_key(edge_key_id: str, tier: str, *, fresh: bool = False) -> None:
+    """Make the tier's usage plan the key's only tier plan, whatever state a failed earlier attempt
+    left (in the old plan, in none, already in the new one).
+
+    API Gateway refuses a key in two plans of one API stage (every tier plan covers the API's
+    stage), so the key leaves the other tier plans first; adding it where it already is answers
+    ConflictException, which is success once the key is seen in the plan. ``fresh``: the key was
+    just created and is in no plan yet."""
+    client = aws.apigateway()
+    target = plan_id(tier)
+    for other in () if fresh else TIER_NAMES:
+        if other != tier:
+            _remove_from_plan(plan_id(other), edge_key_id)
+    try:
+        retry.call(
+            lambda: client.create_usage_plan_key(usagePlanId=target, keyId=edge_key_id, keyType="API_KEY")
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) != "ConflictException" or not _in_plan(target, edge_key_id):
+            raise
+
+
+def _remove_from_plan(plan: str, edge_key_id: str) -> None:
+    try:
+        retry.call(lambda: aws.apigateway().delete_usage_plan_key(usagePlanId=plan, keyId=edge_key_id))
     except ClientError as exc:
         if aws.error_code(exc) != "NotFoundException":
             raise
-    client.create_usage_plan_key(usagePlanId=plan_id(to_tier), keyId=edge_key_id, keyType="API_KEY")
 
 
 def set_enabled(edge_key_id: str, enabled: bool) -> None:
-    aws.apigateway().update_api_key(
-        apiKey=edge_key_id,
-        patchOperations=[{"op": "replace", "path": "/enabled", "value": "true" if enabled else "false"}],
+    retry.call(
+        lambda: aws.apigateway().update_api_key(
+            apiKey=edge_key_id,
+            patchOperations=[{"op": "replace", "path": "/enabled", "value": "true" if enabled else "false"}],
+        )
     )
 
 
 def delete_key(edge_key_id: str) -> bool:
     """Delete an API key; False when it was already gone."""
     try:
-        aws.apigateway().delete_api_key(apiKey=edge_key_id)
+        retry.call(lambda: aws.apigateway().delete_api_key(apiKey=edge_key_id))
     except ClientError as exc:
         if aws.error_code(exc) == "NotFoundException":
             return False

@@ -46,10 +46,12 @@ def find_orphans(stack: str, *, min_age_seconds: int = DEFAULT_MIN_AGE_SECONDS) 
         item = key_store.get(keys.hash_key(str(key.get("value", ""))))
         if item is None:
             reason = "no key item"
-        elif item.get("edge_key_id") != key["id"]:
-            reason = "the key item names another API key"
         elif item.get("status") == "revoked":
             reason = "revoked"
+        elif item.get("status") == "pending":
+            reason = "never activated (its issuing failed half-way)"
+        elif item.get("edge_key_id") != key["id"]:
+            reason = "the key item names another API key"
         else:
             continue
         orphans.append(

@@ -20,7 +20,13 @@ from tenantry import aws, deadline
 RETRYABLE_REASONS = frozenset({"TransactionConflict", "ThrottlingError"})
 # botocore retried these already (standard mode); a write path with time left tries once more
 # rather than fail a request for load that is usually gone a moment later.
-THROTTLED_CODES = ("ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded")
+# (API Gateway's key management answers TooManyRequestsException.)
+THROTTLED_CODES = (
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+)
 BASE_SECONDS = 0.02
 CAP_SECONDS = 1.0
 # Time kept back for what follows a retried write (the answer, the logs).
@@ -61,3 +67,22 @@ def pause(
         return False
     sleep(wait)
     return True
+
+
+def call[T](
+    operation: Callable[[], T],
+    *,
+    retryable: Callable[[Exception], bool] = is_lost_race,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """``operation()``, sent again after a jittered pause while it fails with a lost race or a
+    throttle botocore gave up on, as long as the budget allows; then the last error is raised.
+    Only for calls that are safe to send twice (idempotent, or conditional)."""
+    attempt = 0
+    while True:
+        try:
+            return operation()
+        except Exception as exc:
+            attempt += 1
+            if not retryable(exc) or not pause(attempt, sleep=sleep):
+                raise

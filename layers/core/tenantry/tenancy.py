@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tenantry import edge, keys
-from tenantry.errors import Forbidden, NotFound
+from tenantry.errors import Conflict, Forbidden, NotFound
 from tenantry.models.tenants import (
     CreatedTenant,
     CreateTenantRequest,
@@ -87,15 +87,14 @@ def _check_model_allowed(tier: str, config: dict[str, Any]) -> None:
         )
 
 
-def _store_key(
-    *, tenant_id: str, tier: str, role: keys.Role, status: str, expires_at: int | None, with_edge: bool
+def _key_item(
+    *, tenant_id: str, tier: str, role: keys.Role, status: str, expires_at: int | None
 ) -> tuple[str, dict[str, Any]]:
-    """Create a key (and its API Gateway twin); return the raw key, shown once, and its item."""
+    """A new raw key (shown once) and its item (only the hash of the key)."""
     raw_key = keys.generate(role)
-    key_id = keys.new_key_id()
     item: dict[str, Any] = {
         "key_hash": keys.hash_key(raw_key),
-        "key_id": key_id,
+        "key_id": keys.new_key_id(),
         "tenant_id": tenant_id,
         "role": role,
         "tier": tier,
@@ -105,50 +104,123 @@ def _store_key(
     }
     if expires_at is not None:
         item["expires_at"] = expires_at
-    if role == "tenant":
-        # Listed on the tenant first, so no listing can miss the key once it exists (the GSI can).
-        tenant_store.register_key(tenant_id, item["key_hash"])
-    if with_edge:
-        item["edge_key_id"] = edge.create_key(
-            key_id=key_id, value=raw_key, tenant_id=tenant_id, tier=tier, enabled=status == "active"
-        )
-    try:
-        key_store.put(item)
-    except Exception:
-        if with_edge:
-            edge.delete_key(item["edge_key_id"])
-        raise
     return raw_key, item
 
 
+def _new_tenant_key(*, tenant_id: str, tier: str, expires_at: int | None) -> tuple[str, dict[str, Any]]:
+    """Create a tenant key and its API Gateway twin, left pending (unusable): the caller activates
+    it (:func:`_activate`) as its last step, once nothing else can fail, so a key whose issuing
+    failed half-way is never usable, and a retry knows to discard it (:func:`_discard_unfinished`).
+
+    Each step is safe to repeat and leaves a trace a retry finds: the hash is listed on the tenant
+    first (no listing misses the key), the pending item names the key (``key_id``), and the API key
+    is created with that name and tagged with the stack and tenant."""
+    raw_key, item = _key_item(
+        tenant_id=tenant_id, tier=tier, role="tenant", status=key_store.PENDING, expires_at=expires_at
+    )
+    tenant_store.register_key(tenant_id, item["key_hash"])
+    key_store.put(item)
+    item["edge_key_id"] = edge.create_key(
+        key_id=item["key_id"], value=raw_key, tenant_id=tenant_id, tier=tier
+    )
+    return raw_key, item
+
+
+def _activate(item: dict[str, Any], tenant_status: str) -> None:
+    status = "active" if tenant_status == "active" else "suspended"
+    if status != "active" and item.get("edge_key_id"):
+        edge.set_enabled(item["edge_key_id"], False)
+    key_store.activate(item["key_hash"], edge_key_id=item.get("edge_key_id"), status=status)
+    item["status"] = status
+
+
+def _discard(item: dict[str, Any]) -> None:
+    """Remove a key that was never shown to anyone: its API key (by id, or by name when the id was
+    never recorded), its item, its place in the tenant's list."""
+    edge_ids = {item["edge_key_id"]} if item.get("edge_key_id") else set()
+    edge_ids.update(str(key["id"]) for key in edge.keys_named(item["key_id"]))
+    for edge_key_id in sorted(edge_ids):
+        edge.delete_key(edge_key_id)
+    key_store.delete(item["key_hash"])
+    tenant_store.unregister_key(item["tenant_id"], item["key_hash"])
+
+
+def _discard_unfinished(
+    tenant_id: str, items: list[dict[str, Any]], *, everything: bool = False
+) -> list[dict[str, Any]]:
+    """Discard the keys an earlier failed attempt left pending (or, for an onboarding that never
+    answered, every key: none was ever shown); return the keys that remain."""
+    kept = []
+    for item in items:
+        if everything or item.get("status") == key_store.PENDING:
+            _discard(item)
+            logger.info(
+                "unfinished key discarded", extra={"audit_tenant_id": tenant_id, "key_id": item["key_id"]}
+            )
+        else:
+            kept.append(item)
+    return kept
+
+
+def _tenant_keys(tenant: dict[str, Any]) -> list[dict[str, Any]]:
+    return key_store.list_for_tenant(tenant["tenant_id"], tenant_store.registered_keys(tenant))
+
+
 def create_tenant(request: CreateTenantRequest) -> CreatedTenant:
+    """Onboard a tenant, retry-safe: the tenant item is marked onboarding until the answer is
+    ready, so the same request sent again after any failure resumes it (its keys from the failed
+    attempt were never shown and are discarded) instead of answering 409."""
     config = request.config.model_dump(exclude_none=True) if request.config else {}
     _check_model_allowed(request.tier, config)
     now = _iso(_now())
+    tenant_id = request.tenant_id or _new_tenant_id(request.name)
     item: dict[str, Any] = {
-        "tenant_id": request.tenant_id or _new_tenant_id(request.name),
+        "tenant_id": tenant_id,
         "name": request.name,
         "tier": request.tier,
         "status": "active",
         "config": config,
         "created_at": now,
         "updated_at": now,
+        tenant_store.ONBOARDING: now,
     }
-    tenant_store.create(item)
     try:
-        raw_key, _ = _store_key(
-            tenant_id=item["tenant_id"],
-            tier=item["tier"],
-            role="tenant",
-            status="active",
-            expires_at=None,
-            with_edge=True,
-        )
+        tenant_store.create(item)
+    except Conflict:
+        existing = tenant_store.get(tenant_id)
+        if not tenant_store.is_onboarding(existing) or existing is None:
+            raise
+        # A retry of an onboarding that never answered: this request's fields win.
+        _discard_unfinished(tenant_id, _tenant_keys(existing), everything=True)
+        fields = {name: item[name] for name in ("name", "tier", "status", "config", "updated_at")}
+        item = {**tenant_store.update(tenant_id, fields)}
+        logger.info("onboarding resumed", extra={"audit_tenant_id": tenant_id})
+    try:
+        raw_key, key = _new_tenant_key(tenant_id=tenant_id, tier=item["tier"], expires_at=None)
+        _activate(key, "active")
+        tenant_store.finish_onboarding(tenant_id)
     except Exception:
-        purge.purge_tenant(item["tenant_id"])  # no half-onboarded tenant: the key failed, undo
+        _undo_onboarding(tenant_id)
         raise
-    logger.info("tenant onboarded", extra={"audit_tenant_id": item["tenant_id"], "audit_tier": item["tier"]})
+    item.pop(tenant_store.ONBOARDING, None)
+    logger.info("tenant onboarded", extra={"audit_tenant_id": tenant_id, "audit_tier": item["tier"]})
     return CreatedTenant(tenant=tenant_view(item), api_key=raw_key)
+
+
+def _undo_onboarding(tenant_id: str) -> None:
+    """Best effort after a failed onboarding: nothing of it stays behind. If this fails too, the
+    same request sent again resumes the onboarding, and ``tenantry keys sweep`` finds any API key
+    left without its item."""
+    try:
+        tenant = tenant_store.get(tenant_id)
+        if not tenant_store.is_onboarding(tenant) or tenant is None:
+            return
+        _discard_unfinished(tenant_id, _tenant_keys(tenant), everything=True)
+        tenant_store.delete_unfinished(tenant_id)
+    except Exception:  # noqa: BLE001 - the original failure is the one to report
+        logger.warning(
+            "undoing a failed onboarding failed; a retry resumes it", extra={"audit_tenant_id": tenant_id}
+        )
 
 
 def get_tenant(tenant_id: str) -> Tenant:
@@ -186,27 +258,37 @@ def update_tenant(tenant_id: str, request: UpdateTenantRequest, stage: edge.Stag
         changes["status"] = new_status
     changes["updated_at"] = _iso(_now())
 
-    tenant_keys = [
-        item
-        for item in key_store.list_for_tenant(tenant_id, tenant_store.registered_keys(current))
-        if item["status"] != "revoked"
-    ]
-    if "tier" in changes:
-        for item in tenant_keys:
-            if item.get("edge_key_id"):
-                edge.move_key(item["edge_key_id"], from_tier=current["tier"], to_tier=new_tier)
-            key_store.set_fields(item["key_hash"], {"tier": new_tier})
-    if "status" in changes:
-        key_status = "active" if new_status == "active" else "suspended"
-        for item in tenant_keys:
-            if item.get("edge_key_id"):
-                edge.set_enabled(item["edge_key_id"], new_status == "active")
-            key_store.set_fields(item["key_hash"], {"status": key_status})
+    # The tenant item first: it is the record of what was asked. The keys then follow it, every
+    # time tier or status is given (not only when it changed): a retry after a failure half-way
+    # (some keys moved or disabled, some not) finishes the job; each step is safe to repeat.
     updated = tenant_store.update(tenant_id, changes)
+    if request.tier is not None or request.status is not None:
+        _reconcile_keys(updated, tier=request.tier is not None, status=request.status is not None)
     logger.info("tenant updated", extra={"audit_tenant_id": tenant_id, "changed": sorted(changes)})
-    if "tier" in changes or "status" in changes:
+    if request.tier is not None or request.status is not None:
         edge.flush_authorizer_cache(stage)
     return tenant_view(updated)
+
+
+def _reconcile_keys(tenant: dict[str, Any], *, tier: bool, status: bool) -> None:
+    """Bring every live key of the tenant to the tenant's tier (its usage plan) and status (API
+    Gateway's enabled flag and the item's status). Pending keys are left to their own request."""
+    enabled = tenant["status"] == "active"
+    key_status = "active" if enabled else "suspended"
+    for item in _tenant_keys(tenant):
+        if item["status"] in ("revoked", key_store.PENDING):
+            continue
+        changes: dict[str, Any] = {}
+        if tier:
+            if item.get("edge_key_id"):
+                edge.place_key(item["edge_key_id"], tenant["tier"])
+            changes["tier"] = tenant["tier"]
+        if status:
+            if item.get("edge_key_id"):
+                edge.set_enabled(item["edge_key_id"], enabled)
+            changes["status"] = key_status
+        if any(item.get(name) != value for name, value in changes.items()):
+            key_store.set_fields(item["key_hash"], changes)
 
 
 def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None) -> IssuedKey:
@@ -214,18 +296,14 @@ def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None
     tenant = tenant_store.require(tenant_id)
     now = _now()
     grace_end = int(now) + request.grace_seconds
+    # Keys an earlier failed attempt left pending were never shown: discard, never grace, them.
     older = [
-        item
-        for item in key_store.list_for_tenant(tenant_id, tenant_store.registered_keys(tenant))
-        if item["status"] != "revoked"
+        item for item in _discard_unfinished(tenant_id, _tenant_keys(tenant)) if item["status"] != "revoked"
     ]
-    raw_key, item = _store_key(
+    raw_key, item = _new_tenant_key(
         tenant_id=tenant_id,
         tier=tenant["tier"],
-        role="tenant",
-        status="active" if tenant["status"] == "active" else "suspended",
         expires_at=None if request.expires_in_seconds is None else int(now) + request.expires_in_seconds,
-        with_edge=True,
     )
     for old in older:
         own_expiry = old.get("expires_at")
@@ -237,6 +315,8 @@ def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None
             continue
         if own_expiry is None or int(own_expiry) > grace_end:
             key_store.set_fields(old["key_hash"], {"expires_at": grace_end})
+    # Last: only now can the new key be used (and its secret be answered).
+    _activate(item, tenant["status"])
     if request.grace_seconds == 0:
         edge.flush_authorizer_cache(stage)
     logger.info(
@@ -258,13 +338,22 @@ def list_keys(tenant_id: str) -> list[KeyInfo]:
     tenant = tenant_store.require(tenant_id)
     now = _now()
     registered = tenant_store.registered_keys(tenant)
-    return [key_view(item, now) for item in key_store.list_for_tenant(tenant_id, registered)]
+    return [
+        key_view(item, now)
+        for item in key_store.list_for_tenant(tenant_id, registered)
+        if item["status"] != key_store.PENDING  # not a key yet: its issuing has not answered
+    ]
 
 
 def revoke_key(tenant_id: str, key_id: str, stage: edge.Stage | None) -> KeyInfo:
     registered = tenant_store.registered_keys(tenant_store.require(tenant_id))
     match = next(
-        (item for item in key_store.list_for_tenant(tenant_id, registered) if item["key_id"] == key_id), None
+        (
+            item
+            for item in key_store.list_for_tenant(tenant_id, registered)
+            if item["key_id"] == key_id and item["status"] != key_store.PENDING
+        ),
+        None,
     )
     if match is None:
         raise NotFound(f"No key {key_id!r} for tenant {tenant_id!r}", code="key_not_found")
@@ -320,12 +409,8 @@ def describe_me(tenant_id: str, key_id: str) -> Me:
 def create_admin_key(expires_in_seconds: int | None = None) -> tuple[str, KeyInfo]:
     """An admin key: reaches /tenants… and /stats, is in no usage plan. Return (raw key, info)."""
     expires_at = None if expires_in_seconds is None else int(_now()) + expires_in_seconds
-    raw_key, item = _store_key(
-        tenant_id=ADMIN_TENANT_ID,
-        tier="admin",
-        role="admin",
-        status="active",
-        expires_at=expires_at,
-        with_edge=False,
+    raw_key, item = _key_item(
+        tenant_id=ADMIN_TENANT_ID, tier="admin", role="admin", status="active", expires_at=expires_at
     )
+    key_store.put(item)
     return raw_key, key_view(item)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
 
-from tenantry import aws, settings
+from tenantry import aws, retry, settings
+from tenantry.errors import Conflict
 
 BY_TENANT_INDEX = "by-tenant"
 
@@ -19,8 +21,41 @@ def _table() -> Any:
     return aws.table(settings.table_name(settings.API_KEYS_TABLE))
 
 
+# A key item is written "pending" before its API Gateway twin exists and becomes active last, so
+# a key whose issuing failed half-way is never usable and is known to be abandoned.
+PENDING = "pending"
+
+
 def put(item: dict[str, Any]) -> None:
-    _table().put_item(Item=item, ConditionExpression="attribute_not_exists(key_hash)")
+    """Insert a new key item. A send whose answer was lost and that botocore sent again finds its
+    own item there: that is success, not a conflict."""
+    try:
+        retry.call(lambda: _table().put_item(Item=item, ConditionExpression="attribute_not_exists(key_hash)"))
+    except ClientError as exc:
+        existing = get(item["key_hash"]) if aws.error_code(exc) == "ConditionalCheckFailedException" else None
+        if existing is None or existing.get("key_id") != item["key_id"]:
+            raise
+
+
+def activate(key_hash: str, *, edge_key_id: str | None, status: str) -> None:
+    """Turn a pending key into a usable one (``status``: active or suspended), recording its API
+    Gateway twin. ``Conflict`` when the key is no longer pending and not already so: another
+    request abandoned it meanwhile (its secret is then never shown)."""
+    changes: dict[str, Any] = {"status": status}
+    if edge_key_id is not None:
+        changes["edge_key_id"] = edge_key_id
+    try:
+        set_fields(key_hash, changes, expected_status=PENDING)
+    except ClientError as exc:
+        if aws.error_code(exc) != "ConditionalCheckFailedException":
+            raise
+        current = get(key_hash)
+        if current is not None and all(current.get(name) == value for name, value in changes.items()):
+            return  # a send whose answer was lost, sent again: the key is already what we wanted
+        raise Conflict(
+            "The new key was abandoned by a concurrent key operation on this tenant; retry",
+            code="key_operation_conflict",
+        ) from exc
 
 
 def get(key_hash: str) -> dict[str, Any] | None:
@@ -56,18 +91,27 @@ def list_for_tenant(tenant_id: str, registered: set[str] | None = None) -> list[
     )
 
 
-def set_fields(key_hash: str, changes: dict[str, Any]) -> None:
+def set_fields(key_hash: str, changes: dict[str, Any], *, expected_status: str | None = None) -> None:
+    """Set ``changes`` on an existing key item (whose status is ``expected_status``, if given).
+    Safe to send again: the same values land the same way."""
     names = {f"#f{index}": name for index, name in enumerate(changes)}
     values = {f":v{index}": value for index, value in enumerate(changes.values())}
     assignments = ", ".join(f"#f{index} = :v{index}" for index in range(len(changes)))
-    _table().update_item(
-        Key={"key_hash": key_hash},
-        UpdateExpression=f"SET {assignments}",
-        ExpressionAttributeNames=names,
-        ExpressionAttributeValues=values,
-        ConditionExpression="attribute_exists(key_hash)",
+    condition = "attribute_exists(key_hash)"
+    if expected_status is not None:
+        names["#status_now"] = "status"
+        values[":status_now"] = expected_status
+        condition += " AND #status_now = :status_now"
+    retry.call(
+        lambda: _table().update_item(
+            Key={"key_hash": key_hash},
+            UpdateExpression=f"SET {assignments}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ConditionExpression=condition,
+        )
     )
 
 
 def delete(key_hash: str) -> None:
-    _table().delete_item(Key={"key_hash": key_hash})
+    retry.call(lambda: _table().delete_item(Key={"key_hash": key_hash}))

@@ -7,7 +7,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
-from tenantry import aws, settings
+from tenantry import aws, retry, settings
 from tenantry.errors import Conflict, NotFound
 from tenantry.stores.pagination import decode_token, encode_token
 
@@ -19,7 +19,9 @@ def _table() -> Any:
 def create(item: dict[str, Any]) -> None:
     """Insert a new tenant; ``Conflict`` when the id is taken."""
     try:
-        _table().put_item(Item=item, ConditionExpression="attribute_not_exists(tenant_id)")
+        retry.call(
+            lambda: _table().put_item(Item=item, ConditionExpression="attribute_not_exists(tenant_id)")
+        )
     except ClientError as exc:
         if aws.error_code(exc) == "ConditionalCheckFailedException":
             raise Conflict(f"Tenant {item['tenant_id']!r} already exists", code="tenant_exists") from exc
@@ -46,13 +48,15 @@ def update(tenant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     values = {f":v{index}": value for index, value in enumerate(changes.values())}
     assignments = ", ".join(f"#f{index} = :v{index}" for index in range(len(changes)))
     try:
-        response = _table().update_item(
-            Key={"tenant_id": tenant_id},
-            UpdateExpression=f"SET {assignments}",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ConditionExpression="attribute_exists(tenant_id)",
-            ReturnValues="ALL_NEW",
+        response = retry.call(
+            lambda: _table().update_item(
+                Key={"tenant_id": tenant_id},
+                UpdateExpression=f"SET {assignments}",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ConditionExpression="attribute_exists(tenant_id)",
+                ReturnValues="ALL_NEW",
+            )
         )
     except ClientError as exc:
         if aws.error_code(exc) == "ConditionalCheckFailedException":
@@ -68,13 +72,62 @@ KEY_REGISTRY = "key_hashes"
 def register_key(tenant_id: str, key_hash: str) -> None:
     """Add a key to the tenant's own list of its keys, before the key exists: security-relevant
     listings read this list consistently instead of trusting the eventually consistent GSI."""
-    _table().update_item(
-        Key={"tenant_id": tenant_id},
-        UpdateExpression="ADD #keys :hash",
-        ExpressionAttributeNames={"#keys": KEY_REGISTRY},
-        ExpressionAttributeValues={":hash": {key_hash}},
-        ConditionExpression="attribute_exists(tenant_id)",
+    retry.call(
+        lambda: _table().update_item(
+            Key={"tenant_id": tenant_id},
+            UpdateExpression="ADD #keys :hash",
+            ExpressionAttributeNames={"#keys": KEY_REGISTRY},
+            ExpressionAttributeValues={":hash": {key_hash}},
+            ConditionExpression="attribute_exists(tenant_id)",
+        )
     )
+
+
+def unregister_key(tenant_id: str, key_hash: str) -> None:
+    """Drop an abandoned key (never shown, now deleted) from the tenant's list."""
+    retry.call(
+        lambda: _table().update_item(
+            Key={"tenant_id": tenant_id},
+            UpdateExpression="DELETE #keys :hash",
+            ExpressionAttributeNames={"#keys": KEY_REGISTRY},
+            ExpressionAttributeValues={":hash": {key_hash}},
+        )
+    )
+
+
+# A tenant item carries this attribute from its creation until its onboarding answered: a retry
+# of the onboarding then resumes it instead of answering 409 tenant_exists.
+ONBOARDING = "onboarding"
+
+
+def is_onboarding(item: dict[str, Any] | None) -> bool:
+    return bool((item or {}).get(ONBOARDING))
+
+
+def finish_onboarding(tenant_id: str) -> None:
+    retry.call(
+        lambda: _table().update_item(
+            Key={"tenant_id": tenant_id},
+            UpdateExpression="REMOVE #onboarding",
+            ExpressionAttributeNames={"#onboarding": ONBOARDING},
+            ConditionExpression="attribute_exists(tenant_id)",
+        )
+    )
+
+
+def delete_unfinished(tenant_id: str) -> None:
+    """Delete a tenant whose onboarding never answered (nothing else of it exists yet)."""
+    try:
+        retry.call(
+            lambda: _table().delete_item(
+                Key={"tenant_id": tenant_id},
+                ConditionExpression="attribute_exists(#onboarding)",
+                ExpressionAttributeNames={"#onboarding": ONBOARDING},
+            )
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) != "ConditionalCheckFailedException":
+            raise
 
 
 def registered_keys(item: dict[str, Any] | None) -> set[str]:
