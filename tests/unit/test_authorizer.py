@@ -128,6 +128,19 @@ def test_revoked_key_is_401(tenant_key: tuple[str, str]) -> None:
     assert unauthorized(authorizer_event(key))
 
 
+def test_a_key_still_pending_is_401() -> None:
+    # Given a key whose issuing has not finished (or failed half-way): its item is pending
+    key = keys.generate("tenant")
+    item = {"key_hash": keys.hash_key(key), "key_id": "key_0000000000000009", "tenant_id": "acme"}
+    item |= {"role": "tenant", "tier": "basic", "status": "pending"}
+    # Then the authorizer refuses it, as it refuses any status but active and suspended
+    assert unauthorized(authorizer_event(key), lookup={item["key_hash"]: item}.get)
+    assert unauthorized(authorizer_event(key), lookup={item["key_hash"]: {**item, "status": "odd"}}.get)
+    assert authorizer.authorize(
+        authorizer_event(key), lookup={item["key_hash"]: {**item, "status": "active"}}.get
+    )
+
+
 def test_expired_key_is_401(aws: dict[str, str]) -> None:
     tenancy.create_tenant(CreateTenantRequest(name="Short", tier="basic", tenant_id="short"))
     issued = tenancy.issue_key("short", IssueKeyRequest(expires_in_seconds=60), None)

@@ -1,0 +1,489 @@
+"""Admin operations are retry-safe: whatever step fails, the same request sent again ends right.
+
+For each operation (onboarding, tier change, suspension, resumption, rotation with a grace, issuing
+an expiring key with no grace, revocation) the test first records the operation's steps (every
+DynamoDB write and every API Gateway key-management call, in order), then for every step k, on a
+fresh tenant: the k-th step fails, the same request is sent again, and the end state is checked
+(the tenant item, every key item, each API key's usage plan and enabled flag, no API key left over
+or made twice). Three ways a step fails, as on AWS:
+
+- ``refused``: the call fails and nothing happened (an AccessDenied, a throttle past every retry);
+- ``lost``: AWS acted, but the caller never learned it (the function timed out on the answer);
+- ``resent``: AWS acted, the answer was lost, and botocore sent the call again (a 500 or a
+  timeout, which its standard mode retries), meeting the state the first send left: an API key
+  value that exists, a conditional put whose item is there, a key already in its usage plan.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from botocore.retries.standard import ExponentialBackoff
+
+from local import faults as fault_injection
+from tenantry import authorizer, edge, keys, keysweep, tenancy
+from tenantry import aws as clients
+from tenantry.errors import Conflict, NotFound
+from tenantry.models.tenants import (
+    CreatedTenant,
+    CreateTenantRequest,
+    IssueKeyRequest,
+    TenantConfig,
+    UpdateTenantRequest,
+)
+from tenantry.stores import keys as key_store
+from tenantry.stores import tenants as tenant_store
+from tenantry.tiers import TIER_NAMES
+from tests.conftest import admin_context, api_event, load_function, response_json
+
+APIGATEWAY_WRITES = frozenset(
+    {"CreateApiKey", "UpdateApiKey", "DeleteApiKey", "CreateUsagePlanKey", "DeleteUsagePlanKey"}
+)
+DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+# mode → (the error the caller sees, whether AWS acted on the call first)
+MODES: dict[str, tuple[str, str, bool]] = {
+    # (DynamoDB's code, API Gateway's code, applied)
+    "refused": ("AccessDeniedException", "AccessDeniedException", False),
+    "lost": ("AccessDeniedException", "AccessDeniedException", True),
+    "resent": ("InternalServerError", "ServiceUnavailableException", True),
+}
+
+
+@dataclass
+class Tenant:
+    """What a case's setup made and what its operation answered."""
+
+    tenant_id: str
+    raw_keys: list[str] = field(default_factory=list)
+    answer: Any = None
+    started: float = 0.0
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    setup: Callable[[Tenant], None]
+    run: Callable[[Tenant], Any]
+    check: Callable[[Tenant], None]
+    again: Callable[[Tenant], Any] | None = None  # the retry, when it is not simply ``run``
+
+
+# ------------------------------------------------------------------------------ the end state
+
+
+def _items(tenant_id: str) -> list[dict[str, Any]]:
+    registered = tenant_store.registered_keys(tenant_store.get(tenant_id))
+    return key_store.list_for_tenant(tenant_id, registered)
+
+
+def _plans_of(edge_key_id: str) -> set[str]:
+    api = clients.apigateway()
+    return {
+        tier
+        for tier in TIER_NAMES
+        if any(
+            item["id"] == edge_key_id
+            for item in api.get_usage_plan_keys(usagePlanId=edge.plan_id(tier))["items"]
+        )
+    }
+
+
+def _edge_keys_of(tenant_id: str) -> dict[str, dict[str, Any]]:
+    return {
+        str(key["id"]): key
+        for key in edge.tagged_keys("test")
+        if (key.get("tags") or {}).get("tenant_id") == tenant_id
+    }
+
+
+def assert_consistent(tenant: Tenant, *, tier: str, status: str) -> list[dict[str, Any]]:
+    """The tenant is ``tier``/``status``; every live key agrees with it in its item and at the
+    edge (enabled flag, exactly one usage plan: the tier's); revoked keys have no API key; every
+    API key of the tenant belongs to a live key (nothing orphaned, nothing made twice). Returns
+    the live key items."""
+    item = tenant_store.get(tenant.tenant_id)
+    assert item is not None
+    assert not tenant_store.is_onboarding(item)
+    assert (item["tier"], item["status"]) == (tier, status)
+    items = _items(tenant.tenant_id)
+    assert [key["status"] for key in items if key["status"] == key_store.PENDING] == []
+    live = [key for key in items if key["status"] != "revoked"]
+    edge_keys = _edge_keys_of(tenant.tenant_id)
+    for key in live:
+        assert key["tier"] == tier
+        assert key["status"] == ("active" if status == "active" else "suspended")
+        twin = edge_keys.get(key["edge_key_id"])
+        assert twin is not None, f"{key['key_id']} has no API key"
+        assert keys.hash_key(twin["value"]) == key["key_hash"]
+        assert twin["enabled"] is (status == "active")
+        assert _plans_of(key["edge_key_id"]) == {tier}
+    assert set(edge_keys) == {key["edge_key_id"] for key in live}, "an API key no live key owns"
+    return live
+
+
+def _hash_set(raw_keys: list[str]) -> set[str]:
+    return {keys.hash_key(raw) for raw in raw_keys}
+
+
+# ------------------------------------------------------------------------------ the cases
+
+
+def _onboard(tenant: Tenant, tier: str = "basic") -> None:
+    created = tenancy.create_tenant(CreateTenantRequest(name="Acme", tier=tier, tenant_id=tenant.tenant_id))
+    tenant.raw_keys.append(created.api_key)
+
+
+def _onboard_and_rotate(tenant: Tenant) -> None:
+    _onboard(tenant)
+    tenant.raw_keys.append(
+        tenancy.issue_key(tenant.tenant_id, IssueKeyRequest(grace_seconds=3600), None).api_key
+    )
+
+
+def _usable(live: list[dict[str, Any]]) -> set[str]:
+    now = time.time()
+    return {key["key_hash"] for key in live if key.get("expires_at") is None or int(key["expires_at"]) > now}
+
+
+def _onboard_again(tenant: Tenant) -> Any:
+    """The same onboarding request again; when the first attempt had finished (only the answer of
+    its last write was lost) it answers 409, and the documented recovery is a new key with no
+    grace, which ends the key nobody saw at once."""
+    try:
+        return _onboard_pro(tenant)
+    except Conflict as exc:
+        assert exc.code == "tenant_exists"
+        issued = tenancy.issue_key(tenant.tenant_id, IssueKeyRequest(grace_seconds=0), None)
+        return CreatedTenant(tenant=tenancy.get_tenant(tenant.tenant_id), api_key=issued.api_key)
+
+
+def _onboard_pro(tenant: Tenant) -> Any:
+    return tenancy.create_tenant(
+        CreateTenantRequest(
+            name="Acme", tier="pro", tenant_id=tenant.tenant_id, config=TenantConfig(max_messages=5)
+        )
+    )
+
+
+def _check_onboarded(tenant: Tenant) -> None:
+    live = assert_consistent(tenant, tier="pro", status="active")
+    # exactly one usable key, the one answered; a key of the failed attempt is gone or has ended
+    assert _usable(live) == _hash_set([tenant.answer.api_key])
+    assert tenant.answer.tenant.tier == "pro"
+    assert tenancy.get_tenant(tenant.tenant_id).config == {"max_messages": 5}
+
+
+def _check_rotated(tenant: Tenant, *, grace: int) -> None:
+    live = assert_consistent(tenant, tier="basic", status="active")
+    new_hash = keys.hash_key(tenant.answer.api_key)
+    live_hashes = {key["key_hash"] for key in live}
+    assert live_hashes >= _hash_set(tenant.raw_keys) | {new_hash}
+    for key in live:
+        if key["key_hash"] == new_hash:
+            assert key.get("expires_at") is None
+        else:
+            # the older keys (and a key whose answer was lost) end with the grace; a retry never
+            # extends it
+            assert key.get("expires_at") is not None
+            assert tenant.started + grace - 1 <= int(key["expires_at"]) <= time.time() + grace + 1
+
+
+def _check_revoked(tenant: Tenant) -> None:
+    live = assert_consistent(tenant, tier="basic", status="active")
+    assert {key["key_hash"] for key in live} == _hash_set(tenant.raw_keys[1:])
+    revoked = key_store.get(keys.hash_key(tenant.raw_keys[0]))
+    assert revoked is not None and revoked["status"] == "revoked"
+    assert tenant.answer.status == "revoked"
+
+
+def _first_key_id(tenant: Tenant) -> str:
+    item = key_store.get(keys.hash_key(tenant.raw_keys[0]))
+    assert item is not None
+    return str(item["key_id"])
+
+
+def _rotate(grace: int, expires_in: int | None = None) -> Callable[[Tenant], Any]:
+    def run(tenant: Tenant) -> Any:
+        return tenancy.issue_key(
+            tenant.tenant_id, IssueKeyRequest(grace_seconds=grace, expires_in_seconds=expires_in), None
+        )
+
+    return run
+
+
+def _check_issued_expiring(tenant: Tenant) -> None:
+    live = assert_consistent(tenant, tier="basic", status="active")
+    new = key_store.get(keys.hash_key(tenant.answer.api_key))
+    assert new is not None and new["status"] == "active"
+    assert tenant.started + 600 - 1 <= int(new["expires_at"]) <= time.time() + 600
+    assert tenant.answer.key.expires_at == tenancy.key_view(new).expires_at
+    # No grace: only the new key is usable; each older key has expired (a retry may have found it
+    # expired already and revoked it, deleting its API key)
+    assert _usable(live) == {new["key_hash"]}
+    for raw in tenant.raw_keys:
+        older = key_store.get(keys.hash_key(raw))
+        assert older is not None
+        assert older["status"] == "revoked" or int(older["expires_at"]) <= time.time()
+
+
+def _update(**fields: Any) -> Callable[[Tenant], Any]:
+    return lambda tenant: tenancy.update_tenant(tenant.tenant_id, UpdateTenantRequest(**fields), None)
+
+
+def _consistent(tier: str, status: str) -> Callable[[Tenant], None]:
+    def check(tenant: Tenant) -> None:
+        assert_consistent(tenant, tier=tier, status=status)
+
+    return check
+
+
+def _suspended_with_two_keys(tenant: Tenant) -> None:
+    _onboard_and_rotate(tenant)
+    _update(status="suspended")(tenant)
+
+
+CASES = [
+    Case(
+        "onboard", setup=lambda tenant: None, run=_onboard_pro, check=_check_onboarded, again=_onboard_again
+    ),
+    Case(
+        "tier-change", setup=_onboard_and_rotate, run=_update(tier="pro"), check=_consistent("pro", "active")
+    ),
+    Case(
+        "suspend",
+        setup=_onboard_and_rotate,
+        run=_update(status="suspended"),
+        check=_consistent("basic", "suspended"),
+    ),
+    Case(
+        "resume",
+        setup=_suspended_with_two_keys,
+        run=_update(status="active"),
+        check=_consistent("basic", "active"),
+    ),
+    Case(
+        "rotate", setup=_onboard, run=_rotate(3600), check=lambda tenant: _check_rotated(tenant, grace=3600)
+    ),
+    Case("issue-expiring", setup=_onboard_and_rotate, run=_rotate(0, 600), check=_check_issued_expiring),
+    Case(
+        "revoke",
+        setup=_onboard_and_rotate,
+        run=lambda tenant: tenancy.revoke_key(tenant.tenant_id, _first_key_id(tenant), None),
+        check=_check_revoked,
+    ),
+]
+
+
+# ------------------------------------------------------------------------------ the harness
+
+
+@pytest.fixture
+def injector(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[fault_injection.FaultInjector]:
+    monkeypatch.setattr(edge, "flush_authorizer_cache", lambda stage: True)  # moto has no such call
+    # botocore's backoff before a call sent again is a real wait (up to 1 s); the outcome is tested
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+    edge.forget_plans()
+    with fault_injection.activate("seed=1") as active:
+        yield active
+
+
+def _steps(trace: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [
+        (service, operation)
+        for service, operation in trace
+        if (service == "dynamodb" and operation in DYNAMODB_WRITES)
+        or (service == "apigateway" and operation in APIGATEWAY_WRITES)
+    ]
+
+
+def _record_steps(case: Case, injector: fault_injection.FaultInjector) -> list[tuple[str, str]]:
+    tenant = Tenant("dry-run")
+    case.setup(tenant)
+    injector.trace.clear()
+    injector.tracing = True
+    try:
+        case.run(tenant)
+    finally:
+        injector.tracing = False
+    return _steps(injector.trace)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_a_failure_at_any_step_then_the_same_request_again_ends_right(
+    case: Case, mode: str, injector: fault_injection.FaultInjector
+) -> None:
+    dynamodb_code, apigateway_code, applied = MODES[mode]
+    steps = _record_steps(case, injector)
+    assert len(steps) >= 2, steps
+    for index, (service, operation) in enumerate(steps):
+        # Given a fresh tenant set up for the operation, and its k-th step about to fail
+        tenant = Tenant(f"t{index}-{case.name}")
+        case.setup(tenant)
+        earlier_same = steps[:index].count((service, operation))
+        code = dynamodb_code if service == "dynamodb" else apigateway_code
+        injector.fail_once(service, operation, code, skip=earlier_same, applied=applied)
+        fired = sum(injector.injected.values())
+        tenant.started = time.time()
+        # When the operation runs, and, if it failed, the same request is sent again
+        try:
+            tenant.answer = case.run(tenant)
+        except Exception:  # noqa: BLE001 - any failure the caller sees; the retry must mend it
+            tenant.answer = (case.again or case.run)(tenant)
+        # Then the step did fail, and the end state is the one a single clean run gives
+        assert sum(injector.injected.values()) == fired + 1, (
+            f"step {index} {service}:{operation} never failed"
+        )
+        try:
+            case.check(tenant)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{case.name}, {mode} failure at step {index} ({service}:{operation}): {exc}"
+            ) from exc
+    # And the sweep finds nothing to remove: no API key of any of these tenants is an orphan
+    assert keysweep.find_orphans("test", min_age_seconds=0) == []
+
+
+# ------------------------------------------------------------------------------ around the steps
+
+
+def test_an_onboarding_without_an_id_that_fails_leaves_nothing_behind(
+    injector: fault_injection.FaultInjector,
+) -> None:
+    # Given an onboarding without a tenant id (a retry gets a new id, so nothing may stay behind),
+    # whose new API key is refused its usage-plan seat
+    injector.fail_once("apigateway", "CreateUsagePlanKey", "AccessDeniedException")
+    # When it runs
+    with pytest.raises(ClientError):
+        tenancy.create_tenant(CreateTenantRequest(name="Initech", tier="basic"))
+    # Then no tenant, no key item and no API key is left
+    assert tenancy.list_tenants(tier=None, status=None, limit=10, next_token=None).tenants == []
+    assert clients.dynamodb_client().scan(TableName=key_store_table())["Count"] == 0
+    assert list(edge.tagged_keys("test")) == []
+
+
+def test_a_key_left_pending_is_neither_listed_nor_revocable_and_the_next_rotation_discards_it(
+    injector: fault_injection.FaultInjector,
+) -> None:
+    # Given a rotation whose activation was refused (its key item and API key exist, pending)
+    tenant = Tenant("acme")
+    _onboard(tenant)
+    injector.fail_once("dynamodb", "UpdateItem", "AccessDeniedException", skip=2)  # register, grace, activate
+    with pytest.raises(ClientError):
+        tenancy.issue_key("acme", IssueKeyRequest(grace_seconds=60), None)
+    (pending,) = [item for item in _items("acme") if item["status"] == key_store.PENDING]
+    # Then the listing does not show it and revoking it is a 404
+    assert [key.key_id for key in tenancy.list_keys("acme")] == [_first_key_id(tenant)]
+    with pytest.raises(NotFound):
+        tenancy.revoke_key("acme", pending["key_id"], None)
+    # And the next rotation discards it: its item, its place on the tenant, its API key
+    tenancy.issue_key("acme", IssueKeyRequest(grace_seconds=60), None)
+    assert key_store.get(pending["key_hash"]) is None
+    assert pending["key_hash"] not in tenant_store.registered_keys(tenant_store.get("acme"))
+    assert edge.keys_named(pending["key_id"]) == []
+    assert len(_edge_keys_of("acme")) == 2
+
+
+def test_activation_refuses_a_key_another_request_discarded(injector: fault_injection.FaultInjector) -> None:
+    # Given a pending key that a concurrent rotation discarded before it was activated
+    _onboard(Tenant("acme"))
+    raw, item = tenancy._key_item(
+        tenant_id="acme", tier="basic", role="tenant", status="pending", expires_at=None
+    )
+    key_store.put(item)
+    key_store.delete(item["key_hash"])
+    # When its own request activates it, then it is a 409 (its secret is never answered)
+    with pytest.raises(Conflict) as caught:
+        key_store.activate(item["key_hash"], edge_key_id="abc", status="active")
+    assert caught.value.code == "key_operation_conflict"
+    assert raw
+
+
+def test_onboarding_an_id_that_finished_onboarding_is_409_and_touches_nothing(
+    injector: fault_injection.FaultInjector,
+) -> None:
+    # Given tenant A onboarded (its onboarding answered)
+    tenant = Tenant("acme")
+    _onboard(tenant)
+    before = _edge_keys_of("acme")
+    # When another onboarding names A's id, with other fields
+    with pytest.raises(Conflict) as caught:
+        tenancy.create_tenant(CreateTenantRequest(name="Mallory", tier="enterprise", tenant_id="acme"))
+    # Then it is 409 tenant_exists, and A's item, key and API key are as they were
+    assert caught.value.code == "tenant_exists"
+    assert_consistent(tenant, tier="basic", status="active")
+    assert tenancy.get_tenant("acme").name == "Acme"
+    assert _edge_keys_of("acme").keys() == before.keys()
+    assert _usable(_items("acme")) == _hash_set(tenant.raw_keys)
+
+
+def key_store_table() -> str:
+    import os
+
+    return os.environ["API_KEYS_TABLE"]
+
+
+# ------------------------------------------------------------------------------ under load
+
+
+# Seeds 2 and 16 throttle one call past every retry (a 503 the client sends again, half-way through
+# an operation); all of 1-20 pass.
+@pytest.mark.parametrize("seed", [2, 11, 16])
+def test_admin_calls_under_20_percent_throttling_end_right(
+    seed: int, aws: dict[str, str], lambda_context: Any, faults: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every DynamoDB call and every API Gateway key-management call throttled 20 % of the time,
+    through the tenants function's handler: a client that sends a 503 ``service_busy`` again gets
+    every admin operation done, never a 5xx of another kind, and the end state is right."""
+    monkeypatch.setattr(edge, "flush_authorizer_cache", lambda stage: True)
+    # botocore's backoff (up to 1, 2, 4 s) is a real wait; what is tested is the outcome
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+    edge.forget_plans()
+    authorizer.reset_client()
+    handler = load_function("tenants").lambda_handler
+    statuses: Counter[int] = Counter()
+
+    def call(method: str, path: str, body: Any = None) -> Any:
+        for _ in range(5):
+            response = handler(api_event(method, path, body=body, authorizer=admin_context()), lambda_context)
+            statuses[response["statusCode"]] += 1
+            if response["statusCode"] != 503:
+                break
+            assert response_json(response)["error"] == "service_busy"
+        assert response["statusCode"] in (200, 201), response
+        return response_json(response)
+
+    injector = faults(f"throttle=20%,apigw=20%,seed={seed}")
+    raw: dict[str, list[str]] = {}
+    for name in ("alpha", "bravo", "charlie", "delta"):
+        raw[name] = [call("POST", "/tenants", {"name": name, "tier": "basic", "tenant_id": name})["api_key"]]
+        raw[name].append(call("POST", f"/tenants/{name}/keys", {"grace_seconds": 3600})["api_key"])
+    for name in ("alpha", "bravo", "charlie", "delta"):
+        call("PATCH", f"/tenants/{name}", {"tier": "pro"})
+    call("PATCH", "/tenants/bravo", {"status": "suspended"})
+    for name in ("charlie", "delta"):
+        call("PATCH", f"/tenants/{name}", {"status": "suspended"})
+        call("PATCH", f"/tenants/{name}", {"status": "active", "tier": "enterprise"})
+    first = key_store.get(keys.hash_key(raw["delta"][0]))
+    assert first is not None
+    call("DELETE", f"/tenants/delta/keys/{first['key_id']}")
+    throttled = sum(count for fault, count in injector.injected.items() if "Exception" in fault)
+    injector.spec = fault_injection.FaultSpec()  # the checks read without faults
+    expected = {
+        "alpha": ("pro", "active"),
+        "bravo": ("pro", "suspended"),
+        "charlie": ("enterprise", "active"),
+        "delta": ("enterprise", "active"),
+    }
+    for name, (tier, status) in expected.items():
+        live = assert_consistent(Tenant(name), tier=tier, status=status)
+        owned = raw[name][1:] if name == "delta" else raw[name]
+        assert {key["key_hash"] for key in live} == _hash_set(owned)
+    assert throttled > 20  # the faults did happen
+    assert set(statuses) <= {200, 201, 503}
