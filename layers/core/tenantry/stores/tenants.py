@@ -69,30 +69,32 @@ def update(tenant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
 KEY_REGISTRY = "key_hashes"
 
 
+def _change_key_list(tenant_id: str, action: str, key_hash: str) -> None:
+    retry.call(
+        lambda: _table().update_item(
+            Key={"tenant_id": tenant_id},
+            UpdateExpression=f"{action} #keys :hash",
+            ExpressionAttributeNames={"#keys": KEY_REGISTRY},
+            ExpressionAttributeValues={":hash": {key_hash}},
+            ConditionExpression="attribute_exists(tenant_id)",  # never create a stub tenant
+        )
+    )
+
+
 def register_key(tenant_id: str, key_hash: str) -> None:
     """Add a key to the tenant's own list of its keys, before the key exists: security-relevant
     listings read this list consistently instead of trusting the eventually consistent GSI."""
-    retry.call(
-        lambda: _table().update_item(
-            Key={"tenant_id": tenant_id},
-            UpdateExpression="ADD #keys :hash",
-            ExpressionAttributeNames={"#keys": KEY_REGISTRY},
-            ExpressionAttributeValues={":hash": {key_hash}},
-            ConditionExpression="attribute_exists(tenant_id)",
-        )
-    )
+    _change_key_list(tenant_id, "ADD", key_hash)
 
 
 def unregister_key(tenant_id: str, key_hash: str) -> None:
-    """Drop an abandoned key (never shown, now deleted) from the tenant's list."""
-    retry.call(
-        lambda: _table().update_item(
-            Key={"tenant_id": tenant_id},
-            UpdateExpression="DELETE #keys :hash",
-            ExpressionAttributeNames={"#keys": KEY_REGISTRY},
-            ExpressionAttributeValues={":hash": {key_hash}},
-        )
-    )
+    """Drop an abandoned key (never shown, now deleted) from the tenant's list; a tenant that is
+    gone has nothing to drop."""
+    try:
+        _change_key_list(tenant_id, "DELETE", key_hash)
+    except ClientError as exc:
+        if aws.error_code(exc) != "ConditionalCheckFailedException":
+            raise
 
 
 # A tenant item carries this attribute from its creation until its onboarding answered: a retry
