@@ -487,3 +487,33 @@ def test_admin_calls_under_20_percent_throttling_end_right(
         assert {key["key_hash"] for key in live} == _hash_set(owned)
     assert throttled > 20  # the faults did happen
     assert set(statuses) <= {200, 201, 503}
+
+
+def test_through_the_handler_a_half_done_tier_change_and_a_half_done_rotation_are_finished_by_a_retry(
+    injector: fault_injection.FaultInjector, lambda_context: Any
+) -> None:
+    handler = load_function("tenants").lambda_handler
+
+    def call(method: str, path: str, body: Any = None) -> Any:
+        response = handler(api_event(method, path, body=body, authorizer=admin_context()), lambda_context)
+        assert response["statusCode"] in (200, 201), response
+        return response_json(response)
+
+    tenant = Tenant("acme")
+    _onboard_and_rotate(tenant)
+    # Given a tier change that moved the first key's API key and failed to record it (the key
+    # item's write refused: steps are the tenant item, the first key's two plan calls, its item)
+    injector.fail_once("dynamodb", "UpdateItem", "AccessDeniedException", skip=1)
+    with pytest.raises(ClientError):
+        call("PATCH", "/tenants/acme", {"tier": "enterprise"})
+    # And a rotation whose activation failed, leaving a pending key and its API key
+    injector.fail_once("dynamodb", "UpdateItem", "AccessDeniedException", skip=3)  # register, 2 graces
+    with pytest.raises(ClientError):
+        call("POST", "/tenants/acme/keys", {"grace_seconds": 600})
+    assert any(item["status"] == key_store.PENDING for item in _items("acme"))
+    # When both are sent again
+    call("PATCH", "/tenants/acme", {"tier": "enterprise"})
+    tenant.raw_keys.append(call("POST", "/tenants/acme/keys", {"grace_seconds": 600})["api_key"])
+    # Then every key is in the enterprise plan only, and the pending key and its API key are gone
+    live = assert_consistent(tenant, tier="enterprise", status="active")
+    assert {key["key_hash"] for key in live} == _hash_set(tenant.raw_keys)

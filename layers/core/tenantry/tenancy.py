@@ -278,16 +278,18 @@ def _reconcile_keys(tenant: dict[str, Any], *, tier: bool, status: bool) -> None
     for item in _tenant_keys(tenant):
         if item["status"] in ("revoked", key_store.PENDING):
             continue
+        # The item is written after its API key is placed, so an item that already says the
+        # target has its API key placed too (by the attempt that wrote it).
         changes: dict[str, Any] = {}
-        if tier:
+        if tier and item.get("tier") != tenant["tier"]:
             if item.get("edge_key_id"):
                 edge.place_key(item["edge_key_id"], tenant["tier"])
             changes["tier"] = tenant["tier"]
-        if status:
+        if status and item.get("status") != key_status:
             if item.get("edge_key_id"):
                 edge.set_enabled(item["edge_key_id"], enabled)
             changes["status"] = key_status
-        if any(item.get(name) != value for name, value in changes.items()):
+        if changes:
             key_store.set_fields(item["key_hash"], changes)
 
 
