@@ -91,4 +91,4 @@ def _is_sample(stack: LocalStack, value: str) -> bool:
 
 def _keys_table(stack: LocalStack) -> str:
     tables = stack.aws_client("dynamodb").list_tables()["TableNames"]
-    return next(name for name in tables if "ApiKeys" in name or "apikeys" in name.lower())
+    return str(next(name for name in tables if "apikeys" in name.lower()))

@@ -517,3 +517,24 @@ def test_through_the_handler_a_half_done_tier_change_and_a_half_done_rotation_ar
     # Then every key is in the enterprise plan only, and the pending key and its API key are gone
     live = assert_consistent(tenant, tier="enterprise", status="active")
     assert {key["key_hash"] for key in live} == _hash_set(tenant.raw_keys)
+
+
+def test_an_onboarding_whose_undo_failed_too_is_resumed_by_the_retry(
+    injector: fault_injection.FaultInjector,
+) -> None:
+    # Given an onboarding whose key activation failed, and whose undo failed too (the API key could
+    # not be deleted): the tenant item is still marked onboarding, with a pending key and its API key
+    injector.fail_once("dynamodb", "UpdateItem", "AccessDeniedException", skip=1)  # register, activate
+    injector.fail_once("apigateway", "DeleteApiKey", "AccessDeniedException")
+    with pytest.raises(ClientError):
+        tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="basic", tenant_id="acme"))
+    assert tenant_store.is_onboarding(tenant_store.get("acme"))
+    assert len(_edge_keys_of("acme")) == 1
+    # When the onboarding is sent again (here with another tier: the retry's fields win)
+    created = tenancy.create_tenant(CreateTenantRequest(name="Acme Corp", tier="pro", tenant_id="acme"))
+    # Then it resumed: one tenant, finished, in the new tier, with only the answered key
+    tenant = Tenant("acme", raw_keys=[created.api_key], answer=created)
+    live = assert_consistent(tenant, tier="pro", status="active")
+    assert {key["key_hash"] for key in live} == _hash_set([created.api_key])
+    assert tenancy.get_tenant("acme").name == "Acme Corp"
+    assert keysweep.find_orphans("test", min_age_seconds=0) == []
