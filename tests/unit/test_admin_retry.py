@@ -27,8 +27,8 @@ from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 
 from local import faults as fault_injection
-from tenantry import authorizer, edge, keys, keysweep, tenancy
 from tenantry import aws as clients
+from tenantry import edge, keys, keysweep, tenancy
 from tenantry.errors import Conflict, NotFound
 from tenantry.models.tenants import (
     CreatedTenant,
@@ -288,7 +288,6 @@ def injector(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[f
     monkeypatch.setattr(edge, "flush_authorizer_cache", lambda stage: True)  # moto has no such call
     # botocore's backoff before a call sent again is a real wait (up to 1 s); the outcome is tested
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
-    edge.forget_plans()
     with fault_injection.activate("seed=1") as active:
         yield active
 
@@ -444,8 +443,6 @@ def test_admin_calls_under_20_percent_throttling_end_right(
     monkeypatch.setattr(edge, "flush_authorizer_cache", lambda stage: True)
     # botocore's backoff (up to 1, 2, 4 s) is a real wait; what is tested is the outcome
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
-    edge.forget_plans()
-    authorizer.reset_client()
     handler = load_function("tenants").lambda_handler
     statuses: Counter[int] = Counter()
 
