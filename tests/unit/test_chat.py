@@ -88,8 +88,8 @@ def configure(tenant_id: str, **config: Any) -> None:
 
 
 def month_tokens(tenant_id: str) -> tuple[int, int]:
-    item = usage_store.get_period(tenant_id, usage_store.month_period())
-    return int(item.get("tokens_in", 0)), int(item.get("tokens_out", 0))
+    month = usage_store.DYNAMODB.get_period(tenant_id, usage_store.month_period())
+    return month.get("tokens_in"), month.get("tokens_out")
 
 
 # ---------------------------------------------------------------------------------- turns
@@ -125,8 +125,8 @@ def test_anthropic_answers_with_the_key_from_ssm(api: ChatApi, model: FakeAnthro
     assert request["body"]["max_tokens"] == 1024
     # And the tokens were metered into the month's and the day's usage with the turn
     assert month_tokens("acme") == (11, 7)
-    day = usage_store.get_period("acme", usage_store.day_period())
-    assert (int(day["tokens_in"]), int(day["tokens_out"])) == (11, 7)
+    day = usage_store.DYNAMODB.get_period("acme", usage_store.day_period())
+    assert (day.get("tokens_in"), day.get("tokens_out")) == (11, 7)
 
 
 def test_a_session_continues_and_keeps_its_messages_in_order(api: ChatApi, model: FakeAnthropic) -> None:
@@ -165,7 +165,7 @@ def test_rate_limited_or_overloaded_model_is_503_with_retry_after(
     # And nothing was stored or metered
     assert api.sessions()[1]["sessions"] == []
     assert month_tokens("acme") == (0, 0)
-    assert usage_store.get_period("acme", usage_store.day_period()) == {}
+    assert usage_store.DYNAMODB.get_period("acme", usage_store.day_period()).counters == {}
 
 
 def test_model_server_error_is_502(api: ChatApi, model: FakeAnthropic) -> None:

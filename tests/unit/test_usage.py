@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tenantry import metering, tenancy
+from tenantry import aws as clients
+from tenantry import metering, tenancy, usage
 from tenantry.models.tenants import CreateTenantRequest
 from tenantry.stores import usage as usage_store
 from tests.conftest import HandlerClient, add_tokens, admin_context, load_function, tenant_context
+from tests.fakes.usage import InMemoryUsage
 
 TIERS = {"acme": "basic", "globex": "pro"}
 
@@ -143,5 +146,68 @@ def test_offboarding_purges_usage(api: TenantsApi) -> None:
     meter("acme", allowed=3, denied=1)
     result = tenancy.offboard_tenant("acme", None)
     assert result.items_deleted["UsageTable"] == 2  # the day and the month item
-    assert usage_store.get_period("acme", usage_store.month_period()) == {}
-    assert usage_store.get_period("globex", usage_store.month_period()) == {}
+    assert usage_store.DYNAMODB.get_period("acme", usage_store.month_period()).counters == {}
+    assert usage_store.DYNAMODB.get_period("globex", usage_store.month_period()).counters == {}
+
+
+# ----------------------------------------------------------------- the store boundary (UsageReader)
+
+
+def test_history_lists_every_day_in_order_across_a_month_with_zeros_where_nothing_was_counted(
+    aws: dict[str, str],
+) -> None:
+    # Given globex (pro: usage history), a fixed clock on 2 March, and counters in memory for two
+    # of its last five days, the month, and a day of another tenant
+    tenancy.create_tenant(CreateTenantRequest(name="Globex", tier="pro", tenant_id="globex"))
+    now = datetime(2026, 3, 2, 12, tzinfo=UTC)
+    counters = InMemoryUsage()
+    counters.add("globex", "day#2026-02-27", requests=3, allowed=3)
+    counters.add("globex", "day#2026-03-02", requests=5, allowed=4, denied=1)
+    counters.add("globex", "month#2026-03", requests=5, allowed=4, denied=1)
+    counters.add("acme", "day#2026-03-01", requests=9, allowed=9)
+    # When its five-day report is asked for
+    report = usage.report("globex", 5, now=now, reader=counters)
+    # Then every day is there, oldest first, across February's end; only its own counts show
+    assert report.days is not None
+    assert [day.period for day in report.days] == [
+        "day#2026-02-26",
+        "day#2026-02-27",
+        "day#2026-02-28",
+        "day#2026-03-01",
+        "day#2026-03-02",
+    ]
+    assert [day.requests for day in report.days] == [0, 3, 0, 0, 5]
+    assert (report.today.allowed, report.today.denied) == (4, 1)
+    assert report.month.period == "month#2026-03" and report.month.requests == 5
+
+
+def test_the_in_memory_reader_answers_as_the_dynamodb_one(aws: dict[str, str]) -> None:
+    # Given the same counters written to the Usage table (as metering writes them) and to the fake
+    fake = InMemoryUsage()
+    writes = [
+        ("acme", "day#2026-03-01", {"requests": 2, "route:GET /me": 2}),
+        ("acme", "day#2026-03-02", {"requests": 1}),
+        ("acme", "month#2026-03", {"requests": 3}),
+        ("globex", "month#2026-03", {"requests": 7}),
+    ]
+    for tenant_id, period, amounts in writes:
+        clients.dynamodb_client().update_item(
+            **usage_store.counter_update(tenant_id, period, amounts)["Update"]
+        )
+        fake.add(tenant_id, period, **amounts)
+    # When each is read the three ways the usage logic reads
+    for reader in (usage_store.DYNAMODB, fake):
+        # Then both answer the same plain ints, and nothing for what was never counted
+        assert reader.get_period("acme", "month#2026-03") == usage_store.PeriodCounters(
+            "acme", "month#2026-03", {"requests": 3}
+        )
+        assert reader.get_period("initech", "month#2026-03").counters == {}
+        assert sorted(reader.get_periods(["acme", "globex", "initech"], "month#2026-03")) == [
+            "acme",
+            "globex",
+        ]
+        assert [found.period for found in reader.get_range("acme", "day#2026-03-01", "day#2026-03-31")] == [
+            "day#2026-03-01",
+            "day#2026-03-02",
+        ]
+        assert reader.get_range("acme", "day#2026-03-01", "day#2026-03-01")[0].get("route:GET /me") == 2

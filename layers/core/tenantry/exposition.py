@@ -9,7 +9,7 @@ metering histogram's own bounds (``tenantry.metering.LATENCY_BUCKETS_MS``), in s
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final, get_args
 
 from tenantry import metering
@@ -45,7 +45,7 @@ class _Family:
         self.lines.append(f"{name}{labels} {value}")
 
 
-def render(rows: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> str:
+def render(rows: Iterable[tuple[dict[str, Any], Mapping[str, int]]]) -> str:
     """``rows``: (tenant item, month counters item) pairs, as :func:`tenantry.usage.month_items`."""
     requests = _Family("tenantry_requests_total", "counter", "Requests this month by outcome (429 = denied)")
     tokens = _Family("tenantry_llm_tokens_total", "counter", "LLM tokens this month by direction")

@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -227,7 +227,7 @@ def decode_subscription(event: dict[str, Any]) -> tuple[str, list[str]]:
     return batch_id, [str(entry.get("message", "")) for entry in log_events]
 
 
-def percentile_ms(item: dict[str, Any], quantile: float) -> float | None:
+def percentile_ms(item: Mapping[str, Any], quantile: float) -> float | None:
     """The ``quantile`` (0.5, 0.95, 0.99) of a Usage item's latencies; None without requests.
 
     From the fine histogram, within 7.2 % of the true value. An item that also counts requests

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,12 +21,12 @@ COST_NOTE = (
 )
 
 
-def _average(item: dict[str, Any]) -> float | None:
+def _average(item: Mapping[str, int]) -> float | None:
     count = values.as_int(item.get("latency_count"))
     return round(values.as_int(item.get("latency_sum_ms")) / count, 2) if count else None
 
 
-def _figures(item: dict[str, Any]) -> dict[str, Any]:
+def _figures(item: Mapping[str, int]) -> dict[str, Any]:
     """The figures a period's usage and a tenant's stats row both show, from raw counters."""
     return {
         "requests": values.as_int(item.get("requests")),
@@ -41,7 +41,7 @@ def _figures(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def period_usage(period: str, item: dict[str, Any]) -> PeriodUsage:
+def period_usage(period: str, item: Mapping[str, int]) -> PeriodUsage:
     return PeriodUsage(
         period=period,
         client_errors=values.as_int(item.get("client_errors")),
@@ -50,7 +50,7 @@ def period_usage(period: str, item: dict[str, Any]) -> PeriodUsage:
     )
 
 
-def estimate_cost(item: dict[str, Any]) -> CostEstimate:
+def estimate_cost(item: Mapping[str, int]) -> CostEstimate:
     api_gateway = values.as_int(item.get("requests")) * pricing.API_GATEWAY_REST_REQUEST.usd
     gb_seconds = values.as_int(item.get("integration_sum_ms")) / 1000 * pricing.FUNCTION_MEMORY_GB
     lambda_compute = (
@@ -94,7 +94,12 @@ def estimate_cost(item: dict[str, Any]) -> CostEstimate:
 
 
 def report(
-    tenant_id: str, days: int = 1, *, as_admin: bool = False, now: datetime | None = None
+    tenant_id: str,
+    days: int = 1,
+    *,
+    as_admin: bool = False,
+    now: datetime | None = None,
+    reader: usage_store.UsageReader = usage_store.DYNAMODB,
 ) -> UsageReport:
     """The tenant's figures for today and this month; with ``days`` > 1, the daily history too
     (for the tenant itself only on tiers with usage history; an admin always sees it)."""
@@ -109,11 +114,11 @@ def report(
     moment = now or datetime.now(UTC)
     today = usage_store.day_period(moment)
     month = usage_store.month_period(moment)
-    month_item = usage_store.get_period(tenant_id, month)
+    month_item = reader.get_period(tenant_id, month).counters
     history: list[PeriodUsage] | None = None
     if days > 1:
         first = usage_store.day_period(moment - timedelta(days=days - 1))
-        items = {str(item["period"]): item for item in usage_store.get_range(tenant_id, first, today)}
+        items = {found.period: found.counters for found in reader.get_range(tenant_id, first, today)}
         history = [
             period_usage(period, items.get(period, {}))
             for period in (
@@ -122,7 +127,7 @@ def report(
         ]
         today_item = items.get(today, {})
     else:
-        today_item = usage_store.get_period(tenant_id, today)
+        today_item = reader.get_period(tenant_id, today).counters
     return UsageReport(
         tenant_id=tenant_id,
         tier=tier.name,
@@ -134,7 +139,7 @@ def report(
     )
 
 
-def _stats_row(tenant: dict[str, Any], item: dict[str, Any]) -> TenantStats:
+def _stats_row(tenant: dict[str, Any], item: Mapping[str, int]) -> TenantStats:
     tier = str(tenant["tier"])
     return TenantStats(
         tenant_id=str(tenant["tenant_id"]),
@@ -148,27 +153,42 @@ def _stats_row(tenant: dict[str, Any], item: dict[str, Any]) -> TenantStats:
 
 
 def stats(
-    limit: int, next_token: str | None, *, tier: str | None = None, now: datetime | None = None
+    limit: int,
+    next_token: str | None,
+    *,
+    tier: str | None = None,
+    now: datetime | None = None,
+    reader: usage_store.UsageReader = usage_store.DYNAMODB,
 ) -> StatsPage:
     """Every tenant's figures this month (requests, allowed, denied, latency, tokens, estimated
     cost) with its tier's limits, a page at a time."""
     month = usage_store.month_period(now or datetime.now(UTC))
     tenants, token = tenant_store.list_page(tier=tier, status=None, limit=limit, next_token=next_token)
-    counters = usage_store.get_periods([str(tenant["tenant_id"]) for tenant in tenants], month)
-    rows = [_stats_row(tenant, counters.get(str(tenant["tenant_id"]), {})) for tenant in tenants]
+    counters = reader.get_periods([str(tenant["tenant_id"]) for tenant in tenants], month)
+    rows = [_stats_row(tenant, _month_of(counters, tenant, month)) for tenant in tenants]
     return StatsPage(period=month, tenants=rows, next_token=token)
 
 
+def _month_of(
+    counters: dict[str, usage_store.PeriodCounters], tenant: dict[str, Any], month: str
+) -> Mapping[str, int]:
+    tenant_id = str(tenant["tenant_id"])
+    return counters.get(tenant_id, usage_store.PeriodCounters(tenant_id, month)).counters
+
+
 def month_items(
-    *, tier: str | None = None, now: datetime | None = None
-) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    *,
+    tier: str | None = None,
+    now: datetime | None = None,
+    reader: usage_store.UsageReader = usage_store.DYNAMODB,
+) -> Iterator[tuple[dict[str, Any], Mapping[str, int]]]:
     """Every tenant (of ``tier``, if given) with its month's raw counters, 100 tenants a round."""
     month = usage_store.month_period(now or datetime.now(UTC))
     token: str | None = None
     while True:
         tenants, token = tenant_store.list_page(tier=tier, status=None, limit=100, next_token=token)
-        counters = usage_store.get_periods([str(tenant["tenant_id"]) for tenant in tenants], month)
+        counters = reader.get_periods([str(tenant["tenant_id"]) for tenant in tenants], month)
         for tenant in tenants:
-            yield tenant, counters.get(str(tenant["tenant_id"]), {})
+            yield tenant, _month_of(counters, tenant, month)
         if token is None:
             return

@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Protocol
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from tenantry import aws, retry, settings
+from tenantry.stores import values
 
 
 def month_period(moment: datetime | None = None) -> str:
@@ -113,31 +116,68 @@ def write_once(marker: dict[str, Any], updates: list[dict[str, Any]]) -> bool:
         return True
 
 
-def get_period(tenant_id: str, period: str) -> dict[str, Any]:
-    """The counters of one period (an empty dict when nothing was counted yet)."""
-    item: dict[str, Any] | None = (
-        aws.data_table(table_name()).get_item(Key={"tenant_id": tenant_id, "period": period}).get("Item")
-    )
-    return item or {}
+@dataclass(frozen=True, slots=True)
+class PeriodCounters:
+    """One tenant's counters for one period, every number a plain int: requests, allowed, denied,
+    client_errors, errors, the latency sums and histograms, ``route:<METHOD /path>`` and the
+    (per-model) token counters. A period nothing was counted in has none (each reads 0)."""
+
+    tenant_id: str
+    period: str
+    counters: Mapping[str, int] = field(default_factory=dict)
+
+    def get(self, name: str) -> int:
+        return self.counters.get(name, 0)
 
 
-def get_periods(tenant_ids: list[str], period: str) -> dict[str, dict[str, Any]]:
-    """The same period's counters for several tenants: one BatchGetItem per 100 tenants."""
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(tenant_ids), 100):
-        keys = [{"tenant_id": tenant_id, "period": period} for tenant_id in tenant_ids[start : start + 100]]
-        requests: dict[str, Any] = {table_name(): {"Keys": keys}}
-        while requests:
-            answer = aws.data_resource().batch_get_item(RequestItems=requests)
-            for item in answer.get("Responses", {}).get(table_name(), []):
-                found[str(item["tenant_id"])] = item
-            requests = answer.get("UnprocessedKeys") or {}
-    return found
+class UsageReader(Protocol):
+    """The reads the usage logic makes (tenantry.usage, tenantry.exposition): :data:`DYNAMODB`
+    in the functions, an in-memory fake (tests/fakes/usage.py) where DynamoDB is not the point."""
+
+    def get_period(self, tenant_id: str, period: str) -> PeriodCounters: ...
+
+    def get_periods(self, tenant_ids: Sequence[str], period: str) -> dict[str, PeriodCounters]: ...
+
+    def get_range(self, tenant_id: str, first: str, last: str) -> list[PeriodCounters]: ...
 
 
-def get_range(tenant_id: str, first: str, last: str) -> list[dict[str, Any]]:
-    """Every period item of the tenant from ``first`` to ``last`` (sort keys, inclusive)."""
-    answer = aws.data_table(table_name()).query(
-        KeyConditionExpression=Key("tenant_id").eq(tenant_id) & Key("period").between(first, last)
-    )
-    return list(answer.get("Items", []))
+def _counters(item: Mapping[str, Any]) -> PeriodCounters:
+    numbers = {
+        name: values.as_int(value) for name, value in item.items() if name not in ("tenant_id", "period")
+    }
+    return PeriodCounters(str(item["tenant_id"]), str(item["period"]), numbers)
+
+
+class DynamoDBUsage:
+    """:class:`UsageReader` over the Usage table, with the request's data access (tenantry.aws)."""
+
+    def get_period(self, tenant_id: str, period: str) -> PeriodCounters:
+        item = (
+            aws.data_table(table_name()).get_item(Key={"tenant_id": tenant_id, "period": period}).get("Item")
+        )
+        return _counters(item) if item else PeriodCounters(tenant_id, period)
+
+    def get_periods(self, tenant_ids: Sequence[str], period: str) -> dict[str, PeriodCounters]:
+        """One BatchGetItem per 100 tenants; a tenant with nothing counted is absent."""
+        found: dict[str, PeriodCounters] = {}
+        for start in range(0, len(tenant_ids), 100):
+            keys = [
+                {"tenant_id": tenant_id, "period": period} for tenant_id in tenant_ids[start : start + 100]
+            ]
+            requests: dict[str, Any] = {table_name(): {"Keys": keys}}
+            while requests:
+                answer = aws.data_resource().batch_get_item(RequestItems=requests)
+                for item in answer.get("Responses", {}).get(table_name(), []):
+                    found[str(item["tenant_id"])] = _counters(item)
+                requests = answer.get("UnprocessedKeys") or {}
+        return found
+
+    def get_range(self, tenant_id: str, first: str, last: str) -> list[PeriodCounters]:
+        """Every period of the tenant from ``first`` to ``last`` (sort keys, inclusive) with counters."""
+        answer = aws.data_table(table_name()).query(
+            KeyConditionExpression=Key("tenant_id").eq(tenant_id) & Key("period").between(first, last)
+        )
+        return [_counters(item) for item in answer.get("Items", [])]
+
+
+DYNAMODB: Final = DynamoDBUsage()
