@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from local import cli_admin, cli_dev, cli_logs, cli_ops
+from local import cli_admin, cli_dev, cli_logs, cli_metering, cli_ops
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantry", description=__doc__)
     subcommands = parser.add_subparsers(dest="command", required=True)
-    for area in (cli_admin, cli_dev, cli_logs, cli_ops):
+    for area in (cli_admin, cli_dev, cli_logs, cli_metering, cli_ops):
         area.register(subcommands)
     return parser
 

@@ -77,8 +77,15 @@ _READ_ONLY_TARGETS = frozenset(
         "ListTagsOfResource",
         "DescribeContinuousBackups",
         "DescribeEndpoints",
+        # SQS (JSON protocol): what the journal keeps of a queue is its messages; receiving one
+        # only hides it for a while.
+        "GetQueueUrl",
+        "GetQueueAttributes",
+        "ListQueues",
+        "ReceiveMessage",
     }
 )
+_SQS_TARGET_PREFIX = "AmazonSQS."
 _FLUSH_PATH = re.compile(r"^/restapis/(?P<api_id>[^/]+)/stages/(?P<stage>[^/]+)/cache/authorizers/?$")
 _APIGATEWAY_PATHS = ("/apikeys", "/usageplans", "/restapis")
 
@@ -163,7 +170,7 @@ class _SerializedApp:
         with self.lock:
             body = b"".join(self._app(environ, start_response))
             if changes:
-                durable_at, needs_snapshot = self._owner._record(operation, path, request_body)
+                durable_at, needs_snapshot = self._owner._record(target, path, request_body)
             else:
                 durable_at, needs_snapshot = self._owner._seen(), False
         if needs_snapshot:
@@ -328,10 +335,14 @@ class EmbeddedAws:
         self._dirty.set()
 
     # ------------------------------------------------------------------ the journal (request lock held)
-    def _record(self, operation: str, path: str, request_body: bytes) -> tuple[int, bool]:
+    def _record(self, target: str, path: str, request_body: bytes) -> tuple[int, bool]:
         """Journal what a state-changing request did: (seq to wait for, whether to snapshot instead)."""
         if self._journal is None:
             return 0, False
+        operation = target.rpartition(".")[2]
+        if target.startswith(_SQS_TARGET_PREFIX):
+            # A queue holds few messages (metering's failed batches): record all of them.
+            return self._journal.append({"sqs": _dump_queues()}), False
         if operation in journal.ITEM_WRITES:
             try:
                 request = json.loads(request_body)
@@ -364,6 +375,8 @@ class EmbeddedAws:
         template.create_tables(dynamodb, template.LOCAL_STACK_NAME)
         plan_ids = self._create_usage_plans(apigateway)
         self.api_id = self._create_rest_api(apigateway, state.get("api_id"))
+        sqs = self.client("sqs")
+        queue_urls = template.create_queues(sqs, template.LOCAL_STACK_NAME)
         if self.home is None:
             return 0
         state, applied = journal.apply(
@@ -373,6 +386,7 @@ class EmbeddedAws:
             _log.warning("replayed %d journal records over the snapshot", applied)
         self._restore_items(dynamodb, state.get("dynamodb", {}))
         self._restore_api_keys(apigateway, state.get("api_keys", []), plan_ids)
+        self._restore_messages(sqs, state.get("sqs", {}), queue_urls)
         return int(state.get("journal_seq", 0))
 
     @staticmethod
@@ -461,6 +475,18 @@ class EmbeddedAws:
                     apigateway.create_usage_plan_key(
                         usagePlanId=plan_ids[plan_name], keyId=created["id"], keyType="API_KEY"
                     )
+
+    @staticmethod
+    def _restore_messages(sqs: Any, queues: dict[str, list[str]], urls: dict[str, str]) -> None:
+        by_name = {template.local_queue_name(logical_id): url for logical_id, url in urls.items()}
+        for name, bodies in queues.items():
+            if name not in by_name:
+                _log.warning(
+                    "snapshot queue %s is no longer in template.yaml; %d messages dropped", name, len(bodies)
+                )
+                continue
+            for body in bodies:
+                sqs.send_message(QueueUrl=by_name[name], MessageBody=body)
 
     def _read_state(self) -> dict[str, Any]:
         if self.home is None:
@@ -644,7 +670,16 @@ def _dump_moto_state(api_id: str) -> dict[str, Any]:
         "api_id": api_id,
         "dynamodb": tables,
         "api_keys": _dump_api_keys(),
+        "sqs": _dump_queues(),
     }
+
+
+def _dump_queues() -> dict[str, list[str]]:
+    """Every queue's message bodies, in flight ones included (the caller holds the request lock)."""
+    from moto.sqs.models import sqs_backends  # noqa: PLC0415
+
+    backend = sqs_backends[ACCOUNT_ID][REGION]
+    return {name: [message.body for message in queue._messages] for name, queue in backend.queues.items()}
 
 
 def _dump_api_keys() -> list[dict[str, Any]]:
@@ -676,3 +711,7 @@ def _reset_moto_state() -> None:
         dynamodb, apigateway = _moto_backends()
         dynamodb.reset()
         apigateway.reset()
+    with contextlib.suppress(Exception):
+        from moto.sqs.models import sqs_backends  # noqa: PLC0415
+
+        sqs_backends[ACCOUNT_ID][REGION].reset()

@@ -142,6 +142,27 @@ def local_table_name(logical_id: str, stack_name: str = LOCAL_STACK_NAME) -> str
     return f"{stack_name}-{logical_id}"
 
 
+def local_queue_name(logical_id: str, stack_name: str = LOCAL_STACK_NAME) -> str:
+    return f"{stack_name}-{logical_id}"
+
+
+def create_queues(sqs_client: Any, stack_name: str = LOCAL_STACK_NAME) -> dict[str, str]:
+    """Create every template ``AWS::SQS::Queue`` (idempotent); logical id → queue URL."""
+    urls: dict[str, str] = {}
+    for logical_id, resource in resources_of_type("AWS::SQS::Queue").items():
+        props = resource.get("Properties") or {}
+        attributes = {
+            name: str(props[name])
+            for name in ("MessageRetentionPeriod", "VisibilityTimeout")
+            if isinstance(props.get(name), int | str)
+        }
+        created = sqs_client.create_queue(
+            QueueName=local_queue_name(logical_id, stack_name), Attributes=attributes
+        )
+        urls[logical_id] = str(created["QueueUrl"])
+    return urls
+
+
 def table_definitions(stack_name: str = LOCAL_STACK_NAME) -> dict[str, dict[str, Any]]:
     """``create_table`` arguments for every ``AWS::DynamoDB::Table`` in the template, by logical id.
 

@@ -1,27 +1,37 @@
 """The stage's access log, locally: the template's format, one JSON line per request, fed to metering.
 
 On AWS, API Gateway renders ``AccessLogSetting.Format`` for every request (throttled ones too) and
-a subscription filter hands the lines to the metering function. Locally the gateway renders the
-same format with the same ``$context`` variables, appends the line to ``access.log`` and passes it
-to the same metering code from a background thread, so stats appear within a second or two.
+a subscription filter hands the lines to the metering function, as a CloudWatch Logs subscription
+event, asynchronously. Locally the gateway renders the same format with the same ``$context``
+variables, appends the line to ``access.log`` and, from a background thread every half second,
+hands the new lines to ``deliver`` as the same subscription event (gzip, base64, a log stream and
+an id per log event), so stats appear within a second or two. ``deliver`` is the local Lambda's
+asynchronous invoke (retries, then the on-failure queue: ``local/gateway/asyncinvoke.py``).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import gzip
 import json
 import logging
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterable
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 _VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_.]+)")
 _log = logging.getLogger("tenantry.local.gateway")
 
-Ingest = Callable[[Iterable[str]], Any]
+Deliver = Callable[[dict[str, Any]], Any]
+# CloudWatch Logs hands a subscription at most about 1 MB of log events per invocation; locally a
+# batch is what accumulated in half a second, capped by count.
+MAX_LINES_PER_EVENT = 5000
 
 
 def render(log_format: str, values: dict[str, str]) -> str:
@@ -35,6 +45,32 @@ def render(log_format: str, values: dict[str, str]) -> str:
     return _VARIABLE.sub(value_of, log_format)
 
 
+def subscription_event(
+    lines: Sequence[str],
+    *,
+    log_group: str,
+    log_stream: str,
+    first_id: int,
+    timestamp_ms: int | None = None,
+) -> dict[str, Any]:
+    """``lines`` as CloudWatch Logs delivers them to a subscribed function: ``awslogs.data`` is
+    the gzip-compressed, base64-encoded JSON of the log events, each with its own id."""
+    moment = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
+    payload = {
+        "messageType": "DATA_MESSAGE",
+        "owner": "123456789012",
+        "logGroup": log_group,
+        "logStream": log_stream,
+        "subscriptionFilters": ["local-access-log"],
+        "logEvents": [
+            {"id": f"{first_id + offset:056d}", "timestamp": moment, "message": line}
+            for offset, line in enumerate(lines)
+        ],
+    }
+    data = base64.b64encode(gzip.compress(json.dumps(payload).encode())).decode()
+    return {"awslogs": {"data": data}}
+
+
 class AccessLog:
     """Writes rendered lines to a file and/or a stream, and queues them for metering."""
 
@@ -44,27 +80,30 @@ class AccessLog:
         *,
         path: Path | None,
         echo: IO[str] | None,
-        ingest: Ingest | None,
+        deliver: Deliver | None,
         flush_every: float = 0.5,
+        log_group: str = "/local/access-log",
     ) -> None:
         self._format = log_format
         self._file = path.open("a", encoding="utf-8", buffering=1) if path is not None else None
         self._echo = echo
-        self._ingest = ingest
+        self._deliver = deliver
         self._flush_every = flush_every
         self._pending: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._write_lock = threading.Lock()
+        self._drain_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self.ingested = 0
-
-    def set_ingest(self, ingest: Ingest | None) -> None:
-        """Swap the metering entry point (the layer changed and was reloaded)."""
-        if ingest is not None:
-            self._ingest = ingest
+        # One log stream per gateway run, ids counting up in it: a batch's id (its events' ids)
+        # is never reused, and stays the same through retries and replays.
+        self._log_group = log_group
+        self._log_stream = f"local/{uuid.uuid4()}"
+        self._next_id = 1
+        self._undelivered: list[tuple[dict[str, Any], int]] = []
+        self.delivered = 0
 
     def start(self) -> None:
-        if self._ingest is not None:
+        if self._deliver is not None:
             self._thread = threading.Thread(target=self._meter_loop, name="gateway-metering", daemon=True)
             self._thread.start()
 
@@ -76,23 +115,42 @@ class AccessLog:
             if self._echo is not None:
                 self._echo.write(line + "\n")
                 self._echo.flush()
-        if self._ingest is not None:
+        if self._deliver is not None:
             self._pending.put(line)
         return line
 
     def drain(self) -> int:
-        """Hand every queued line to metering now; the number handed over."""
-        lines: list[str] = []
-        with contextlib.suppress(queue.Empty):
-            while True:
-                lines.append(self._pending.get_nowait())
-        if lines and self._ingest is not None:
-            try:
-                self._ingest(lines)
-                self.ingested += len(lines)
-            except Exception:  # noqa: BLE001 - metering trouble must never take the gateway down
-                _log.exception("metering %d access-log lines failed", len(lines))
-        return len(lines)
+        """Hand every queued line to metering now; the number of lines handed over.
+
+        A batch whose delivery itself failed (the invoke did not happen, as when Lambda throttles
+        CloudWatch Logs) is kept, with its ids, and offered again on the next drain."""
+        with self._drain_lock:
+            lines: list[str] = []
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    lines.append(self._pending.get_nowait())
+            batches = self._undelivered
+            self._undelivered = []
+            for start in range(0, len(lines), MAX_LINES_PER_EVENT):
+                chunk = lines[start : start + MAX_LINES_PER_EVENT]
+                first_id, self._next_id = self._next_id, self._next_id + len(chunk)
+                event = subscription_event(
+                    chunk, log_group=self._log_group, log_stream=self._log_stream, first_id=first_id
+                )
+                batches.append((event, len(chunk)))
+            handed = 0
+            for event, count in batches:
+                if self._deliver is None:
+                    break
+                try:
+                    self._deliver(event)
+                except Exception:  # noqa: BLE001 - metering trouble must never take the gateway down
+                    _log.exception("delivering %d access-log lines failed; offered again shortly", count)
+                    self._undelivered.append((event, count))
+                    continue
+                self.delivered += count
+                handed += count
+            return handed
 
     def _meter_loop(self) -> None:
         while not self._stopping.wait(self._flush_every):

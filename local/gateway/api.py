@@ -49,6 +49,10 @@ class FunctionSpec:
     env: dict[str, str]
     # Lambda's tenant isolation mode (TenancyConfig PER_TENANT): one set of sandboxes per tenant.
     tenant_isolation: bool = False
+    # Asynchronous invocation (EventInvokeConfig): retries after a failed attempt, and the ARN of
+    # the on-failure destination (an SQS queue) that gets the invocation record after the last.
+    async_retries: int = 2
+    on_failure_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,8 @@ class ApiModel:
     authorizers: dict[str, AuthorizerSpec]
     routes: list[Route]
     env_conflicts: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The function a subscription filter on the access log's group invokes (metering), if any.
+    access_log_subscriber: str | None = None
     gateway_responses: dict[str, responses.GatewayResponseSpec] = field(default_factory=dict)
     _static: dict[tuple[str, str], Route] = field(default_factory=dict, repr=False)
     _static_any: dict[str, Route] = field(default_factory=dict, repr=False)
@@ -203,6 +209,24 @@ def _merged(base: dict[str, Any], specific: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _event_invoke_config(resolver: Resolver, logical_id: str, config: Any) -> dict[str, Any]:
+    """FunctionSpec fields from SAM's ``EventInvokeConfig`` (Lambda's defaults without one)."""
+    if not isinstance(config, dict):
+        return {}
+    fields: dict[str, Any] = {}
+    if "MaximumRetryAttempts" in config:
+        fields["async_retries"] = int(resolver.resolve(config["MaximumRetryAttempts"]))
+    on_failure = ((config.get("DestinationConfig") or {}).get("OnFailure")) or {}
+    if on_failure:
+        if str(on_failure.get("Type", "")) != "SQS":
+            raise TemplateError(f"{logical_id} EventInvokeConfig: only an SQS OnFailure runs locally")
+        try:
+            fields["on_failure_arn"] = str(resolver.resolve(on_failure["Destination"]))
+        except (KeyError, UnsupportedIntrinsicError) as exc:
+            raise TemplateError(f"{logical_id} EventInvokeConfig OnFailure: {exc}") from exc
+    return fields
+
+
 def load_api(
     overlays: list[Path] | None = None,
     *,
@@ -250,6 +274,7 @@ def load_api(
             timeout_s=int(props.get("Timeout", 3)),
             env=env,
             tenant_isolation=_tenant_isolated(resolver, logical_id, props.get("TenancyConfig")),
+            **_event_invoke_config(resolver, logical_id, props.get("EventInvokeConfig")),
         )
 
     authorizers: dict[str, AuthorizerSpec] = {}
@@ -325,8 +350,37 @@ def load_api(
         authorizers=authorizers,
         routes=routes,
         env_conflicts=env_conflicts(functions),
+        access_log_subscriber=_access_log_subscriber(resources, api_props, functions),
         gateway_responses=_gateway_responses(resolver, api_props),
     )
+
+
+def _logical_target(value: Any) -> str | None:
+    """``X`` of ``!Ref X`` or ``!GetAtt X.Attr``; None for anything else."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    ((name, argument),) = value.items()
+    if name == "Ref":
+        return str(argument)
+    if name == "Fn::GetAtt":
+        return str(argument.split(".", 1)[0] if isinstance(argument, str) else argument[0])
+    return None
+
+
+def _access_log_subscriber(
+    resources: dict[str, Any], api_props: dict[str, Any], functions: dict[str, FunctionSpec]
+) -> str | None:
+    """The function CloudWatch Logs hands the stage's access-log lines to: a subscription filter
+    on the access log's group whose destination is a function of the template."""
+    group = _logical_target((api_props.get("AccessLogSetting") or {}).get("DestinationArn"))
+    for resource in resources.values():
+        if resource.get("Type") != "AWS::Logs::SubscriptionFilter":
+            continue
+        props = resource.get("Properties") or {}
+        target = _logical_target(props.get("DestinationArn"))
+        if _logical_target(props.get("LogGroupName")) == group and target in functions:
+            return target
+    return None
 
 
 def _gateway_responses(

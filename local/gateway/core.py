@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -30,9 +29,9 @@ from urllib.parse import parse_qsl, unquote
 
 from local import aws_calls, template
 from local.embedded import ACCOUNT_ID, REGION, EmbeddedAws
-from local.gateway import responses, sandbox
+from local.gateway import asyncinvoke, responses, sandbox
 from local.gateway.accesslog import AccessLog
-from local.gateway.api import ApiModel, Route, load_api, shared_env, template_files
+from local.gateway.api import ApiModel, FunctionSpec, Route, load_api, shared_env, template_files
 from local.gateway.auth import (
     AuthorizerCache,
     AuthorizerFailedError,
@@ -41,7 +40,7 @@ from local.gateway.auth import (
     identity_values,
 )
 from local.gateway.intrinsics import LocalNames
-from local.gateway.logfiles import FunctionLogs, routed_to
+from local.gateway.logfiles import FunctionLogs
 from local.gateway.plans import UsagePlans, load_bindings
 from local.gateway.responses import GatewayAnswer
 from local.gateway.server import HttpRequest, HttpResponse, HttpServer
@@ -197,8 +196,9 @@ class Gateway:
             self.model.access_log_format,
             path=options.home / "access.log" if options.home is not None else None,
             echo=options.access_log_echo,
-            ingest=self._metering_ingest() if options.metering else None,
+            deliver=self._deliver_access_log if options.metering else None,
         )
+        self._queue_urls: dict[str, str] = {}
         aws.add_flush_listener(self._on_flush)
         aws.add_change_listener(self.plans.invalidate)
 
@@ -287,8 +287,6 @@ class Gateway:
     def _on_layer_change(self, _: Path) -> None:
         for pool in list(self._pools.values()):
             pool.retire()
-        if self.options.metering:
-            self.access_log.set_ingest(self._metering_ingest())
         _log.warning("layers changed: every function cold-starts on its next request")
 
     def _on_code_change(self, path: Path) -> None:
@@ -302,29 +300,24 @@ class Gateway:
             flushed = self.authorizer_cache.flush()
             _log.info("authorizer cache flushed (%d entries)", flushed)
 
-    def _metering_ingest(self) -> Callable[[Iterable[str]], Any] | None:
-        """The layer's metering entry point, with the metering function's env, if it exists."""
-        spec = next((s for s in self.model.functions.values() if s.code_dir.name == "metering"), None)
-        env = sandbox.lambda_env(spec, LOCAL_FUNCTION_ENV) if spec is not None else {}
-        try:
-            module = sandbox.load_isolated_module(
-                "tenantry.metering", env, sandbox.top_level_names(LAYERS_DIR / "core")
-            )
-        except ImportError:
-            _log.info("tenantry.metering is not there yet: access-log lines are not metered")
-            return None
-        ingest: Callable[[Iterable[str]], Any] = module.ingest_lines
-        log = (
-            self.function_logs.file_for(spec.logical_id)
-            if spec is not None and self.function_logs is not None
-            else None
-        )
+    def _deliver_access_log(self, event: dict[str, Any]) -> None:
+        """CloudWatch Logs' subscription: invoke the subscribed function (metering) asynchronously,
+        with Lambda's retries and on-failure destination (local/gateway/asyncinvoke.py)."""
+        subscriber = self.model.access_log_subscriber
+        pool = self._pools.get(subscriber) if subscriber is not None else None
+        if pool is None:
+            return
+        asyncinvoke.invoke_async(pool, event, self._send_to_destination)
 
-        def run(lines: Iterable[str]) -> Any:
-            with sandbox.function_env(env), routed_to(log):
-                return ingest(lines)
-
-        return run
+    def _send_to_destination(self, spec: FunctionSpec, arn: str, body: str) -> None:
+        """Send an invocation record to an SQS destination with the function's role (Lambda's
+        service uses the execution role: the IAM tier sees the function's sqs:SendMessage)."""
+        url = self._queue_urls.get(arn)
+        if url is None:
+            answer = self.aws.client("sqs").get_queue_url(QueueName=arn.rsplit(":", 1)[-1])
+            url = self._queue_urls[arn] = str(answer["QueueUrl"])
+        with sandbox.function_env(sandbox.lambda_env(spec, LOCAL_FUNCTION_ENV)):
+            self.aws.client("sqs").send_message(QueueUrl=url, MessageBody=body)
 
     # ------------------------------------------------------------------ the request pipeline
     def _new_exchange(self, method: str, path: str) -> _Exchange:

@@ -104,6 +104,9 @@ class Resolver:
             return self.function_arn(logical_id)
         if kind == "AWS::Logs::LogGroup" and attribute == "Arn":
             return f"arn:aws:logs:{region}:{account}:log-group:{self.ref(logical_id)}:*"
+        if kind == "AWS::SQS::Queue" and attribute in ("Arn", "QueueName"):
+            name = template.local_queue_name(logical_id, self._names.stack_name)
+            return f"arn:aws:sqs:{region}:{account}:{name}" if attribute == "Arn" else name
         if kind in ("AWS::Serverless::Api", "AWS::ApiGateway::RestApi") and attribute == "RootResourceId":
             return "rootres000"
         if attribute == "Arn":

@@ -12,7 +12,7 @@ import pytest
 
 from local import journal
 from local.embedded import EmbeddedAws
-from local.template import local_table_name
+from local.template import local_queue_name, local_table_name
 
 
 def _key_of(table_name: str, item: dict[str, Any]) -> dict[str, Any] | None:
@@ -195,3 +195,36 @@ def test_a_snapshot_compacts_the_journal_and_a_restart_reads_the_same_state(
     with EmbeddedAws(home) as second:
         names = [item["tenant_id"]["S"] for item in _items(second, tenants)]
     assert sorted(names) == ["t1", "t2", "t3", "t4"]
+
+
+def test_queued_messages_survive_a_crash_and_a_deleted_one_stays_deleted(
+    first: EmbeddedAws, tmp_path: Path
+) -> None:
+    # Given the template's metering failure queue with three acknowledged messages, one deleted
+    sqs = first.client("sqs")
+    url = sqs.get_queue_url(QueueName=local_queue_name("MeteringFailureQueue"))["QueueUrl"]
+    for body in ("one", "two", "three"):
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    (two,) = [message for message in received if message["Body"] == "two"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=two["ReceiptHandle"])
+    home = _crash_copy(first, tmp_path)
+    first.stop()
+
+    # When a new embedded AWS starts on what the crash left (the journal, no snapshot since)
+    with EmbeddedAws(home) as second:
+        second_sqs = second.client("sqs")
+        second_url = second_sqs.get_queue_url(QueueName=local_queue_name("MeteringFailureQueue"))["QueueUrl"]
+        bodies = [
+            message["Body"]
+            for message in second_sqs.receive_message(QueueUrl=second_url, MaxNumberOfMessages=10)["Messages"]
+        ]
+        # And again after a clean stop (the snapshot holds them)
+        second.snapshot()
+    # Then the two undeleted messages are back, visible at once (a restart ends every lease)
+    assert sorted(bodies) == ["one", "three"]
+    with EmbeddedAws(home) as third:
+        third_sqs = third.client("sqs")
+        third_url = third_sqs.get_queue_url(QueueName=local_queue_name("MeteringFailureQueue"))["QueueUrl"]
+        again = third_sqs.receive_message(QueueUrl=third_url, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(message["Body"] for message in again) == ["one", "three"]

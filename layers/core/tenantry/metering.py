@@ -6,12 +6,14 @@ memory, then added with atomic ``ADD`` updates. A batch is applied exactly once:
 transactions of at most 99, each with a marker item (``_metering`` / ``batch#<id>#<chunk>``) put
 under ``attribute_not_exists``, so a redelivered batch (same lines, same chunks) finds its markers
 and adds nothing. Markers expire through TTL after a day; TTL only cleans up.
+
+A batch the function cannot apply (Lambda's two async retries spent) reaches the on-failure queue
+as Lambda's invocation record; :func:`replay` applies it from there, through the same code and
+the same markers, so a batch that had partly committed adds only its missing chunks.
 """
 
 from __future__ import annotations
 
-import base64
-import gzip
 import hashlib
 import json
 import math
@@ -20,6 +22,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
 
 from tenantry.observability import logger
 from tenantry.stores import usage as usage_store
@@ -37,6 +41,7 @@ LATENCY_BUCKETS_MS: tuple[int, ...] = (5, 10, 25, 50, 100, 250, 500, 1000, 2500,
 FINE_RATIO = 1.15
 FINE_PREFIX = "lh_"
 NOT_A_TENANT = frozenset({"", "-", "_admin"})
+CONTROL_MESSAGE = "CONTROL_MESSAGE"
 
 
 def bucket_attribute(index: int) -> str:
@@ -219,12 +224,39 @@ def ingest_lines(lines: Iterable[str], batch_id: str | None = None) -> dict[str,
 
 def decode_subscription(event: dict[str, Any]) -> tuple[str, list[str]]:
     """A CloudWatch Logs subscription event → (batch id, the log lines). The batch id is built
-    from the log events' ids, which stay the same when Lambda redelivers the event."""
-    payload = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
-    log_events = payload.get("logEvents", [])
-    ids = "|".join(str(entry.get("id", "")) for entry in log_events)
-    batch_id = hashlib.sha256(f"{payload.get('logStream', '')}|{ids}".encode()).hexdigest()[:32]
-    return batch_id, [str(entry.get("message", "")) for entry in log_events]
+    from the log events' ids, which stay the same when Lambda retries or a replay re-applies the
+    event. A control message (CloudWatch Logs checking the destination) carries no lines."""
+    data = CloudWatchLogsEvent(event).parse_logs_data()
+    log_events = data.log_events
+    ids = "|".join(entry.get_id for entry in log_events)
+    batch_id = hashlib.sha256(f"{data.log_stream}|{ids}".encode()).hexdigest()[:32]
+    if data.message_type == CONTROL_MESSAGE:
+        return batch_id, []
+    return batch_id, [entry.message for entry in log_events]
+
+
+class NotAFailedBatchError(ValueError):
+    """A message on the on-failure queue that is not Lambda's record of a metering invocation."""
+
+
+def failed_event(record_body: str) -> dict[str, Any]:
+    """The original subscription event inside Lambda's asynchronous-invocation record (the body
+    of an on-failure destination's message: ``requestPayload``)."""
+    try:
+        record = json.loads(record_body)
+    except ValueError as exc:
+        raise NotAFailedBatchError(f"not JSON: {exc}") from exc
+    payload = record.get("requestPayload") if isinstance(record, dict) else None
+    if not isinstance(payload, dict) or not isinstance(payload.get("awslogs"), dict):
+        raise NotAFailedBatchError("no requestPayload with a CloudWatch Logs event (awslogs.data)")
+    return payload
+
+
+def replay(record_body: str) -> dict[str, int]:
+    """Apply one failed batch from the on-failure queue, exactly once: the same batch id as its
+    first delivery, so chunks that did commit then are skipped by their markers."""
+    batch_id, lines = decode_subscription(failed_event(record_body))
+    return ingest_lines(lines, batch_id=batch_id)
 
 
 def percentile_ms(item: Mapping[str, Any], quantile: float) -> float | None:
