@@ -284,3 +284,12 @@ def test_a_batch_whose_delivery_failed_is_offered_again_with_the_same_ids() -> N
         ['{"requestId":"r2"}'],
     ]
     assert len({metering.decode_subscription(event)[0] for event in delivered}) == 2
+
+
+def test_a_batch_marker_outlives_every_way_its_batch_can_come_back() -> None:
+    # Lambda's retries (up to MaximumEventAgeInSeconds), then the queue's retention: a replay the
+    # queue can still offer must find the markers of the chunks that committed
+    resources = template.template()["Resources"]
+    invoke_config = resources["MeteringFunction"]["Properties"]["EventInvokeConfig"]
+    retention = int(resources["MeteringFailureQueue"]["Properties"]["MessageRetentionPeriod"])
+    assert metering.MARKER_TTL_SECONDS > retention + int(invoke_config["MaximumEventAgeInSeconds"])

@@ -5,7 +5,7 @@ counters see what no handler saw. Lines are aggregated per tenant and period (da
 memory, then added with atomic ``ADD`` updates. A batch is applied exactly once: its updates go in
 transactions of at most 99, each with a marker item (``_metering`` / ``batch#<id>#<chunk>``) put
 under ``attribute_not_exists``, so a redelivered batch (same lines, same chunks) finds its markers
-and adds nothing. Markers expire through TTL after a day; TTL only cleans up.
+and adds nothing. Markers expire through TTL after 15 days; TTL only cleans up.
 
 A batch the function cannot apply (Lambda's two async retries spent) reaches the on-failure queue
 as Lambda's invocation record; :func:`replay` applies it from there, through the same code and
@@ -29,7 +29,10 @@ from tenantry.observability import logger
 from tenantry.stores import usage as usage_store
 
 MARKER_TENANT = "_metering"
-MARKER_TTL_SECONDS = 24 * 3600
+# A marker must outlive every way its batch can come back: Lambda's retries (up to 6 h of event
+# age), then the on-failure queue, which keeps a message 14 days (template.yaml). Past that, a
+# replay of a batch that had partly committed would add its committed chunks again.
+MARKER_TTL_SECONDS = 15 * 24 * 3600
 MAX_UPDATES_PER_TRANSACTION = 99  # plus the marker: DynamoDB's limit is 100
 # Upper bounds (ms) of the coarse latency histogram's buckets (the Prometheus histogram's); the
 # last bucket is everything above.
