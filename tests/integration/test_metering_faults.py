@@ -139,13 +139,15 @@ def test_batches_metering_cannot_apply_wait_in_the_queue_across_a_restart_and_re
     home = tmp_path / "home"
     tenants = onboard(stack_factory, home)
     # Given metering with a 3 s Timeout (an overlay of the template's function) and DynamoDB
-    # throttling every transaction: each attempt gives up, Lambda's retries too
+    # cancelling every transaction for a conflict: each attempt retries until its budget is spent
+    # and fails, Lambda's retries too (a conflict is not retried by botocore, so an attempt ends
+    # within its 3 s and the stack stops well within its 30 s)
     function = copy.deepcopy(template.template()["Resources"]["MeteringFunction"])
     function["Properties"]["Timeout"] = 3
     function["Properties"]["CodeUri"] = str(template.REPO_ROOT / "functions" / "metering")
     overlay = tmp_path / "metering-overlay.yaml"
     overlay.write_text(yaml.safe_dump({"Resources": {"MeteringFunction": function}}), encoding="utf-8")
-    stack = stack_factory(home, overlay=overlay, extra_args=["--faults", "throttle@TransactWriteItems=100%"])
+    stack = stack_factory(home, overlay=overlay, extra_args=["--faults", "conflict=100%"])
     # When the tenants send requests that need no transaction of their own
     for key in tenants.values():
         for _ in range(3):

@@ -292,4 +292,4 @@ def test_a_batch_marker_outlives_every_way_its_batch_can_come_back() -> None:
     resources = template.template()["Resources"]
     invoke_config = resources["MeteringFunction"]["Properties"]["EventInvokeConfig"]
     retention = int(resources["MeteringFailureQueue"]["Properties"]["MessageRetentionPeriod"])
-    assert metering.MARKER_TTL_SECONDS > retention + int(invoke_config["MaximumEventAgeInSeconds"])
+    assert retention + int(invoke_config["MaximumEventAgeInSeconds"]) < metering.MARKER_TTL_SECONDS
