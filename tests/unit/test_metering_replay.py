@@ -16,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local import aws_calls, cli, cli_metering, template
+from local.cloudformation import translated_template
 from local.gateway import asyncinvoke
 from local.gateway.accesslog import AccessLog, subscription_event
 from local.gateway.api import FunctionSpec, load_api
@@ -293,3 +294,38 @@ def test_a_batch_marker_outlives_every_way_its_batch_can_come_back() -> None:
     invoke_config = resources["MeteringFunction"]["Properties"]["EventInvokeConfig"]
     retention = int(resources["MeteringFailureQueue"]["Properties"]["MessageRetentionPeriod"])
     assert retention + int(invoke_config["MaximumEventAgeInSeconds"]) < metering.MARKER_TTL_SECONDS
+
+
+def test_the_deployed_stack_sends_failed_batches_to_an_encrypted_queue_and_alarms_on_it() -> None:
+    resources = translated_template()["Resources"]
+    queue_arn = {"Fn::GetAtt": ["MeteringFailureQueue", "Arn"]}
+    # Lambda's asynchronous invocation of metering: two retries, then the queue
+    config = resources["MeteringFunctionEventInvokeConfig"]["Properties"]
+    assert config["FunctionName"] == {"Ref": "MeteringFunction"}
+    assert config["MaximumRetryAttempts"] == 2
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == queue_arn
+    # The role may send to that queue and nowhere else
+    sends = [
+        statement
+        for policy in resources["MeteringFunctionRole"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "sqs:SendMessage" in json.dumps(statement["Action"])
+    ]
+    assert [statement["Resource"] for statement in sends] == [queue_arn]
+    # The queue is encrypted, keeps a message as long as SQS can, and refuses plain HTTP
+    queue = resources["MeteringFailureQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
+    (deny,) = resources["MeteringFailureQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert (deny["Effect"], deny["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    # One alarm on the queue's depth, one on the function's errors, both above zero
+    depth = resources["MeteringFailuresAlarm"]["Properties"]
+    assert (depth["Namespace"], depth["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert depth["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["MeteringFailureQueue", "QueueName"]}}
+    ]
+    errors = resources["MeteringErrorsAlarm"]["Properties"]
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "MeteringFunction"}}]
+    for alarm in (depth, errors):
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
