@@ -115,16 +115,16 @@ def _replay(args: argparse.Namespace) -> int:
         os.environ["USAGE_TABLE"] = args.table
         import boto3  # noqa: PLC0415
 
-        from tenantry import aws  # noqa: PLC0415
+        from tenantry import caches  # noqa: PLC0415 - after the env names the table
 
-        aws.reset()
+        caches.clear_all()
         result = replay_queue(boto3.client("sqs"), args.queue_url, _apply_one(), limit=args.max_messages)
     else:
         with _local_target(Path(args.home).resolve()) as (queue_url, table):
             os.environ["USAGE_TABLE"] = table
-            from tenantry import aws  # noqa: PLC0415
+            from tenantry import caches  # noqa: PLC0415 - after the env names the table
 
-            aws.reset()
+            caches.clear_all()
             sqs = embedded.client_for("sqs", os.environ["AWS_ENDPOINT_URL"])
             result = replay_queue(sqs, queue_url, _apply_one(), limit=args.max_messages)
     if args.json:
