@@ -192,6 +192,12 @@ def _check_rotated(tenant: Tenant, *, grace: int) -> None:
             # extends it
             assert key.get("expires_at") is not None
             assert tenant.started + grace - 1 <= int(key["expires_at"]) <= time.time() + grace + 1
+    # and the answer says when the last older key stops, as recorded
+    older_ends = [int(key["expires_at"]) for key in live if key["key_hash"] != new_hash]
+    assert (
+        tenant.answer.older_keys_expire_at
+        == tenancy.key_view({**live[0], "expires_at": max(older_ends)}).expires_at
+    )
 
 
 def _check_revoked(tenant: Tenant) -> None:
@@ -535,3 +541,23 @@ def test_an_onboarding_whose_undo_failed_too_is_resumed_by_the_retry(
     assert {key["key_hash"] for key in live} == _hash_set([created.api_key])
     assert tenancy.get_tenant("acme").name == "Acme Corp"
     assert keysweep.find_orphans("test", min_age_seconds=0) == []
+
+
+def test_a_retried_rotation_never_extends_the_grace_and_says_when_it_ends(
+    injector: fault_injection.FaultInjector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a rotation with a 60 s grace whose activation was refused after the older key got its
+    # grace end
+    tenant = Tenant("acme")
+    _onboard(tenant)
+    injector.fail_once("dynamodb", "UpdateItem", "AccessDeniedException", skip=2)  # register, grace, activate
+    with pytest.raises(ClientError):
+        tenancy.issue_key("acme", IssueKeyRequest(grace_seconds=60), None)
+    first_end = key_store.get(keys.hash_key(tenant.raw_keys[0]))["expires_at"]  # type: ignore[index]
+    # When the same request is sent again 30 s later
+    later = time.time() + 30
+    monkeypatch.setattr(tenancy, "_now", lambda: later)
+    issued = tenancy.issue_key("acme", IssueKeyRequest(grace_seconds=60), None)
+    # Then the older key keeps the first grace end, and the answer names that moment
+    assert key_store.get(keys.hash_key(tenant.raw_keys[0]))["expires_at"] == first_end  # type: ignore[index]
+    assert issued.older_keys_expire_at == tenancy._iso(int(first_end))

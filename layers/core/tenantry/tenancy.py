@@ -307,6 +307,7 @@ def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None
         tier=tenant["tier"],
         expires_at=None if request.expires_in_seconds is None else int(now) + request.expires_in_seconds,
     )
+    ends: list[int] = []  # when each older key still working stops
     for old in older:
         own_expiry = old.get("expires_at")
         if own_expiry is not None and int(own_expiry) <= now:
@@ -317,6 +318,8 @@ def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None
             continue
         if own_expiry is None or int(own_expiry) > grace_end:
             key_store.set_fields(old["key_hash"], {"expires_at": grace_end})
+        # (a retry keeps the earlier grace end its first attempt set: the answer says so)
+        ends.append(grace_end if own_expiry is None else min(int(own_expiry), grace_end))
     # Last: only now can the new key be used (and its secret be answered).
     _activate(item, tenant["status"])
     if request.grace_seconds == 0:
@@ -332,7 +335,7 @@ def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None
     return IssuedKey(
         key=key_view(item, now),
         api_key=raw_key,
-        older_keys_expire_at=_iso(grace_end) if older else None,
+        older_keys_expire_at=_iso(max(ends)) if ends else None,
     )
 
 
