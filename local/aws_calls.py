@@ -292,6 +292,20 @@ def _sqs(operation: str, body: dict[str, Any]) -> list[tuple[str, str]]:
     return [(f"sqs:{operation}", _arn("sqs", logical_name(str(name))) if name else "*")]
 
 
+def _scheduler(operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    # REST: /schedules/{Name}, the group in the body (default: "default").
+    body = _body(params)
+    name = unquote(urlsplit(params["url_path"]).path).rstrip("/").rsplit("/", 1)[-1]
+    group = logical_name(str(body.get("GroupName") or "default"))
+    needed = [(f"scheduler:{operation}", _arn("scheduler", f"schedule/{group}/{name}"))]
+    role_arn = str((body.get("Target") or {}).get("RoleArn") or "")
+    if role_arn:
+        # Handing the schedule a role to invoke its target with is passing that role.
+        role = _template_role(role_arn)
+        needed.append(("iam:PassRole", role[1] if role is not None else role_arn))
+    return needed
+
+
 def _sts(operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
     form = params.get("body") or {}
     arn = str(form.get("RoleArn", ""))
@@ -315,6 +329,8 @@ def authorizations(service: str, operation: str, params: dict[str, Any]) -> list
         return _ssm(operation, _body(params))
     if service == "sqs":
         return _sqs(operation, _body(params))
+    if service == "scheduler":
+        return _scheduler(operation, params)
     # A service nobody taught us yet: recorded as needing "*", which the IAM test then names.
     return [(f"{service}:{operation}", "*")]
 

@@ -126,13 +126,15 @@ ANSWERS: dict[int, tuple[str, str | None, str]] = {
     401: ("API Gateway: no key, or an unknown, revoked or expired one", "Unauthorized", "unauthorized"),
     403: (
         "API Gateway: the key's role may not call this route, or its tenant is suspended; or a "
-        "feature outside the tenant's tier",
+        "feature outside the tenant's tier; or tenant_offboarded: the tenant was offboarded after "
+        "the request was authorized, and nothing was written",
         "User is not authorized to access this resource with an explicit deny",
         "access_denied",
     ),
     404: ("Not found (another tenant's data does not exist for you)", "Not found", "not_found"),
     409: (
-        "Conflict: the id exists, or a request with this Idempotency-Key is in progress",
+        "Conflict: the id exists (tenant_exists), or is still being offboarded "
+        "(tenant_offboarding, with Retry-After), or a request with this Idempotency-Key is in progress",
         "Tenant acme already exists",
         "conflict",
     ),

@@ -51,7 +51,9 @@ def publish(
     ] = None,
 ) -> Response[dict[str, Any]]:
     caller = http.caller(app)
-    answer = eventstore.publish(caller.tenant_id, body, idempotency_key, app.lambda_context)
+    answer = eventstore.publish(
+        caller.tenant_id, body, idempotency_key, app.lambda_context, incarnation=caller.incarnation
+    )
     return Response(status_code=201, content_type=http.JSON, body=answer)
 
 

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenantry import exposition, http, tenancy, usage
+from tenantry import exposition, http, tasks, tenancy, usage
 from tenantry.edge import Stage
 from tenantry.models.tenants import (
     KEY_ID_PATTERN,
@@ -87,7 +87,7 @@ def update_tenant(tenant_id: TenantIdParam, request: UpdateTenantRequest) -> Ten
 
 @app.delete("/tenants/<tenant_id>", tags=["tenants"])
 def offboard_tenant(tenant_id: TenantIdParam) -> OffboardResult:
-    return tenancy.offboard_tenant(tenant_id, _stage())
+    return tenancy.offboard_tenant(tenant_id, _stage(), task_target=app.lambda_context.invoked_function_arn)
 
 
 @app.post(
@@ -174,4 +174,6 @@ def me() -> Me:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if tasks.is_task(event):  # EventBridge Scheduler's one-time tasks (offboarding's final purge)
+        return tenancy.run_task(event)
     return http.run(app, event, context)

@@ -43,6 +43,7 @@ from local.gateway.intrinsics import LocalNames
 from local.gateway.logfiles import FunctionLogs
 from local.gateway.plans import UsagePlans, load_bindings
 from local.gateway.responses import GatewayAnswer
+from local.gateway.schedules import LocalScheduler
 from local.gateway.server import HttpRequest, HttpResponse, HttpServer
 
 _log = logging.getLogger("tenantry.local.gateway")
@@ -58,6 +59,7 @@ INTEGRATION_TIMEOUT_ENV = "INTEGRATION_TIMEOUT_SECONDS"  # read by tenantry.dead
 # Lambda's limit on a synchronous invocation's response payload (the proxy result as JSON).
 MAX_SYNC_RESPONSE_BYTES = 6 * 1024 * 1024
 LOCAL_FUNCTION_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_SAM_LOCAL": "true"}
+SCHEDULE_GROUP_ENV = "SCHEDULE_GROUP"
 
 
 @dataclass
@@ -201,6 +203,7 @@ class Gateway:
         self._queue_urls: dict[str, str] = {}
         aws.add_flush_listener(self._on_flush)
         aws.add_change_listener(self.plans.invalidate)
+        self.scheduler = LocalScheduler(aws.client("scheduler"), self._schedule_groups(), self._invoke_by_arn)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -228,6 +231,7 @@ class Gateway:
         )
         self._server.start()
         self.access_log.start()
+        self.scheduler.start()
         if self.options.hot_reload:
             self._watch()
             self._watcher.start()
@@ -236,6 +240,7 @@ class Gateway:
         if self._server is not None:
             self._server.stop()
         self._watcher.stop()
+        self.scheduler.stop()
         self.access_log.stop()
         self.plans.save()
         if self.function_logs is not None:
@@ -294,6 +299,23 @@ class Gateway:
             if pool.spec.code_dir == path:
                 pool.retire()
                 _log.warning("%s changed: it cold-starts on its next request", pool.spec.logical_id)
+
+    def _schedule_groups(self) -> list[str]:
+        """The schedule groups the functions are told to use (their SCHEDULE_GROUP)."""
+        return sorted(
+            {
+                spec.env[SCHEDULE_GROUP_ENV]
+                for spec in self.model.functions.values()
+                if spec.env.get(SCHEDULE_GROUP_ENV)
+            }
+        )
+
+    def _invoke_by_arn(self, function_arn: str, payload: dict[str, Any]) -> Any:
+        """An asynchronous invocation by a schedule: the function whose ARN it names."""
+        pool = next((pool for pool in self._pools.values() if pool.spec.arn == function_arn), None)
+        if pool is None:
+            raise LookupError(f"no function {function_arn} in the template")
+        return pool.invoke(payload, str(uuid.uuid4()))
 
     def _on_flush(self, api_id: str, stage: str) -> None:
         if api_id == self.names.api_id and stage == self.model.stage:

@@ -28,6 +28,7 @@ def embedded(embedded: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> Embedded
     caches.clear_all()
     for tenant_id in ("acme", "globex"):
         event = store.StoredEvent("t", "{}", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
+        store.open_stream(tenant_id, "", template.local_table_name("TenantsTable"), "2026-01-01T00:00:00Z")
         store.append(tenant_id, 0, [event], "2026-01-01T00:00:00Z")
     return embedded
 

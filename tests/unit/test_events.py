@@ -10,7 +10,7 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from tenantry import aws as clients
-from tenantry import eventstore, tenancy
+from tenantry import eventstore, settings, tenancy
 from tenantry.errors import PayloadTooLarge
 from tenantry.models.events import EventIn
 from tenantry.models.tenants import CreateTenantRequest
@@ -403,8 +403,12 @@ def test_unknown_checkpoint_is_404(api: EventsApi) -> None:
 # ---------------------------------------------------------------------------------- offboarding
 
 
-def test_offboarding_purges_the_stream_and_a_new_tenant_starts_at_one(api: EventsApi) -> None:
-    # Given a tenant with events, an idempotency record and a checkpoint
+def test_offboarding_purges_the_stream_and_a_new_tenant_starts_at_one(
+    api: EventsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a tenant with events, an idempotency record and a checkpoint (and no wait for the
+    # final purge: tests/unit/test_offboarding.py covers it)
+    monkeypatch.setenv(settings.OFFBOARD_SETTLE_SECONDS, "0")
     tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="pro", tenant_id="acme"))
     api.publish({"events": [event(), event()]}, key="k-1")
     api.checkpoint("reader", position=1)

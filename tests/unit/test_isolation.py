@@ -37,6 +37,7 @@ def two_tenants(aws: dict[str, str]) -> Iterator[None]:
 
     for tenant_id in ("acme", "globex"):
         tenancy.create_tenant(CreateTenantRequest(name=tenant_id, tier="pro", tenant_id=tenant_id))
+        event_store.open_stream(tenant_id, "", settings.table_name(settings.TENANTS_TABLE), "x")
         event_store.append(
             tenant_id,
             0,
@@ -74,6 +75,7 @@ def assert_denied(call: Any) -> None:
         "BatchGetItem",
         "BatchWriteItem",
         "ConditionCheck",
+        "OpenStream",
         "Scan",
     ],
 )
@@ -89,6 +91,10 @@ def test_tenant_a_credentials_with_tenant_b_id_are_denied(two_tenants: None, ope
             "TransactWriteItems": lambda: event_store.append("globex", 1, [], "now"),
             "BatchGetItem": lambda: conversation_store.read_turn_state("globex", "u1", None, "month#2026-01"),
             "BatchWriteItem": lambda: conversation_store.delete_session("globex", "u1", "s1"),
+            # a stream opened for globex: the ConditionCheck on its tenant item is refused
+            "OpenStream": lambda: event_store.open_stream(
+                "globex", "", settings.table_name(settings.TENANTS_TABLE), "now"
+            ),
             "ConditionCheck": lambda: clients.data_client().transact_write_items(
                 TransactItems=[
                     {

@@ -213,6 +213,11 @@ def authorize(
             "tier": item.get("tier", ""),
             "role": role,
             "key_id": item.get("key_id", ""),
+            # The tenant's incarnation: the functions' writes condition on it (offboarding).
+            "incarnation": item.get("incarnation", ""),
+            # When the key stops (a rotation's grace end, or its own expiry): API Gateway keeps this
+            # answer for 300 s, so the functions refuse the key themselves once it has passed.
+            "expires_at": item.get("expires_at", ""),
         },
         "usageIdentifierKey": presented,
     }

@@ -70,6 +70,11 @@ def apigateway() -> APIGatewayClient:
 
 
 @cache
+def scheduler() -> Any:  # EventBridge Scheduler (no stubs installed for it)
+    return boto3.client("scheduler", config=CONFIG)
+
+
+@cache
 def sts() -> STSClient:
     return boto3.client("sts", config=CONFIG)
 
@@ -103,7 +108,7 @@ def tenant_scope(access: DataAccess | None) -> Iterator[None]:
 
 @caches.register
 def _forget_clients() -> None:
-    for cached in (dynamodb_client, dynamodb, table, apigateway, sts):
+    for cached in (dynamodb_client, dynamodb, table, apigateway, scheduler, sts):
         cached.cache_clear()
 
 

@@ -71,6 +71,13 @@ class WriteContention(ApiError):
     code = "write_contention"
 
 
+class TenantOffboarded(ApiError):
+    """The caller's tenant was offboarded after its request was authorized."""
+
+    status = 403
+    code = "tenant_offboarded"
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -118,9 +125,17 @@ def _stored(event: EventIn, index: int | None, recorded_at: str) -> store.Stored
 
 
 def append(
-    tenant_id: str, events: list[EventIn], *, batch: bool, sleep: Callable[[float], None] = time.sleep
+    tenant_id: str,
+    events: list[EventIn],
+    *,
+    batch: bool,
+    incarnation: str = "",
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[int]:
-    """Append ``events`` consecutively to the tenant's stream, all or none; their positions."""
+    """Append ``events`` consecutively to the tenant's stream, all or none; their positions.
+
+    ``incarnation`` is the caller's tenant incarnation (from its key): the append lands only in
+    that incarnation's stream, so nothing authorized before an offboarding lands after it."""
     if not 1 <= len(events) <= MAX_BATCH:
         raise Unprocessable(f"A publish holds 1 to {MAX_BATCH} events", field="events")
     recorded_at = iso_utc(_now())
@@ -132,8 +147,23 @@ def append(
         attempt += 1
         try:
             if expected is None:
-                expected = store.read_head(tenant_id)
-            positions = store.append(tenant_id, expected, stored, recorded_at)
+                expected = store.read_head_state(tenant_id)
+            if expected is None:
+                # No HEAD: a new stream (once per tenant), or one offboarding closed.
+                store.open_stream(
+                    tenant_id, incarnation, settings.table_name(settings.TENANTS_TABLE), recorded_at
+                )
+                expected = 0
+            positions = store.append(tenant_id, expected, stored, recorded_at, incarnation)
+        except store.HeadMissingError:
+            _known_heads.pop(tenant_id, None)
+            expected = None
+            continue
+        except store.StreamClosedError as exc:
+            _known_heads.pop(tenant_id, None)
+            raise TenantOffboarded(
+                "This tenant was offboarded; nothing was written", code="tenant_offboarded"
+            ) from exc
         except store.HeadMovedError as moved:
             _known_heads.pop(tenant_id, None)
             if attempt == 1:
@@ -193,15 +223,19 @@ def _answer(positions: list[int], batch: bool) -> dict[str, Any]:
 
 
 def publish(
-    tenant_id: str, body: Any, idempotency_key: str | None, lambda_context: Any | None = None
+    tenant_id: str,
+    body: Any,
+    idempotency_key: str | None,
+    lambda_context: Any | None = None,
+    incarnation: str = "",
 ) -> dict[str, Any]:
     """POST /events: validate, then append (once per Idempotency-Key)."""
     events, batch = parse_publish(body)
     if idempotency_key is None:
-        return _answer(append(tenant_id, events, batch=batch), batch)
+        return _answer(append(tenant_id, events, batch=batch, incarnation=incarnation), batch)
 
     def publish_once(request: dict[str, Any]) -> dict[str, Any]:
-        return _answer(append(tenant_id, events, batch=batch), batch)
+        return _answer(append(tenant_id, events, batch=batch, incarnation=incarnation), batch)
 
     # The config is per request: it carries this invocation's context (its remaining time).
     config = IdempotencyConfig(
@@ -219,7 +253,10 @@ def publish(
         config=config,
         key_prefix=IDEMPOTENCY_KEY_PREFIX,
     )(publish_once)
-    request = {"tenant_id": tenant_id, "idempotency_key": idempotency_key, "body": body}
+    # The incarnation is part of the key (keys from before incarnations hash as they did): a record
+    # an offboarded tenant left behind never answers for a new tenant with the same id.
+    scope = f"{tenant_id}/{incarnation}" if incarnation else tenant_id
+    request = {"tenant_id": scope, "idempotency_key": idempotency_key, "body": body}
     try:
         result: dict[str, Any] = once(request=request)
     except IdempotencyValidationError as exc:

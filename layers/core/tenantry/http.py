@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -48,6 +49,14 @@ class Caller:
     role: str
     tier: str
     key_id: str
+    # The tenant's incarnation when the key was issued (empty for keys from before incarnations):
+    # writes condition on it, so a request for an offboarded tenant never lands in a new one.
+    incarnation: str = ""
+    # When the key stops working (epoch seconds), as the authorizer read it; None: no expiry.
+    expires_at: int | None = None
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 def created(
@@ -285,7 +294,16 @@ def caller_from_event(event: dict[str, Any]) -> Caller | None:
         role=str(context.get("role", "tenant")),
         tier=str(context.get("tier", "")),
         key_id=str(context.get("key_id", "")),
+        incarnation=str(context.get("incarnation", "")),
+        expires_at=_epoch(context.get("expires_at")),
     )
+
+
+def _epoch(value: Any) -> int | None:
+    try:
+        return int(float(value)) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -308,6 +326,10 @@ def _with_cors(event: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
 
 def _run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     caller = caller_from_event(event)
+    if caller is not None and caller.expired(time.time()):
+        # API Gateway cached the authorizer's answer before the key's grace (or own expiry) ended:
+        # refuse it here, as the authorizer would now, instead of for the rest of the cache's TTL.
+        return _plain_response(401, {"message": "Unauthorized", "error": "unauthorized"}, _request_id(event))
     if caller is not None:
         logger.append_keys(tenant_id=caller.tenant_id, tier=caller.tier, role=caller.role)
         tracer.put_annotation("tenant_id", caller.tenant_id)

@@ -24,6 +24,15 @@ USAGE_PLAN_NAME_PREFIX = "USAGE_PLAN_NAME_PREFIX"
 # The template's CorsAllowOrigin: the one web origin (or *) browsers may call from; empty: no CORS.
 CORS_ALLOW_ORIGIN = "CORS_ALLOW_ORIGIN"
 
+# Offboarding's final purge runs this long after the offboarding: longer than any request
+# authorized before it can last (every API function's Timeout is 29 s).
+OFFBOARD_SETTLE_SECONDS = "OFFBOARD_SETTLE_SECONDS"
+DEFAULT_OFFBOARD_SETTLE_SECONDS = 60
+# EventBridge Scheduler: the schedule group of the stack's one-time tasks and the role it invokes
+# the tenants function with.
+SCHEDULE_GROUP = "SCHEDULE_GROUP"
+SCHEDULER_ROLE_ARN = "SCHEDULER_ROLE_ARN"
+
 # The largest request body any route accepts (design §5); larger ones get 413.
 MAX_BODY_BYTES = 256 * 1024
 
@@ -55,3 +64,7 @@ def stack_name() -> str:
 
 def usage_plan_name(tier: str) -> str:
     return f"{os.environ.get(USAGE_PLAN_NAME_PREFIX, 'tenantry')}-{tier}"
+
+
+def offboard_settle_seconds() -> int:
+    return int(os.environ.get(OFFBOARD_SETTLE_SECONDS) or DEFAULT_OFFBOARD_SETTLE_SECONDS)

@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tenantry import edge, keys
+from tenantry import edge, keys, settings, tasks
 from tenantry.errors import Conflict, Forbidden, NotFound
 from tenantry.models.tenants import (
     CreatedTenant,
@@ -27,6 +27,7 @@ from tenantry.models.tenants import (
     UpdateTenantRequest,
 )
 from tenantry.observability import logger
+from tenantry.stores import events as event_store
 from tenantry.stores import keys as key_store
 from tenantry.stores import purge, values
 from tenantry.stores import tenants as tenant_store
@@ -107,7 +108,9 @@ def _key_item(
     return raw_key, item
 
 
-def _new_tenant_key(*, tenant_id: str, tier: str, expires_at: int | None) -> tuple[str, dict[str, Any]]:
+def _new_tenant_key(
+    *, tenant_id: str, tier: str, expires_at: int | None, incarnation: str
+) -> tuple[str, dict[str, Any]]:
     """Create a tenant key and its API Gateway twin, left pending (unusable): the caller activates
     it (:func:`_activate`) as its last step, once nothing else can fail, so a key whose issuing
     failed half-way is never usable, and a retry knows to discard it (:func:`_discard_unfinished`).
@@ -118,6 +121,8 @@ def _new_tenant_key(*, tenant_id: str, tier: str, expires_at: int | None) -> tup
     raw_key, item = _key_item(
         tenant_id=tenant_id, tier=tier, role="tenant", status=key_store.PENDING, expires_at=expires_at
     )
+    if incarnation:  # the tenant's, passed on to the authorizer's context (offboarding races)
+        item[tenant_store.INCARNATION] = incarnation
     tenant_store.register_key(tenant_id, item["key_hash"])
     key_store.put(item)
     item["edge_key_id"] = edge.create_key(
@@ -183,9 +188,10 @@ def create_tenant(request: CreateTenantRequest) -> CreatedTenant:
         "created_at": now,
         "updated_at": now,
         tenant_store.ONBOARDING: now,
+        tenant_store.INCARNATION: secrets.token_hex(8),
     }
     try:
-        tenant_store.create(item)
+        _create_record(item)
     except Conflict:
         existing = tenant_store.get(tenant_id)
         if not tenant_store.is_onboarding(existing) or existing is None:
@@ -196,7 +202,12 @@ def create_tenant(request: CreateTenantRequest) -> CreatedTenant:
         item = {**tenant_store.update(tenant_id, fields)}
         logger.info("onboarding resumed", extra={"audit_tenant_id": tenant_id})
     try:
-        raw_key, key = _new_tenant_key(tenant_id=tenant_id, tier=item["tier"], expires_at=None)
+        raw_key, key = _new_tenant_key(
+            tenant_id=tenant_id,
+            tier=item["tier"],
+            expires_at=None,
+            incarnation=str(item.get(tenant_store.INCARNATION, "")),
+        )
         _activate(key, "active")
         tenant_store.finish_onboarding(tenant_id)
     except Exception:
@@ -205,6 +216,28 @@ def create_tenant(request: CreateTenantRequest) -> CreatedTenant:
     item.pop(tenant_store.ONBOARDING, None)
     logger.info("tenant onboarded", extra={"audit_tenant_id": tenant_id, "audit_tier": item["tier"]})
     return CreatedTenant(tenant=tenant_view(item), api_key=raw_key)
+
+
+def _create_record(item: dict[str, Any]) -> None:
+    """Insert the tenant's item (``Conflict`` when the id is taken). An id still being offboarded
+    is refused until its final purge; once that is due, this request runs it (the scheduled run
+    may be late, or lost locally)."""
+    tenant_id = item["tenant_id"]
+    try:
+        tenant_store.create(item)
+    except Conflict:
+        existing = tenant_store.get(tenant_id)
+        if existing is None or existing.get("status") != tenant_store.OFFBOARDING:
+            raise
+        if finish_offboarding(tenant_id) is None:
+            wait = max(1, int(existing.get("purge_after", 0)) - int(_now()))
+            raise Conflict(
+                f"Tenant id {tenant_id!r} is being offboarded; it is free again once the final purge "
+                f"has run, in about {wait} s",
+                code="tenant_offboarding",
+                headers={"Retry-After": str(wait)},
+            ) from None
+        tenant_store.create(item)  # a Conflict now: onboarded by another request meanwhile
 
 
 def _undo_onboarding(tenant_id: str) -> None:
@@ -306,6 +339,7 @@ def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None
         tenant_id=tenant_id,
         tier=tenant["tier"],
         expires_at=None if request.expires_in_seconds is None else int(now) + request.expires_in_seconds,
+        incarnation=str(tenant.get(tenant_store.INCARNATION, "")),
     )
     ends: list[int] = []  # when each older key still working stops
     for old in older:
@@ -322,8 +356,10 @@ def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None
         ends.append(grace_end if own_expiry is None else min(int(own_expiry), grace_end))
     # Last: only now can the new key be used (and its secret be answered).
     _activate(item, tenant["status"])
-    if request.grace_seconds == 0:
-        edge.flush_authorizer_cache(stage)
+    # Always: API Gateway's cached answers for the older keys predate their new expiry. Flushed,
+    # the next request re-authorizes and learns it, and the functions refuse the key at its grace
+    # end (tenantry.http) rather than up to 300 s later.
+    edge.flush_authorizer_cache(stage)
     logger.info(
         "key issued",
         extra={
@@ -372,29 +408,89 @@ def revoke_key(tenant_id: str, key_id: str, stage: edge.Stage | None) -> KeyInfo
     return key_view(match)
 
 
-def offboard_tenant(tenant_id: str, stage: edge.Stage | None) -> OffboardResult:
-    """Revoke and delete every key, delete their API Gateway twins, purge every tenant table.
-    Safe to repeat: a second call finds nothing and answers zeros."""
-    revoked = 0
-    edge_deleted = 0
-    for item in key_store.list_for_tenant(
-        tenant_id, tenant_store.registered_keys(tenant_store.get(tenant_id))
-    ):
-        if item["status"] != "revoked":
-            key_store.set_fields(item["key_hash"], {"status": "revoked", "revoked_at": _iso(_now())})
-            revoked += 1
-        if item.get("edge_key_id") and edge.delete_key(item["edge_key_id"]):
-            edge_deleted += 1
-        key_store.delete(item["key_hash"])
-    deleted = purge.purge_tenant(tenant_id)
+def offboard_tenant(
+    tenant_id: str, stage: edge.Stage | None, task_target: str | None = None
+) -> OffboardResult:
+    """Offboard: after this answers, nothing written for the tenant by a request authorized before
+    it survives, and the id is refused until the final purge has run.
+
+    In order, each step safe to repeat, so a retry after a failure at any step ends the same:
+    mark the tenant ``offboarding`` (its writes condition on it from now on) with the time of the
+    final purge; revoke and delete its keys and their API Gateway twins; flush the authorizer
+    cache; close the event stream (delete HEAD: no append can land after it); purge every tenant
+    table but the tenant's own item; schedule the final purge, for when every request authorized
+    before the mark has ended (``task_target``: the function the schedule invokes). An unknown
+    tenant answers zeros (a finished offboarding)."""
+    purge_after = int(_now()) + settings.offboard_settle_seconds()
+    tenant = tenant_store.mark_offboarding(tenant_id, purge_after)
+    revoked, edge_deleted = _delete_keys(tenant_id, tenant)
     edge.flush_authorizer_cache(stage)
+    closed = event_store.close_stream(tenant_id)
+    deleted = purge.purge_tenant(tenant_id)
+    deleted["EventsTable"] = deleted.get("EventsTable", 0) + closed
+    if tenant is not None:
+        tasks.schedule(tasks.FINISH_OFFBOARDING, tenant_id, purge_after, task_target)
     logger.info(
         "tenant offboarded",
         extra={"audit_tenant_id": tenant_id, "keys_revoked": revoked, "items_deleted": deleted},
     )
     return OffboardResult(
-        tenant_id=tenant_id, keys_revoked=revoked, edge_keys_deleted=edge_deleted, items_deleted=deleted
+        tenant_id=tenant_id,
+        keys_revoked=revoked,
+        edge_keys_deleted=edge_deleted,
+        items_deleted=deleted,
+        id_free_after=_iso(purge_after) if tenant is not None else None,
     )
+
+
+def _delete_keys(tenant_id: str, tenant: dict[str, Any] | None) -> tuple[int, int]:
+    """Revoke and delete every key of the tenant and its API Gateway twin: (revoked, edge deleted)."""
+    revoked = 0
+    edge_deleted = 0
+    for item in key_store.list_for_tenant(tenant_id, tenant_store.registered_keys(tenant)):
+        if item["status"] != "revoked":
+            key_store.set_fields(item["key_hash"], {"status": "revoked", "revoked_at": _iso(_now())})
+            revoked += 1
+        # By id, or by name for a key whose issuing failed before its id was recorded.
+        if item.get("edge_key_id"):
+            edge_ids = [str(item["edge_key_id"])]
+        else:
+            edge_ids = [str(key["id"]) for key in edge.keys_named(item["key_id"])]
+        edge_deleted += sum(edge.delete_key(edge_key_id) for edge_key_id in edge_ids)
+        key_store.delete(item["key_hash"])
+    return revoked, edge_deleted
+
+
+def finish_offboarding(tenant_id: str) -> dict[str, int] | None:
+    """The final purge, once it is due: purge again (what requests in flight at the offboarding
+    wrote after the first purge), then delete the tenant's item, which frees the id. None when
+    it is not due yet; an empty dict when there is nothing to finish. Safe to repeat."""
+    tenant = tenant_store.get(tenant_id)
+    if tenant is None or tenant.get("status") != tenant_store.OFFBOARDING:
+        return {}
+    if _now() < int(tenant.get("purge_after", 0)):
+        return None
+    _delete_keys(tenant_id, tenant)  # a key a failed rotation recorded late
+    closed = event_store.close_stream(tenant_id)
+    deleted = purge.purge_tenant(tenant_id)
+    deleted["EventsTable"] = deleted.get("EventsTable", 0) + closed
+    tenant_store.delete_offboarded(tenant_id, str(tenant.get(tenant_store.INCARNATION, "")))
+    logger.info("tenant purged", extra={"audit_tenant_id": tenant_id, "items_deleted": deleted})
+    return deleted
+
+
+def run_task(event: dict[str, Any]) -> dict[str, Any]:
+    """A scheduled task's invocation (tenantry.tasks). Raises TaskNotDueError when early, so
+    Lambda retries the asynchronous invocation later."""
+    task = event.get(tasks.TASK_FIELD)
+    tenant_id = str(event.get("tenant_id", ""))
+    if task != tasks.FINISH_OFFBOARDING or not tenant_id:
+        logger.error("unknown task", extra={"task": task})
+        return {"done": False}
+    deleted = finish_offboarding(tenant_id)
+    if deleted is None:
+        raise tasks.TaskNotDueError(f"the final purge of {tenant_id!r} is not due yet")
+    return {"done": True, "tenant_id": tenant_id, "items_deleted": deleted}
 
 
 def describe_me(tenant_id: str, key_id: str) -> Me:

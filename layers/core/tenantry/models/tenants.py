@@ -141,6 +141,10 @@ class OffboardResult(BaseModel):
     keys_revoked: int
     edge_keys_deleted: int
     items_deleted: dict[str, int]
+    id_free_after: str | None = Field(
+        default=None,
+        description="When the final purge runs and the id is free again (409 tenant_offboarding until then)",
+    )
 
 
 class Me(BaseModel):

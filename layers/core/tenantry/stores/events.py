@@ -32,6 +32,15 @@ class HeadMovedError(Exception):
         self.current_last = current_last
 
 
+class StreamClosedError(Exception):
+    """The stream is not this incarnation's: the tenant was offboarded (and maybe re-created with the
+    same id). Nothing was written, and nothing this caller writes ever will be."""
+
+
+class HeadMissingError(Exception):
+    """The stream has no HEAD: it must be opened (:func:`open_stream`) before the first append."""
+
+
 class PositionTakenError(Exception):
     """HEAD matched but an event's position was already taken: an item exists beyond HEAD."""
 
@@ -63,6 +72,12 @@ def _consumers_table() -> str:
 
 def read_head(tenant_id: str) -> int:
     """The tenant's last position (0 for an empty stream); a consistent read."""
+    return read_head_state(tenant_id) or 0
+
+
+def read_head_state(tenant_id: str) -> int | None:
+    """The tenant's last position, or None when the stream has no HEAD yet (never opened, or
+    purged); a consistent read."""
     item = (
         aws.data_client()
         .get_item(
@@ -74,27 +89,96 @@ def read_head(tenant_id: str) -> int:
         )
         .get("Item")
     )
-    return int(item["last"]["N"]) if item and "last" in item else 0
+    return int(item["last"]["N"]) if item and "last" in item else None
 
 
-def append(tenant_id: str, expected_last: int, events: Sequence[StoredEvent], updated_at: str) -> list[int]:
-    """Write ``events`` at expected_last+1… in one transaction; HeadMovedError if HEAD moved."""
+def _same_incarnation(incarnation: str, values: dict[str, Any]) -> str:
+    """The condition "this item belongs to ``incarnation``" (with "AND " before it), or "" for a
+    caller without one (keys issued before incarnations existed, the library called directly),
+    which only the offboarding state and the closed stream stop."""
+    if not incarnation:
+        return ""
+    values[":incarnation"] = {"S": incarnation}
+    return " AND #incarnation = :incarnation"
+
+
+def open_stream(tenant_id: str, incarnation: str, tenants_table: str, updated_at: str) -> None:
+    """Create the stream's HEAD (last = 0), only while the tenant is this incarnation and is not
+    being offboarded: the one way a stream starts, so a request authorized before an offboarding
+    cannot start one again after the purge. StreamClosedError if the tenant refuses it."""
+    tenant_values: dict[str, Any] = {":offboarding": {"S": "offboarding"}}
+    tenant_condition = "NOT #status = :offboarding" + _same_incarnation(incarnation, tenant_values)
+    head: dict[str, Any] = {
+        "tenant_id": {"S": tenant_id},
+        "position": {"N": str(HEAD_POSITION)},
+        "last": {"N": "0"},
+        "updated_at": {"S": updated_at},
+    }
+    if incarnation:
+        head["incarnation"] = {"S": incarnation}
+    try:
+        aws.data_client().transact_write_items(
+            TransactItems=[
+                {
+                    "ConditionCheck": {
+                        "TableName": tenants_table,
+                        "Key": {"tenant_id": {"S": tenant_id}},
+                        "ConditionExpression": tenant_condition,
+                        "ExpressionAttributeNames": {"#status": "status"}
+                        | ({"#incarnation": "incarnation"} if incarnation else {}),
+                        "ExpressionAttributeValues": tenant_values,
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": _events_table(),
+                        "Item": head,
+                        "ConditionExpression": "attribute_not_exists(#position)",
+                        "ExpressionAttributeNames": {"#position": "position"},
+                    }
+                },
+            ],
+            ClientRequestToken=uuid.uuid4().hex,
+        )
+    except ClientError as exc:
+        if retry.is_lost_race(exc):
+            raise ContendedError from exc
+        if aws.error_code(exc) != "TransactionCanceledException":
+            raise
+        reasons = [reason.get("Code", "") for reason in exc.response.get("CancellationReasons", [])]
+        if reasons and reasons[0] == "ConditionalCheckFailed":
+            raise StreamClosedError from exc
+        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            return  # another request opened it first
+        raise
+
+
+def append(
+    tenant_id: str, expected_last: int, events: Sequence[StoredEvent], updated_at: str, incarnation: str = ""
+) -> list[int]:
+    """Write ``events`` at expected_last+1… in one transaction. HeadMovedError if HEAD moved,
+    HeadMissingError if the stream has no HEAD, StreamClosedError if HEAD is another
+    incarnation's."""
     table = _events_table()
     new_last = expected_last + len(events)
     head_key = {"tenant_id": {"S": tenant_id}, "position": {"N": str(HEAD_POSITION)}}
+    values: dict[str, Any] = {
+        ":new": {"N": str(new_last)},
+        ":now": {"S": updated_at},
+        ":expected": {"N": str(expected_last)},
+    }
     head_update: dict[str, Any] = {
         "TableName": table,
         "Key": head_key,
         "UpdateExpression": "SET #last = :new, updated_at = :now",
-        "ExpressionAttributeNames": {"#last": "last"},
-        "ExpressionAttributeValues": {":new": {"N": str(new_last)}, ":now": {"S": updated_at}},
+        # HEAD must exist (open_stream made it) and be this incarnation's: once offboarding deleted
+        # it, or a new tenant with the same id opened its own, this append can never land.
+        "ConditionExpression": "#last = :expected" + _same_incarnation(incarnation, values),
+        "ExpressionAttributeNames": {"#last": "last"}
+        | ({"#incarnation": "incarnation"} if incarnation else {}),
+        "ExpressionAttributeValues": values,
         "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
     }
-    if expected_last == 0:
-        head_update["ConditionExpression"] = "attribute_not_exists(#last)"
-    else:
-        head_update["ConditionExpression"] = "#last = :expected"
-        head_update["ExpressionAttributeValues"][":expected"] = {"N": str(expected_last)}
     items: list[dict[str, Any]] = [{"Update": head_update}]
     positions = list(range(expected_last + 1, new_last + 1))
     for position, event in zip(positions, events, strict=True):
@@ -133,6 +217,10 @@ def append(tenant_id: str, expected_last: int, events: Sequence[StoredEvent], up
                 if reasons and reasons[0] != "ConditionalCheckFailed":
                     raise PositionTakenError from exc
                 head = cancellations[0].get("Item", {}) if cancellations else {}
+                if cancellations and not head:
+                    raise HeadMissingError from exc
+                if incarnation and head and head.get("incarnation", {}).get("S", "") != incarnation:
+                    raise StreamClosedError from exc
                 raise HeadMovedError(int(head["last"]["N"]) if "last" in head else None) from exc
             if any(reason == "ValidationError" for reason in reasons):
                 raise ItemTooLargeError from exc
@@ -248,3 +336,14 @@ def get_checkpoint(tenant_id: str, name: str) -> dict[str, Any] | None:
         "position": int(item["position"]["N"]),
         "updated_at": item["updated_at"]["S"],
     }
+
+
+def close_stream(tenant_id: str) -> int:
+    """Delete the stream's HEAD, so no append can land any more (offboarding, before the purge);
+    1 if there was one."""
+    response = aws.data_client().delete_item(
+        TableName=_events_table(),
+        Key={"tenant_id": {"S": tenant_id}, "position": {"N": str(HEAD_POSITION)}},
+        ReturnValues="ALL_OLD",
+    )
+    return 1 if response.get("Attributes") else 0

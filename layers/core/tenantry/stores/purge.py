@@ -39,6 +39,8 @@ def purge_table(entry: TenantTable, tenant_id: str) -> int:
     pages = _pages(
         table.query,
         KeyConditionExpression=Key("tenant_id").eq(tenant_id),
+        # A write committed just before the purge started must be seen, or it would survive it.
+        ConsistentRead=True,
         ProjectionExpression=", ".join(projection),
         ExpressionAttributeNames=projection,
     )
@@ -46,5 +48,12 @@ def purge_table(entry: TenantTable, tenant_id: str) -> int:
 
 
 def purge_tenant(tenant_id: str) -> dict[str, int]:
-    """Item counts deleted per table logical id. Safe to repeat: a second run deletes nothing."""
-    return {entry.logical_id: purge_table(entry, tenant_id) for entry in registered_tables()}
+    """Item counts deleted per table logical id. Safe to repeat: a second run deletes nothing.
+
+    The tenant's own item (Tenants table) is not purged here: offboarding keeps it as its marker
+    until the final purge, and the tenant store deletes it."""
+    return {
+        entry.logical_id: purge_table(entry, tenant_id)
+        for entry in registered_tables()
+        if entry.env_var != settings.TENANTS_TABLE
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr
@@ -14,6 +15,11 @@ from tenantry.stores.pagination import decode_token, encode_token
 
 def _table() -> Any:
     return aws.data_table(settings.table_name(settings.TENANTS_TABLE))
+
+
+# A tenant being offboarded keeps its item, in this state, until the final purge deletes it: the
+# id is refused meanwhile, and the admin API treats the tenant as gone.
+OFFBOARDING = "offboarding"
 
 
 def create(item: dict[str, Any]) -> None:
@@ -36,16 +42,18 @@ def get(tenant_id: str) -> dict[str, Any] | None:
 
 
 def require(tenant_id: str) -> dict[str, Any]:
+    """The tenant's item; ``NotFound`` when it does not exist or is being offboarded."""
     item = get(tenant_id)
-    if item is None:
+    if item is None or item.get("status") == OFFBOARDING:
         raise NotFound(f"No tenant {tenant_id!r}", code="tenant_not_found")
     return item
 
 
 def update(tenant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Set ``changes`` on an existing tenant and return the new item; ``NotFound`` otherwise."""
-    names = {f"#f{index}": name for index, name in enumerate(changes)}
+    names = {f"#f{index}": name for index, name in enumerate(changes)} | {"#status": "status"}
     values = {f":v{index}": value for index, value in enumerate(changes.values())}
+    values[":offboarding"] = OFFBOARDING
     assignments = ", ".join(f"#f{index} = :v{index}" for index in range(len(changes)))
     try:
         response = retry.call(
@@ -54,7 +62,8 @@ def update(tenant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
                 UpdateExpression=f"SET {assignments}",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-                ConditionExpression="attribute_exists(tenant_id)",
+                # An offboarding tenant is gone for every change but its own offboarding.
+                ConditionExpression="attribute_exists(tenant_id) AND #status <> :offboarding",
                 ReturnValues="ALL_NEW",
             )
         )
@@ -67,24 +76,41 @@ def update(tenant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
 
 
 KEY_REGISTRY = "key_hashes"
+# A tenant item's incarnation: a random token set when the tenant is created. Its keys carry it, so
+# a request authorized for an offboarded tenant can never write into a new tenant with the same id.
+INCARNATION = "incarnation"
 
 
 def _change_key_list(tenant_id: str, action: str, key_hash: str) -> None:
+    names = {"#keys": KEY_REGISTRY}
+    values: dict[str, Any] = {":hash": {key_hash}}
+    condition = "attribute_exists(tenant_id)"  # never create a stub tenant
+    if action == "ADD":
+        # No new key for a tenant being offboarded (a rotation racing the offboarding fails here).
+        names["#status"] = "status"
+        values[":offboarding"] = OFFBOARDING
+        condition += " AND #status <> :offboarding"
     retry.call(
         lambda: _table().update_item(
             Key={"tenant_id": tenant_id},
             UpdateExpression=f"{action} #keys :hash",
-            ExpressionAttributeNames={"#keys": KEY_REGISTRY},
-            ExpressionAttributeValues={":hash": {key_hash}},
-            ConditionExpression="attribute_exists(tenant_id)",  # never create a stub tenant
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ConditionExpression=condition,
         )
     )
 
 
 def register_key(tenant_id: str, key_hash: str) -> None:
     """Add a key to the tenant's own list of its keys, before the key exists: security-relevant
-    listings read this list consistently instead of trusting the eventually consistent GSI."""
-    _change_key_list(tenant_id, "ADD", key_hash)
+    listings read this list consistently instead of trusting the eventually consistent GSI.
+    ``NotFound`` when the tenant is gone or being offboarded."""
+    try:
+        _change_key_list(tenant_id, "ADD", key_hash)
+    except ClientError as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            raise NotFound(f"No tenant {tenant_id!r}", code="tenant_not_found") from exc
+        raise
 
 
 def unregister_key(tenant_id: str, key_hash: str) -> None:
@@ -144,9 +170,9 @@ def list_page(
     condition: Any = None
     if tier is not None:
         condition = Attr("tier").eq(tier)
-    if status is not None:
-        by_status = Attr("status").eq(status)
-        condition = by_status if condition is None else condition & by_status
+    # Offboarding tenants are gone for the admin API (their id is refused until the final purge).
+    by_status = Attr("status").eq(status) if status is not None else Attr("status").ne(OFFBOARDING)
+    condition = by_status if condition is None else condition & by_status
     start = decode_token(next_token)
     items: list[dict[str, Any]] = []
     while True:
@@ -163,3 +189,57 @@ def list_page(
     if start is not None and len(items) >= limit:
         start = {"tenant_id": items[-1]["tenant_id"]}
     return items, encode_token(start)
+
+
+def mark_offboarding(tenant_id: str, purge_after: int) -> dict[str, Any] | None:
+    """Put the tenant in the offboarding state (again, on a retry) with the time of its final
+    purge; its item as it is now, or None when there is no such tenant."""
+    try:
+        response = retry.call(
+            lambda: _table().update_item(
+                Key={"tenant_id": tenant_id},
+                UpdateExpression="SET #status = :offboarding, purge_after = :after, updated_at = :now",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":offboarding": OFFBOARDING,
+                    ":after": purge_after,
+                    ":now": _iso_now(),
+                },
+                ConditionExpression="attribute_exists(tenant_id)",
+                ReturnValues="ALL_NEW",
+            )
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            return None
+        raise
+    attributes: dict[str, Any] = response["Attributes"]
+    return attributes
+
+
+def delete_offboarded(tenant_id: str, incarnation: str) -> bool:
+    """Delete the tenant's item if it is still that incarnation's offboarding marker."""
+    values = {":offboarding": OFFBOARDING}
+    if incarnation:
+        same = "#incarnation = :incarnation"
+        values[":incarnation"] = incarnation
+    else:  # a tenant created before incarnations existed
+        same = "attribute_not_exists(#incarnation)"
+    try:
+        retry.call(
+            lambda: _table().delete_item(
+                Key={"tenant_id": tenant_id},
+                ConditionExpression=f"#status = :offboarding AND {same}",
+                ExpressionAttributeNames={"#status": "status", "#incarnation": INCARNATION},
+                ExpressionAttributeValues=values,
+            )
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
