@@ -86,6 +86,12 @@ _READ_ONLY_TARGETS = frozenset(
     }
 )
 _SQS_TARGET_PREFIX = "AmazonSQS."
+# The services whose state a snapshot and the journal hold (DynamoDB items, API keys, queued
+# messages). A call to any other (STS's AssumeRole, CloudWatch Logs) changes nothing that survives
+# a restart, so it is neither journaled nor snapshotted: an AssumeRole used to copy the whole
+# state before its answer.
+_PERSISTED_SERVICES = frozenset({"dynamodb", "apigateway", "sqs"})
+_SIGNED_SERVICE = re.compile(r"Credential=[^/,]+/[^/,]+/[^/,]+/([^/,]+)/aws4_request")
 _FLUSH_PATH = re.compile(r"^/restapis/(?P<api_id>[^/]+)/stages/(?P<stage>[^/]+)/cache/authorizers/?$")
 _APIGATEWAY_PATHS = ("/apikeys", "/usageplans", "/restapis")
 
@@ -165,14 +171,15 @@ class _SerializedApp:
             return [b""]
         target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
         operation = target.rpartition(".")[2]
-        changes = operation not in _READ_ONLY_TARGETS if target else method != "GET"
+        persisted = _persisted(environ)
+        changes = persisted and (operation not in _READ_ONLY_TARGETS if target else method != "GET")
         request_body = access.read_body(environ) if changes and operation in journal.ITEM_WRITES else b""
         with self.lock:
             body = b"".join(self._app(environ, start_response))
             if changes:
                 durable_at, needs_snapshot = self._owner._record(target, path, request_body)
             else:
-                durable_at, needs_snapshot = self._owner._seen(), False
+                durable_at, needs_snapshot = (self._owner._seen() if persisted else 0), False
         if needs_snapshot:
             self._owner.snapshot()
         self._owner._wait_durable(durable_at)
@@ -181,6 +188,13 @@ class _SerializedApp:
             if not target and path.startswith(_APIGATEWAY_PATHS):
                 self._owner._notify_change()
         return [body]
+
+
+def _persisted(environ: dict[str, Any]) -> bool:
+    """Whether the request is to a service whose state the snapshot and journal keep; a request
+    whose signature does not name its service counts as one."""
+    found = _SIGNED_SERVICE.search(str(environ.get("HTTP_AUTHORIZATION", "")))
+    return found is None or found.group(1) in _PERSISTED_SERVICES
 
 
 class EmbeddedAws:

@@ -13,6 +13,11 @@ than moto's own work. Two shortcuts, both behind moto's regular request handler:
 - **Serialization.** A successful item operation's result is already DynamoDB's JSON (moto
   converted its typed values), so it is written with ``json.dumps``. A result that is not plain
   JSON (bytes, dates) and every other operation and every error still take moto's serializer.
+- **Expression text.** Moto lexes a condition expression and parses an update expression from
+  their text on every request, the same way each time. Both results are cached by the text alone:
+  the condition lexer's tokens are immutable tuples (names and values are resolved after lexing,
+  per request), and the update expression's syntax tree is only read, or deep-copied by moto's
+  validator before names, values and the item are resolved into it. Errors are never cached.
 
 This sits inside the lock and journal wrapper, so everything that wraps the embedded AWS sees
 these requests exactly as before.
@@ -54,6 +59,7 @@ class DynamoDBFastLane:
 
         _install_plain_json_results()
         _install_method_name_cache()
+        _install_expression_caches()
         self._app = app
         self._handler = DynamoHandler
         self._request_class = BackendRequest
@@ -117,3 +123,39 @@ def _install_method_name_cache() -> None:
 
     setattr(responses, "method_names_from_class", method_names_from_class)  # noqa: B010 - a patch
     setattr(responses, "_tenantry_method_cache", True)  # noqa: B010
+
+
+# Expressions are built by our own code from a few templates; the bound only guards memory.
+EXPRESSION_CACHE_SIZE = 4096
+
+
+def _install_expression_caches() -> None:
+    """Moto's condition-expression lexing and update-expression parsing, cached by the text."""
+    import functools  # noqa: PLC0415
+    from collections import deque  # noqa: PLC0415
+
+    from moto.dynamodb.comparisons import ConditionExpressionParser  # noqa: PLC0415
+    from moto.dynamodb.parsing import expressions  # noqa: PLC0415
+
+    if getattr(ConditionExpressionParser, "_tenantry_cached", False):
+        return
+    lex = ConditionExpressionParser._lex_condition_expression
+    update_parser: Any = getattr(expressions, "UpdateExpressionParser")  # noqa: B009 - untyped for mypy
+    parse_update = update_parser.make
+
+    @functools.lru_cache(maxsize=EXPRESSION_CACHE_SIZE)
+    def tokens(expression: str) -> tuple[Any, ...]:
+        # Lexing reads nothing but the text (and the class's token kinds).
+        return tuple(lex(ConditionExpressionParser(expression, None, None)))
+
+    def cached_lex(self: Any) -> deque[Any]:
+        # A fresh deque each time: the parser consumes it.
+        return deque(tokens(self.condition_expression))
+
+    @functools.lru_cache(maxsize=EXPRESSION_CACHE_SIZE)
+    def cached_update(expression: str) -> Any:
+        return parse_update(expression)
+
+    setattr(ConditionExpressionParser, "_lex_condition_expression", cached_lex)  # noqa: B010 - a patch
+    setattr(update_parser, "make", staticmethod(cached_update))  # noqa: B010
+    setattr(ConditionExpressionParser, "_tenantry_cached", True)  # noqa: B010

@@ -40,3 +40,21 @@ def test_both_are_503_when_a_table_is_missing(
     assert response_json(health)["components"]["dynamodb"]["status"] == "unhealthy"
     ready = handler(api_event("GET", "/ready"), lambda_context)
     assert ready["statusCode"] == 503 and response_json(ready) == {"ready": False}
+
+
+def test_a_check_is_reused_for_one_second_per_sandbox(aws: dict[str, str]) -> None:
+    from tenantry import aws as aws_clients
+    from tenantry import health
+
+    # Given a healthy check at t=100 s
+    now = [100.0]
+    assert health.check_dynamodb(clock=lambda: now[0])["status"] == "healthy"
+    # When the key table disappears half a second later
+    aws_clients.dynamodb_client().delete_table(TableName=aws["ApiKeysTable"])
+    now[0] = 100.5
+    # Then the sandbox still answers the check it made (no DescribeTable within the second)
+    assert health.check_dynamodb(clock=lambda: now[0])["status"] == "healthy"
+    # And once the second is over, a new check finds the table gone
+    now[0] = 101.01
+    gone = health.check_dynamodb(clock=lambda: now[0])
+    assert gone["status"] == "unhealthy" and gone["error"] == "ResourceNotFoundException"

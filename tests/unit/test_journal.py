@@ -228,3 +228,31 @@ def test_queued_messages_survive_a_crash_and_a_deleted_one_stays_deleted(
         third_url = third_sqs.get_queue_url(QueueName=local_queue_name("MeteringFailureQueue"))["QueueUrl"]
         again = third_sqs.receive_message(QueueUrl=third_url, MaxNumberOfMessages=10)["Messages"]
     assert sorted(message["Body"] for message in again) == ["one", "three"]
+
+
+def test_only_changes_to_what_a_snapshot_keeps_take_one(
+    first: EmbeddedAws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the embedded AWS, counting the snapshots taken before an answer
+    taken: list[str] = []
+    original = first.snapshot
+
+    def counted() -> Path | None:
+        taken.append("snapshot")
+        return original()
+
+    monkeypatch.setattr(first, "snapshot", counted)
+    # When a tenant's credentials are minted (STS keeps nothing a restart restores)
+    first.client("sts").assume_role(
+        RoleArn="arn:aws:iam::123456789012:role/tenantry-local-tenant-data",
+        RoleSessionName="acme",
+        Tags=[{"Key": "tenant_id", "Value": "acme"}],
+    )
+    # Then no snapshot copies the whole state for it
+    assert taken == []
+    # But a change to a table's settings (not an item: the journal has no record for it) takes one
+    first.client("dynamodb").update_time_to_live(
+        TableName=local_table_name("TenantsTable"),
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
+    assert taken == ["snapshot"]

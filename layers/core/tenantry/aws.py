@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,15 @@ class DataAccess:
 
     client: DynamoDBClient
     resource: DynamoDBServiceResource
+    # Table objects of this resource by name: boto3 builds a Table's class from the resource
+    # model each time ``Table(name)`` is called, which cost more than the request itself.
+    tables: dict[str, Table] = field(default_factory=dict, compare=False, repr=False)
+
+    def table(self, name: str) -> Table:
+        found = self.tables.get(name)
+        if found is None:
+            found = self.tables[name] = self.resource.Table(name)
+        return found
 
 
 # The current request tenant's scoped access, or None: the function role's clients.
@@ -93,7 +102,7 @@ def data_client() -> DynamoDBClient:
 
 def data_table(name: str) -> Table:
     scoped = _scoped.get()
-    return scoped.resource.Table(name) if scoped is not None else table(name)
+    return scoped.table(name) if scoped is not None else table(name)
 
 
 @contextlib.contextmanager
