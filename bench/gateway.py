@@ -90,7 +90,25 @@ def _client(  # noqa: PLR0917 - a multiprocessing target takes positional argume
     results.put((latencies, errors))
 
 
-def run_case(port: int, path: str, key: str | None, clients: int) -> dict[str, float]:
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) the process has used; None where /proc is not there. On a shared
+    machine, the stack's CPU time per request is steadier than its rate: one Python process with
+    one GIL serves at most about 1 / (CPU s per request) requests per second on a free core."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_ms_per_request(pid: int, before: float | None, requests: int) -> float:
+    after = cpu_seconds(pid)
+    if before is None or after is None or not requests:
+        return float("nan")
+    return (after - before) * 1000 / requests
+
+
+def run_case(port: int, path: str, key: str | None, clients: int, pid: int = 0) -> dict[str, float]:
     request = (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + (f"X-API-Key: {key}\r\n" if key else "") + "\r\n"
     )
@@ -99,6 +117,7 @@ def run_case(port: int, path: str, key: str | None, clients: int) -> dict[str, f
         multiprocessing.Process(target=_client, args=(port, request.encode(), DURATION_SECONDS, results))
         for _ in range(clients)
     ]
+    cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
     for worker in workers:
         worker.start()
@@ -117,10 +136,12 @@ def run_case(port: int, path: str, key: str | None, clients: int) -> dict[str, f
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(total * 0.99) - 1] * 1000,
         "wall_s": elapsed,
+        # Warm-up requests included: each client sends WARMUP_REQUESTS // 4 first.
+        "cpu_ms": _cpu_ms_per_request(pid, cpu_before, total + clients * (WARMUP_REQUESTS // 4)),
     }
 
 
-def run_publishes(port: int, keys: list[str], total: int = PUBLISHES) -> dict[str, float]:
+def run_publishes(port: int, keys: list[str], total: int = PUBLISHES, pid: int = 0) -> dict[str, float]:
     """Wall time of ``total`` single-event publishes spread over one client per key in ``keys``."""
     body = json.dumps({"type": "bench.published", "data": {"n": 1}}).encode()
 
@@ -139,10 +160,12 @@ def run_publishes(port: int, keys: list[str], total: int = PUBLISHES) -> dict[st
     for worker in workers:
         worker.start()
     time.sleep(3)  # every client connected, warmed up and waiting
+    cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
     go.set()
     collected = [results.get() for _ in workers]
     elapsed = time.perf_counter() - started
+    cpu_ms = _cpu_ms_per_request(pid, cpu_before, total)
     for worker in workers:
         worker.join()
     latencies = sorted(latency for batch, _ in collected for latency in batch)
@@ -152,6 +175,7 @@ def run_publishes(port: int, keys: list[str], total: int = PUBLISHES) -> dict[st
         "wall_s": elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "cpu_ms": cpu_ms,
     }
 
 
@@ -181,13 +205,21 @@ def main() -> int:
                 f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                 f"Python {platform.python_version()}; {DURATION_SECONDS:.0f} s per case"
             )
-            print(f"{'case':<30} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            print(
+                f"load average before: {os.getloadavg()[0]:.2f} "
+                "(other work on this machine slows every figure)"
+            )
+            print(
+                f"{'case':<30} {'clients':>7} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+                f"{'CPU ms/req':>10}"
+            )
+            pid = stack.process.pid
             for label, path, case_key in cases:
                 for clients in (1, 8):
-                    figures = run_case(stack.port, path, case_key, clients)
+                    figures = run_case(stack.port, path, case_key, clients, pid)
                     print(
                         f"{label:<30} {clients:>7} {figures['rps']:>9.0f} {figures['p50_ms']:>8.2f} "
-                        f"{figures['p99_ms']:>8.2f} {figures['errors']:>7.0f}",
+                        f"{figures['p99_ms']:>8.2f} {figures['errors']:>7.0f} {figures['cpu_ms']:>10.3f}",
                         flush=True,
                     )
             own_keys = [stack.create_tenant("enterprise")[1] for _ in range(PUBLISH_CLIENTS)]
@@ -195,11 +227,12 @@ def main() -> int:
                 ("one tenant", [key] * PUBLISH_CLIENTS),
                 (f"{PUBLISH_CLIENTS} tenants", own_keys),
             ):
-                figures = run_publishes(stack.port, keys)
+                figures = run_publishes(stack.port, keys, pid=pid)
                 print(
                     f"POST /events, {label}: {figures['requests']:.0f} publishes over {len(keys)} clients "
                     f"in {figures['wall_s']:.2f} s (p50 {figures['p50_ms']:.2f} ms, "
-                    f"p99 {figures['p99_ms']:.2f} ms, {figures['errors']:.0f} errors)",
+                    f"p99 {figures['p99_ms']:.2f} ms, {figures['errors']:.0f} errors, "
+                    f"{figures['cpu_ms']:.2f} CPU ms per publish)",
                     flush=True,
                 )
         finally:
