@@ -18,6 +18,15 @@ than moto's own work. Two shortcuts, both behind moto's regular request handler:
   the condition lexer's tokens are immutable tuples (names and values are resolved after lexing,
   per request), and the update expression's syntax tree is only read, or deep-copied by moto's
   validator before names, values and the item are resolved into it. Errors are never cached.
+- **Validation traversal.** Moto validates an update by walking its syntax tree once per rule;
+  at each node it rebuilt the rule's tuple of node classes and asked ``isinstance`` of abstract
+  classes. Which node classes a rule processes is fixed per rule class, and whether a node class
+  is one of them is fixed per node class, so both answers are remembered; the walk, its order and
+  what each rule does to a node are moto's.
+- **Tree copies.** Moto's validator deep-copies an update's syntax tree before resolving into it,
+  through ``copy.deepcopy``'s generic path (``__reduce_ex__`` per node). Syntax-tree nodes are
+  plain objects (no ``__slots__``, no copy hooks), so they are copied the way that path copies
+  them, attribute by attribute with one memo; anything else inside still goes to ``deepcopy``.
 
 This sits inside the lock and journal wrapper, so everything that wraps the embedded AWS sees
 these requests exactly as before.
@@ -60,6 +69,8 @@ class DynamoDBFastLane:
         _install_plain_json_results()
         _install_method_name_cache()
         _install_expression_caches()
+        _install_faster_traversal()
+        _install_faster_tree_copy()
         self._app = app
         self._handler = DynamoHandler
         self._request_class = BackendRequest
@@ -159,3 +170,90 @@ def _install_expression_caches() -> None:
     setattr(ConditionExpressionParser, "_lex_condition_expression", cached_lex)  # noqa: B010 - a patch
     setattr(update_parser, "make", staticmethod(cached_update))  # noqa: B010
     setattr(ConditionExpressionParser, "_tenantry_cached", True)  # noqa: B010
+
+
+def _install_faster_traversal() -> None:
+    """Moto's ``DepthFirstTraverser.traverse_node_recursively`` with its type tests remembered."""
+    from moto.dynamodb.parsing import ast_nodes  # noqa: PLC0415
+
+    traverser: Any = getattr(ast_nodes, "DepthFirstTraverser")  # noqa: B009 - untyped for mypy
+    node_class: Any = getattr(ast_nodes, "Node")  # noqa: B009
+    if getattr(traverser, "_tenantry_fast", False):
+        return
+    is_node: dict[type, bool] = {}
+    processed: dict[tuple[type, type], bool] = {}
+
+    def traverse_node_recursively(self: Any, node: Any, child_id: int = -1) -> Any:
+        kind = type(node)
+        node_kind = is_node.get(kind)
+        if node_kind is None:
+            node_kind = is_node[kind] = isinstance(node, node_class)
+        if node_kind:
+            parent_node = node.parent
+            if node.children is not None:
+                for index, child_node in enumerate(node.children):
+                    self.pre_processing_of_child(node, index)
+                    self.traverse_node_recursively(child_node, index)
+            pair = (type(self), kind)
+            takes = processed.get(pair)
+            if takes is None:
+                takes = processed[pair] = isinstance(node, self.nodes_to_be_processed())
+            if takes:
+                node = self.process(node)
+                node.parent = parent_node
+                if parent_node:
+                    parent_node.children[child_id] = node
+        return node
+
+    setattr(traverser, "traverse_node_recursively", traverse_node_recursively)  # noqa: B010 - a patch
+    setattr(traverser, "_tenantry_fast", True)  # noqa: B010
+
+
+_ATOMIC = (str, int, float, bool, type(None))
+
+
+def _install_faster_tree_copy() -> None:
+    """Moto's validators' ``deepcopy``, with a direct copy of syntax-tree nodes."""
+    import copy  # noqa: PLC0415
+
+    from moto.dynamodb.parsing import ast_nodes, validators  # noqa: PLC0415
+
+    if getattr(validators, "_tenantry_tree_copy", False):
+        return
+    node_class: Any = getattr(ast_nodes, "Node")  # noqa: B009 - untyped for mypy
+    is_node: dict[type, bool] = {}
+
+    def node(value: Any) -> bool:
+        kind = type(value)
+        found = is_node.get(kind)
+        if found is None:
+            found = is_node[kind] = isinstance(value, node_class)
+        return found
+
+    def copy_value(value: Any, memo: dict[int, Any]) -> Any:
+        if type(value) in _ATOMIC:
+            return value
+        if node(value):
+            return copy_node(value, memo)
+        if type(value) is list:
+            found = memo.get(id(value))
+            if found is None:
+                found = memo[id(value)] = []
+                found.extend(copy_value(item, memo) for item in value)
+            return found
+        return copy.deepcopy(value, memo)
+
+    def copy_node(original: Any, memo: dict[int, Any]) -> Any:
+        found = memo.get(id(original))
+        if found is not None:
+            return found
+        new = object.__new__(type(original))
+        memo[id(original)] = new
+        new.__dict__.update({name: copy_value(value, memo) for name, value in original.__dict__.items()})
+        return new
+
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return copy_value(value, {} if memo is None else memo)
+
+    setattr(validators, "deepcopy", deepcopy)  # noqa: B010 - moto reads its module global
+    setattr(validators, "_tenantry_tree_copy", True)  # noqa: B010
