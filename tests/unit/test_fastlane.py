@@ -129,3 +129,34 @@ def test_the_user_agent_is_the_one_botocore_builds(dynamodb: Any) -> None:
         [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert answer.stdout.strip() == "False"
+
+
+def test_an_update_with_functions_nested_paths_and_removal_runs_as_moto_runs_it(dynamodb: Any) -> None:
+    # Given an item with a map, and one attribute to remove
+    dynamodb.put_item(
+        TableName=TABLE,
+        Item={**_key("nested"), "m": {"M": {"k": {"N": "5"}}}, "gone": {"S": "x"}},
+    )
+    update = {
+        "TableName": TABLE,
+        "Key": _key("nested"),
+        "UpdateExpression": (
+            "SET #m.#k = if_not_exists(#m.#k, :zero) + :one, "
+            "#l = list_append(if_not_exists(#l, :empty), :items) REMOVE #gone"
+        ),
+        "ExpressionAttributeNames": {"#m": "m", "#k": "k", "#l": "l", "#gone": "gone"},
+        "ExpressionAttributeValues": {
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+            ":empty": {"L": []},
+            ":items": {"L": [{"S": "a"}]},
+        },
+    }
+    # When the same update runs twice (the second from the cached syntax tree)
+    dynamodb.update_item(**update)
+    dynamodb.update_item(**update)
+    # Then each run resolved the item as it was then
+    assert _item(dynamodb, "nested") == {
+        "m": {"M": {"k": {"N": "7"}}},
+        "l": {"L": [{"S": "a"}, {"S": "a"}]},
+    }
