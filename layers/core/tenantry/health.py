@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tenantry import aws, settings
+from tenantry import aws, caches, settings
 
 CHECKED_TABLES = (settings.TENANTS_TABLE, settings.API_KEYS_TABLE)
 CACHE_SECONDS = 1.0
@@ -31,6 +31,12 @@ def check_dynamodb(*, clock: Any = time.monotonic) -> dict[str, Any]:
     result = _describe(client)
     _last = (clock(), client, tables, result)
     return dict(result)
+
+
+@caches.register
+def _forget_last_check() -> None:
+    global _last  # noqa: PLW0603
+    _last = None
 
 
 def _describe(client: Any) -> dict[str, Any]:
