@@ -264,6 +264,7 @@ class Gateway:
 
     def start(self) -> None:
         sandbox.install_layered_environ({name for spec in self.model.functions.values() for name in spec.env})
+        sandbox.router_state_per_thread()
         # The IAM test tier records what each function calls (only when TENANTRY_AWS_CALLS is set).
         aws_calls.install_from_env(set(self.model.functions) | set(template.template().get("Resources", {})))
         self.aws.configure_process()

@@ -3,8 +3,9 @@
 - **Sandboxes.** A sandbox is one loaded copy of a function: its handler module, the function's
   own modules and its own copy of the layer packages (``tenantry``). One sandbox serves one
   invocation at a time, as in Lambda, so module state such as a resolver's ``current_event`` is
-  never shared by two concurrent requests. A pool per function grows on demand (a cold start per
-  sandbox) up to a limit and keeps idle sandboxes warm.
+  never shared by two concurrent requests. Powertools itself is shared, and keeps the event on a
+  class: :func:`router_state_per_thread` makes that state per thread. A pool per function grows
+  on demand (a cold start per sandbox) up to a limit and keeps idle sandboxes warm.
 - **Environment.** All functions share one process and one ``os.environ``. Variables every
   function agrees on (the table names, for instance) are set in ``os.environ`` once. Each
   invocation, and each sandbox's import, also sees its own function's full env (plus Lambda's
@@ -112,6 +113,48 @@ def function_env(env: dict[str, str]) -> Iterator[None]:
         yield
     finally:
         _overlay.env = previous
+
+
+# ---------------------------------------------------------------------- Powertools' router state
+class _PerThreadField:
+    """A value each thread sees its own of (class-level and instance-level access alike)."""
+
+    def __init__(self, name: str, values: threading.local) -> None:
+        self._name = name
+        self._values = values
+
+    def __get__(self, instance: Any, owner: Any = None) -> Any:
+        try:
+            return getattr(self._values, self._name)
+        except AttributeError:
+            raise AttributeError(self._name) from None
+
+    def __set__(self, instance: Any, value: Any) -> None:
+        setattr(self._values, self._name, value)
+
+
+def router_state_per_thread() -> None:
+    """Powertools keeps the event being resolved, and the Lambda context, on its ``BaseRouter``
+    *class* (``BaseRouter.current_event = …`` in ``resolve``): on Lambda one process runs one
+    invocation at a time. Here every sandbox runs in a thread of one process and shares the
+    Powertools package, so two concurrent invocations of different sandboxes read each other's
+    event between ``resolve`` and the route (seen: a publish that stored another request's body
+    under its own position). Both attributes become per thread, for class and instance access."""
+    from aws_lambda_powertools.event_handler import api_gateway  # noqa: PLC0415
+
+    base: Any = api_gateway.BaseRouter
+    if getattr(base, "_tenantry_per_thread", False):
+        return
+    values = threading.local()
+    fields = {name: _PerThreadField(name, values) for name in ("current_event", "lambda_context")}
+    # Instance access finds these in the class's dict; class-level reads and assignments go
+    # through the metaclass below (a class attribute assignment would replace a plain entry).
+    for name, per_thread in fields.items():
+        setattr(base, name, per_thread)
+    metaclass = type(base)
+    per_thread_meta = type("PerThreadRouterMeta", (metaclass,), dict(fields))
+    base.__class__ = per_thread_meta
+    base._tenantry_per_thread = True
 
 
 # ---------------------------------------------------------------------- Lambda's context object

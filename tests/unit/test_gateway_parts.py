@@ -374,3 +374,59 @@ def test_parameters_the_template_accepts() -> None:
     assert check_parameters(["CorsAllowOrigin=http://localhost:5173"]) == {
         "CorsAllowOrigin": "http://localhost:5173"
     }
+
+
+# ------------------------------------------------------------------------------ sandboxes in threads
+
+
+def test_two_sandboxes_resolving_at_once_each_see_their_own_event() -> None:
+    # Given two sandboxes' resolvers (Powertools shared, as in the local stack) with the router
+    # state made per thread, and a route that reads the event only once both have started
+    import json
+    import threading
+
+    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+    from local.gateway import sandbox
+
+    sandbox.router_state_per_thread()
+    both_started = threading.Barrier(2)
+
+    def make_app() -> APIGatewayRestResolver:
+        app = APIGatewayRestResolver()
+
+        @app.post("/x")
+        def route() -> dict[str, Any]:
+            both_started.wait(10)
+            return {"seen": app.current_event.json_body}
+
+        return app
+
+    apps = [make_app(), make_app()]
+    answers: dict[int, Any] = {}
+
+    def resolve(number: int) -> None:
+        event = {
+            "httpMethod": "POST",
+            "path": "/x",
+            "resource": "/x",
+            "headers": {"Content-Type": "application/json"},
+            "multiValueHeaders": {},
+            "queryStringParameters": None,
+            "body": json.dumps({"n": number}),
+            "isBase64Encoded": False,
+            "requestContext": {"requestId": f"r{number}", "stage": "v1"},
+        }
+        answers[number] = apps[number].resolve(event, None)  # type: ignore[arg-type]
+
+    # When both resolve at the same time in two threads
+    threads = [threading.Thread(target=resolve, args=(number,)) for number in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    # Then each route saw its own request's body (Powertools keeps it on a class otherwise)
+    assert {number: json.loads(answer["body"])["seen"] for number, answer in answers.items()} == {
+        0: {"n": 0},
+        1: {"n": 1},
+    }
