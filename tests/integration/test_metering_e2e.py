@@ -9,7 +9,7 @@ import pytest
 
 from tests.integration.conftest import DEPLOYED_URL, LocalStack, gateway_error
 
-# Locally metering follows within about two seconds; CloudWatch Logs delivers to it within about a minute.
+# Locally metering follows within a second; CloudWatch Logs delivers to it within about a minute.
 METERING_WAIT_SECONDS = 10 if DEPLOYED_URL is None else 120
 
 
