@@ -64,11 +64,11 @@ def main() -> int:
         read_ms: list[float] = []
         for _ in range(READ_RUNS):
             started = time.perf_counter()
-            page = eventstore.read("reader", 1, 1000, None)
+            page = eventstore.read_events("reader", 1, 1000, None)
             read_ms.append((time.perf_counter() - started) * 1000)
             assert len(page.events) == 1000
         calls.clear()
-        eventstore.read("reader", 1, 1000, None)
+        eventstore.read_events("reader", 1, 1000, None)
         read_trips = len(calls)
 
         print("backend: embedded DynamoDB (moto server on loopback, one lock)")

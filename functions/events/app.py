@@ -58,13 +58,13 @@ def publish(
 
 
 @app.get("/events", tags=["events"])
-def read(
+def read_events(
     start: Annotated[int, Query(alias="from", ge=1, le=MAX_POSITION)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     event_type: Annotated[str | None, Query(alias="type", pattern=EVENT_TYPE_PATTERN)] = None,
 ) -> EventPage:
     caller = http.caller(app)
-    return eventstore.read(caller.tenant_id, start, limit, event_type)
+    return eventstore.read_events(caller.tenant_id, start, limit, event_type)
 
 
 @app.get("/events/<position>", tags=["events"], openapi_extensions=http.may_answer(404))
@@ -72,13 +72,13 @@ def get_event(
     position: Annotated[str, Path(pattern=POSITION_PATTERN, description="A position in canonical decimal")],
 ) -> Event:
     caller = http.caller(app)
-    return eventstore.get(caller.tenant_id, int(position))
+    return eventstore.get_event(caller.tenant_id, int(position))
 
 
 @app.get("/metrics", tags=["events"])
 def stream_metrics() -> StreamMetrics:
     caller = http.caller(app)
-    return eventstore.metrics(caller.tenant_id)
+    return eventstore.stream_metrics(caller.tenant_id)
 
 
 @app.put("/consumers/<name>", tags=["events"])
@@ -90,7 +90,7 @@ def save_checkpoint(name: ConsumerName, request: CheckpointIn) -> Checkpoint:
 @app.get("/consumers/<name>", tags=["events"], openapi_extensions=http.may_answer(404))
 def get_checkpoint(name: ConsumerName) -> Checkpoint:
     caller = http.caller(app)
-    return eventstore.checkpoint(caller.tenant_id, name)
+    return eventstore.get_checkpoint(caller.tenant_id, name)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +36,7 @@ from tenantry.stores import conversations as store
 from tenantry.stores import usage as usage_store
 from tenantry.stores import values
 from tenantry.stores.pagination import decode_token, encode_token
-from tenantry.tiers import CHAT, get_tier
+from tenantry.tiers import CHAT, Tier, get_tier
 
 DEFAULT_MAX_MESSAGES = 20
 TITLE_CHARS = 80
@@ -94,8 +95,20 @@ def _window(turns: list[dict[str, Any]], max_messages: int) -> list[llm.Message]
     return window
 
 
+@dataclass(frozen=True, slots=True)
+class _Conversation:
+    """Where a turn goes: a new session, or the caller's existing one with its recent turns."""
+
+    session_id: str
+    previous_turns: int
+    created_at: str
+    title: str
+    history: list[dict[str, Any]]
+
+
 def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> ChatAnswer:
-    """One chat turn for ``user_id`` of ``tenant_id``."""
+    """One chat turn for ``user_id`` of ``tenant_id``: check the tier and the month's token budget,
+    find the session, ask the model within the invocation's time, store the paid answer."""
     tier = get_tier(tier_name)
     if not tier.has(CHAT):
         raise Forbidden(f"Tier {tier_name!r} does not include chat", code="feature_not_in_tier")
@@ -104,49 +117,21 @@ def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> 
     state = store.read_turn_state(tenant_id, user_id, request.session_id, period)
     if state.tenant is None:
         raise NotFound("Tenant not found", field="tenant_id")
-    used = values.as_int(state.usage_month.get("tokens_in")) + values.as_int(
-        state.usage_month.get("tokens_out")
-    )
-    if used >= tier.llm_tokens_per_month:
-        wait = seconds_until_next_month(moment)
-        raise TokenBudgetExceeded(
-            f"This month's LLM token budget ({tier.llm_tokens_per_month}) is spent; it renews in {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
+    _check_token_budget(tier, state.usage_month, moment)
     config: dict[str, Any] = state.tenant.get("config") or {}
     max_messages = values.as_int(config.get("max_messages")) or DEFAULT_MAX_MESSAGES
-    if request.session_id is None:
-        session_id, previous_turns, created_at, history = _new_session_id(), 0, iso_utc(moment), []
-    else:
-        if state.session is None:
-            # Another user's or another tenant's session does not exist for this caller.
-            raise NotFound("No such session", field="session_id")
-        session_id = request.session_id
-        previous_turns = values.as_int(state.session.get("turns"))
-        created_at = str(state.session["created_at"])
-        history = store.recent_turns(tenant_id, user_id, session_id, math.ceil(max_messages / 2))
-    messages = [*_window(history, max_messages), llm.Message("user", request.message)]
-    model = str(config.get("model") or tier.default_model)
-    # The model gets what is left of the invocation minus the time the write needs, so the turn
-    # answers (504, nothing stored) before API Gateway's integration timeout cuts it off.
-    model_budget = deadline.remaining() - WRITE_RESERVE_SECONDS
-    if model_budget < MIN_MODEL_SECONDS:
-        raise llm.ModelTimeout(
-            "No time left to ask the model; nothing was stored", headers={"Retry-After": "1"}
-        )
-    completion = llm.provider().complete(
-        system=config.get("system_prompt") or None,
-        messages=messages,
-        model=model,
-        budget_seconds=model_budget,
+    conversation = _conversation(
+        tenant_id, user_id, request=request, session=state.session, max_messages=max_messages, moment=moment
     )
+    messages = [*_window(conversation.history, max_messages), llm.Message("user", request.message)]
+    completion = _ask_model(config, str(config.get("model") or tier.default_model), messages)
     turn_number = _store_turn(
         tenant_id=tenant_id,
         user_id=user_id,
-        session_id=session_id,
-        previous_turns=previous_turns,
-        created_at=created_at,
-        title=str(state.session.get("title") or "") if state.session else request.message[:TITLE_CHARS],
+        session_id=conversation.session_id,
+        previous_turns=conversation.previous_turns,
+        created_at=conversation.created_at,
+        title=conversation.title,
         message=request.message,
         completion=completion,
         period=period,
@@ -163,9 +148,60 @@ def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> 
     )
     return ChatAnswer(
         response=completion.text,
-        session_id=session_id,
+        session_id=conversation.session_id,
         model=completion.model,
         tokens=TokenCount(input=completion.input_tokens, output=completion.output_tokens),
+    )
+
+
+def _check_token_budget(tier: Tier, usage_month: dict[str, Any], moment: datetime) -> None:
+    used = values.as_int(usage_month.get("tokens_in")) + values.as_int(usage_month.get("tokens_out"))
+    if used >= tier.llm_tokens_per_month:
+        wait = seconds_until_next_month(moment)
+        raise TokenBudgetExceeded(
+            f"This month's LLM token budget ({tier.llm_tokens_per_month}) is spent; it renews in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+
+def _conversation(
+    tenant_id: str,
+    user_id: str,
+    *,
+    request: ChatRequest,
+    session: dict[str, Any] | None,
+    max_messages: int,
+    moment: datetime,
+) -> _Conversation:
+    if request.session_id is None:
+        title = request.message[:TITLE_CHARS]
+        return _Conversation(_new_session_id(), 0, iso_utc(moment), title, [])
+    if session is None:
+        # Another user's or another tenant's session does not exist for this caller.
+        raise NotFound("No such session", field="session_id")
+    history = store.recent_turns(tenant_id, user_id, request.session_id, math.ceil(max_messages / 2))
+    return _Conversation(
+        request.session_id,
+        values.as_int(session.get("turns")),
+        str(session["created_at"]),
+        str(session.get("title") or ""),
+        history,
+    )
+
+
+def _ask_model(config: dict[str, Any], model: str, messages: list[llm.Message]) -> llm.Completion:
+    # The model gets what is left of the invocation minus the time the write needs, so the turn
+    # answers (504, nothing stored) before API Gateway's integration timeout cuts it off.
+    model_budget = deadline.remaining() - WRITE_RESERVE_SECONDS
+    if model_budget < MIN_MODEL_SECONDS:
+        raise llm.ModelTimeout(
+            "No time left to ask the model; nothing was stored", headers={"Retry-After": "1"}
+        )
+    return llm.provider().complete(
+        system=config.get("system_prompt") or None,
+        messages=messages,
+        model=model,
+        budget_seconds=model_budget,
     )
 
 

@@ -275,19 +275,19 @@ def publish(
     return result
 
 
-def read(tenant_id: str, start: int, limit: int, event_type: str | None) -> EventPage:
+def read_events(tenant_id: str, start: int, limit: int, event_type: str | None) -> EventPage:
     found, next_from = store.read_events(tenant_id, start, limit, event_type)
     return EventPage(events=[Event.model_validate(item) for item in found], next_from=next_from)
 
 
-def get(tenant_id: str, position: int) -> Event:
+def get_event(tenant_id: str, position: int) -> Event:
     item = store.get_event(tenant_id, position)
     if item is None:
         raise NotFound(f"No event at position {position}", field="position")
     return Event.model_validate(item)
 
 
-def metrics(tenant_id: str) -> StreamMetrics:
+def stream_metrics(tenant_id: str) -> StreamMetrics:
     # Positions are gapless from 1, so the last position is the number of events.
     return StreamMetrics(
         tenant=tenant_id, total_events=store.read_head(tenant_id), timestamp=int(time.time())
@@ -305,7 +305,7 @@ def save_checkpoint(tenant_id: str, name: str, request: CheckpointIn) -> Checkpo
     return Checkpoint(name=name, position=request.position, updated_at=updated_at)
 
 
-def checkpoint(tenant_id: str, name: str) -> Checkpoint:
+def get_checkpoint(tenant_id: str, name: str) -> Checkpoint:
     found = store.get_checkpoint(tenant_id, name)
     if found is None:
         raise NotFound(f"No checkpoint named {name}", field="name")
