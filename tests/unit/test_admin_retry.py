@@ -428,6 +428,26 @@ def test_onboarding_an_id_that_finished_onboarding_is_409_and_touches_nothing(
     assert _usable(_items("acme")) == _hash_set(tenant.raw_keys)
 
 
+@pytest.mark.parametrize("still_onboarding", [True, False])
+def test_a_generated_id_that_collides_gets_another_and_never_takes_over_the_other_tenant(
+    injector: fault_injection.FaultInjector, monkeypatch: pytest.MonkeyPatch, still_onboarding: bool
+) -> None:
+    # Given tenant A under the id the next generated id would collide with (A still onboarding, or done)
+    tenant = Tenant("initech-aaaaaa")
+    _onboard(tenant)
+    if still_onboarding:
+        tenant_store.update("initech-aaaaaa", {tenant_store.ONBOARDING: "2026-01-01T00:00:00Z"})
+    generated = iter(["initech-aaaaaa", "initech-aaaaaa", "initech-bbbbbb"])
+    monkeypatch.setattr(tenancy, "_new_tenant_id", lambda name: next(generated))
+    # When another onboarding without an id is named like A
+    created = tenancy.create_tenant(CreateTenantRequest(name="Initech", tier="enterprise"))
+    # Then it gets a fresh id, and A's item and keys are as they were
+    assert created.tenant.tenant_id == "initech-bbbbbb"
+    assert created.tenant.tier == "enterprise"
+    assert tenancy.get_tenant("initech-aaaaaa").tier == "basic"
+    assert _usable(_items("initech-aaaaaa")) == _hash_set(tenant.raw_keys)
+
+
 def key_store_table() -> str:
     import os
 

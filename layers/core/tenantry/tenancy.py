@@ -191,7 +191,10 @@ def create_tenant(request: CreateTenantRequest) -> CreatedTenant:
         tenant_store.INCARNATION: secrets.token_hex(8),
     }
     try:
-        _create_record(item)
+        if request.tenant_id is None:
+            tenant_id = _create_with_generated_id(item, request.name)
+        else:
+            _create_record(item)
     except Conflict:
         existing = tenant_store.get(tenant_id)
         if not tenant_store.is_onboarding(existing) or existing is None:
@@ -216,6 +219,23 @@ def create_tenant(request: CreateTenantRequest) -> CreatedTenant:
     item.pop(tenant_store.ONBOARDING, None)
     logger.info("tenant onboarded", extra={"audit_tenant_id": tenant_id, "audit_tier": item["tier"]})
     return CreatedTenant(tenant=tenant_view(item), api_key=raw_key)
+
+
+def _create_with_generated_id(item: dict[str, Any], name: str) -> str:
+    """Insert the item under a fresh id when the generated one is taken (a 24-bit suffix can
+    collide): the caller chose no id, so another tenant's id, onboarding or not, is never theirs to
+    resume or to be refused for. Returns the id used."""
+    for _ in range(_GENERATED_ID_ATTEMPTS - 1):
+        try:
+            tenant_store.create(item)
+            return str(item["tenant_id"])
+        except Conflict:
+            item["tenant_id"] = _new_tenant_id(name)
+    tenant_store.create(item)
+    return str(item["tenant_id"])
+
+
+_GENERATED_ID_ATTEMPTS = 5
 
 
 def _create_record(item: dict[str, Any]) -> None:
