@@ -94,7 +94,8 @@ def offboard_tenant(tenant_id: TenantIdParam) -> OffboardResult:
     "/tenants/<tenant_id>/keys",
     tags=["keys"],
     responses=http.created(IssuedKey, "Issued; the key is shown once"),
-    openapi_extensions=http.may_answer(404),
+    # 409 key_operation_conflict: a concurrent rotation abandoned this one's new key; send it again
+    openapi_extensions=http.may_answer(404, 409),
 )
 def issue_key(tenant_id: TenantIdParam, request: IssueKeyRequest | None = None) -> Response[IssuedKey]:
     issued = tenancy.issue_key(tenant_id, request or IssueKeyRequest(), _stage())
