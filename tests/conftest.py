@@ -21,7 +21,7 @@ from local import apigateway_rules, aws_calls, template
 from local import faults as fault_injection
 from local.invoke import StubLambdaContext
 from local.invoke import api_event as api_event  # noqa: PLC0414 - re-exported for the tests
-from tenantry import caches
+from tenantry import caches, edge
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_TENANT_DATA_ROLE_ARN = "arn:aws:iam::123456789012:role/test-tenant-data"
@@ -149,6 +149,21 @@ def load_function(name: str) -> ModuleType:
 
 
 FakeLambdaContext = StubLambdaContext
+
+
+@pytest.fixture
+def flushes(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[edge.Stage | None]:
+    """The authorizer-cache flushes asked for, by stage (moto does not implement
+    FlushStageAuthorizersCache; tests/unit/test_grace_end.py fails the real call with botocore's
+    Stubber)."""
+    calls: list[edge.Stage | None] = []
+
+    def record(stage: edge.Stage | None) -> bool:
+        calls.append(stage)
+        return True
+
+    monkeypatch.setattr(edge, "flush_authorizer_cache", record)
+    return calls
 
 
 @pytest.fixture

@@ -151,6 +151,17 @@ def _usable(live: list[dict[str, Any]]) -> set[str]:
     return {key["key_hash"] for key in live if key.get("expires_at") is None or int(key["expires_at"]) > now}
 
 
+def _rotation_left_pending(injector: fault_injection.FaultInjector) -> Tenant:
+    """Tenant acme, onboarded, then a 60 s-grace rotation whose activation (its third UpdateItem,
+    after registering the key and setting the older key's grace end) was refused."""
+    tenant = Tenant("acme")
+    _onboard(tenant)
+    injector.fail_once("dynamodb", "UpdateItem", "AccessDeniedException", skip=2)  # register, grace, activate
+    with pytest.raises(ClientError):
+        tenancy.issue_key("acme", IssueKeyRequest(grace_seconds=60), None)
+    return tenant
+
+
 def _onboard_again(tenant: Tenant) -> Any:
     """The same onboarding request again; when the first attempt had finished (only the answer of
     its last write was lost) it answers 409, and the documented recovery is a new key with no
@@ -377,11 +388,7 @@ def test_a_key_left_pending_is_neither_listed_nor_revocable_and_the_next_rotatio
     injector: fault_injection.FaultInjector,
 ) -> None:
     # Given a rotation whose activation was refused (its key item and API key exist, pending)
-    tenant = Tenant("acme")
-    _onboard(tenant)
-    injector.fail_once("dynamodb", "UpdateItem", "AccessDeniedException", skip=2)  # register, grace, activate
-    with pytest.raises(ClientError):
-        tenancy.issue_key("acme", IssueKeyRequest(grace_seconds=60), None)
+    tenant = _rotation_left_pending(injector)
     (pending,) = [item for item in _items("acme") if item["status"] == key_store.PENDING]
     # Then the listing does not show it and revoking it is a 404
     assert [key.key_id for key in tenancy.list_keys("acme")] == [_first_key_id(tenant)]
@@ -568,11 +575,7 @@ def test_a_retried_rotation_never_extends_the_grace_and_says_when_it_ends(
 ) -> None:
     # Given a rotation with a 60 s grace whose activation was refused after the older key got its
     # grace end
-    tenant = Tenant("acme")
-    _onboard(tenant)
-    injector.fail_once("dynamodb", "UpdateItem", "AccessDeniedException", skip=2)  # register, grace, activate
-    with pytest.raises(ClientError):
-        tenancy.issue_key("acme", IssueKeyRequest(grace_seconds=60), None)
+    tenant = _rotation_left_pending(injector)
     first_end = key_store.get(keys.hash_key(tenant.raw_keys[0]))["expires_at"]  # type: ignore[index]
     # When the same request is sent again 30 s later
     later = time.time() + 30

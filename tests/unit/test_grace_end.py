@@ -7,28 +7,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from tenantry import authorizer, edge, keys, tenancy
+from tenantry import aws as clients
 from tenantry.models.tenants import CreateTenantRequest, IssueKeyRequest
 from tenantry.stores import events as event_store
 from tenantry.stores import keys as key_store
 from tests.conftest import HandlerClient, admin_context, load_function, tenant_context
 
 STAGE = edge.Stage(api_id="testapi", stage="v1")
-
-
-@pytest.fixture
-def flushes(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[edge.Stage | None]:
-    """Authorizer-cache flushes (moto does not implement FlushStageAuthorizersCache)."""
-    calls: list[edge.Stage | None] = []
-
-    def record(stage: edge.Stage | None) -> bool:
-        calls.append(stage)
-        return True
-
-    monkeypatch.setattr(edge, "flush_authorizer_cache", record)
-    return calls
 
 
 def authorize(raw_key: str) -> dict[str, Any]:
@@ -86,3 +76,29 @@ def test_another_tenants_rotation_does_not_touch_this_tenants_keys(flushes: list
     tenancy.create_tenant(CreateTenantRequest(name="Globex", tier="pro", tenant_id="globex"))
     tenancy.issue_key("globex", IssueKeyRequest(grace_seconds=0), STAGE)
     assert authorize(acme.api_key)["context"]["expires_at"] == ""
+
+
+@pytest.mark.parametrize("error_code", ["AccessDeniedException", "TooManyRequestsException"])
+def test_a_flush_api_gateway_refuses_still_rotates_and_is_reported_as_not_flushed(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch, error_code: str
+) -> None:
+    # Given tenant A, and API Gateway refusing the cache flush (a missing grant, or throttling)
+    acme = tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="pro", tenant_id="acme"))
+    refusing = boto3.client("apigateway", region_name="us-east-1")
+    stubber = Stubber(refusing)
+    stubber.add_client_error(
+        "flush_stage_authorizers_cache", service_error_code=error_code, http_status_code=403
+    )
+    stubber.activate()
+    # (only the flush is refused; every other API Gateway call still goes to moto)
+    monkeypatch.setattr(
+        clients.apigateway(), "flush_stage_authorizers_cache", refusing.flush_stage_authorizers_cache
+    )
+    # When A's key is rotated with a grace
+    issued = tenancy.issue_key("acme", IssueKeyRequest(grace_seconds=60), STAGE)
+    # Then the flush was attempted, the rotation still stands (the table is authoritative), and the
+    # old key's grace end still reaches the functions through the next authorizer answer
+    stubber.assert_no_pending_responses()
+    assert issued.api_key and issued.older_keys_expire_at is not None
+    assert authorize(acme.api_key)["context"]["expires_at"] != ""
+    assert authorize(issued.api_key)["context"]["tenant_id"] == "acme"

@@ -38,19 +38,6 @@ def api(aws: dict[str, str], lambda_context: Any) -> Api:
     return Api(load_function("tenants").lambda_handler, lambda_context)
 
 
-@pytest.fixture
-def flushes(monkeypatch: pytest.MonkeyPatch) -> list[edge.Stage | None]:
-    """Records authorizer-cache flushes (moto does not implement FlushStageAuthorizersCache)."""
-    calls: list[edge.Stage | None] = []
-
-    def record(stage: edge.Stage | None) -> bool:
-        calls.append(stage)
-        return True
-
-    monkeypatch.setattr(edge, "flush_authorizer_cache", record)
-    return calls
-
-
 def edge_keys() -> list[dict[str, Any]]:
     from tenantry import aws as clients
 
