@@ -23,6 +23,13 @@ than moto's own work. Two shortcuts, both behind moto's regular request handler:
   classes. Which node classes a rule processes is fixed per rule class, and whether a node class
   is one of them is fixed per node class, so both answers are remembered; the walk, its order and
   what each rule does to a node are moto's.
+- **Structural checks.** Two of moto's update validators, the one that allows each clause
+  (``SET``, ``ADD``…) once and the one that refuses two actions on one path, look only at the
+  expression's shape and its attribute names, yet ran once per nested node of the tree, each time
+  collecting clauses from the whole subtree beneath: quadratic in the number of actions (a metering
+  update adds a dozen counters). They are the first two validators, so they see the tree as parsed;
+  an outcome that passed is remembered by the expression text (and the names it maps), and a
+  refused one is checked again, so moto raises its own error.
 - **Tree copies.** Moto's validator deep-copies an update's syntax tree before resolving into it,
   through ``copy.deepcopy``'s generic path (``__reduce_ex__`` per node). Syntax-tree nodes are
   plain objects (no ``__slots__``, no copy hooks), so they are copied the way that path copies
@@ -35,7 +42,7 @@ these requests exactly as before.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from http import HTTPStatus
 from typing import Any
 
@@ -70,6 +77,7 @@ class DynamoDBFastLane:
         _install_method_name_cache()
         _install_expression_caches()
         _install_faster_traversal()
+        _install_structural_check_cache()
         _install_faster_tree_copy()
         self._app = app
         self._handler = DynamoHandler
@@ -165,7 +173,10 @@ def _install_expression_caches() -> None:
 
     @functools.lru_cache(maxsize=EXPRESSION_CACHE_SIZE)
     def cached_update(expression: str) -> Any:
-        return parse_update(expression)
+        tree = parse_update(expression)
+        # Copies of the tree (moto's validator works on one) carry it too: see the structural checks.
+        setattr(tree, _EXPRESSION_TEXT, expression)
+        return tree
 
     setattr(ConditionExpressionParser, "_lex_condition_expression", cached_lex)  # noqa: B010 - a patch
     setattr(update_parser, "make", staticmethod(cached_update))  # noqa: B010
@@ -207,6 +218,49 @@ def _install_faster_traversal() -> None:
 
     setattr(traverser, "traverse_node_recursively", traverse_node_recursively)  # noqa: B010 - a patch
     setattr(traverser, "_tenantry_fast", True)  # noqa: B010
+
+
+_EXPRESSION_TEXT = "_tenantry_expression_text"
+
+
+def _install_structural_check_cache() -> None:
+    """Moto's clause-count and overlapping-path checks, skipped for a shape that passed before."""
+    from moto.dynamodb.parsing import validators  # noqa: PLC0415
+
+    counts: Any = getattr(validators, "ActionCountValidator")  # noqa: B009 - untyped for mypy
+    paths: Any = getattr(validators, "OverlappingPathsValidator")  # noqa: B009
+    if getattr(counts, "_tenantry_cached", False):
+        return
+    check_counts = counts.traverse
+    check_paths = paths.traverse
+    passed: dict[Hashable, None] = {}
+
+    def remember(key: Hashable) -> None:
+        if len(passed) >= EXPRESSION_CACHE_SIZE:
+            passed.clear()  # names vary with metering's counters; the bound only guards memory
+        passed[key] = None
+
+    def cached_counts(self: Any, node: Any) -> Any:
+        text = getattr(node, _EXPRESSION_TEXT, None)
+        key = ("counts", text)
+        if text is None or key not in passed:
+            node = check_counts(self, node)
+            if text is not None:
+                remember(key)
+        return node
+
+    def cached_paths(self: Any, node: Any) -> Any:
+        text = getattr(node, _EXPRESSION_TEXT, None)
+        key = ("paths", text, tuple(sorted((self.expression_attribute_names or {}).items())))
+        if text is None or key not in passed:
+            node = check_paths(self, node)
+            if text is not None:
+                remember(key)
+        return node
+
+    setattr(counts, "traverse", cached_counts)  # noqa: B010 - a patch
+    setattr(paths, "traverse", cached_paths)  # noqa: B010
+    setattr(counts, "_tenantry_cached", True)  # noqa: B010
 
 
 _ATOMIC = (str, int, float, bool, type(None))

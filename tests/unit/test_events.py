@@ -140,6 +140,33 @@ def test_a_competing_writer_forces_a_retry(api: EventsApi, round_trips: list[str
     assert [item["position"] for item in page["events"]] == [1, 2, 3]
 
 
+def test_a_view_proved_stale_is_checked_by_a_read_until_it_is_right_again(
+    api: EventsApi, round_trips: list[str]
+) -> None:
+    # Given this function's view of the head proved stale once (another writer appended)
+    api.publish(event())
+    store.append("acme", 1, [store.StoredEvent("other.writer", "{}", "t", "t")], "t")
+    api.publish(event("mine"))
+    # And the other writer appends again
+    store.append("acme", 3, [store.StoredEvent("other.writer", "{}", "t", "t")], "t")
+    round_trips.clear()
+    # When this function publishes three times
+    first = api.publish(event("mine"))
+    second = api.publish(event("mine"))
+    third = api.publish(event("mine"))
+    # Then the first read HEAD before writing, instead of sending a transaction bound to fail
+    assert first == (201, {"position": 5})
+    assert round_trips[:2] == ["GetItem", "TransactWriteItems"]
+    # And the second read it again, and found the view right (nobody else wrote in between)
+    assert second == (201, {"position": 6})
+    assert round_trips[2:4] == ["GetItem", "TransactWriteItems"]
+    # So the third trusted the view again: one write, no read
+    assert third == (201, {"position": 7})
+    assert round_trips[4:] == ["TransactWriteItems"]
+    _, page = api.read()
+    assert [item["position"] for item in page["events"]] == [1, 2, 3, 4, 5, 6, 7]
+
+
 def test_batch_is_all_or_none(api: EventsApi, aws: dict[str, str]) -> None:
     # Given a stream at 1 and a stray item already at position 3
     api.publish(event())

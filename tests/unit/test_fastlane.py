@@ -160,3 +160,26 @@ def test_an_update_with_functions_nested_paths_and_removal_runs_as_moto_runs_it(
         "m": {"M": {"k": {"N": "7"}}},
         "l": {"L": [{"S": "a"}, {"S": "a"}]},
     }
+
+
+def test_an_update_shape_moto_refuses_is_refused_every_time_even_after_it_passed(dynamodb: Any) -> None:
+    def update(names: dict[str, str], expression: str = "SET #a = :x, #b = :y") -> None:
+        dynamodb.update_item(
+            TableName=TABLE,
+            Key=_key("shape"),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={":x": {"N": "1"}, ":y": {"N": "2"}},
+        )
+
+    # Given one update text that passed moto's checks with two distinct attributes
+    update({"#a": "left", "#b": "right"})
+    # When the same text names one attribute twice, and a text has two ADD clauses, each twice
+    for _ in range(2):
+        overlapping = _error(update, names={"#a": "same", "#b": "same"})
+        two_clauses = _error(update, names={"#a": "left", "#b": "right"}, expression="ADD #a :x ADD #b :y")
+        # Then each is refused as moto refuses it, every time
+        assert overlapping == two_clauses == "ValidationException"
+    # And the passing shape still applies
+    update({"#a": "left", "#b": "right"})
+    assert _item(dynamodb, "shape") == {"left": {"N": "1"}, "right": {"N": "2"}}

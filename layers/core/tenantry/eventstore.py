@@ -62,6 +62,10 @@ _PERSISTENCE_CACHE_SIZE = 256
 
 # This warm process's view of each tenant's last position; wrong views cost one retry, never a gap.
 _known_heads: dict[str, int] = {}
+# Tenants whose view proved stale here (another sandbox wrote their stream since): their HEAD is read
+# before the transaction, a cheap read instead of a failed transactional write, until a read finds
+# the view still right (this sandbox is again the stream's only writer) and it is trusted again.
+_doubted_heads: set[str] = set()
 # Each warm tenant's idempotency persistence layer, with the client it was built on.
 _persistence: OrderedDict[str, tuple[Any, DynamoDBPersistenceLayer]] = OrderedDict()
 
@@ -85,6 +89,7 @@ def _now() -> datetime:
 @caches.register
 def _forget_heads() -> None:
     _known_heads.clear()
+    _doubted_heads.clear()
     _persistence.clear()
 
 
@@ -146,6 +151,11 @@ def append(
     while time.monotonic() < give_up_at:
         attempt += 1
         try:
+            if expected is not None and attempt == 1 and tenant_id in _doubted_heads:
+                current = store.read_head_state(tenant_id)
+                if current == expected:
+                    _doubted_heads.discard(tenant_id)
+                expected = current
             if expected is None:
                 expected = store.read_head_state(tenant_id)
             if expected is None:
@@ -166,6 +176,7 @@ def append(
             ) from exc
         except store.HeadMovedError as moved:
             _known_heads.pop(tenant_id, None)
+            _doubted_heads.add(tenant_id)
             if attempt == 1:
                 # One stale view (another sandbox wrote): retry at once from the head DynamoDB returned.
                 expected = moved.current_last
