@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from local.gateway.accesslog import render
+from local.gateway.accesslog import MAX_FLUSH_SECONDS, METERING_SHARE, next_flush_wait, render
 from local.gateway.api import Route, TemplateError, _preflights, check_parameters, load_api
 from local.gateway.auth import AuthorizerCache, AuthorizerFailedError, AuthorizerResult
 from local.gateway.intrinsics import LocalNames, Resolver, UnsupportedIntrinsicError
@@ -195,6 +195,14 @@ class _Socket:
 
 def _parse(raw: bytes, max_body: int = 1024) -> Any:
     return read_request(io.BytesIO(raw), _Socket(), "127.0.0.1", max_body)  # type: ignore[arg-type]
+
+
+def test_metering_flushes_are_spaced_by_what_the_last_one_cost() -> None:
+    # A quiet stack flushes at its interval; a flush that cost more is followed by a longer wait,
+    # proportionally, up to the cap
+    assert next_flush_wait(0.001, 0.5) == 0.5
+    assert next_flush_wait(0.05, 0.5) == pytest.approx(0.05 * METERING_SHARE)
+    assert next_flush_wait(0.05 * METERING_SHARE, 0.5) == MAX_FLUSH_SECONDS
 
 
 def test_request_with_repeated_headers_and_body() -> None:
