@@ -57,28 +57,29 @@ def ensure_sample_tenant(model: ApiModel, local_env: dict[str, str]) -> list[str
 
 
 def _ensure_sample_key(tenancy: Any, tier: str) -> list[str]:
+    store = tenancy.DYNAMODB.keys
     key_hash = tenancy.keys.hash_key(SAMPLE_KEY)
-    item = tenancy.key_store.get(key_hash)
-    if item is not None and item.get("status") == "active" and "expires_at" not in item:
+    stored = store.get(key_hash)
+    if stored is not None and stored.status == "active" and stored.expires_at is None:
         return []
-    if item is not None:
+    if stored is not None:
         # Rotated (an expiry) or revoked by an earlier sample: make it a plain active key again.
-        tenancy.key_store.delete(key_hash)
-        if item.get("edge_key_id"):
-            tenancy.edge.delete_key(item["edge_key_id"])
-    tenancy.key_store.put(
-        {
-            "key_hash": key_hash,
-            "key_id": SAMPLE_KEY_ID,
-            "tenant_id": SAMPLE_TENANT_ID,
-            "role": "tenant",
-            "tier": tier,
-            "status": "active",
-            "hint": tenancy.keys.display_hint(SAMPLE_KEY),
-            "created_at": tenancy._iso(tenancy._now()),
-            "edge_key_id": tenancy.edge.create_key(
+        store.delete(key_hash)
+        if stored.edge_key_id:
+            tenancy.edge.delete_key(stored.edge_key_id)
+    store.put(
+        tenancy.key_store.KeyRecord(
+            key_hash=key_hash,
+            key_id=SAMPLE_KEY_ID,
+            tenant_id=SAMPLE_TENANT_ID,
+            role="tenant",
+            tier=tier,
+            status="active",
+            hint=tenancy.keys.display_hint(SAMPLE_KEY),
+            created_at=tenancy._iso(tenancy._now()),
+            edge_key_id=tenancy.edge.create_key(
                 key_id=SAMPLE_KEY_ID, value=SAMPLE_KEY, tenant_id=SAMPLE_TENANT_ID, tier=tier
             ),
-        }
+        )
     )
-    return ["activated the sample key" if item is not None else "added the sample key"]
+    return ["activated the sample key" if stored is not None else "added the sample key"]

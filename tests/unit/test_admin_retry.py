@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -77,9 +77,9 @@ class Case:
 # ------------------------------------------------------------------------------ the end state
 
 
-def _items(tenant_id: str) -> list[dict[str, Any]]:
+def _items(tenant_id: str) -> list[key_store.KeyRecord]:
     registered = tenant_store.registered_keys(tenant_store.get(tenant_id))
-    return key_store.list_for_tenant(tenant_id, registered)
+    return key_store.DYNAMODB.list_for_tenant(tenant_id, registered)
 
 
 def _plans_of(edge_key_id: str) -> set[str]:
@@ -102,7 +102,7 @@ def _edge_keys_of(tenant_id: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def assert_consistent(tenant: Tenant, *, tier: str, status: str) -> list[dict[str, Any]]:
+def assert_consistent(tenant: Tenant, *, tier: str, status: str) -> list[key_store.KeyRecord]:
     """The tenant is ``tier``/``status``; every live key agrees with it in its item and at the
     edge (enabled flag, exactly one usage plan: the tier's); revoked keys have no API key; every
     API key of the tenant belongs to a live key (nothing orphaned, nothing made twice). Returns
@@ -112,19 +112,26 @@ def assert_consistent(tenant: Tenant, *, tier: str, status: str) -> list[dict[st
     assert not tenant_store.is_onboarding(item)
     assert (item["tier"], item["status"]) == (tier, status)
     items = _items(tenant.tenant_id)
-    assert [key["status"] for key in items if key["status"] == key_store.PENDING] == []
-    live = [key for key in items if key["status"] != "revoked"]
+    assert [key.status for key in items if key.status == key_store.PENDING] == []
+    live = [key for key in items if key.status != "revoked"]
     edge_keys = _edge_keys_of(tenant.tenant_id)
     for key in live:
-        assert key["tier"] == tier
-        assert key["status"] == ("active" if status == "active" else "suspended")
-        twin = edge_keys.get(key["edge_key_id"])
-        assert twin is not None, f"{key['key_id']} has no API key"
-        assert keys.hash_key(twin["value"]) == key["key_hash"]
+        assert key.tier == tier
+        assert key.status == ("active" if status == "active" else "suspended")
+        assert key.edge_key_id is not None, f"{key.key_id} recorded no API key"
+        twin = edge_keys.get(key.edge_key_id)
+        assert twin is not None, f"{key.key_id} has no API key"
+        assert keys.hash_key(twin["value"]) == key.key_hash
         assert twin["enabled"] is (status == "active")
-        assert _plans_of(key["edge_key_id"]) == {tier}
-    assert set(edge_keys) == {key["edge_key_id"] for key in live}, "an API key no live key owns"
+        assert _plans_of(key.edge_key_id) == {tier}
+    assert set(edge_keys) == {key.edge_key_id for key in live}, "an API key no live key owns"
     return live
+
+
+def _expiry(raw_key: str) -> int | None:
+    stored = key_store.DYNAMODB.get(keys.hash_key(raw_key))
+    assert stored is not None
+    return stored.expires_at
 
 
 def _hash_set(raw_keys: list[str]) -> set[str]:
@@ -146,9 +153,9 @@ def _onboard_and_rotate(tenant: Tenant) -> None:
     )
 
 
-def _usable(live: list[dict[str, Any]]) -> set[str]:
+def _usable(live: list[key_store.KeyRecord]) -> set[str]:
     now = time.time()
-    return {key["key_hash"] for key in live if key.get("expires_at") is None or int(key["expires_at"]) > now}
+    return {key.key_hash for key in live if key.expires_at is None or key.expires_at > now}
 
 
 def _rotation_left_pending(injector: fault_injection.FaultInjector) -> Tenant:
@@ -193,36 +200,36 @@ def _check_onboarded(tenant: Tenant) -> None:
 def _check_rotated(tenant: Tenant, *, grace: int) -> None:
     live = assert_consistent(tenant, tier="basic", status="active")
     new_hash = keys.hash_key(tenant.answer.api_key)
-    live_hashes = {key["key_hash"] for key in live}
+    live_hashes = {key.key_hash for key in live}
     assert live_hashes >= _hash_set(tenant.raw_keys) | {new_hash}
     for key in live:
-        if key["key_hash"] == new_hash:
-            assert key.get("expires_at") is None
+        if key.key_hash == new_hash:
+            assert key.expires_at is None
         else:
             # the older keys (and a key whose answer was lost) end with the grace; a retry never
             # extends it
-            assert key.get("expires_at") is not None
-            assert tenant.started + grace - 1 <= int(key["expires_at"]) <= time.time() + grace + 1
+            assert key.expires_at is not None
+            assert tenant.started + grace - 1 <= key.expires_at <= time.time() + grace + 1
     # and the answer says when the last older key stops, as recorded
-    older_ends = [int(key["expires_at"]) for key in live if key["key_hash"] != new_hash]
+    older_ends = [key.expires_at or 0 for key in live if key.key_hash != new_hash]
     assert (
         tenant.answer.older_keys_expire_at
-        == tenancy.key_view({**live[0], "expires_at": max(older_ends)}).expires_at
+        == tenancy.key_view(replace(live[0], expires_at=max(older_ends))).expires_at
     )
 
 
 def _check_revoked(tenant: Tenant) -> None:
     live = assert_consistent(tenant, tier="basic", status="active")
-    assert {key["key_hash"] for key in live} == _hash_set(tenant.raw_keys[1:])
-    revoked = key_store.get(keys.hash_key(tenant.raw_keys[0]))
-    assert revoked is not None and revoked["status"] == "revoked"
+    assert {key.key_hash for key in live} == _hash_set(tenant.raw_keys[1:])
+    revoked = key_store.DYNAMODB.get(keys.hash_key(tenant.raw_keys[0]))
+    assert revoked is not None and revoked.status == "revoked"
     assert tenant.answer.status == "revoked"
 
 
 def _first_key_id(tenant: Tenant) -> str:
-    item = key_store.get(keys.hash_key(tenant.raw_keys[0]))
+    item = key_store.DYNAMODB.get(keys.hash_key(tenant.raw_keys[0]))
     assert item is not None
-    return str(item["key_id"])
+    return item.key_id
 
 
 def _rotate(grace: int, expires_in: int | None = None) -> Callable[[Tenant], Any]:
@@ -236,17 +243,17 @@ def _rotate(grace: int, expires_in: int | None = None) -> Callable[[Tenant], Any
 
 def _check_issued_expiring(tenant: Tenant) -> None:
     live = assert_consistent(tenant, tier="basic", status="active")
-    new = key_store.get(keys.hash_key(tenant.answer.api_key))
-    assert new is not None and new["status"] == "active"
-    assert tenant.started + 600 - 1 <= int(new["expires_at"]) <= time.time() + 600
+    new = key_store.DYNAMODB.get(keys.hash_key(tenant.answer.api_key))
+    assert new is not None and new.status == "active"
+    assert tenant.started + 600 - 1 <= (new.expires_at or 0) <= time.time() + 600
     assert tenant.answer.key.expires_at == tenancy.key_view(new).expires_at
     # No grace: only the new key is usable; each older key has expired (a retry may have found it
     # expired already and revoked it, deleting its API key)
-    assert _usable(live) == {new["key_hash"]}
+    assert _usable(live) == {new.key_hash}
     for raw in tenant.raw_keys:
-        older = key_store.get(keys.hash_key(raw))
+        older = key_store.DYNAMODB.get(keys.hash_key(raw))
         assert older is not None
-        assert older["status"] == "revoked" or int(older["expires_at"]) <= time.time()
+        assert older.status == "revoked" or (older.expires_at or 0) <= time.time()
 
 
 def _update(**fields: Any) -> Callable[[Tenant], Any]:
@@ -389,30 +396,30 @@ def test_a_key_left_pending_is_neither_listed_nor_revocable_and_the_next_rotatio
 ) -> None:
     # Given a rotation whose activation was refused (its key item and API key exist, pending)
     tenant = _rotation_left_pending(injector)
-    (pending,) = [item for item in _items("acme") if item["status"] == key_store.PENDING]
+    (pending,) = [key for key in _items("acme") if key.status == key_store.PENDING]
     # Then the listing does not show it and revoking it is a 404
     assert [key.key_id for key in tenancy.list_keys("acme")] == [_first_key_id(tenant)]
     with pytest.raises(NotFound):
-        tenancy.revoke_key("acme", pending["key_id"], None)
+        tenancy.revoke_key("acme", pending.key_id, None)
     # And the next rotation discards it: its item, its place on the tenant, its API key
     tenancy.issue_key("acme", IssueKeyRequest(grace_seconds=60), None)
-    assert key_store.get(pending["key_hash"]) is None
-    assert pending["key_hash"] not in tenant_store.registered_keys(tenant_store.get("acme"))
-    assert edge.keys_named(pending["key_id"]) == []
+    assert key_store.DYNAMODB.get(pending.key_hash) is None
+    assert pending.key_hash not in tenant_store.registered_keys(tenant_store.get("acme"))
+    assert edge.keys_named(pending.key_id) == []
     assert len(_edge_keys_of("acme")) == 2
 
 
 def test_activation_refuses_a_key_another_request_discarded(injector: fault_injection.FaultInjector) -> None:
     # Given a pending key that a concurrent rotation discarded before it was activated
     _onboard(Tenant("acme"))
-    raw, item = tenancy._key_item(
-        tenant_id="acme", tier="basic", role="tenant", status="pending", expires_at=None
+    raw, item = tenancy._new_key(
+        tenant_id="acme", tier="basic", role="tenant", status=key_store.PENDING, expires_at=None
     )
-    key_store.put(item)
-    key_store.delete(item["key_hash"])
+    key_store.DYNAMODB.put(item)
+    key_store.DYNAMODB.delete(item.key_hash)
     # When its own request activates it, then it is a 409 (its secret is never answered)
     with pytest.raises(Conflict) as caught:
-        key_store.activate(item["key_hash"], edge_key_id="abc", status="active")
+        key_store.DYNAMODB.activate(item.key_hash, edge_key_id="abc", status=key_store.ACTIVE)
     assert caught.value.code == "key_operation_conflict"
     assert raw
 
@@ -500,9 +507,9 @@ def test_admin_calls_under_20_percent_throttling_end_right(
     for name in ("charlie", "delta"):
         call("PATCH", f"/tenants/{name}", {"status": "suspended"})
         call("PATCH", f"/tenants/{name}", {"status": "active", "tier": "enterprise"})
-    first = key_store.get(keys.hash_key(raw["delta"][0]))
+    first = key_store.DYNAMODB.get(keys.hash_key(raw["delta"][0]))
     assert first is not None
-    call("DELETE", f"/tenants/delta/keys/{first['key_id']}")
+    call("DELETE", f"/tenants/delta/keys/{first.key_id}")
     throttled = sum(count for fault, count in injector.injected.items() if "Exception" in fault)
     injector.spec = fault_injection.FaultSpec()  # the checks read without faults
     expected = {
@@ -514,7 +521,7 @@ def test_admin_calls_under_20_percent_throttling_end_right(
     for name, (tier, status) in expected.items():
         live = assert_consistent(Tenant(name), tier=tier, status=status)
         owned = raw[name][1:] if name == "delta" else raw[name]
-        assert {key["key_hash"] for key in live} == _hash_set(owned)
+        assert {key.key_hash for key in live} == _hash_set(owned)
     assert throttled > 20  # the faults did happen
     assert set(statuses) <= {200, 201, 503}
 
@@ -540,13 +547,13 @@ def test_through_the_handler_a_half_done_tier_change_and_a_half_done_rotation_ar
     injector.fail_once("dynamodb", "UpdateItem", "AccessDeniedException", skip=3)  # register, 2 graces
     with pytest.raises(ClientError):
         call("POST", "/tenants/acme/keys", {"grace_seconds": 600})
-    assert any(item["status"] == key_store.PENDING for item in _items("acme"))
+    assert any(key.status == key_store.PENDING for key in _items("acme"))
     # When both are sent again
     call("PATCH", "/tenants/acme", {"tier": "enterprise"})
     tenant.raw_keys.append(call("POST", "/tenants/acme/keys", {"grace_seconds": 600})["api_key"])
     # Then every key is in the enterprise plan only, and the pending key and its API key are gone
     live = assert_consistent(tenant, tier="enterprise", status="active")
-    assert {key["key_hash"] for key in live} == _hash_set(tenant.raw_keys)
+    assert {key.key_hash for key in live} == _hash_set(tenant.raw_keys)
 
 
 def test_an_onboarding_whose_undo_failed_too_is_resumed_by_the_retry(
@@ -565,7 +572,7 @@ def test_an_onboarding_whose_undo_failed_too_is_resumed_by_the_retry(
     # Then it resumed: one tenant, finished, in the new tier, with only the answered key
     tenant = Tenant("acme", raw_keys=[created.api_key], answer=created)
     live = assert_consistent(tenant, tier="pro", status="active")
-    assert {key["key_hash"] for key in live} == _hash_set([created.api_key])
+    assert {key.key_hash for key in live} == _hash_set([created.api_key])
     assert tenancy.get_tenant("acme").name == "Acme Corp"
     assert keysweep.find_orphans("test", min_age_seconds=0) == []
 
@@ -576,11 +583,11 @@ def test_a_retried_rotation_never_extends_the_grace_and_says_when_it_ends(
     # Given a rotation with a 60 s grace whose activation was refused after the older key got its
     # grace end
     tenant = _rotation_left_pending(injector)
-    first_end = key_store.get(keys.hash_key(tenant.raw_keys[0]))["expires_at"]  # type: ignore[index]
+    first_end = _expiry(tenant.raw_keys[0])
     # When the same request is sent again 30 s later
     later = time.time() + 30
     monkeypatch.setattr(tenancy, "_now", lambda: later)
     issued = tenancy.issue_key("acme", IssueKeyRequest(grace_seconds=60), None)
     # Then the older key keeps the first grace end, and the answer names that moment
-    assert key_store.get(keys.hash_key(tenant.raw_keys[0]))["expires_at"] == first_end  # type: ignore[index]
-    assert issued.older_keys_expire_at == tenancy._iso(int(first_end))
+    assert _expiry(tenant.raw_keys[0]) == first_end
+    assert issued.older_keys_expire_at == tenancy._iso(first_end or 0)

@@ -209,17 +209,17 @@ def test_the_events_file_authorizes_once_its_key_is_onboarded(
         handler(event, lambda_context)
     from tenantry.stores import keys as key_store
 
-    key_store.put(
-        {
-            "key_hash": keys.hash_key(event["headers"]["X-API-Key"]),
-            "key_id": "key_00000000000000e1",
-            "tenant_id": "sample",
-            "role": "tenant",
-            "tier": "basic",
-            "status": "active",
-            "hint": "tnt_…xxxx",
-            "created_at": "2026-11-22T00:00:00Z",
-        }
+    key_store.DYNAMODB.put(
+        key_store.KeyRecord(
+            key_hash=keys.hash_key(event["headers"]["X-API-Key"]),
+            key_id="key_00000000000000e1",
+            tenant_id="sample",
+            role="tenant",
+            tier="basic",
+            status="active",
+            hint="tnt_…xxxx",
+            created_at="2026-11-22T00:00:00Z",
+        )
     )
     # Then it resolves to that tenant
     answer = handler(event, lambda_context)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pytest
 
@@ -22,8 +23,8 @@ def test_admin_key_create_stores_the_hash_and_prints_the_key(
     key = printed["api_key"]
     # Then the key is an admin key, and only its hash is in the table
     assert keys.role_of(key) == "admin"
-    stored = key_store.get(keys.hash_key(key))
-    assert stored is not None and stored["role"] == "admin" and key not in json.dumps(stored, default=str)
+    stored = key_store.DYNAMODB.get(keys.hash_key(key))
+    assert stored is not None and stored.role == "admin" and key not in json.dumps(asdict(stored))
     # And the authorizer accepts it for the admin routes
     answer = authorizer.authorize(
         {"methodArn": "arn:aws:execute-api:us-east-1:1:api/v1/GET/tenants", "headers": {"X-API-Key": key}}

@@ -199,10 +199,10 @@ def test_security_relevant_key_listings_do_not_trust_a_lagging_index(
     # both are suspended, and listing shows both
     from tenantry import keys
 
-    first = key_store.get(keys.hash_key(first_key))
-    second = key_store.get(keys.hash_key(rotated.api_key))
+    first = key_store.DYNAMODB.get(keys.hash_key(first_key))
+    second = key_store.DYNAMODB.get(keys.hash_key(rotated.api_key))
     assert first is not None and second is not None
-    assert first["expires_at"] is not None
-    assert (first["status"], second["status"]) == ("suspended", "suspended")
+    assert first.expires_at is not None
+    assert (first.status, second.status) == ("suspended", "suspended")
     assert len(tenancy.list_keys("acme")) == 2
     assert injector.injected["dynamodb:Query:stale"] > 0  # the index did miss keys

@@ -41,10 +41,10 @@ def test_rotation_with_a_grace_flushes_the_cache_and_the_old_key_carries_its_gra
     # Then the stage's authorizer cache is flushed, so the next request re-authorizes the old key
     assert flushes == [STAGE]
     # And the authorizer's answer (cached for 300 s from then) carries the grace end
-    stored = key_store.get(keys.hash_key(created.api_key))
+    stored = key_store.DYNAMODB.get(keys.hash_key(created.api_key))
     assert stored is not None
     context = authorize(created.api_key)["context"]
-    assert context["expires_at"] == str(stored["expires_at"])
+    assert context["expires_at"] == str(stored.expires_at)
     assert issued.older_keys_expire_at is not None
 
 

@@ -37,7 +37,7 @@ def items_of(tenant_id: str) -> dict[str, int]:
             KeyConditionExpression="tenant_id = :t", ExpressionAttributeValues={":t": tenant_id}
         )
         counts[entry.logical_id] = len(response["Items"])
-    counts["ApiKeys"] = len(key_store.list_for_tenant(tenant_id))
+    counts["ApiKeys"] = len(key_store.DYNAMODB.list_for_tenant(tenant_id))
     return counts
 
 
@@ -67,7 +67,7 @@ def test_offboarding_removes_every_item_and_key_and_keeps_other_tenants(handler:
         tenancy.create_tenant(CreateTenantRequest(name=tenant_id, tier="pro", tenant_id=tenant_id))
         tenancy.issue_key(tenant_id, IssueKeyRequest(grace_seconds=60), None)
         seed_partition_items(tenant_id)
-    leaving_keys = [item["key_hash"] for item in key_store.list_for_tenant("leaving")]
+    leaving_keys = [key.key_hash for key in key_store.DYNAMODB.list_for_tenant("leaving")]
     assert all(
         count > 0 for name, count in items_of("leaving").items() if name in ("TenantsTable", "ApiKeys")
     )
@@ -84,7 +84,7 @@ def test_offboarding_removes_every_item_and_key_and_keeps_other_tenants(handler:
     assert {name: count for name, count in items_of("leaving").items() if count} == {"TenantsTable": 1}
     assert tenancy.finish_offboarding("leaving") == {name: 0 for name in result["items_deleted"]}
     assert set(items_of("leaving").values()) == {0}
-    assert all(key_store.get(key_hash) is None for key_hash in leaving_keys)
+    assert all(key_store.DYNAMODB.get(key_hash) is None for key_hash in leaving_keys)
     remaining_edge = clients.apigateway().get_api_keys(includeValues=True)["items"]
     assert {item["tags"]["tenant_id"] for item in remaining_edge} == {"staying"}
     # And the other tenant is untouched
@@ -106,8 +106,8 @@ def test_an_offboarded_tenant_id_can_be_onboarded_again_with_a_fresh_key(handler
     old = tenancy.create_tenant(CreateTenantRequest(name="Phoenix", tier="basic", tenant_id="phoenix"))
     handler(api_event("DELETE", "/tenants/phoenix", authorizer=admin_context()))
     new = tenancy.create_tenant(CreateTenantRequest(name="Phoenix", tier="pro", tenant_id="phoenix"))
-    assert key_store.get(keys.hash_key(old.api_key)) is None
-    assert key_store.get(keys.hash_key(new.api_key)) is not None
+    assert key_store.DYNAMODB.get(keys.hash_key(old.api_key)) is None
+    assert key_store.DYNAMODB.get(keys.hash_key(new.api_key)) is not None
     assert new.tenant.tier == "pro"
 
 
@@ -133,11 +133,11 @@ class Tenant:
 
     def __init__(self, tenant_id: str) -> None:
         created = tenancy.create_tenant(CreateTenantRequest(name=tenant_id, tier="pro", tenant_id=tenant_id))
-        item = key_store.get(keys.hash_key(created.api_key))
+        item = key_store.DYNAMODB.get(keys.hash_key(created.api_key))
         assert item is not None
         self.tenant_id = tenant_id
         # What the authorizer puts in the context: the key item's incarnation (the tenant's).
-        self.context = {**tenant_context(tenant_id, "pro"), "incarnation": str(item["incarnation"])}
+        self.context = {**tenant_context(tenant_id, "pro"), "incarnation": item.incarnation}
 
 
 @pytest.fixture

@@ -36,21 +36,26 @@ def _created(key: dict[str, Any]) -> datetime | None:
     return None
 
 
-def find_orphans(stack: str, *, min_age_seconds: int = DEFAULT_MIN_AGE_SECONDS) -> list[Orphan]:
+def find_orphans(
+    stack: str,
+    *,
+    min_age_seconds: int = DEFAULT_MIN_AGE_SECONDS,
+    store: key_store.KeyStore = key_store.DYNAMODB,
+) -> list[Orphan]:
     now = datetime.now(UTC)
     orphans: list[Orphan] = []
     for key in edge.tagged_keys(stack):
         created = _created(key)
         if created is not None and (now - created).total_seconds() < min_age_seconds:
             continue
-        item = key_store.get(keys.hash_key(str(key.get("value", ""))))
-        if item is None:
+        record = store.get(keys.hash_key(str(key.get("value", ""))))
+        if record is None:
             reason = "no key item"
-        elif item.get("status") == "revoked":
+        elif record.status == key_store.REVOKED:
             reason = "revoked"
-        elif item.get("status") == "pending":
+        elif record.status == key_store.PENDING:
             reason = "never activated (its issuing failed half-way)"
-        elif item.get("edge_key_id") != key["id"]:
+        elif record.edge_key_id != key["id"]:
             reason = "the key item names another API key"
         else:
             continue

@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 import secrets
 import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from tenantry import edge, keys, settings, tasks
 from tenantry.errors import Conflict, Forbidden, NotFound
@@ -26,6 +27,9 @@ from tenantry.models.tenants import (
     TenantPage,
     UpdateTenantRequest,
 )
+from tenantry.models.tenants import (
+    KeyStatus as ShownKeyStatus,
+)
 from tenantry.observability import logger
 from tenantry.stores import events as event_store
 from tenantry.stores import keys as key_store
@@ -34,6 +38,17 @@ from tenantry.stores import tenants as tenant_store
 from tenantry.tiers import MODEL_CHOICE, get_tier
 
 ADMIN_TENANT_ID = "_admin"  # not a valid tenant id, so it can never collide with one
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The stores the tenancy logic works through: DynamoDB's in the functions (:data:`DYNAMODB`),
+    in-memory fakes (tests/fakes) in tests where DynamoDB is not the point."""
+
+    keys: key_store.KeyStore = key_store.DYNAMODB
+
+
+DYNAMODB: Final = Stores()
 
 
 def _now() -> float:
@@ -63,19 +78,27 @@ def tenant_view(item: dict[str, Any]) -> Tenant:
     )
 
 
-def key_view(item: dict[str, Any], now: float | None = None) -> KeyInfo:
-    expires_at = item.get("expires_at")
-    status = item["status"]
-    if status == "active" and expires_at is not None and int(expires_at) <= (now or _now()):
+_SHOWN_STATUS: Final[dict[key_store.KeyStatus, ShownKeyStatus]] = {
+    key_store.ACTIVE: "active",
+    key_store.SUSPENDED: "suspended",
+    key_store.REVOKED: "revoked",
+}
+
+
+def key_view(key: key_store.KeyRecord, now: float | None = None) -> KeyInfo:
+    status = _SHOWN_STATUS.get(key.status)
+    if status is None:  # pending: its issuing has not answered, so it is not a key yet
+        raise ValueError(f"key {key.key_id!r} is {key.status}: never shown")
+    if status == key_store.ACTIVE and key.expires_at is not None and key.expires_at <= (now or _now()):
         status = "expired"
     return KeyInfo(
-        key_id=item["key_id"],
-        tenant_id=item["tenant_id"],
-        role=item["role"],
+        key_id=key.key_id,
+        tenant_id=key.tenant_id,
+        role=key.role,
         status=status,
-        hint=item["hint"],
-        created_at=item["created_at"],
-        expires_at=None if expires_at is None else _iso(int(expires_at)),
+        hint=key.hint,
+        created_at=key.created_at,
+        expires_at=None if key.expires_at is None else _iso(key.expires_at),
     )
 
 
@@ -88,29 +111,35 @@ def _check_model_allowed(tier: str, config: dict[str, Any]) -> None:
         )
 
 
-def _key_item(
-    *, tenant_id: str, tier: str, role: keys.Role, status: str, expires_at: int | None
-) -> tuple[str, dict[str, Any]]:
-    """A new raw key (shown once) and its item (only the hash of the key)."""
+def _new_key(
+    *,
+    tenant_id: str,
+    tier: str,
+    role: keys.Role,
+    status: key_store.KeyStatus,
+    expires_at: int | None,
+    incarnation: str = "",
+) -> tuple[str, key_store.KeyRecord]:
+    """A new raw key (shown once) and its record (only the hash of the key)."""
     raw_key = keys.generate(role)
-    item: dict[str, Any] = {
-        "key_hash": keys.hash_key(raw_key),
-        "key_id": keys.new_key_id(),
-        "tenant_id": tenant_id,
-        "role": role,
-        "tier": tier,
-        "status": status,
-        "hint": keys.display_hint(raw_key),
-        "created_at": _iso(_now()),
-    }
-    if expires_at is not None:
-        item["expires_at"] = expires_at
-    return raw_key, item
+    record = key_store.KeyRecord(
+        key_hash=keys.hash_key(raw_key),
+        key_id=keys.new_key_id(),
+        tenant_id=tenant_id,
+        role=role,
+        tier=tier,
+        status=status,
+        hint=keys.display_hint(raw_key),
+        created_at=_iso(_now()),
+        expires_at=expires_at,
+        incarnation=incarnation,
+    )
+    return raw_key, record
 
 
 def _new_tenant_key(
-    *, tenant_id: str, tier: str, expires_at: int | None, incarnation: str
-) -> tuple[str, dict[str, Any]]:
+    *, tenant_id: str, tier: str, expires_at: int | None, incarnation: str, stores: Stores
+) -> tuple[str, key_store.KeyRecord]:
     """Create a tenant key and its API Gateway twin, left pending (unusable): the caller activates
     it (:func:`_activate`) as its last step, once nothing else can fail, so a key whose issuing
     failed half-way is never usable, and a retry knows to discard it (:func:`_discard_unfinished`).
@@ -118,60 +147,62 @@ def _new_tenant_key(
     Each step is safe to repeat and leaves a trace a retry finds: the hash is listed on the tenant
     first (no listing misses the key), the pending item names the key (``key_id``), and the API key
     is created with that name and tagged with the stack and tenant."""
-    raw_key, item = _key_item(
-        tenant_id=tenant_id, tier=tier, role="tenant", status=key_store.PENDING, expires_at=expires_at
+    # The tenant's incarnation goes on to the authorizer's context (offboarding races).
+    raw_key, key = _new_key(
+        tenant_id=tenant_id,
+        tier=tier,
+        role="tenant",
+        status=key_store.PENDING,
+        expires_at=expires_at,
+        incarnation=incarnation,
     )
-    if incarnation:  # the tenant's, passed on to the authorizer's context (offboarding races)
-        item[tenant_store.INCARNATION] = incarnation
-    tenant_store.register_key(tenant_id, item["key_hash"])
-    key_store.put(item)
-    item["edge_key_id"] = edge.create_key(
-        key_id=item["key_id"], value=raw_key, tenant_id=tenant_id, tier=tier
-    )
-    return raw_key, item
+    tenant_store.register_key(tenant_id, key.key_hash)
+    stores.keys.put(key)
+    edge_key_id = edge.create_key(key_id=key.key_id, value=raw_key, tenant_id=tenant_id, tier=tier)
+    return raw_key, replace(key, edge_key_id=edge_key_id)
 
 
-def _activate(item: dict[str, Any], tenant_status: str) -> None:
-    status = "active" if tenant_status == "active" else "suspended"
-    if status != "active" and item.get("edge_key_id"):
-        edge.set_enabled(item["edge_key_id"], False)
-    key_store.activate(item["key_hash"], edge_key_id=item.get("edge_key_id"), status=status)
-    item["status"] = status
+def _activate(key: key_store.KeyRecord, tenant_status: str, stores: Stores) -> key_store.KeyRecord:
+    status = key_store.ACTIVE if tenant_status == "active" else key_store.SUSPENDED
+    if status != key_store.ACTIVE and key.edge_key_id:
+        edge.set_enabled(key.edge_key_id, False)
+    stores.keys.activate(key.key_hash, edge_key_id=key.edge_key_id, status=status)
+    return replace(key, status=status)
 
 
-def _discard(item: dict[str, Any]) -> None:
+def _discard(key: key_store.KeyRecord, stores: Stores) -> None:
     """Remove a key that was never shown to anyone: its API key (by id, or by name when the id was
     never recorded), its item, its place in the tenant's list."""
-    edge_ids = {item["edge_key_id"]} if item.get("edge_key_id") else set()
-    edge_ids.update(str(key["id"]) for key in edge.keys_named(item["key_id"]))
+    edge_ids = {key.edge_key_id} if key.edge_key_id else set()
+    edge_ids.update(str(found["id"]) for found in edge.keys_named(key.key_id))
     for edge_key_id in sorted(edge_ids):
         edge.delete_key(edge_key_id)
-    key_store.delete(item["key_hash"])
-    tenant_store.unregister_key(item["tenant_id"], item["key_hash"])
+    stores.keys.delete(key.key_hash)
+    tenant_store.unregister_key(key.tenant_id, key.key_hash)
 
 
 def _discard_unfinished(
-    tenant_id: str, items: list[dict[str, Any]], *, everything: bool = False
-) -> list[dict[str, Any]]:
+    tenant_id: str, found: list[key_store.KeyRecord], stores: Stores, *, everything: bool = False
+) -> list[key_store.KeyRecord]:
     """Discard the keys an earlier failed attempt left pending (or, for an onboarding that never
     answered, every key: none was ever shown); return the keys that remain."""
     kept = []
-    for item in items:
-        if everything or item.get("status") == key_store.PENDING:
-            _discard(item)
+    for key in found:
+        if everything or key.status == key_store.PENDING:
+            _discard(key, stores)
             logger.info(
-                "unfinished key discarded", extra={"audit_tenant_id": tenant_id, "key_id": item["key_id"]}
+                "unfinished key discarded", extra={"audit_tenant_id": tenant_id, "key_id": key.key_id}
             )
         else:
-            kept.append(item)
+            kept.append(key)
     return kept
 
 
-def _tenant_keys(tenant: dict[str, Any]) -> list[dict[str, Any]]:
-    return key_store.list_for_tenant(tenant["tenant_id"], tenant_store.registered_keys(tenant))
+def _tenant_keys(tenant: dict[str, Any], stores: Stores) -> list[key_store.KeyRecord]:
+    return stores.keys.list_for_tenant(tenant["tenant_id"], tenant_store.registered_keys(tenant))
 
 
-def create_tenant(request: CreateTenantRequest) -> CreatedTenant:
+def create_tenant(request: CreateTenantRequest, stores: Stores = DYNAMODB) -> CreatedTenant:
     """Onboard a tenant, retry-safe: the tenant item is marked onboarding until the answer is
     ready, so the same request sent again after any failure resumes it (its keys from the failed
     attempt were never shown and are discarded) instead of answering 409."""
@@ -194,13 +225,13 @@ def create_tenant(request: CreateTenantRequest) -> CreatedTenant:
         if request.tenant_id is None:
             tenant_id = _create_with_generated_id(item, request.name)
         else:
-            _create_record(item)
+            _create_record(item, stores)
     except Conflict:
         existing = tenant_store.get(tenant_id)
         if not tenant_store.is_onboarding(existing) or existing is None:
             raise
         # A retry of an onboarding that never answered: this request's fields win.
-        _discard_unfinished(tenant_id, _tenant_keys(existing), everything=True)
+        _discard_unfinished(tenant_id, _tenant_keys(existing, stores), stores, everything=True)
         fields = {name: item[name] for name in ("name", "tier", "status", "config", "updated_at")}
         item = {**tenant_store.update(tenant_id, fields)}
         logger.info("onboarding resumed", extra={"audit_tenant_id": tenant_id})
@@ -210,11 +241,12 @@ def create_tenant(request: CreateTenantRequest) -> CreatedTenant:
             tier=item["tier"],
             expires_at=None,
             incarnation=str(item.get(tenant_store.INCARNATION, "")),
+            stores=stores,
         )
-        _activate(key, "active")
+        _activate(key, "active", stores)
         tenant_store.finish_onboarding(tenant_id)
     except Exception:
-        _undo_onboarding(tenant_id)
+        _undo_onboarding(tenant_id, stores)
         raise
     item.pop(tenant_store.ONBOARDING, None)
     logger.info("tenant onboarded", extra={"audit_tenant_id": tenant_id, "audit_tier": item["tier"]})
@@ -238,7 +270,7 @@ def _create_with_generated_id(item: dict[str, Any], name: str) -> str:
 _GENERATED_ID_ATTEMPTS = 5
 
 
-def _create_record(item: dict[str, Any]) -> None:
+def _create_record(item: dict[str, Any], stores: Stores) -> None:
     """Insert the tenant's item (``Conflict`` when the id is taken). An id still being offboarded
     is refused until its final purge; once that is due, this request runs it (the scheduled run
     may be late, or lost locally)."""
@@ -249,7 +281,7 @@ def _create_record(item: dict[str, Any]) -> None:
         existing = tenant_store.get(tenant_id)
         if existing is None or existing.get("status") != tenant_store.OFFBOARDING:
             raise
-        if finish_offboarding(tenant_id) is None:
+        if finish_offboarding(tenant_id, stores) is None:
             wait = max(1, int(existing.get("purge_after", 0)) - int(_now()))
             raise Conflict(
                 f"Tenant id {tenant_id!r} is being offboarded; it is free again once the final purge "
@@ -260,7 +292,7 @@ def _create_record(item: dict[str, Any]) -> None:
         tenant_store.create(item)  # a Conflict now: onboarded by another request meanwhile
 
 
-def _undo_onboarding(tenant_id: str) -> None:
+def _undo_onboarding(tenant_id: str, stores: Stores) -> None:
     """Best effort after a failed onboarding: nothing of it stays behind. If this fails too, the
     same request sent again resumes the onboarding, and ``tenantry keys sweep`` finds any API key
     left without its item."""
@@ -268,7 +300,7 @@ def _undo_onboarding(tenant_id: str) -> None:
         tenant = tenant_store.get(tenant_id)
         if not tenant_store.is_onboarding(tenant) or tenant is None:
             return
-        _discard_unfinished(tenant_id, _tenant_keys(tenant), everything=True)
+        _discard_unfinished(tenant_id, _tenant_keys(tenant, stores), stores, everything=True)
         tenant_store.delete_unfinished(tenant_id)
     except Exception:  # noqa: BLE001 - the original failure is the one to report
         logger.warning(
@@ -285,7 +317,9 @@ def list_tenants(*, tier: str | None, status: str | None, limit: int, next_token
     return TenantPage(tenants=[tenant_view(item) for item in items], next_token=token)
 
 
-def update_tenant(tenant_id: str, request: UpdateTenantRequest, stage: edge.Stage | None) -> Tenant:
+def update_tenant(
+    tenant_id: str, request: UpdateTenantRequest, stage: edge.Stage | None, stores: Stores = DYNAMODB
+) -> Tenant:
     current = tenant_store.require(tenant_id)
     changes: dict[str, Any] = {}
     if request.name is not None:
@@ -316,66 +350,71 @@ def update_tenant(tenant_id: str, request: UpdateTenantRequest, stage: edge.Stag
     # (some keys moved or disabled, some not) finishes the job; each step is safe to repeat.
     updated = tenant_store.update(tenant_id, changes)
     if request.tier is not None or request.status is not None:
-        _reconcile_keys(updated, tier=request.tier is not None, status=request.status is not None)
+        _reconcile_keys(updated, stores, tier=request.tier is not None, status=request.status is not None)
     logger.info("tenant updated", extra={"audit_tenant_id": tenant_id, "changed": sorted(changes)})
     if request.tier is not None or request.status is not None:
         edge.flush_authorizer_cache(stage)
     return tenant_view(updated)
 
 
-def _reconcile_keys(tenant: dict[str, Any], *, tier: bool, status: bool) -> None:
+def _reconcile_keys(tenant: dict[str, Any], stores: Stores, *, tier: bool, status: bool) -> None:
     """Bring every live key of the tenant to the tenant's tier (its usage plan) and status (API
     Gateway's enabled flag and the item's status). Pending keys are left to their own request."""
     enabled = tenant["status"] == "active"
-    key_status = "active" if enabled else "suspended"
-    for item in _tenant_keys(tenant):
-        if item["status"] in ("revoked", key_store.PENDING):
+    key_status = key_store.ACTIVE if enabled else key_store.SUSPENDED
+    for key in _tenant_keys(tenant, stores):
+        if key.status in (key_store.REVOKED, key_store.PENDING):
             continue
         # The item is written after its API key is placed, so an item that already says the
         # target has its API key placed too (by the attempt that wrote it).
-        changes: dict[str, Any] = {}
-        if tier and item.get("tier") != tenant["tier"]:
-            if item.get("edge_key_id"):
-                edge.place_key(item["edge_key_id"], tenant["tier"])
-            changes["tier"] = tenant["tier"]
-        if status and item.get("status") != key_status:
-            if item.get("edge_key_id"):
-                edge.set_enabled(item["edge_key_id"], enabled)
-            changes["status"] = key_status
-        if changes:
-            key_store.set_fields(item["key_hash"], changes)
+        new_tier = new_status = None
+        if tier and key.tier != tenant["tier"]:
+            if key.edge_key_id:
+                edge.place_key(key.edge_key_id, tenant["tier"])
+            new_tier = tenant["tier"]
+        if status and key.status != key_status:
+            if key.edge_key_id:
+                edge.set_enabled(key.edge_key_id, enabled)
+            new_status = key_status
+        if new_tier is not None or new_status is not None:
+            stores.keys.set_tier_and_status(key.key_hash, tier=new_tier, status=new_status)
 
 
-def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None) -> IssuedKey:
+def issue_key(
+    tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None, stores: Stores = DYNAMODB
+) -> IssuedKey:
     """Rotation: a new key now; the tenant's older keys stop after the grace period."""
     tenant = tenant_store.require(tenant_id)
     now = _now()
     grace_end = int(now) + request.grace_seconds
     # Keys an earlier failed attempt left pending were never shown: discard, never grace, them.
     older = [
-        item for item in _discard_unfinished(tenant_id, _tenant_keys(tenant)) if item["status"] != "revoked"
+        key
+        for key in _discard_unfinished(tenant_id, _tenant_keys(tenant, stores), stores)
+        if key.status != key_store.REVOKED
     ]
-    raw_key, item = _new_tenant_key(
+    raw_key, new = _new_tenant_key(
         tenant_id=tenant_id,
         tier=tenant["tier"],
         expires_at=None if request.expires_in_seconds is None else int(now) + request.expires_in_seconds,
         incarnation=str(tenant.get(tenant_store.INCARNATION, "")),
+        stores=stores,
     )
     ends: list[int] = []  # when each older key still working stops
     for old in older:
-        own_expiry = old.get("expires_at")
-        if own_expiry is not None and int(own_expiry) <= now:
+        own_expiry = old.expires_at
+        if own_expiry is not None and own_expiry <= now:
             # Already expired: its API Gateway twin only uses up the account's key quota.
-            if old.get("edge_key_id"):
-                edge.delete_key(old["edge_key_id"])
-            key_store.set_fields(old["key_hash"], {"status": "revoked", "revoked_at": _iso(now)})
+            if old.edge_key_id:
+                edge.delete_key(old.edge_key_id)
+            stores.keys.revoke(old.key_hash, _iso(now))
             continue
-        if own_expiry is None or int(own_expiry) > grace_end:
-            key_store.set_fields(old["key_hash"], {"expires_at": grace_end})
+        if own_expiry is None or own_expiry > grace_end:
+            stores.keys.set_expiry(old.key_hash, grace_end)
         # (a retry keeps the earlier grace end its first attempt set: the answer says so)
-        ends.append(grace_end if own_expiry is None else min(int(own_expiry), grace_end))
+        ends.append(grace_end if own_expiry is None else min(own_expiry, grace_end))
     # Last: only now can the new key be used (and its secret be answered).
-    _activate(item, tenant["status"])
+    new = _activate(new, tenant["status"], stores)
     # Always: API Gateway's cached answers for the older keys predate their new expiry. Flushed,
     # the next request re-authorizes and learns it, and the functions refuse the key at its grace
     # end (tenantry.http) rather than up to 300 s later.
@@ -384,52 +423,52 @@ def issue_key(tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None
         "key issued",
         extra={
             "audit_tenant_id": tenant_id,
-            "key_id": item["key_id"],
+            "key_id": new.key_id,
             "grace_seconds": request.grace_seconds,
         },
     )
     return IssuedKey(
-        key=key_view(item, now),
+        key=key_view(new, now),
         api_key=raw_key,
         older_keys_expire_at=_iso(max(ends)) if ends else None,
     )
 
 
-def list_keys(tenant_id: str) -> list[KeyInfo]:
+def list_keys(tenant_id: str, stores: Stores = DYNAMODB) -> list[KeyInfo]:
     tenant = tenant_store.require(tenant_id)
     now = _now()
-    registered = tenant_store.registered_keys(tenant)
     return [
-        key_view(item, now)
-        for item in key_store.list_for_tenant(tenant_id, registered)
-        if item["status"] != key_store.PENDING  # not a key yet: its issuing has not answered
+        key_view(key, now)
+        for key in _tenant_keys(tenant, stores)
+        if key.status != key_store.PENDING  # not a key yet: its issuing has not answered
     ]
 
 
-def revoke_key(tenant_id: str, key_id: str, stage: edge.Stage | None) -> KeyInfo:
-    registered = tenant_store.registered_keys(tenant_store.require(tenant_id))
+def revoke_key(tenant_id: str, key_id: str, stage: edge.Stage | None, stores: Stores = DYNAMODB) -> KeyInfo:
+    tenant = tenant_store.require(tenant_id)
     match = next(
         (
-            item
-            for item in key_store.list_for_tenant(tenant_id, registered)
-            if item["key_id"] == key_id and item["status"] != key_store.PENDING
+            key
+            for key in _tenant_keys(tenant, stores)
+            if key.key_id == key_id and key.status != key_store.PENDING
         ),
         None,
     )
     if match is None:
         raise NotFound(f"No key {key_id!r} for tenant {tenant_id!r}", code="key_not_found")
-    if match["status"] != "revoked":
-        key_store.set_fields(match["key_hash"], {"status": "revoked", "revoked_at": _iso(_now())})
-        match["status"] = "revoked"
-    if match.get("edge_key_id"):
-        edge.delete_key(match["edge_key_id"])
+    if match.status != key_store.REVOKED:
+        revoked_at = _iso(_now())
+        stores.keys.revoke(match.key_hash, revoked_at)
+        match = replace(match, status=key_store.REVOKED, revoked_at=revoked_at)
+    if match.edge_key_id:
+        edge.delete_key(match.edge_key_id)
     edge.flush_authorizer_cache(stage)
     logger.info("key revoked", extra={"audit_tenant_id": tenant_id, "key_id": key_id})
     return key_view(match)
 
 
 def offboard_tenant(
-    tenant_id: str, stage: edge.Stage | None, task_target: str | None = None
+    tenant_id: str, stage: edge.Stage | None, task_target: str | None = None, stores: Stores = DYNAMODB
 ) -> OffboardResult:
     """Offboard: after this answers, nothing written for the tenant by a request authorized before
     it survives, and the id is refused until the final purge has run.
@@ -443,7 +482,7 @@ def offboard_tenant(
     tenant answers zeros (a finished offboarding)."""
     purge_after = int(_now()) + settings.offboard_settle_seconds()
     tenant = tenant_store.mark_offboarding(tenant_id, purge_after)
-    revoked, edge_deleted = _delete_keys(tenant_id, tenant)
+    revoked, edge_deleted = _delete_keys(tenant_id, tenant, stores)
     edge.flush_authorizer_cache(stage)
     closed = event_store.close_stream(tenant_id)
     deleted = purge.purge_tenant(tenant_id)
@@ -463,25 +502,25 @@ def offboard_tenant(
     )
 
 
-def _delete_keys(tenant_id: str, tenant: dict[str, Any] | None) -> tuple[int, int]:
+def _delete_keys(tenant_id: str, tenant: dict[str, Any] | None, stores: Stores) -> tuple[int, int]:
     """Revoke and delete every key of the tenant and its API Gateway twin: (revoked, edge deleted)."""
     revoked = 0
     edge_deleted = 0
-    for item in key_store.list_for_tenant(tenant_id, tenant_store.registered_keys(tenant)):
-        if item["status"] != "revoked":
-            key_store.set_fields(item["key_hash"], {"status": "revoked", "revoked_at": _iso(_now())})
+    for key in stores.keys.list_for_tenant(tenant_id, tenant_store.registered_keys(tenant)):
+        if key.status != key_store.REVOKED:
+            stores.keys.revoke(key.key_hash, _iso(_now()))
             revoked += 1
         # By id, or by name for a key whose issuing failed before its id was recorded.
-        if item.get("edge_key_id"):
-            edge_ids = [str(item["edge_key_id"])]
+        if key.edge_key_id:
+            edge_ids = [key.edge_key_id]
         else:
-            edge_ids = [str(key["id"]) for key in edge.keys_named(item["key_id"])]
+            edge_ids = [str(found["id"]) for found in edge.keys_named(key.key_id)]
         edge_deleted += sum(edge.delete_key(edge_key_id) for edge_key_id in edge_ids)
-        key_store.delete(item["key_hash"])
+        stores.keys.delete(key.key_hash)
     return revoked, edge_deleted
 
 
-def finish_offboarding(tenant_id: str) -> dict[str, int] | None:
+def finish_offboarding(tenant_id: str, stores: Stores = DYNAMODB) -> dict[str, int] | None:
     """The final purge, once it is due: purge again (what requests in flight at the offboarding
     wrote after the first purge), then delete the tenant's item, which frees the id. None when
     it is not due yet; an empty dict when there is nothing to finish. Safe to repeat."""
@@ -490,7 +529,7 @@ def finish_offboarding(tenant_id: str) -> dict[str, int] | None:
         return {}
     if _now() < int(tenant.get("purge_after", 0)):
         return None
-    _delete_keys(tenant_id, tenant)  # a key a failed rotation recorded late
+    _delete_keys(tenant_id, tenant, stores)  # a key a failed rotation recorded late
     closed = event_store.close_stream(tenant_id)
     deleted = purge.purge_tenant(tenant_id)
     deleted["EventsTable"] = deleted.get("EventsTable", 0) + closed
@@ -527,11 +566,11 @@ def describe_me(tenant_id: str, key_id: str) -> Me:
     )
 
 
-def create_admin_key(expires_in_seconds: int | None = None) -> tuple[str, KeyInfo]:
+def create_admin_key(expires_in_seconds: int | None = None, stores: Stores = DYNAMODB) -> tuple[str, KeyInfo]:
     """An admin key: reaches /tenants… and /stats, is in no usage plan. Return (raw key, info)."""
     expires_at = None if expires_in_seconds is None else int(_now()) + expires_in_seconds
-    raw_key, item = _key_item(
-        tenant_id=ADMIN_TENANT_ID, tier="admin", role="admin", status="active", expires_at=expires_at
+    raw_key, key = _new_key(
+        tenant_id=ADMIN_TENANT_ID, tier="admin", role="admin", status=key_store.ACTIVE, expires_at=expires_at
     )
-    key_store.put(item)
-    return raw_key, key_view(item)
+    stores.keys.put(key)
+    return raw_key, key_view(key)
