@@ -247,6 +247,12 @@ def test_the_authorizer_imports_nothing_heavy() -> None:
     # Then no pydantic, Powertools, anthropic, or even boto3 before the first lookup
     for heavy in ("pydantic", "anthropic", "aws_lambda_powertools", "boto3", "botocore"):
         assert heavy not in loaded, heavy
+    # And of the layer only these: the key format (tenantry.keys) stays standard library only, and
+    # the key table is read with the authorizer's own client, never through tenantry.stores.keys
+    # (docs/decisions.md, "Typed stores: tenants and keys")
+    layer = {name for name in loaded if name == "tenantry" or name.startswith("tenantry.")}
+    modules = ("", ".authorizer", ".caches", ".clientconfig", ".keys", ".routes")
+    assert layer == {f"tenantry{module}" for module in modules}
 
 
 def test_two_different_keys_in_one_request_are_401(tenant_key: tuple[str, str]) -> None:

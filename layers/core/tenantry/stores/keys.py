@@ -59,13 +59,26 @@ class KeyMissingError(LookupError):
     """A change to a key item that does not exist (deleted meanwhile): nothing was written."""
 
 
+class KeyExistsError(ValueError):
+    """A put of a key whose hash another key already has (two keys with one SHA-256)."""
+
+
+def abandoned() -> Conflict:
+    """What activating a key that is no longer pending answers: another request abandoned it."""
+    return Conflict(
+        "The new key was abandoned by a concurrent key operation on this tenant; retry",
+        code="key_operation_conflict",
+    )
+
+
 class KeyStore(Protocol):
     """The key operations the logic makes (tenantry.tenancy, tenantry.keysweep): :data:`DYNAMODB`
     in the functions, an in-memory fake (tests/fakes/keys.py) where DynamoDB is not the point.
     Every write is safe to send again."""
 
     def put(self, key: KeyRecord) -> None:
-        """Insert a new key (its ``key_hash`` not yet stored; the same key again is success)."""
+        """Insert a new key; the same key again is success, another key with its hash
+        :class:`KeyExistsError`."""
 
     def get(self, key_hash: str) -> KeyRecord | None:
         """The key, read consistently."""
@@ -162,9 +175,11 @@ class DynamoDBKeys:
                 )
             )
         except ClientError as exc:
-            existing = self.get(key.key_hash) if _is_failed_condition(exc) else None
-            if existing is None or existing.key_id != key.key_id:
+            if not _is_failed_condition(exc):
                 raise
+            existing = self.get(key.key_hash)
+            if existing is None or existing.key_id != key.key_id:
+                raise KeyExistsError(key.key_id) from exc
 
     def get(self, key_hash: str) -> KeyRecord | None:
         item = _table().get_item(Key={"key_hash": key_hash}, ConsistentRead=True).get("Item")
@@ -207,10 +222,7 @@ class DynamoDBKeys:
             and (edge_key_id is None or current.edge_key_id == edge_key_id)
         ):
             return  # a send whose answer was lost, sent again: the key is already what we wanted
-        raise Conflict(
-            "The new key was abandoned by a concurrent key operation on this tenant; retry",
-            code="key_operation_conflict",
-        )
+        raise abandoned()
 
     def set_tier_and_status(
         self, key_hash: str, *, tier: str | None = None, status: KeyStatus | None = None
