@@ -179,7 +179,7 @@ def add_tokens(
     from tenantry.stores import usage as usage_store
 
     update = usage_store.token_update(tenant_id, period, tokens_in, tokens_out, model)["Update"]
-    aws_clients.data_client().update_item(**update)
+    aws_clients.data_resource().meta.client.update_item(**update)
 
 
 def admin_context() -> dict[str, str]:

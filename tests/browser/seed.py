@@ -87,7 +87,8 @@ def _write_history(stack: LocalStack, now: datetime, seeded: Seeded) -> None:
             client.update_item(**usage_store.counter_update(tenant_id, period, counters.values)["Update"])
         for (tenant_id, period), count in tokens.items():
             # Input tokens only: the figure the console shows is input + output.
-            client.update_item(**usage_store.token_update(tenant_id, period, count, 0)["Update"])
+            added = {"tokens_in": count, "tokens_out": 0}
+            client.update_item(**usage_store.counter_update(tenant_id, period, added)["Update"])
     finally:
         if previous is None:
             os.environ.pop("USAGE_TABLE", None)

@@ -175,10 +175,10 @@ def test_twenty_concurrent_turns_in_one_session_lose_no_paid_answer(
     assert all(answer["error"] == "service_busy" for status, answer in answers if status == 503)
     # and every answer the model gave (and billed) is stored exactly once, in gapless turns
     paid = [request["body"]["messages"][-1]["content"] for request in model.requests]
-    turns, _ = conversations.session_turns("acme", "alice", session_id, 100, None)
-    stored = [str(turn["user_message"]) for turn in turns]
+    turns, _ = conversations.DYNAMODB.session_turns("acme", "alice", session_id, 100, None)
+    stored = [turn.user_message for turn in turns]
     assert sorted(stored) == sorted(paid)
     assert len(stored) == sum(1 for status, _ in answers if status == 200) + 1
-    assert [int(str(turn["sk"]).rsplit("#", 1)[1]) for turn in turns] == list(range(1, len(turns) + 1))
-    session = conversations.get_session("acme", "alice", session_id)
-    assert session is not None and int(session["turns"]) == len(turns)
+    assert [turn.number for turn in turns] == list(range(1, len(turns) + 1))
+    session = conversations.DYNAMODB.get_session("acme", "alice", session_id)
+    assert session is not None and session.turns == len(turns)

@@ -89,8 +89,10 @@ def test_tenant_a_credentials_with_tenant_b_id_are_denied(two_tenants: None, ope
             "PutItem": lambda: event_store.put_checkpoint("globex", "reader", 1, "now"),
             "UpdateItem": lambda: add_tokens("globex", usage_store.month_period(), 1, 1),
             "TransactWriteItems": lambda: event_store.append("globex", 1, [], "now"),
-            "BatchGetItem": lambda: conversation_store.read_turn_state("globex", "u1", None, "month#2026-01"),
-            "BatchWriteItem": lambda: conversation_store.delete_session("globex", "u1", "s1"),
+            "BatchGetItem": lambda: conversation_store.DYNAMODB.read_turn_state(
+                "globex", "u1", None, "month#2026-01"
+            ),
+            "BatchWriteItem": lambda: conversation_store.DYNAMODB.delete_session("globex", "u1", "s1"),
             # a stream opened for globex: the ConditionCheck on its tenant item is refused
             "OpenStream": lambda: event_store.open_stream(
                 "globex", "", settings.table_name(settings.TENANTS_TABLE), "now"
@@ -129,12 +131,12 @@ def test_tenant_a_credentials_reach_tenant_a_data(two_tenants: None) -> None:
         assert len(event_store.read_events("acme", 1, 10, None)[0]) == 1
         event_store.put_checkpoint("acme", "reader", 1, "now")
         add_tokens("acme", usage_store.month_period(), 1, 2)
-        state = conversation_store.read_turn_state("acme", "u1", "s1", usage_store.month_period())
-        assert state.tenant is not None
-        assert state.usage_month["tokens_out"] == 2
-        assert conversation_store.delete_session("acme", "u1", "s1") == 1
+        state = conversation_store.DYNAMODB.read_turn_state("acme", "u1", "s1", usage_store.month_period())
+        assert state.config is not None
+        assert state.usage_month.get("tokens_out") == 2
+        assert conversation_store.DYNAMODB.delete_session("acme", "u1", "s1") == 1
         # A query on the conversations' local index is under the tenant's partition too
-        assert conversation_store.list_sessions("acme", "u1", 10, None) == ([], None)
+        assert conversation_store.DYNAMODB.list_sessions("acme", "u1", 10, None) == ([], None)
     assert event_store.get_checkpoint("acme", "reader") is not None
 
 

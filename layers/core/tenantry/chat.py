@@ -34,7 +34,6 @@ from tenantry.models.events import iso_utc
 from tenantry.observability import logger
 from tenantry.stores import conversations as store
 from tenantry.stores import usage as usage_store
-from tenantry.stores import values
 from tenantry.stores.pagination import decode_token, encode_token
 from tenantry.tiers import CHAT, Tier, get_tier
 
@@ -72,23 +71,23 @@ def seconds_until_next_month(moment: datetime) -> int:
     return max(1, math.ceil((first_next - moment).total_seconds()))
 
 
-def _session_info(item: dict[str, Any]) -> SessionInfo:
+def _session_info(session: store.ChatSession) -> SessionInfo:
     return SessionInfo(
-        session_id=str(item["session_id"]),
-        title=str(item.get("title", "")),
-        turns=values.as_int(item.get("turns")),
-        model=str(item.get("model", "")),
-        created_at=str(item["created_at"]),
-        updated_at=str(item["updated_at"]),
+        session_id=session.session_id,
+        title=session.title,
+        turns=session.turns,
+        model=session.model,
+        created_at=session.created_at,
+        updated_at=session.updated_at,
     )
 
 
-def _window(turns: list[dict[str, Any]], max_messages: int) -> list[llm.Message]:
+def _window(turns: list[store.ChatTurn], max_messages: int) -> list[llm.Message]:
     """The last ``max_messages`` messages of the earlier turns, starting with a user message."""
     messages: list[llm.Message] = []
     for turn in turns:
-        messages.append(llm.Message("user", str(turn["user_message"])))
-        messages.append(llm.Message("assistant", str(turn["reply"])))
+        messages.append(llm.Message("user", turn.user_message))
+        messages.append(llm.Message("assistant", turn.reply))
     window = messages[-max_messages:] if max_messages > 0 else []
     if window and window[0].role == "assistant":
         window = window[1:]  # the Messages API wants a user message first
@@ -103,10 +102,17 @@ class _Conversation:
     previous_turns: int
     created_at: str
     title: str
-    history: list[dict[str, Any]]
+    history: list[store.ChatTurn]
 
 
-def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> ChatAnswer:
+def turn(
+    tenant_id: str,
+    tier_name: str,
+    user_id: str,
+    request: ChatRequest,
+    *,
+    conversations: store.Conversations = store.DYNAMODB,
+) -> ChatAnswer:
     """One chat turn for ``user_id`` of ``tenant_id``: check the tier and the month's token budget,
     find the session, ask the model within the invocation's time, store the paid answer."""
     tier = get_tier(tier_name)
@@ -114,27 +120,31 @@ def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> 
         raise Forbidden(f"Tier {tier_name!r} does not include chat", code="feature_not_in_tier")
     moment = _now()
     period = usage_store.month_period(moment)
-    state = store.read_turn_state(tenant_id, user_id, request.session_id, period)
-    if state.tenant is None:
+    state = conversations.read_turn_state(tenant_id, user_id, request.session_id, period)
+    if state.config is None:
         raise NotFound("Tenant not found", field="tenant_id")
     _check_token_budget(tier, state.usage_month, moment)
-    config: dict[str, Any] = state.tenant.get("config") or {}
-    max_messages = values.as_int(config.get("max_messages")) or DEFAULT_MAX_MESSAGES
+    config = state.config
+    max_messages = config.max_messages or DEFAULT_MAX_MESSAGES
     conversation = _conversation(
-        tenant_id, user_id, request=request, session=state.session, max_messages=max_messages, moment=moment
+        conversations,
+        tenant_id,
+        user_id,
+        request=request,
+        session=state.session,
+        max_messages=max_messages,
+        moment=moment,
     )
     messages = [*_window(conversation.history, max_messages), llm.Message("user", request.message)]
-    completion = _ask_model(config, str(config.get("model") or tier.default_model), messages)
+    completion = _ask_model(config.system_prompt, config.model or tier.default_model, messages)
     turn_number = _store_turn(
+        conversations,
         tenant_id=tenant_id,
         user_id=user_id,
-        session_id=conversation.session_id,
-        previous_turns=conversation.previous_turns,
-        created_at=conversation.created_at,
-        title=conversation.title,
+        conversation=conversation,
         message=request.message,
         completion=completion,
-        period=period,
+        month=period,
         day=usage_store.day_period(moment),
     )
     logger.info(
@@ -154,8 +164,8 @@ def turn(tenant_id: str, tier_name: str, user_id: str, request: ChatRequest) -> 
     )
 
 
-def _check_token_budget(tier: Tier, usage_month: dict[str, Any], moment: datetime) -> None:
-    used = values.as_int(usage_month.get("tokens_in")) + values.as_int(usage_month.get("tokens_out"))
+def _check_token_budget(tier: Tier, usage_month: usage_store.PeriodCounters, moment: datetime) -> None:
+    used = usage_month.get("tokens_in") + usage_month.get("tokens_out")
     if used >= tier.llm_tokens_per_month:
         wait = seconds_until_next_month(moment)
         raise TokenBudgetExceeded(
@@ -165,11 +175,12 @@ def _check_token_budget(tier: Tier, usage_month: dict[str, Any], moment: datetim
 
 
 def _conversation(
+    conversations: store.Conversations,
     tenant_id: str,
     user_id: str,
     *,
     request: ChatRequest,
-    session: dict[str, Any] | None,
+    session: store.ChatSession | None,
     max_messages: int,
     moment: datetime,
 ) -> _Conversation:
@@ -179,17 +190,11 @@ def _conversation(
     if session is None:
         # Another user's or another tenant's session does not exist for this caller.
         raise NotFound("No such session", field="session_id")
-    history = store.recent_turns(tenant_id, user_id, request.session_id, math.ceil(max_messages / 2))
-    return _Conversation(
-        request.session_id,
-        values.as_int(session.get("turns")),
-        str(session["created_at"]),
-        str(session.get("title") or ""),
-        history,
-    )
+    history = conversations.recent_turns(tenant_id, user_id, request.session_id, math.ceil(max_messages / 2))
+    return _Conversation(request.session_id, session.turns, session.created_at, session.title, history)
 
 
-def _ask_model(config: dict[str, Any], model: str, messages: list[llm.Message]) -> llm.Completion:
+def _ask_model(system_prompt: str | None, model: str, messages: list[llm.Message]) -> llm.Completion:
     # The model gets what is left of the invocation minus the time the write needs, so the turn
     # answers (504, nothing stored) before API Gateway's integration timeout cuts it off.
     model_budget = deadline.remaining() - WRITE_RESERVE_SECONDS
@@ -198,7 +203,7 @@ def _ask_model(config: dict[str, Any], model: str, messages: list[llm.Message]) 
             "No time left to ask the model; nothing was stored", headers={"Retry-After": "1"}
         )
     return llm.provider().complete(
-        system=config.get("system_prompt") or None,
+        system=system_prompt,
         messages=messages,
         model=model,
         budget_seconds=model_budget,
@@ -206,58 +211,46 @@ def _ask_model(config: dict[str, Any], model: str, messages: list[llm.Message]) 
 
 
 def _store_turn(
+    conversations: store.Conversations,
     *,
     tenant_id: str,
     user_id: str,
-    session_id: str,
-    previous_turns: int,
-    created_at: str,
-    title: str,
+    conversation: _Conversation,
     message: str,
     completion: llm.Completion,
-    period: str,
+    month: str,
     day: str,
 ) -> int:
     """Write the answered turn; the turn's number. The answer is paid for, so a lost race never
     discards it: a conflicting or throttled write is sent again, and a turn another request stored
     first moves this one to the next number."""
+    previous_turns = conversation.previous_turns
     attempt = 0
     while True:
         attempt += 1
         updated_at = iso_utc(_now())
         turn_number = previous_turns + 1
+        session = store.ChatSession(
+            tenant_id=tenant_id,
+            user_id=user_id,
+            session_id=conversation.session_id,
+            title=conversation.title,
+            turns=turn_number,
+            model=completion.model,
+            created_at=conversation.created_at,
+            updated_at=updated_at,
+        )
+        answered = store.ChatTurn(
+            number=turn_number,
+            user_message=message,
+            reply=completion.text,
+            model=completion.model,
+            tokens_in=completion.input_tokens,
+            tokens_out=completion.output_tokens,
+            created_at=updated_at,
+        )
         try:
-            store.write_turn(
-                tenant_id=tenant_id,
-                session={
-                    "tenant_id": tenant_id,
-                    "sk": store.session_key(user_id, session_id),
-                    "user_id": user_id,
-                    "session_id": session_id,
-                    "title": title,
-                    "turns": turn_number,
-                    "model": completion.model,
-                    "created_at": created_at,
-                    "updated_at": updated_at,
-                    "activity": f"{user_id}#{updated_at}#{session_id}",
-                },
-                turn={
-                    "tenant_id": tenant_id,
-                    "sk": store.turn_key(user_id, session_id, turn_number),
-                    "user_message": message,
-                    "reply": completion.text,
-                    "model": completion.model,
-                    "tokens_in": completion.input_tokens,
-                    "tokens_out": completion.output_tokens,
-                    "created_at": updated_at,
-                },
-                previous_turns=previous_turns,
-                tokens_period=period,
-                tokens_day=day,
-                tokens_in=completion.input_tokens,
-                tokens_out=completion.output_tokens,
-                model=completion.model,
-            )
+            conversations.write_turn(session, answered, month=month, day=day)
         except store.ContendedError:
             if not retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
                 break
@@ -265,10 +258,10 @@ def _store_turn(
         except store.SessionChangedError:
             # Another turn of this session was stored while the model answered: store this one
             # after it (its answer did not see that turn, as with any two messages sent at once).
-            current = _session_after_race(tenant_id, user_id, session_id)
+            current = _session_after_race(conversations, tenant_id, user_id, conversation.session_id)
             if current is None:
                 break
-            previous_turns = values.as_int(current.get("turns"))
+            previous_turns = current.turns
             if attempt > 1 and not retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
                 break
             continue
@@ -288,14 +281,16 @@ def _store_turn(
     )
 
 
-def _session_after_race(tenant_id: str, user_id: str, session_id: str) -> dict[str, Any] | None:
+def _session_after_race(
+    conversations: store.Conversations, tenant_id: str, user_id: str, session_id: str
+) -> store.ChatSession | None:
     """The session as it is now, read with the write's patience (a throttled read is retried
     within the budget, not allowed to cost a paid answer); None when the budget is spent."""
     attempt = 0
     while True:
         attempt += 1
         try:
-            current = store.get_session(tenant_id, user_id, session_id)
+            current = conversations.get_session(tenant_id, user_id, session_id)
         except ClientError as exc:
             if retry.is_lost_race(exc) and retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
                 continue
@@ -314,31 +309,49 @@ def _tenant_bound_token(token: str | None, tenant_id: str) -> dict[str, Any] | N
     return start
 
 
-def list_sessions(tenant_id: str, user_id: str, limit: int, next_token: str | None) -> SessionPage:
-    items, last = store.list_sessions(tenant_id, user_id, limit, _tenant_bound_token(next_token, tenant_id))
-    return SessionPage(sessions=[_session_info(item) for item in items], next_token=encode_token(last))
+def list_sessions(
+    tenant_id: str,
+    user_id: str,
+    limit: int,
+    next_token: str | None,
+    *,
+    conversations: store.Conversations = store.DYNAMODB,
+) -> SessionPage:
+    sessions, last = conversations.list_sessions(
+        tenant_id, user_id, limit, _tenant_bound_token(next_token, tenant_id)
+    )
+    return SessionPage(
+        sessions=[_session_info(session) for session in sessions], next_token=encode_token(last)
+    )
 
 
 def read_session(
-    tenant_id: str, user_id: str, session_id: str, limit: int, next_token: str | None
+    tenant_id: str,
+    user_id: str,
+    session_id: str,
+    limit: int,
+    next_token: str | None,
+    *,
+    conversations: store.Conversations = store.DYNAMODB,
 ) -> SessionDetail:
-    session = store.get_session(tenant_id, user_id, session_id)
+    session = conversations.get_session(tenant_id, user_id, session_id)
     if session is None:
         raise NotFound("No such session", field="session_id")
-    turns, last = store.session_turns(
+    turns, last = conversations.session_turns(
         tenant_id, user_id, session_id, limit, _tenant_bound_token(next_token, tenant_id)
     )
     messages: list[ChatMessage] = []
-    for item in turns:
-        created_at = str(item["created_at"])
-        messages.append(ChatMessage(role="user", content=str(item["user_message"]), created_at=created_at))
-        messages.append(ChatMessage(role="assistant", content=str(item["reply"]), created_at=created_at))
+    for stored in turns:
+        messages.append(ChatMessage(role="user", content=stored.user_message, created_at=stored.created_at))
+        messages.append(ChatMessage(role="assistant", content=stored.reply, created_at=stored.created_at))
     return SessionDetail(session=_session_info(session), messages=messages, next_token=encode_token(last))
 
 
-def delete_session(tenant_id: str, user_id: str, session_id: str) -> SessionDeleted:
-    if store.get_session(tenant_id, user_id, session_id) is None:
+def delete_session(
+    tenant_id: str, user_id: str, session_id: str, *, conversations: store.Conversations = store.DYNAMODB
+) -> SessionDeleted:
+    if conversations.get_session(tenant_id, user_id, session_id) is None:
         raise NotFound("No such session", field="session_id")
     return SessionDeleted(
-        session_id=session_id, items_deleted=store.delete_session(tenant_id, user_id, session_id)
+        session_id=session_id, items_deleted=conversations.delete_session(tenant_id, user_id, session_id)
     )

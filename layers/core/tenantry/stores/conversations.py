@@ -8,22 +8,28 @@ Keys, under partition key ``tenant_id``:
 - each turn (the user's message and the reply) at ``<user_id>#<session_id>#<turn, 6 digits>``.
 
 User ids cannot contain ``#`` and session ids neither, so one user's prefix never matches another's.
+
+The logic (tenantry.chat) sees :class:`ChatSession`, :class:`ChatTurn` and :class:`TurnState`
+through the :class:`Conversations` interface: keys, item shapes and DynamoDB's Decimals stay in
+this module. Every call goes through the resource layer (plain Python values), the transaction
+through the resource's own client, with the request's data access (tenantry.aws): inside a tenant
+request those are the tenant's scoped credentials.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, Protocol
 
 from boto3.dynamodb.conditions import Key
-from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
 
 from tenantry import aws, retry, settings
 from tenantry.stores import usage as usage_store
+from tenantry.stores import values
 
 ACTIVITY_INDEX = "by-activity"
-_serializer = TypeSerializer()
 
 
 class SessionChangedError(Exception):
@@ -35,173 +41,306 @@ class ContendedError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class TurnState:
-    """Everything a turn needs before calling the model, read in one round trip."""
+class ChatSession:
+    """A user's session: its metadata as of its latest turn (``turns`` of them so far)."""
 
-    tenant: dict[str, Any] | None
-    usage_month: dict[str, Any]
-    session: dict[str, Any] | None
+    tenant_id: str
+    user_id: str
+    session_id: str
+    title: str
+    turns: int
+    model: str
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    """One turn of a session (its ``number``, from 1): the user's message and the model's reply."""
+
+    number: int
+    user_message: str
+    reply: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatConfig:
+    """The chat settings of a tenant's record; None or 0 where the tenant set nothing."""
+
+    system_prompt: str | None = None
+    max_messages: int = 0
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TurnState:
+    """Everything a turn needs before calling the model, read in one round trip: the tenant's
+    chat settings (None: no such tenant), its month's usage, and the session (None: not found)."""
+
+    config: ChatConfig | None
+    usage_month: usage_store.PeriodCounters
+    session: ChatSession | None
+
+
+class Conversations(Protocol):
+    """What chat's logic (tenantry.chat) asks of its store: :data:`DYNAMODB` in the functions, an
+    in-memory fake (tests/fakes/conversations.py) where DynamoDB is not the point. A page's
+    ``start_key`` is the previous page's last key, as the store answered it."""
+
+    def read_turn_state(
+        self, tenant_id: str, user_id: str, session_id: str | None, period: str
+    ) -> TurnState: ...
+
+    def recent_turns(self, tenant_id: str, user_id: str, session_id: str, count: int) -> list[ChatTurn]: ...
+
+    def write_turn(self, session: ChatSession, turn: ChatTurn, *, month: str, day: str) -> None: ...
+
+    def get_session(self, tenant_id: str, user_id: str, session_id: str) -> ChatSession | None: ...
+
+    def list_sessions(
+        self, tenant_id: str, user_id: str, limit: int, start_key: Mapping[str, Any] | None
+    ) -> tuple[list[ChatSession], dict[str, Any] | None]: ...
+
+    def session_turns(
+        self, tenant_id: str, user_id: str, session_id: str, limit: int, start_key: Mapping[str, Any] | None
+    ) -> tuple[list[ChatTurn], dict[str, Any] | None]: ...
+
+    def delete_session(self, tenant_id: str, user_id: str, session_id: str) -> int: ...
+
+
+def check_turn(session: ChatSession, turn: ChatTurn) -> None:
+    """A turn is written with the session's metadata as that turn leaves it: anything else is a
+    bug in the caller, refused before it reaches the table."""
+    if turn.number < 1 or session.turns != turn.number:
+        raise ValueError(f"turn {turn.number} written with a session of {session.turns} turns")
 
 
 def _table_name() -> str:
     return settings.table_name(settings.CONVERSATIONS_TABLE)
 
 
-def session_key(user_id: str, session_id: str) -> str:
+def _session_key(user_id: str, session_id: str) -> str:
     return f"{user_id}#{session_id}"
 
 
-def turn_key(user_id: str, session_id: str, turn: int) -> str:
-    return f"{user_id}#{session_id}#{turn:06d}"
+def _turn_key(user_id: str, session_id: str, number: int) -> str:
+    return f"{user_id}#{session_id}#{number:06d}"
 
 
-def read_turn_state(tenant_id: str, user_id: str, session_id: str | None, period: str) -> TurnState:
-    """The tenant's record, its month's usage and the session's metadata: one BatchGetItem."""
-    tenants = settings.table_name(settings.TENANTS_TABLE)
-    usage = usage_store.table_name()
-    conversations = _table_name()
-    requests: dict[str, Any] = {
-        tenants: {"Keys": [{"tenant_id": tenant_id}], "ConsistentRead": True},
-        usage: {"Keys": [{"tenant_id": tenant_id, "period": period}], "ConsistentRead": True},
+def _session_item(session: ChatSession) -> dict[str, Any]:
+    return {
+        "tenant_id": session.tenant_id,
+        "sk": _session_key(session.user_id, session.session_id),
+        "user_id": session.user_id,
+        "session_id": session.session_id,
+        "title": session.title,
+        "turns": session.turns,
+        "model": session.model,
+        "created_at": session.created_at,
+        "updated_at": session.updated_at,
+        "activity": f"{session.user_id}#{session.updated_at}#{session.session_id}",
     }
-    if session_id is not None:
-        requests[conversations] = {
-            "Keys": [{"tenant_id": tenant_id, "sk": session_key(user_id, session_id)}],
+
+
+def _session(item: Mapping[str, Any]) -> ChatSession:
+    return ChatSession(
+        tenant_id=str(item["tenant_id"]),
+        user_id=str(item["user_id"]),
+        session_id=str(item["session_id"]),
+        title=str(item.get("title", "")),
+        turns=values.as_int(item.get("turns")),
+        model=str(item.get("model", "")),
+        created_at=str(item["created_at"]),
+        updated_at=str(item["updated_at"]),
+    )
+
+
+def _turn_item(session: ChatSession, turn: ChatTurn) -> dict[str, Any]:
+    return {
+        "tenant_id": session.tenant_id,
+        "sk": _turn_key(session.user_id, session.session_id, turn.number),
+        "user_message": turn.user_message,
+        "reply": turn.reply,
+        "model": turn.model,
+        "tokens_in": turn.tokens_in,
+        "tokens_out": turn.tokens_out,
+        "created_at": turn.created_at,
+    }
+
+
+def _turn(item: Mapping[str, Any]) -> ChatTurn:
+    return ChatTurn(
+        number=int(str(item["sk"]).rsplit("#", 1)[1]),
+        user_message=str(item["user_message"]),
+        reply=str(item["reply"]),
+        model=str(item.get("model", "")),
+        tokens_in=values.as_int(item.get("tokens_in")),
+        tokens_out=values.as_int(item.get("tokens_out")),
+        created_at=str(item["created_at"]),
+    )
+
+
+def _config(tenant: Mapping[str, Any]) -> ChatConfig:
+    config: Mapping[str, Any] = tenant.get("config") or {}
+    return ChatConfig(
+        system_prompt=str(config.get("system_prompt") or "") or None,
+        max_messages=values.as_int(config.get("max_messages")),
+        model=str(config.get("model") or "") or None,
+    )
+
+
+def _turns_of(tenant_id: str, user_id: str, session_id: str) -> Any:
+    return Key("tenant_id").eq(tenant_id) & Key("sk").begins_with(_session_key(user_id, session_id) + "#")
+
+
+class DynamoDBConversations:
+    """:class:`Conversations` over the Conversations table, with the request's data access."""
+
+    def read_turn_state(self, tenant_id: str, user_id: str, session_id: str | None, period: str) -> TurnState:
+        """The tenant's record, its month's usage and the session's metadata: one BatchGetItem."""
+        tenants = settings.table_name(settings.TENANTS_TABLE)
+        usage = usage_store.table_name()
+        conversations = _table_name()
+        requests: dict[str, Any] = {
+            tenants: {"Keys": [{"tenant_id": tenant_id}], "ConsistentRead": True},
+            usage: {"Keys": [{"tenant_id": tenant_id, "period": period}], "ConsistentRead": True},
+        }
+        if session_id is not None:
+            requests[conversations] = {
+                "Keys": [{"tenant_id": tenant_id, "sk": _session_key(user_id, session_id)}],
+                "ConsistentRead": True,
+            }
+        found: dict[str, list[dict[str, Any]]] = {}
+        while requests:
+            answer = aws.data_resource().batch_get_item(RequestItems=requests)
+            for table, items in answer.get("Responses", {}).items():
+                found.setdefault(table, []).extend(items)
+            requests = answer.get("UnprocessedKeys") or {}
+
+        def first(table: str) -> dict[str, Any] | None:
+            items = found.get(table)
+            return items[0] if items else None
+
+        tenant, month, session = first(tenants), first(usage), first(conversations)
+        return TurnState(
+            config=None if tenant is None else _config(tenant),
+            usage_month=usage_store.period_counters(month)
+            if month
+            else usage_store.PeriodCounters(tenant_id, period),
+            session=None if session is None else _session(session),
+        )
+
+    def recent_turns(self, tenant_id: str, user_id: str, session_id: str, count: int) -> list[ChatTurn]:
+        """The last ``count`` turns of a session, oldest first."""
+        answer = aws.data_table(_table_name()).query(
+            KeyConditionExpression=_turns_of(tenant_id, user_id, session_id),
+            ScanIndexForward=False,
+            Limit=count,
+            ConsistentRead=True,
+        )
+        return [_turn(item) for item in reversed(answer.get("Items", []))]
+
+    def write_turn(self, session: ChatSession, turn: ChatTurn, *, month: str, day: str) -> None:
+        """The turn, the session's metadata as the turn leaves it and the tokens on the month (with
+        per-model counters) and the day, together or not at all: :class:`SessionChangedError` when
+        another turn got there first, :class:`ContendedError` when DynamoDB cancelled the write."""
+        check_turn(session, turn)
+        table = _table_name()
+        previous = turn.number - 1
+        session_put: dict[str, Any] = {"TableName": table, "Item": _session_item(session)}
+        if previous == 0:
+            session_put["ConditionExpression"] = "attribute_not_exists(sk)"
+        else:
+            session_put["ConditionExpression"] = "turns = :previous"
+            session_put["ExpressionAttributeValues"] = {":previous": previous}
+        items: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": _turn_item(session, turn),
+                    "ConditionExpression": "attribute_not_exists(sk)",
+                }
+            },
+            {"Put": session_put},
+            usage_store.token_update(session.tenant_id, month, turn.tokens_in, turn.tokens_out, turn.model),
+            usage_store.token_update(session.tenant_id, day, turn.tokens_in, turn.tokens_out),
+        ]
+        try:
+            aws.data_resource().meta.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if retry.is_lost_race(exc):
+                raise ContendedError from exc
+            if "ConditionalCheckFailed" in retry.cancellation_reasons(exc):
+                raise SessionChangedError from exc
+            raise
+
+    def get_session(self, tenant_id: str, user_id: str, session_id: str) -> ChatSession | None:
+        item = (
+            aws.data_table(_table_name())
+            .get_item(
+                Key={"tenant_id": tenant_id, "sk": _session_key(user_id, session_id)}, ConsistentRead=True
+            )
+            .get("Item")
+        )
+        return None if item is None else _session(item)
+
+    def list_sessions(
+        self, tenant_id: str, user_id: str, limit: int, start_key: Mapping[str, Any] | None
+    ) -> tuple[list[ChatSession], dict[str, Any] | None]:
+        """The user's sessions, the most recently active first."""
+        query: dict[str, Any] = {
+            "IndexName": ACTIVITY_INDEX,
+            "KeyConditionExpression": Key("tenant_id").eq(tenant_id)
+            & Key("activity").begins_with(f"{user_id}#"),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start_key:
+            query["ExclusiveStartKey"] = dict(start_key)
+        answer = aws.data_table(_table_name()).query(**query)
+        return [_session(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+
+    def session_turns(
+        self, tenant_id: str, user_id: str, session_id: str, limit: int, start_key: Mapping[str, Any] | None
+    ) -> tuple[list[ChatTurn], dict[str, Any] | None]:
+        """The session's turns, oldest first."""
+        query: dict[str, Any] = {
+            "KeyConditionExpression": _turns_of(tenant_id, user_id, session_id),
+            "Limit": limit,
             "ConsistentRead": True,
         }
-    found: dict[str, list[dict[str, Any]]] = {}
-    while requests:
-        answer = aws.data_resource().batch_get_item(RequestItems=requests)
-        for table, items in answer.get("Responses", {}).items():
-            found.setdefault(table, []).extend(items)
-        requests = answer.get("UnprocessedKeys") or {}
+        if start_key:
+            query["ExclusiveStartKey"] = dict(start_key)
+        answer = aws.data_table(_table_name()).query(**query)
+        return [_turn(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
 
-    def first(table: str) -> dict[str, Any] | None:
-        items = found.get(table)
-        return items[0] if items else None
-
-    return TurnState(tenant=first(tenants), usage_month=first(usage) or {}, session=first(conversations))
-
-
-def recent_turns(tenant_id: str, user_id: str, session_id: str, count: int) -> list[dict[str, Any]]:
-    """The last ``count`` turns of a session, oldest first."""
-    answer = aws.data_table(_table_name()).query(
-        KeyConditionExpression=Key("tenant_id").eq(tenant_id)
-        & Key("sk").begins_with(session_key(user_id, session_id) + "#"),
-        ScanIndexForward=False,
-        Limit=count,
-        ConsistentRead=True,
-    )
-    return list(reversed(answer.get("Items", [])))
-
-
-def _typed(item: dict[str, Any]) -> dict[str, Any]:
-    return {name: _serializer.serialize(value) for name, value in item.items()}
-
-
-def write_turn(
-    *,
-    tenant_id: str,
-    session: dict[str, Any],
-    turn: dict[str, Any],
-    previous_turns: int,
-    tokens_period: str,
-    tokens_in: int,
-    tokens_out: int,
-    model: str,
-    tokens_day: str | None = None,
-) -> None:
-    """The turn, the session's new metadata and the month's (and day's) tokens, together or not at
-    all. The day item's totals feed the daily token history; per-model counters stay on the month."""
-    table = _table_name()
-    session_put: dict[str, Any] = {"TableName": table, "Item": _typed(session)}
-    if previous_turns == 0:
-        session_put["ConditionExpression"] = "attribute_not_exists(sk)"
-    else:
-        session_put["ConditionExpression"] = "turns = :previous"
-        session_put["ExpressionAttributeValues"] = {":previous": {"N": str(previous_turns)}}
-    items = [
-        {
-            "Put": {
-                "TableName": table,
-                "Item": _typed(turn),
-                "ConditionExpression": "attribute_not_exists(sk)",
+    def delete_session(self, tenant_id: str, user_id: str, session_id: str) -> int:
+        """Delete the session's turns, then its metadata; the number of items deleted (the
+        metadata counts as one, found or not)."""
+        table = aws.data_table(_table_name())
+        keys: list[str] = []
+        start: dict[str, Any] | None = None
+        while True:
+            query: dict[str, Any] = {
+                "KeyConditionExpression": _turns_of(tenant_id, user_id, session_id),
+                "ProjectionExpression": "sk",
             }
-        },
-        {"Put": session_put},
-        usage_store.token_update(tenant_id, tokens_period, tokens_in, tokens_out, model),
-    ]
-    if tokens_day is not None:
-        items.append(usage_store.token_update(tenant_id, tokens_day, tokens_in, tokens_out))
-    try:
-        aws.data_client().transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-    except ClientError as exc:
-        if retry.is_lost_race(exc):
-            raise ContendedError from exc
-        if "ConditionalCheckFailed" in retry.cancellation_reasons(exc):
-            raise SessionChangedError from exc
-        raise
+            if start:
+                query["ExclusiveStartKey"] = start
+            answer = table.query(**query)
+            keys.extend(str(item["sk"]) for item in answer.get("Items", []))
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                break
+        keys.append(_session_key(user_id, session_id))  # last: a retried delete still finds the session
+        with table.batch_writer() as batch:
+            for sort_key in keys:
+                batch.delete_item(Key={"tenant_id": tenant_id, "sk": sort_key})
+        return len(keys)
 
 
-def get_session(tenant_id: str, user_id: str, session_id: str) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = (
-        aws.data_table(_table_name())
-        .get_item(Key={"tenant_id": tenant_id, "sk": session_key(user_id, session_id)}, ConsistentRead=True)
-        .get("Item")
-    )
-    return item
-
-
-def list_sessions(
-    tenant_id: str, user_id: str, limit: int, start_key: dict[str, Any] | None
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    query: dict[str, Any] = {
-        "IndexName": ACTIVITY_INDEX,
-        "KeyConditionExpression": Key("tenant_id").eq(tenant_id) & Key("activity").begins_with(f"{user_id}#"),
-        "ScanIndexForward": False,
-        "Limit": limit,
-    }
-    if start_key:
-        query["ExclusiveStartKey"] = start_key
-    answer = aws.data_table(_table_name()).query(**query)
-    return list(answer.get("Items", [])), answer.get("LastEvaluatedKey")
-
-
-def session_turns(
-    tenant_id: str, user_id: str, session_id: str, limit: int, start_key: dict[str, Any] | None
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    query: dict[str, Any] = {
-        "KeyConditionExpression": Key("tenant_id").eq(tenant_id)
-        & Key("sk").begins_with(session_key(user_id, session_id) + "#"),
-        "Limit": limit,
-        "ConsistentRead": True,
-    }
-    if start_key:
-        query["ExclusiveStartKey"] = start_key
-    answer = aws.data_table(_table_name()).query(**query)
-    return list(answer.get("Items", [])), answer.get("LastEvaluatedKey")
-
-
-def delete_session(tenant_id: str, user_id: str, session_id: str) -> int:
-    """Delete the session's turns, then its metadata; the number of items deleted."""
-    table = aws.data_table(_table_name())
-    keys: list[str] = []
-    start: dict[str, Any] | None = None
-    while True:
-        query: dict[str, Any] = {
-            "KeyConditionExpression": Key("tenant_id").eq(tenant_id)
-            & Key("sk").begins_with(session_key(user_id, session_id) + "#"),
-            "ProjectionExpression": "sk",
-        }
-        if start:
-            query["ExclusiveStartKey"] = start
-        answer = table.query(**query)
-        keys.extend(str(item["sk"]) for item in answer.get("Items", []))
-        start = answer.get("LastEvaluatedKey")
-        if not start:
-            break
-    keys.append(session_key(user_id, session_id))  # last: a retried delete still finds the session
-    with table.batch_writer() as batch:
-        for sort_key in keys:
-            batch.delete_item(Key={"tenant_id": tenant_id, "sk": sort_key})
-    return len(keys)
+DYNAMODB: Final = DynamoDBConversations()

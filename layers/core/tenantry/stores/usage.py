@@ -38,8 +38,9 @@ MODEL_TOKENS_OUT = "tokens_out:"
 def token_update(
     tenant_id: str, period: str, tokens_in: int, tokens_out: int, model: str | None = None
 ) -> dict[str, Any]:
-    """A low-level ``TransactWriteItems`` Update that adds tokens to a month item: the totals the
-    budget reads and, with ``model``, per-model counters the cost estimate prices."""
+    """A ``TransactWriteItems`` Update, in the resource layer's plain values, that adds tokens to
+    a period's item: the totals the budget reads and, with ``model``, per-model counters the cost
+    estimate prices."""
     expression = "ADD tokens_in :tokens_in, tokens_out :tokens_out"
     names: dict[str, str] = {}
     if model is not None:
@@ -47,12 +48,9 @@ def token_update(
         names = {"#model_in": MODEL_TOKENS_IN + model, "#model_out": MODEL_TOKENS_OUT + model}
     update: dict[str, Any] = {
         "TableName": table_name(),
-        "Key": {"tenant_id": {"S": tenant_id}, "period": {"S": period}},
+        "Key": {"tenant_id": tenant_id, "period": period},
         "UpdateExpression": expression,
-        "ExpressionAttributeValues": {
-            ":tokens_in": {"N": str(tokens_in)},
-            ":tokens_out": {"N": str(tokens_out)},
-        },
+        "ExpressionAttributeValues": {":tokens_in": tokens_in, ":tokens_out": tokens_out},
     }
     if names:
         update["ExpressionAttributeNames"] = names
@@ -141,7 +139,8 @@ class UsageReader(Protocol):
     def get_range(self, tenant_id: str, first: str, last: str) -> list[PeriodCounters]: ...
 
 
-def _counters(item: Mapping[str, Any]) -> PeriodCounters:
+def period_counters(item: Mapping[str, Any]) -> PeriodCounters:
+    """A Usage item as counters (Decimals made ints)."""
     numbers = {
         name: values.as_int(value) for name, value in item.items() if name not in ("tenant_id", "period")
     }
@@ -155,7 +154,7 @@ class DynamoDBUsage:
         item = (
             aws.data_table(table_name()).get_item(Key={"tenant_id": tenant_id, "period": period}).get("Item")
         )
-        return _counters(item) if item else PeriodCounters(tenant_id, period)
+        return period_counters(item) if item else PeriodCounters(tenant_id, period)
 
     def get_periods(self, tenant_ids: Sequence[str], period: str) -> dict[str, PeriodCounters]:
         """One BatchGetItem per 100 tenants; a tenant with nothing counted is absent."""
@@ -168,7 +167,7 @@ class DynamoDBUsage:
             while requests:
                 answer = aws.data_resource().batch_get_item(RequestItems=requests)
                 for item in answer.get("Responses", {}).get(table_name(), []):
-                    found[str(item["tenant_id"])] = _counters(item)
+                    found[str(item["tenant_id"])] = period_counters(item)
                 requests = answer.get("UnprocessedKeys") or {}
         return found
 
@@ -177,7 +176,7 @@ class DynamoDBUsage:
         answer = aws.data_table(table_name()).query(
             KeyConditionExpression=Key("tenant_id").eq(tenant_id) & Key("period").between(first, last)
         )
-        return [_counters(item) for item in answer.get("Items", [])]
+        return [period_counters(item) for item in answer.get("Items", [])]
 
 
 DYNAMODB: Final = DynamoDBUsage()
