@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tenantry import caches, chat, llm, tenancy
+from tenantry import caches, chat, deadline, llm, tenancy
 from tenantry.errors import NotFound
 from tenantry.models.chat import ChatRequest
 from tenantry.models.events import iso_utc
@@ -168,10 +168,12 @@ def test_both_refuse_a_turn_over_a_session_that_changed_and_delete_alike(aws: di
 
 @pytest.fixture
 def echo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The offline echo model (no key configured): no AWS at all in these tests."""
+    """The offline echo model (no key configured): no AWS at all in these tests. Within an
+    invocation's budget, as in a function, so a turn that cannot be stored gives up in the end."""
     monkeypatch.delenv("ANTHROPIC_API_KEY_PARAMETER", raising=False)
     caches.clear_all("tenantry.llm.")
-    yield
+    with deadline.budget(None, cap_seconds=10):
+        yield
     caches.clear_all("tenantry.llm.")
 
 

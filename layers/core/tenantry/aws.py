@@ -38,8 +38,9 @@ CONFIG = clientconfig.config(clientconfig.API)
 
 @dataclass(frozen=True, slots=True)
 class DataAccess:
-    """One set of credentials' DynamoDB access: a plain client and a resource. (A resource's own
-    ``meta.client`` serializes Python values itself, so it cannot take typed items.)"""
+    """One set of credentials' DynamoDB access: a plain client and a resource. The resource's own
+    ``meta.client`` (same credentials) takes plain Python values for every call, transactions
+    included, and cannot take typed items; the plain client takes typed items only."""
 
     client: DynamoDBClient
     resource: DynamoDBServiceResource
