@@ -18,7 +18,7 @@ request those are the tenant's scoped credentials.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -47,11 +47,11 @@ class ChatSession:
     tenant_id: str
     user_id: str
     session_id: str
+    created_at: str
+    updated_at: str
     title: str
     turns: int
     model: str
-    created_at: str
-    updated_at: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +197,16 @@ def _turns_of(tenant_id: str, user_id: str, session_id: str) -> Any:
     return Key("tenant_id").eq(tenant_id) & Key("sk").begins_with(_session_key(user_id, session_id) + "#")
 
 
+def _page[T](
+    query: dict[str, Any], start_key: Mapping[str, Any] | None, entity: Callable[[Mapping[str, Any]], T]
+) -> tuple[list[T], dict[str, Any] | None]:
+    """One page of ``query`` after ``start_key``: its items as entities, and its last key."""
+    if start_key:
+        query = {**query, "ExclusiveStartKey": dict(start_key)}
+    answer = aws.data_table(_table_name()).query(**query)
+    return [entity(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+
+
 class DynamoDBConversations:
     """:class:`Conversations` over the Conversations table, with the request's data access."""
 
@@ -299,10 +309,7 @@ class DynamoDBConversations:
             "ScanIndexForward": False,
             "Limit": limit,
         }
-        if start_key:
-            query["ExclusiveStartKey"] = dict(start_key)
-        answer = aws.data_table(_table_name()).query(**query)
-        return [_session(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+        return _page(query, start_key, _session)
 
     def session_turns(
         self, tenant_id: str, user_id: str, session_id: str, limit: int, start_key: Mapping[str, Any] | None
@@ -313,10 +320,7 @@ class DynamoDBConversations:
             "Limit": limit,
             "ConsistentRead": True,
         }
-        if start_key:
-            query["ExclusiveStartKey"] = dict(start_key)
-        answer = aws.data_table(_table_name()).query(**query)
-        return [_turn(item) for item in answer.get("Items", [])], answer.get("LastEvaluatedKey")
+        return _page(query, start_key, _turn)
 
     def delete_session(self, tenant_id: str, user_id: str, session_id: str) -> int:
         """Delete the session's turns, then its metadata; the number of items deleted (the
