@@ -12,6 +12,7 @@ import statistics
 import time
 
 from tenantry import exposition, metering
+from tenantry.stores.tenants import TenantRecord
 
 RUNS = 5
 # A busy month: every outcome, tokens, every latency bucket and a route counter set.
@@ -36,7 +37,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for count in (100, 1000, 2500):
         rows = [
-            ({"tenant_id": f"tenant-{index:08d}", "tier": "enterprise", "status": "active"}, ITEM)
+            (TenantRecord(f"tenant-{index:08d}", "Tenant", "enterprise", "active", "", ""), ITEM)
             for index in range(count)
         ]
         timings: list[float] = []

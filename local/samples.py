@@ -45,14 +45,14 @@ def ensure_sample_tenant(model: ApiModel, local_env: dict[str, str]) -> list[str
     )
     done: list[str] = []
     with sandbox.function_env(env):
-        tenant = tenancy.tenant_store.get(SAMPLE_TENANT_ID)
+        tenant = tenancy.DYNAMODB.tenants.get(SAMPLE_TENANT_ID)
         if tenant is None:
             request = tenancy.CreateTenantRequest(
                 name=SAMPLE_TENANT_NAME, tier=SAMPLE_TIER, tenant_id=SAMPLE_TENANT_ID
             )
-            tenant = tenancy.create_tenant(request).tenant.model_dump()
+            tenant = tenancy.create_tenant(request).tenant
             done.append(f"created tenant {SAMPLE_TENANT_ID} ({SAMPLE_TIER})")
-        done += _ensure_sample_key(tenancy, str(tenant["tier"]))
+        done += _ensure_sample_key(tenancy, str(tenant.tier))
     return done
 
 

@@ -115,7 +115,9 @@ def test_tenant_a_credentials_with_tenant_b_id_are_denied(two_tenants: None, ope
                 ]
             ),
             # Scan names no partition key: never allowed, even over the tenant's own items.
-            "Scan": lambda: tenant_store.list_page(tier=None, status=None, limit=10, next_token=None),
+            "Scan": lambda: tenant_store.DYNAMODB.list_page(
+                tier=None, status=None, limit=10, next_token=None
+            ),
         }
         # Then DynamoDB answers AccessDenied
         assert_denied(calls[operation])
@@ -153,7 +155,7 @@ def test_a_batch_with_one_foreign_key_is_denied_whole(two_tenants: None) -> None
 def test_function_role_credentials_are_not_limited(two_tenants: None) -> None:
     # Outside a tenant's request (admin routes, metering, offboarding) the function role serves
     assert event_store.get_event("globex", 1) is not None
-    assert len(tenant_store.list_page(tier=None, status=None, limit=10, next_token=None)[0]) == 2
+    assert len(tenant_store.DYNAMODB.list_page(tier=None, status=None, limit=10, next_token=None)[0]) == 2
 
 
 # ---------------------------------------------------------------------------------- through the handlers

@@ -374,10 +374,10 @@ def test_a_rotation_racing_the_offboarding_issues_no_key(
     monkeypatch.setenv(settings.OFFBOARD_SETTLE_SECONDS, "60")
     real_require = tenant_store.require
 
-    def offboarded_meanwhile(tenant_id: str) -> dict[str, Any]:
-        item = real_require(tenant_id)
+    def offboarded_meanwhile(store: tenant_store.TenantStore, tenant_id: str) -> tenant_store.TenantRecord:
+        tenant = real_require(store, tenant_id)
         tenancy.offboard_tenant(tenant_id, None)
-        return item
+        return tenant
 
     monkeypatch.setattr(tenant_store, "require", offboarded_meanwhile)
     # When the rotation goes on, it is refused as for a tenant that does not exist

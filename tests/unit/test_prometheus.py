@@ -15,6 +15,7 @@ from prometheus_client.samples import Sample
 from tenantry import exposition, metering, tenancy
 from tenantry.models.tenants import CreateTenantRequest, UpdateTenantRequest
 from tenantry.stores import usage as usage_store
+from tenantry.stores.tenants import TenantRecord
 from tests.conftest import HandlerClient, add_tokens, admin_context, api_event, load_function, tenant_context
 
 PROMETHEUS_ACCEPT = (
@@ -163,7 +164,10 @@ def test_an_exposition_too_large_for_lambda_is_a_clear_422(
 
 
 def test_label_values_are_escaped() -> None:
-    text = exposition.render([({"tenant_id": 'we"ird\\id', "tier": "basic", "status": "active"}, {})])
+    tenant = TenantRecord(
+        'we"ird\\id', "Weird", "basic", "active", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"
+    )
+    text = exposition.render([(tenant, {})])
     parsed = samples(text)["tenantry_requests"]
     assert {s.labels["tenant_id"] for s in parsed} == {'we"ird\\id'}
 

@@ -10,7 +10,9 @@ from typing import Any
 
 from tenantry.errors import ApiError
 from tenantry.stores import keys as key_store
+from tenantry.stores import tenants as tenant_store
 from tests.fakes.keys import InMemoryKeys
+from tests.fakes.tenants import InMemoryTenants
 
 
 def _answer(call: Callable[[], Any]) -> Any:
@@ -101,3 +103,124 @@ def test_the_in_memory_key_store_answers_as_the_dynamodb_one(aws: dict[str, str]
     assert type(dynamodb[23][1].expires_at) is int
     assert [key.key_hash for key in dynamodb[27]] == ["h1"]
     assert dynamodb[28].role == "admin"
+
+
+def _tenant(tenant_id: str, **fields: Any) -> tenant_store.TenantRecord:
+    return tenant_store.TenantRecord(
+        tenant_id=tenant_id,
+        name=tenant_id.title(),
+        tier=fields.pop("tier", "basic"),
+        status=fields.pop("status", tenant_store.ACTIVE),
+        created_at="2026-01-01T00:00:00Z",
+        updated_at="2026-01-01T00:00:00Z",
+        **fields,
+    )
+
+
+def _all_pages(store: tenant_store.TenantStore, **filters: Any) -> tuple[int, list[str]]:
+    """Every page of a listing, 2 at a time: how many pages, and the ids, sorted (a scan's order
+    is the table's hash order)."""
+    pages, ids, token = 0, [], None
+    while True:
+        found, token = store.list_page(limit=2, next_token=token, **filters)
+        assert len(found) <= 2
+        pages += 1
+        ids += [tenant.tenant_id for tenant in found]
+        if token is None:
+            return pages, sorted(ids)
+
+
+def _tenant_calls(store: tenant_store.TenantStore) -> list[Any]:
+    """Every TenantStore operation, its ordinary case and its edge cases, in one transcript."""
+    acme = _tenant("acme", config={"max_messages": 5, "model": "m"}, incarnation="i-1", onboarding="x")
+    for tenant in (
+        acme,
+        _tenant("globex", tier="pro", key_hashes=frozenset({"h9"})),
+        _tenant("initech", status=tenant_store.SUSPENDED),
+        _tenant("hooli", tier="pro"),
+        _tenant("umbrella"),
+        _tenant("wayne", tier="pro"),
+    ):
+        store.create(tenant)
+    changes = tenant_store.TenantChanges(
+        updated_at="2026-01-02T00:00:00Z", tier="pro", config={"max_messages": 7}
+    )
+    calls: list[Callable[[], Any]] = [
+        lambda: store.create(replace(acme, name="Other")),  # the id is taken
+        lambda: store.get("acme"),
+        lambda: store.get("nobody"),
+        lambda: store.get("acme").is_onboarding,  # type: ignore[union-attr]
+        lambda: store.register_key("acme", "h1"),
+        lambda: store.register_key("acme", "h1"),  # again: the same set
+        lambda: store.register_key("acme", "h2"),
+        lambda: store.register_key("nobody", "h1"),
+        lambda: store.unregister_key("acme", "h2"),
+        lambda: store.unregister_key("acme", "h2"),  # again: nothing to drop
+        lambda: store.unregister_key("nobody", "h2"),
+        lambda: store.get("acme").key_hashes,  # type: ignore[union-attr]
+        lambda: store.update("acme", changes),
+        lambda: store.update(
+            "acme", tenant_store.TenantChanges(updated_at="x", status=tenant_store.SUSPENDED)
+        ),
+        lambda: store.update("nobody", changes),
+        lambda: store.finish_onboarding("acme"),
+        lambda: store.finish_onboarding("acme"),  # again: still finished
+        lambda: store.finish_onboarding("nobody"),
+        lambda: store.get("acme").is_onboarding,  # type: ignore[union-attr]
+        lambda: store.delete_unfinished("acme"),  # finished: stays
+        lambda: store.get("acme") is not None,
+        lambda: _all_pages(store, tier=None, status=None),
+        lambda: _all_pages(store, tier="pro", status=None),
+        lambda: _all_pages(store, tier=None, status="suspended"),
+        lambda: _strip_updated_at(store.mark_offboarding("globex", 1_900_000_000)),
+        lambda: _strip_updated_at(store.mark_offboarding("globex", 1_900_000_000)),  # again
+        lambda: store.mark_offboarding("nobody", 1_900_000_000),
+        lambda: store.update("globex", changes),  # offboarding: gone for the admin API
+        lambda: store.register_key("globex", "h3"),  # no new key for it
+        lambda: store.unregister_key("globex", "h9"),  # but an abandoned one may leave
+        lambda: _all_pages(store, tier=None, status=None),
+        lambda: _all_pages(store, tier=None, status="offboarding"),
+        lambda: store.delete_offboarded("globex", "another incarnation"),
+        lambda: store.delete_offboarded("acme", "i-1"),  # not offboarding
+        lambda: store.delete_offboarded("globex", ""),  # created without an incarnation
+        lambda: store.get("globex"),
+        lambda: store.delete_offboarded("globex", ""),  # gone already
+        lambda: store.create(_tenant("fresh", onboarding="2026-01-01T00:00:00Z")),
+        lambda: store.delete_unfinished("fresh"),
+        lambda: store.get("fresh"),
+    ]
+    return [_answer(call) for call in calls]
+
+
+def _strip_updated_at(tenant: tenant_store.TenantRecord | None) -> tenant_store.TenantRecord | None:
+    """The offboarding mark stamps the time it ran: equal when both ran in the same second only."""
+    return None if tenant is None else replace(tenant, updated_at="")
+
+
+def test_the_in_memory_tenant_store_answers_as_the_dynamodb_one(aws: dict[str, str]) -> None:
+    # Given the Tenants table (moto) and the fake, both empty
+    # When the same calls are made on each
+    dynamodb = _tenant_calls(tenant_store.DYNAMODB)
+    fake = _tenant_calls(InMemoryTenants())
+    # Then every answer is the same: records (config numbers as plain ints), errors alike
+    assert dynamodb == fake
+    # And the calls did meet each case
+    assert dynamodb[0] == ("Conflict", "tenant_exists")
+    assert dynamodb[1].config == {"max_messages": 5, "model": "m"} and dynamodb[3] is True
+    assert dynamodb[7] == ("NotFound", "tenant_not_found")
+    assert dynamodb[11] == frozenset({"h1"})
+    assert (dynamodb[12].tier, dynamodb[12].config, dynamodb[12].name) == ("pro", {"max_messages": 7}, "Acme")
+    assert dynamodb[17] == "TenantMissingError" and dynamodb[18] is False
+    assert dynamodb[21] == (3, ["acme", "globex", "hooli", "initech", "umbrella", "wayne"])
+    assert dynamodb[22] == (2, ["acme", "globex", "hooli", "wayne"])
+    assert dynamodb[24].status == "offboarding" and dynamodb[24].purge_after == 1_900_000_000
+    assert dynamodb[27] == dynamodb[28] == ("NotFound", "tenant_not_found")
+    assert dynamodb[30] == (3, ["acme", "hooli", "initech", "umbrella", "wayne"])
+    assert (dynamodb[32], dynamodb[33], dynamodb[34], dynamodb[35], dynamodb[36]) == (
+        False,
+        False,
+        True,
+        None,
+        False,
+    )
+    assert dynamodb[39] is None

@@ -14,7 +14,9 @@ from tenantry import aws as clients
 from tenantry import metering, tenancy, usage
 from tenantry.models.tenants import CreateTenantRequest
 from tenantry.stores import usage as usage_store
+from tenantry.stores.tenants import TenantRecord
 from tests.conftest import HandlerClient, add_tokens, admin_context, load_function, tenant_context
+from tests.fakes.tenants import InMemoryTenants
 from tests.fakes.usage import InMemoryUsage
 
 TIERS = {"acme": "basic", "globex": "pro"}
@@ -153,12 +155,11 @@ def test_offboarding_purges_usage(api: TenantsApi) -> None:
 # ----------------------------------------------------------------- the store boundary (UsageReader)
 
 
-def test_history_lists_every_day_in_order_across_a_month_with_zeros_where_nothing_was_counted(
-    aws: dict[str, str],
-) -> None:
+def test_history_lists_every_day_in_order_across_a_month_with_zeros_where_nothing_was_counted() -> None:
     # Given globex (pro: usage history), a fixed clock on 2 March, and counters in memory for two
-    # of its last five days, the month, and a day of another tenant
-    tenancy.create_tenant(CreateTenantRequest(name="Globex", tier="pro", tenant_id="globex"))
+    # of its last five days, the month, and a day of another tenant: no DynamoDB at all
+    tenants = InMemoryTenants()
+    tenants.create(TenantRecord("globex", "Globex", "pro", "active", created_at="", updated_at=""))
     now = datetime(2026, 3, 2, 12, tzinfo=UTC)
     counters = InMemoryUsage()
     counters.add("globex", "day#2026-02-27", requests=3, allowed=3)
@@ -166,7 +167,7 @@ def test_history_lists_every_day_in_order_across_a_month_with_zeros_where_nothin
     counters.add("globex", "month#2026-03", requests=5, allowed=4, denied=1)
     counters.add("acme", "day#2026-03-01", requests=9, allowed=9)
     # When its five-day report is asked for
-    report = usage.report("globex", 5, now=now, reader=counters)
+    report = usage.report("globex", 5, now=now, reader=counters, tenants=tenants)
     # Then every day is there, oldest first, across February's end; only its own counts show
     assert report.days is not None
     assert [day.period for day in report.days] == [

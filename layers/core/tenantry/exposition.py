@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, get_args
+from typing import Final, get_args
 
 from tenantry import metering
 from tenantry.errors import Unprocessable
 from tenantry.models.tenants import TenantStatus
 from tenantry.stores import values
+from tenantry.stores.tenants import TenantRecord
 from tenantry.tiers import TIERS
 from tenantry.usage import estimate_cost, month_items
 
@@ -45,8 +46,8 @@ class _Family:
         self.lines.append(f"{name}{labels} {value}")
 
 
-def render(rows: Iterable[tuple[dict[str, Any], Mapping[str, int]]]) -> str:
-    """``rows``: (tenant item, month counters item) pairs, as :func:`tenantry.usage.month_items`."""
+def render(rows: Iterable[tuple[TenantRecord, Mapping[str, int]]]) -> str:
+    """``rows``: (tenant, month counters) pairs, as :func:`tenantry.usage.month_items`."""
     requests = _Family("tenantry_requests_total", "counter", "Requests this month by outcome (429 = denied)")
     tokens = _Family("tenantry_llm_tokens_total", "counter", "LLM tokens this month by direction")
     latency = _Family(
@@ -55,8 +56,8 @@ def render(rows: Iterable[tuple[dict[str, Any], Mapping[str, int]]]) -> str:
     cost = _Family("tenantry_estimated_cost_usd", "gauge", "Estimated cost this month (not a bill)")
     by_tier_status: Counter[tuple[str, str]] = Counter()
     for tenant, item in rows:
-        tenant_id, tier = str(tenant["tenant_id"]), str(tenant["tier"])
-        by_tier_status[(tier, str(tenant.get("status", "active")))] += 1
+        tenant_id, tier = tenant.tenant_id, tenant.tier
+        by_tier_status[(tier, tenant.status)] += 1
         for outcome in OUTCOMES:
             requests.add(
                 "tenantry_requests_total",

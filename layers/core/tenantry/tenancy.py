@@ -27,13 +27,12 @@ from tenantry.models.tenants import (
     TenantPage,
     UpdateTenantRequest,
 )
-from tenantry.models.tenants import (
-    KeyStatus as ShownKeyStatus,
-)
+from tenantry.models.tenants import KeyStatus as ShownKeyStatus
+from tenantry.models.tenants import TenantStatus as ShownTenantStatus
 from tenantry.observability import logger
 from tenantry.stores import events as event_store
 from tenantry.stores import keys as key_store
-from tenantry.stores import purge, values
+from tenantry.stores import purge
 from tenantry.stores import tenants as tenant_store
 from tenantry.tiers import MODEL_CHOICE, get_tier
 
@@ -45,6 +44,7 @@ class Stores:
     """The stores the tenancy logic works through: DynamoDB's in the functions (:data:`DYNAMODB`),
     in-memory fakes (tests/fakes) in tests where DynamoDB is not the point."""
 
+    tenants: tenant_store.TenantStore = tenant_store.DYNAMODB
     keys: key_store.KeyStore = key_store.DYNAMODB
 
 
@@ -66,16 +66,23 @@ def _new_tenant_id(name: str) -> str:
     return f"{slug}-{secrets.token_hex(3)}"
 
 
-def tenant_view(item: dict[str, Any]) -> Tenant:
+def tenant_view(tenant: tenant_store.TenantRecord) -> Tenant:
     return Tenant(
-        tenant_id=item["tenant_id"],
-        name=item["name"],
-        tier=item["tier"],
-        status=item["status"],
-        config=values.plain(item.get("config") or {}),
-        created_at=item["created_at"],
-        updated_at=item["updated_at"],
+        tenant_id=tenant.tenant_id,
+        name=tenant.name,
+        tier=tenant.tier,
+        status=_shown_tenant_status(tenant),
+        config=dict(tenant.config),
+        created_at=tenant.created_at,
+        updated_at=tenant.updated_at,
     )
+
+
+def _shown_tenant_status(tenant: tenant_store.TenantRecord) -> ShownTenantStatus:
+    """An offboarding tenant is gone for the API: it is never shown."""
+    if tenant.status == tenant_store.OFFBOARDING:
+        raise ValueError(f"tenant {tenant.tenant_id!r} is being offboarded: never shown")
+    return "suspended" if tenant.status == tenant_store.SUSPENDED else "active"
 
 
 _SHOWN_STATUS: Final[dict[key_store.KeyStatus, ShownKeyStatus]] = {
@@ -156,7 +163,7 @@ def _new_tenant_key(
         expires_at=expires_at,
         incarnation=incarnation,
     )
-    tenant_store.register_key(tenant_id, key.key_hash)
+    stores.tenants.register_key(tenant_id, key.key_hash)
     stores.keys.put(key)
     edge_key_id = edge.create_key(key_id=key.key_id, value=raw_key, tenant_id=tenant_id, tier=tier)
     return raw_key, replace(key, edge_key_id=edge_key_id)
@@ -178,7 +185,7 @@ def _discard(key: key_store.KeyRecord, stores: Stores) -> None:
     for edge_key_id in sorted(edge_ids):
         edge.delete_key(edge_key_id)
     stores.keys.delete(key.key_hash)
-    tenant_store.unregister_key(key.tenant_id, key.key_hash)
+    stores.tenants.unregister_key(key.tenant_id, key.key_hash)
 
 
 def _discard_unfinished(
@@ -198,8 +205,8 @@ def _discard_unfinished(
     return kept
 
 
-def _tenant_keys(tenant: dict[str, Any], stores: Stores) -> list[key_store.KeyRecord]:
-    return stores.keys.list_for_tenant(tenant["tenant_id"], tenant_store.registered_keys(tenant))
+def _tenant_keys(tenant: tenant_store.TenantRecord, stores: Stores) -> list[key_store.KeyRecord]:
+    return stores.keys.list_for_tenant(tenant.tenant_id, tenant.key_hashes)
 
 
 def create_tenant(request: CreateTenantRequest, stores: Stores = DYNAMODB) -> CreatedTenant:
@@ -209,87 +216,88 @@ def create_tenant(request: CreateTenantRequest, stores: Stores = DYNAMODB) -> Cr
     config = request.config.model_dump(exclude_none=True) if request.config else {}
     _check_model_allowed(request.tier, config)
     now = _iso(_now())
-    tenant_id = request.tenant_id or _new_tenant_id(request.name)
-    item: dict[str, Any] = {
-        "tenant_id": tenant_id,
-        "name": request.name,
-        "tier": request.tier,
-        "status": "active",
-        "config": config,
-        "created_at": now,
-        "updated_at": now,
-        tenant_store.ONBOARDING: now,
-        tenant_store.INCARNATION: secrets.token_hex(8),
-    }
+    tenant = tenant_store.TenantRecord(
+        tenant_id=request.tenant_id or _new_tenant_id(request.name),
+        name=request.name,
+        tier=request.tier,
+        status=tenant_store.ACTIVE,
+        config=config,
+        created_at=now,
+        updated_at=now,
+        onboarding=now,
+        incarnation=secrets.token_hex(8),
+    )
     try:
         if request.tenant_id is None:
-            tenant_id = _create_with_generated_id(item, request.name)
+            tenant = _create_with_generated_id(tenant, stores)
         else:
-            _create_record(item, stores)
+            _create_record(tenant, stores)
     except Conflict:
-        existing = tenant_store.get(tenant_id)
-        if not tenant_store.is_onboarding(existing) or existing is None:
+        existing = stores.tenants.get(tenant.tenant_id)
+        if existing is None or not existing.is_onboarding:
             raise
         # A retry of an onboarding that never answered: this request's fields win.
-        _discard_unfinished(tenant_id, _tenant_keys(existing, stores), stores, everything=True)
-        fields = {name: item[name] for name in ("name", "tier", "status", "config", "updated_at")}
-        item = {**tenant_store.update(tenant_id, fields)}
-        logger.info("onboarding resumed", extra={"audit_tenant_id": tenant_id})
+        _discard_unfinished(tenant.tenant_id, _tenant_keys(existing, stores), stores, everything=True)
+        changes = tenant_store.TenantChanges(
+            updated_at=now, name=tenant.name, tier=tenant.tier, status=tenant.status, config=tenant.config
+        )
+        tenant = stores.tenants.update(tenant.tenant_id, changes)
+        logger.info("onboarding resumed", extra={"audit_tenant_id": tenant.tenant_id})
     try:
         raw_key, key = _new_tenant_key(
-            tenant_id=tenant_id,
-            tier=item["tier"],
+            tenant_id=tenant.tenant_id,
+            tier=tenant.tier,
             expires_at=None,
-            incarnation=str(item.get(tenant_store.INCARNATION, "")),
+            incarnation=tenant.incarnation,
             stores=stores,
         )
         _activate(key, "active", stores)
-        tenant_store.finish_onboarding(tenant_id)
+        stores.tenants.finish_onboarding(tenant.tenant_id)
     except Exception:
-        _undo_onboarding(tenant_id, stores)
+        _undo_onboarding(tenant.tenant_id, stores)
         raise
-    item.pop(tenant_store.ONBOARDING, None)
-    logger.info("tenant onboarded", extra={"audit_tenant_id": tenant_id, "audit_tier": item["tier"]})
-    return CreatedTenant(tenant=tenant_view(item), api_key=raw_key)
+    logger.info("tenant onboarded", extra={"audit_tenant_id": tenant.tenant_id, "audit_tier": tenant.tier})
+    return CreatedTenant(tenant=tenant_view(tenant), api_key=raw_key)
 
 
-def _create_with_generated_id(item: dict[str, Any], name: str) -> str:
-    """Insert the item under a fresh id when the generated one is taken (a 24-bit suffix can
+def _create_with_generated_id(tenant: tenant_store.TenantRecord, stores: Stores) -> tenant_store.TenantRecord:
+    """Insert the tenant under a fresh id when the generated one is taken (a 24-bit suffix can
     collide): the caller chose no id, so another tenant's id, onboarding or not, is never theirs to
-    resume or to be refused for. Returns the id used."""
+    resume or to be refused for. Returns the tenant as inserted."""
     for _ in range(_GENERATED_ID_ATTEMPTS - 1):
         try:
-            tenant_store.create(item)
-            return str(item["tenant_id"])
+            stores.tenants.create(tenant)
         except Conflict:
-            item["tenant_id"] = _new_tenant_id(name)
-    tenant_store.create(item)
-    return str(item["tenant_id"])
+            tenant = replace(tenant, tenant_id=_new_tenant_id(tenant.name))
+        else:
+            return tenant
+    stores.tenants.create(tenant)
+    return tenant
 
 
 _GENERATED_ID_ATTEMPTS = 5
 
 
-def _create_record(item: dict[str, Any], stores: Stores) -> None:
+def _create_record(tenant: tenant_store.TenantRecord, stores: Stores) -> None:
     """Insert the tenant's item (``Conflict`` when the id is taken). An id still being offboarded
     is refused until its final purge; once that is due, this request runs it (the scheduled run
     may be late, or lost locally)."""
-    tenant_id = item["tenant_id"]
+    tenant_id = tenant.tenant_id
     try:
-        tenant_store.create(item)
+        stores.tenants.create(tenant)
     except Conflict:
-        existing = tenant_store.get(tenant_id)
-        if existing is None or existing.get("status") != tenant_store.OFFBOARDING:
+        existing = stores.tenants.get(tenant_id)
+        if existing is None or existing.status != tenant_store.OFFBOARDING:
             raise
         if finish_offboarding(tenant_id, stores) is None:
-            wait = max(1, int(existing.get("purge_after", 0)) - int(_now()))
+            wait = max(1, (existing.purge_after or 0) - int(_now()))
             raise Conflict(
                 f"Tenant id {tenant_id!r} is being offboarded; it is free again once the final purge "
                 f"has run, in about {wait} s",
                 code="tenant_offboarding",
                 headers={"Retry-After": str(wait)},
             ) from None
-        tenant_store.create(item)  # a Conflict now: onboarded by another request meanwhile
+        stores.tenants.create(tenant)  # a Conflict now: onboarded by another request meanwhile
 
 
 def _undo_onboarding(tenant_id: str, stores: Stores) -> None:
@@ -297,70 +305,73 @@ def _undo_onboarding(tenant_id: str, stores: Stores) -> None:
     same request sent again resumes the onboarding, and ``tenantry keys sweep`` finds any API key
     left without its item."""
     try:
-        tenant = tenant_store.get(tenant_id)
-        if not tenant_store.is_onboarding(tenant) or tenant is None:
+        tenant = stores.tenants.get(tenant_id)
+        if tenant is None or not tenant.is_onboarding:
             return
         _discard_unfinished(tenant_id, _tenant_keys(tenant, stores), stores, everything=True)
-        tenant_store.delete_unfinished(tenant_id)
+        stores.tenants.delete_unfinished(tenant_id)
     except Exception:  # noqa: BLE001 - the original failure is the one to report
         logger.warning(
             "undoing a failed onboarding failed; a retry resumes it", extra={"audit_tenant_id": tenant_id}
         )
 
 
-def get_tenant(tenant_id: str) -> Tenant:
-    return tenant_view(tenant_store.require(tenant_id))
+def get_tenant(tenant_id: str, stores: Stores = DYNAMODB) -> Tenant:
+    return tenant_view(tenant_store.require(stores.tenants, tenant_id))
 
 
-def list_tenants(*, tier: str | None, status: str | None, limit: int, next_token: str | None) -> TenantPage:
-    items, token = tenant_store.list_page(tier=tier, status=status, limit=limit, next_token=next_token)
-    return TenantPage(tenants=[tenant_view(item) for item in items], next_token=token)
+def list_tenants(
+    *, tier: str | None, status: str | None, limit: int, next_token: str | None, stores: Stores = DYNAMODB
+) -> TenantPage:
+    found, token = stores.tenants.list_page(tier=tier, status=status, limit=limit, next_token=next_token)
+    return TenantPage(tenants=[tenant_view(tenant) for tenant in found], next_token=token)
 
 
 def update_tenant(
     tenant_id: str, request: UpdateTenantRequest, stage: edge.Stage | None, stores: Stores = DYNAMODB
 ) -> Tenant:
-    current = tenant_store.require(tenant_id)
-    changes: dict[str, Any] = {}
-    if request.name is not None:
-        changes["name"] = request.name
-    new_tier = request.tier or current["tier"]
-    config = dict(values.plain(current.get("config") or {}))
+    current = tenant_store.require(stores.tenants, tenant_id)
+    new_tier = request.tier or current.tier
+    config = dict(current.config)
+    config_changed = request.config is not None
     if request.config is not None:
         for name, value in request.config.model_dump(exclude_unset=True).items():
             if value is None:
                 config.pop(name, None)
             else:
                 config[name] = value
-        changes["config"] = config
-    if new_tier != current["tier"]:
-        changes["tier"] = new_tier
-        if not get_tier(new_tier).has(MODEL_CHOICE) and "model" in config and request.config is None:
-            # A downgrade drops a model choice the new tier does not allow.
-            config.pop("model")
-            changes["config"] = config
+    downgrade = new_tier != current.tier and not get_tier(new_tier).has(MODEL_CHOICE)
+    if downgrade and request.config is None and "model" in config:
+        # A downgrade drops a model choice the new tier does not allow.
+        config.pop("model")
+        config_changed = True
     _check_model_allowed(new_tier, config)
-    new_status = request.status or current["status"]
-    if new_status != current["status"]:
-        changes["status"] = new_status
-    changes["updated_at"] = _iso(_now())
+    new_status = request.status or current.status
+    changes = tenant_store.TenantChanges(
+        updated_at=_iso(_now()),
+        name=request.name,
+        tier=new_tier if new_tier != current.tier else None,
+        status=new_status if new_status != current.status else None,
+        config=config if config_changed else None,
+    )
 
     # The tenant item first: it is the record of what was asked. The keys then follow it, every
     # time tier or status is given (not only when it changed): a retry after a failure half-way
     # (some keys moved or disabled, some not) finishes the job; each step is safe to repeat.
-    updated = tenant_store.update(tenant_id, changes)
+    updated = stores.tenants.update(tenant_id, changes)
     if request.tier is not None or request.status is not None:
         _reconcile_keys(updated, stores, tier=request.tier is not None, status=request.status is not None)
-    logger.info("tenant updated", extra={"audit_tenant_id": tenant_id, "changed": sorted(changes)})
+    changed = sorted(changes.fields())
+    logger.info("tenant updated", extra={"audit_tenant_id": tenant_id, "changed": changed})
     if request.tier is not None or request.status is not None:
         edge.flush_authorizer_cache(stage)
     return tenant_view(updated)
 
 
-def _reconcile_keys(tenant: dict[str, Any], stores: Stores, *, tier: bool, status: bool) -> None:
+def _reconcile_keys(tenant: tenant_store.TenantRecord, stores: Stores, *, tier: bool, status: bool) -> None:
     """Bring every live key of the tenant to the tenant's tier (its usage plan) and status (API
     Gateway's enabled flag and the item's status). Pending keys are left to their own request."""
-    enabled = tenant["status"] == "active"
+    enabled = tenant.status == tenant_store.ACTIVE
     key_status = key_store.ACTIVE if enabled else key_store.SUSPENDED
     for key in _tenant_keys(tenant, stores):
         if key.status in (key_store.REVOKED, key_store.PENDING):
@@ -368,10 +379,10 @@ def _reconcile_keys(tenant: dict[str, Any], stores: Stores, *, tier: bool, statu
         # The item is written after its API key is placed, so an item that already says the
         # target has its API key placed too (by the attempt that wrote it).
         new_tier = new_status = None
-        if tier and key.tier != tenant["tier"]:
+        if tier and key.tier != tenant.tier:
             if key.edge_key_id:
-                edge.place_key(key.edge_key_id, tenant["tier"])
-            new_tier = tenant["tier"]
+                edge.place_key(key.edge_key_id, tenant.tier)
+            new_tier = tenant.tier
         if status and key.status != key_status:
             if key.edge_key_id:
                 edge.set_enabled(key.edge_key_id, enabled)
@@ -384,7 +395,7 @@ def issue_key(
     tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None, stores: Stores = DYNAMODB
 ) -> IssuedKey:
     """Rotation: a new key now; the tenant's older keys stop after the grace period."""
-    tenant = tenant_store.require(tenant_id)
+    tenant = tenant_store.require(stores.tenants, tenant_id)
     now = _now()
     grace_end = int(now) + request.grace_seconds
     # Keys an earlier failed attempt left pending were never shown: discard, never grace, them.
@@ -395,9 +406,9 @@ def issue_key(
     ]
     raw_key, new = _new_tenant_key(
         tenant_id=tenant_id,
-        tier=tenant["tier"],
+        tier=tenant.tier,
         expires_at=None if request.expires_in_seconds is None else int(now) + request.expires_in_seconds,
-        incarnation=str(tenant.get(tenant_store.INCARNATION, "")),
+        incarnation=tenant.incarnation,
         stores=stores,
     )
     ends: list[int] = []  # when each older key still working stops
@@ -414,7 +425,7 @@ def issue_key(
         # (a retry keeps the earlier grace end its first attempt set: the answer says so)
         ends.append(grace_end if own_expiry is None else min(own_expiry, grace_end))
     # Last: only now can the new key be used (and its secret be answered).
-    new = _activate(new, tenant["status"], stores)
+    new = _activate(new, tenant.status, stores)
     # Always: API Gateway's cached answers for the older keys predate their new expiry. Flushed,
     # the next request re-authorizes and learns it, and the functions refuse the key at its grace
     # end (tenantry.http) rather than up to 300 s later.
@@ -435,7 +446,7 @@ def issue_key(
 
 
 def list_keys(tenant_id: str, stores: Stores = DYNAMODB) -> list[KeyInfo]:
-    tenant = tenant_store.require(tenant_id)
+    tenant = tenant_store.require(stores.tenants, tenant_id)
     now = _now()
     return [
         key_view(key, now)
@@ -445,7 +456,7 @@ def list_keys(tenant_id: str, stores: Stores = DYNAMODB) -> list[KeyInfo]:
 
 
 def revoke_key(tenant_id: str, key_id: str, stage: edge.Stage | None, stores: Stores = DYNAMODB) -> KeyInfo:
-    tenant = tenant_store.require(tenant_id)
+    tenant = tenant_store.require(stores.tenants, tenant_id)
     match = next(
         (
             key
@@ -481,7 +492,7 @@ def offboard_tenant(
     before the mark has ended (``task_target``: the function the schedule invokes). An unknown
     tenant answers zeros (a finished offboarding)."""
     purge_after = int(_now()) + settings.offboard_settle_seconds()
-    tenant = tenant_store.mark_offboarding(tenant_id, purge_after)
+    tenant = stores.tenants.mark_offboarding(tenant_id, purge_after)
     revoked, edge_deleted = _delete_keys(tenant_id, tenant, stores)
     edge.flush_authorizer_cache(stage)
     closed = event_store.close_stream(tenant_id)
@@ -502,11 +513,12 @@ def offboard_tenant(
     )
 
 
-def _delete_keys(tenant_id: str, tenant: dict[str, Any] | None, stores: Stores) -> tuple[int, int]:
+def _delete_keys(tenant_id: str, tenant: tenant_store.TenantRecord | None, stores: Stores) -> tuple[int, int]:
     """Revoke and delete every key of the tenant and its API Gateway twin: (revoked, edge deleted)."""
     revoked = 0
     edge_deleted = 0
-    for key in stores.keys.list_for_tenant(tenant_id, tenant_store.registered_keys(tenant)):
+    registered = tenant.key_hashes if tenant is not None else frozenset[str]()
+    for key in stores.keys.list_for_tenant(tenant_id, registered):
         if key.status != key_store.REVOKED:
             stores.keys.revoke(key.key_hash, _iso(_now()))
             revoked += 1
@@ -524,16 +536,16 @@ def finish_offboarding(tenant_id: str, stores: Stores = DYNAMODB) -> dict[str, i
     """The final purge, once it is due: purge again (what requests in flight at the offboarding
     wrote after the first purge), then delete the tenant's item, which frees the id. None when
     it is not due yet; an empty dict when there is nothing to finish. Safe to repeat."""
-    tenant = tenant_store.get(tenant_id)
-    if tenant is None or tenant.get("status") != tenant_store.OFFBOARDING:
+    tenant = stores.tenants.get(tenant_id)
+    if tenant is None or tenant.status != tenant_store.OFFBOARDING:
         return {}
-    if _now() < int(tenant.get("purge_after", 0)):
+    if _now() < (tenant.purge_after or 0):
         return None
     _delete_keys(tenant_id, tenant, stores)  # a key a failed rotation recorded late
     closed = event_store.close_stream(tenant_id)
     deleted = purge.purge_tenant(tenant_id)
     deleted["EventsTable"] = deleted.get("EventsTable", 0) + closed
-    tenant_store.delete_offboarded(tenant_id, str(tenant.get(tenant_store.INCARNATION, "")))
+    stores.tenants.delete_offboarded(tenant_id, tenant.incarnation)
     logger.info("tenant purged", extra={"audit_tenant_id": tenant_id, "items_deleted": deleted})
     return deleted
 
@@ -552,14 +564,14 @@ def run_task(event: dict[str, Any]) -> dict[str, Any]:
     return {"done": True, "tenant_id": tenant_id, "items_deleted": deleted}
 
 
-def describe_me(tenant_id: str, key_id: str) -> Me:
-    item = tenant_store.require(tenant_id)
-    tier = get_tier(item["tier"])
+def describe_me(tenant_id: str, key_id: str, stores: Stores = DYNAMODB) -> Me:
+    tenant = tenant_store.require(stores.tenants, tenant_id)
+    tier = get_tier(tenant.tier)
     return Me(
-        tenant_id=item["tenant_id"],
-        name=item["name"],
+        tenant_id=tenant.tenant_id,
+        name=tenant.name,
         tier=tier.name,
-        status=item["status"],
+        status=_shown_tenant_status(tenant),
         limits=tier.limits(),
         features=list(tier.features),
         key_id=key_id,

@@ -100,11 +100,11 @@ def report(
     as_admin: bool = False,
     now: datetime | None = None,
     reader: usage_store.UsageReader = usage_store.DYNAMODB,
+    tenants: tenant_store.TenantStore = tenant_store.DYNAMODB,
 ) -> UsageReport:
     """The tenant's figures for today and this month; with ``days`` > 1, the daily history too
     (for the tenant itself only on tiers with usage history; an admin always sees it)."""
-    tenant = tenant_store.require(tenant_id)
-    tier = get_tier(tenant["tier"])
+    tier = get_tier(tenant_store.require(tenants, tenant_id).tier)
     if days > 1 and not as_admin and not tier.has(USAGE_HISTORY):
         raise Forbidden(
             f"Tier {tier.name!r} shows today and this month only; usage history needs a higher tier",
@@ -139,16 +139,15 @@ def report(
     )
 
 
-def _stats_row(tenant: dict[str, Any], item: Mapping[str, int]) -> TenantStats:
-    tier = str(tenant["tier"])
+def _stats_row(tenant: tenant_store.TenantRecord, item: Mapping[str, int]) -> TenantStats:
     return TenantStats(
-        tenant_id=str(tenant["tenant_id"]),
-        name=str(tenant["name"]),
-        tier=tier,
-        status=str(tenant.get("status", "active")),
+        tenant_id=tenant.tenant_id,
+        name=tenant.name,
+        tier=tenant.tier,
+        status=tenant.status,
         **_figures(item),
         estimated_cost_usd=estimate_cost(item).total,
-        limits=get_tier(tier).limits(),
+        limits=get_tier(tenant.tier).limits(),
     )
 
 
@@ -159,21 +158,21 @@ def stats(
     tier: str | None = None,
     now: datetime | None = None,
     reader: usage_store.UsageReader = usage_store.DYNAMODB,
+    tenants: tenant_store.TenantStore = tenant_store.DYNAMODB,
 ) -> StatsPage:
     """Every tenant's figures this month (requests, allowed, denied, latency, tokens, estimated
     cost) with its tier's limits, a page at a time."""
     month = usage_store.month_period(now or datetime.now(UTC))
-    tenants, token = tenant_store.list_page(tier=tier, status=None, limit=limit, next_token=next_token)
-    counters = reader.get_periods([str(tenant["tenant_id"]) for tenant in tenants], month)
-    rows = [_stats_row(tenant, _month_of(counters, tenant, month)) for tenant in tenants]
+    found, token = tenants.list_page(tier=tier, status=None, limit=limit, next_token=next_token)
+    counters = reader.get_periods([tenant.tenant_id for tenant in found], month)
+    rows = [_stats_row(tenant, _month_of(counters, tenant, month)) for tenant in found]
     return StatsPage(period=month, tenants=rows, next_token=token)
 
 
 def _month_of(
-    counters: dict[str, usage_store.PeriodCounters], tenant: dict[str, Any], month: str
+    counters: dict[str, usage_store.PeriodCounters], tenant: tenant_store.TenantRecord, month: str
 ) -> Mapping[str, int]:
-    tenant_id = str(tenant["tenant_id"])
-    return counters.get(tenant_id, usage_store.PeriodCounters(tenant_id, month)).counters
+    return counters.get(tenant.tenant_id, usage_store.PeriodCounters(tenant.tenant_id, month)).counters
 
 
 def month_items(
@@ -181,14 +180,15 @@ def month_items(
     tier: str | None = None,
     now: datetime | None = None,
     reader: usage_store.UsageReader = usage_store.DYNAMODB,
-) -> Iterator[tuple[dict[str, Any], Mapping[str, int]]]:
+    tenants: tenant_store.TenantStore = tenant_store.DYNAMODB,
+) -> Iterator[tuple[tenant_store.TenantRecord, Mapping[str, int]]]:
     """Every tenant (of ``tier``, if given) with its month's raw counters, 100 tenants a round."""
     month = usage_store.month_period(now or datetime.now(UTC))
     token: str | None = None
     while True:
-        tenants, token = tenant_store.list_page(tier=tier, status=None, limit=100, next_token=token)
-        counters = reader.get_periods([str(tenant["tenant_id"]) for tenant in tenants], month)
-        for tenant in tenants:
+        found, token = tenants.list_page(tier=tier, status=None, limit=100, next_token=token)
+        counters = reader.get_periods([tenant.tenant_id for tenant in found], month)
+        for tenant in found:
             yield tenant, _month_of(counters, tenant, month)
         if token is None:
             return

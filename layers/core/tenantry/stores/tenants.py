@@ -1,245 +1,375 @@
-"""The Tenants table: one item per tenant, partition key tenant_id."""
+"""The Tenants table: one item per tenant, partition key tenant_id.
+
+Besides the tenant's own fields the item carries the state that makes the admin operations safe
+to retry: the ``onboarding`` mark, the tenant's ``incarnation``, its list of key hashes
+(``key_hashes``) and, while it is offboarded, ``purge_after``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Literal, Protocol, cast, get_args
 
 from boto3.dynamodb.conditions import Attr
 from botocore.exceptions import ClientError
 
 from tenantry import aws, retry, settings
 from tenantry.errors import Conflict, NotFound
+from tenantry.stores import values
 from tenantry.stores.pagination import decode_token, encode_token
+from tenantry.stores.updates import set_update
+
+TenantStatus = Literal["active", "suspended", "offboarding"]
+ACTIVE: Final[TenantStatus] = "active"
+SUSPENDED: Final[TenantStatus] = "suspended"
+# A tenant being offboarded keeps its item, in this state, until the final purge deletes it: the
+# id is refused meanwhile, and the admin API treats the tenant as gone.
+OFFBOARDING: Final[TenantStatus] = "offboarding"
+_STATUSES: Final = frozenset(get_args(TenantStatus))
+
+KEY_REGISTRY = "key_hashes"
+# A tenant item's incarnation: a random token set when the tenant is created. Its keys carry it, so
+# a request authorized for an offboarded tenant can never write into a new tenant with the same id.
+INCARNATION = "incarnation"
+# A tenant item carries this attribute from its creation until its onboarding answered: a retry
+# of the onboarding then resumes it instead of answering 409 tenant_exists.
+ONBOARDING = "onboarding"
+
+
+@dataclass(frozen=True, slots=True)
+class TenantRecord:
+    """One tenant, as stored (``config`` with plain numbers). ``onboarding``: when its onboarding
+    started, until it answered; ``key_hashes``: its keys, listed before each key exists, so a
+    consistent read of this record finds every key; ``purge_after`` (epoch seconds): when an
+    offboarding's final purge is due."""
+
+    tenant_id: str
+    name: str
+    tier: str
+    status: TenantStatus
+    created_at: str
+    updated_at: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    incarnation: str = ""
+    onboarding: str | None = None
+    key_hashes: frozenset[str] = frozenset()
+    purge_after: int | None = None
+
+    @property
+    def is_onboarding(self) -> bool:
+        return bool(self.onboarding)
+
+
+@dataclass(frozen=True, slots=True)
+class TenantChanges:
+    """What an update sets: ``updated_at`` always, each other field when given."""
+
+    updated_at: str
+    name: str | None = None
+    tier: str | None = None
+    status: TenantStatus | None = None
+    config: Mapping[str, Any] | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The attributes set, by name."""
+        given = {
+            "name": self.name,
+            "tier": self.tier,
+            "status": self.status,
+            "config": None if self.config is None else dict(self.config),
+            "updated_at": self.updated_at,
+        }
+        return {name: value for name, value in given.items() if value is not None}
+
+
+class TenantMissingError(LookupError):
+    """A change to a tenant item that does not exist (deleted meanwhile): nothing was written."""
+
+
+class TenantStore(Protocol):
+    """The tenant operations the logic makes (tenantry.tenancy, tenantry.usage): :data:`DYNAMODB`
+    in the functions, an in-memory fake (tests/fakes/tenants.py) where DynamoDB is not the point.
+    Every write is safe to send again."""
+
+    def create(self, tenant: TenantRecord) -> None:
+        """Insert a new tenant; ``Conflict`` tenant_exists when the id is taken."""
+
+    def get(self, tenant_id: str) -> TenantRecord | None:
+        """The tenant (offboarding ones too), read consistently."""
+
+    def update(self, tenant_id: str, changes: TenantChanges) -> TenantRecord:
+        """Apply ``changes`` and return the tenant as it is now; ``NotFound`` tenant_not_found when
+        there is no such tenant or it is being offboarded."""
+
+    def register_key(self, tenant_id: str, key_hash: str) -> None:
+        """List a key on the tenant, before the key exists; ``NotFound`` when the tenant is gone
+        or being offboarded."""
+
+    def unregister_key(self, tenant_id: str, key_hash: str) -> None:
+        """Drop an abandoned key from the tenant's list (a tenant that is gone has nothing to drop)."""
+
+    def finish_onboarding(self, tenant_id: str) -> None:
+        """Remove the onboarding mark: a retry of the onboarding is now a 409.
+        :class:`TenantMissingError` when there is no such tenant."""
+
+    def delete_unfinished(self, tenant_id: str) -> None:
+        """Delete the tenant if it is still marked onboarding (nothing else of it exists yet)."""
+
+    def list_page(
+        self, *, tier: str | None, status: str | None, limit: int, next_token: str | None
+    ) -> tuple[list[TenantRecord], str | None]:
+        """Up to ``limit`` tenants (of ``tier``, of ``status``; offboarding ones only when asked
+        for by status) and the token of the next page, or None."""
+
+    def mark_offboarding(self, tenant_id: str, purge_after: int) -> TenantRecord | None:
+        """Put the tenant in the offboarding state (again, on a retry) with the time of its final
+        purge; the tenant as it is now, or None when there is no such tenant."""
+
+    def delete_offboarded(self, tenant_id: str, incarnation: str) -> bool:
+        """Delete the tenant if it is still that incarnation's offboarding marker; whether it did."""
+
+
+def require(store: TenantStore, tenant_id: str) -> TenantRecord:
+    """The tenant; ``NotFound`` when it does not exist or is being offboarded."""
+    tenant = store.get(tenant_id)
+    if tenant is None or tenant.status == OFFBOARDING:
+        raise NotFound(f"No tenant {tenant_id!r}", code="tenant_not_found")
+    return tenant
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _table() -> Any:
     return aws.data_table(settings.table_name(settings.TENANTS_TABLE))
 
 
-# A tenant being offboarded keeps its item, in this state, until the final purge deletes it: the
-# id is refused meanwhile, and the admin API treats the tenant as gone.
-OFFBOARDING = "offboarding"
-
-
-def create(item: dict[str, Any]) -> None:
-    """Insert a new tenant; ``Conflict`` when the id is taken."""
-    try:
-        retry.call(
-            lambda: _table().put_item(Item=item, ConditionExpression="attribute_not_exists(tenant_id)")
-        )
-    except ClientError as exc:
-        if aws.error_code(exc) == "ConditionalCheckFailedException":
-            raise Conflict(f"Tenant {item['tenant_id']!r} already exists", code="tenant_exists") from exc
-        raise
-
-
-def get(tenant_id: str) -> dict[str, Any] | None:
-    item: dict[str, Any] | None = (
-        _table().get_item(Key={"tenant_id": tenant_id}, ConsistentRead=True).get("Item")
+def _record(item: Mapping[str, Any]) -> TenantRecord:
+    """A stored item as a record: the one place its attribute names and Decimals are read."""
+    status = item.get("status")
+    if status not in _STATUSES:
+        raise ValueError(f"tenant item {item.get('tenant_id')!r} has status {status!r}")
+    onboarding = item.get(ONBOARDING)
+    purge_after = item.get("purge_after")
+    return TenantRecord(
+        tenant_id=str(item["tenant_id"]),
+        name=str(item.get("name", "")),
+        tier=str(item.get("tier", "")),
+        status=cast("TenantStatus", status),
+        created_at=str(item.get("created_at", "")),
+        updated_at=str(item.get("updated_at", "")),
+        config=values.plain(dict(item.get("config") or {})),
+        incarnation=str(item.get(INCARNATION, "")),
+        onboarding=None if onboarding is None else str(onboarding),
+        key_hashes=frozenset(str(key_hash) for key_hash in item.get(KEY_REGISTRY, ())),
+        purge_after=None if purge_after is None else values.as_int(purge_after),
     )
+
+
+def _item(tenant: TenantRecord) -> dict[str, Any]:
+    """A record as the item to put: optional attributes only when set (DynamoDB stores no empty
+    set)."""
+    item: dict[str, Any] = {
+        "tenant_id": tenant.tenant_id,
+        "name": tenant.name,
+        "tier": tenant.tier,
+        "status": tenant.status,
+        "config": dict(tenant.config),
+        "created_at": tenant.created_at,
+        "updated_at": tenant.updated_at,
+    }
+    optional = {
+        INCARNATION: tenant.incarnation or None,
+        ONBOARDING: tenant.onboarding,
+        KEY_REGISTRY: set(tenant.key_hashes) or None,
+        "purge_after": tenant.purge_after,
+    }
+    item.update({name: value for name, value in optional.items() if value is not None})
     return item
 
 
-def require(tenant_id: str) -> dict[str, Any]:
-    """The tenant's item; ``NotFound`` when it does not exist or is being offboarded."""
-    item = get(tenant_id)
-    if item is None or item.get("status") == OFFBOARDING:
-        raise NotFound(f"No tenant {tenant_id!r}", code="tenant_not_found")
-    return item
+def _is_failed_condition(exc: ClientError) -> bool:
+    return aws.error_code(exc) == "ConditionalCheckFailedException"
 
 
-def update(tenant_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Set ``changes`` on an existing tenant and return the new item; ``NotFound`` otherwise."""
-    names = {f"#f{index}": name for index, name in enumerate(changes)} | {"#status": "status"}
-    values = {f":v{index}": value for index, value in enumerate(changes.values())}
-    values[":offboarding"] = OFFBOARDING
-    assignments = ", ".join(f"#f{index} = :v{index}" for index in range(len(changes)))
-    try:
-        response = retry.call(
+def _not_found(tenant_id: str) -> NotFound:
+    return NotFound(f"No tenant {tenant_id!r}", code="tenant_not_found")
+
+
+class DynamoDBTenants:
+    """:class:`TenantStore` over the Tenants table, with the request's data access (tenantry.aws)."""
+
+    def create(self, tenant: TenantRecord) -> None:
+        try:
+            retry.call(
+                lambda: _table().put_item(
+                    Item=_item(tenant), ConditionExpression="attribute_not_exists(tenant_id)"
+                )
+            )
+        except ClientError as exc:
+            if _is_failed_condition(exc):
+                raise Conflict(f"Tenant {tenant.tenant_id!r} already exists", code="tenant_exists") from exc
+            raise
+
+    def get(self, tenant_id: str) -> TenantRecord | None:
+        item = _table().get_item(Key={"tenant_id": tenant_id}, ConsistentRead=True).get("Item")
+        return None if item is None else _record(item)
+
+    def update(self, tenant_id: str, changes: TenantChanges) -> TenantRecord:
+        update = set_update(changes.fields())
+        update.names["#status_now"] = "status"
+        update.values[":offboarding"] = OFFBOARDING
+        try:
+            response = retry.call(
+                lambda: _table().update_item(
+                    Key={"tenant_id": tenant_id},
+                    UpdateExpression=update.expression,
+                    ExpressionAttributeNames=update.names,
+                    ExpressionAttributeValues=update.values,
+                    # An offboarding tenant is gone for every change but its own offboarding.
+                    ConditionExpression="attribute_exists(tenant_id) AND #status_now <> :offboarding",
+                    ReturnValues="ALL_NEW",
+                )
+            )
+        except ClientError as exc:
+            if _is_failed_condition(exc):
+                raise _not_found(tenant_id) from exc
+            raise
+        return _record(response["Attributes"])
+
+    def register_key(self, tenant_id: str, key_hash: str) -> None:
+        try:
+            self._change_key_list(tenant_id, "ADD", key_hash)
+        except ClientError as exc:
+            if _is_failed_condition(exc):
+                raise _not_found(tenant_id) from exc
+            raise
+
+    def unregister_key(self, tenant_id: str, key_hash: str) -> None:
+        try:
+            self._change_key_list(tenant_id, "DELETE", key_hash)
+        except ClientError as exc:
+            if not _is_failed_condition(exc):
+                raise
+
+    def _change_key_list(self, tenant_id: str, action: str, key_hash: str) -> None:
+        names = {"#keys": KEY_REGISTRY}
+        expression_values: dict[str, Any] = {":hash": {key_hash}}
+        condition = "attribute_exists(tenant_id)"  # never create a stub tenant
+        if action == "ADD":
+            # No new key for a tenant being offboarded (a rotation racing the offboarding fails here).
+            names["#status"] = "status"
+            expression_values[":offboarding"] = OFFBOARDING
+            condition += " AND #status <> :offboarding"
+        retry.call(
             lambda: _table().update_item(
                 Key={"tenant_id": tenant_id},
-                UpdateExpression=f"SET {assignments}",
+                UpdateExpression=f"{action} #keys :hash",
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                # An offboarding tenant is gone for every change but its own offboarding.
-                ConditionExpression="attribute_exists(tenant_id) AND #status <> :offboarding",
-                ReturnValues="ALL_NEW",
+                ExpressionAttributeValues=expression_values,
+                ConditionExpression=condition,
             )
         )
-    except ClientError as exc:
-        if aws.error_code(exc) == "ConditionalCheckFailedException":
-            raise NotFound(f"No tenant {tenant_id!r}", code="tenant_not_found") from exc
-        raise
-    attributes: dict[str, Any] = response["Attributes"]
-    return attributes
 
-
-KEY_REGISTRY = "key_hashes"
-# A tenant item's incarnation: a random token set when the tenant is created. Its keys carry it, so
-# a request authorized for an offboarded tenant can never write into a new tenant with the same id.
-INCARNATION = "incarnation"
-
-
-def _change_key_list(tenant_id: str, action: str, key_hash: str) -> None:
-    names = {"#keys": KEY_REGISTRY}
-    values: dict[str, Any] = {":hash": {key_hash}}
-    condition = "attribute_exists(tenant_id)"  # never create a stub tenant
-    if action == "ADD":
-        # No new key for a tenant being offboarded (a rotation racing the offboarding fails here).
-        names["#status"] = "status"
-        values[":offboarding"] = OFFBOARDING
-        condition += " AND #status <> :offboarding"
-    retry.call(
-        lambda: _table().update_item(
-            Key={"tenant_id": tenant_id},
-            UpdateExpression=f"{action} #keys :hash",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ConditionExpression=condition,
-        )
-    )
-
-
-def register_key(tenant_id: str, key_hash: str) -> None:
-    """Add a key to the tenant's own list of its keys, before the key exists: security-relevant
-    listings read this list consistently instead of trusting the eventually consistent GSI.
-    ``NotFound`` when the tenant is gone or being offboarded."""
-    try:
-        _change_key_list(tenant_id, "ADD", key_hash)
-    except ClientError as exc:
-        if aws.error_code(exc) == "ConditionalCheckFailedException":
-            raise NotFound(f"No tenant {tenant_id!r}", code="tenant_not_found") from exc
-        raise
-
-
-def unregister_key(tenant_id: str, key_hash: str) -> None:
-    """Drop an abandoned key (never shown, now deleted) from the tenant's list; a tenant that is
-    gone has nothing to drop."""
-    try:
-        _change_key_list(tenant_id, "DELETE", key_hash)
-    except ClientError as exc:
-        if aws.error_code(exc) != "ConditionalCheckFailedException":
+    def finish_onboarding(self, tenant_id: str) -> None:
+        try:
+            retry.call(
+                lambda: _table().update_item(
+                    Key={"tenant_id": tenant_id},
+                    UpdateExpression="REMOVE #onboarding",
+                    ExpressionAttributeNames={"#onboarding": ONBOARDING},
+                    ConditionExpression="attribute_exists(tenant_id)",
+                )
+            )
+        except ClientError as exc:
+            if _is_failed_condition(exc):
+                raise TenantMissingError(tenant_id) from exc
             raise
 
-
-# A tenant item carries this attribute from its creation until its onboarding answered: a retry
-# of the onboarding then resumes it instead of answering 409 tenant_exists.
-ONBOARDING = "onboarding"
-
-
-def is_onboarding(item: dict[str, Any] | None) -> bool:
-    return bool((item or {}).get(ONBOARDING))
-
-
-def finish_onboarding(tenant_id: str) -> None:
-    retry.call(
-        lambda: _table().update_item(
-            Key={"tenant_id": tenant_id},
-            UpdateExpression="REMOVE #onboarding",
-            ExpressionAttributeNames={"#onboarding": ONBOARDING},
-            ConditionExpression="attribute_exists(tenant_id)",
-        )
-    )
-
-
-def delete_unfinished(tenant_id: str) -> None:
-    """Delete a tenant whose onboarding never answered (nothing else of it exists yet)."""
-    try:
-        retry.call(
-            lambda: _table().delete_item(
-                Key={"tenant_id": tenant_id},
-                ConditionExpression="attribute_exists(#onboarding)",
-                ExpressionAttributeNames={"#onboarding": ONBOARDING},
+    def delete_unfinished(self, tenant_id: str) -> None:
+        try:
+            retry.call(
+                lambda: _table().delete_item(
+                    Key={"tenant_id": tenant_id},
+                    ConditionExpression="attribute_exists(#onboarding)",
+                    ExpressionAttributeNames={"#onboarding": ONBOARDING},
+                )
             )
-        )
-    except ClientError as exc:
-        if aws.error_code(exc) != "ConditionalCheckFailedException":
+        except ClientError as exc:
+            if not _is_failed_condition(exc):
+                raise
+
+    def list_page(
+        self, *, tier: str | None, status: str | None, limit: int, next_token: str | None
+    ) -> tuple[list[TenantRecord], str | None]:
+        """A scan, filtered; the token resumes where the page stopped."""
+        condition: Any = None
+        if tier is not None:
+            condition = Attr("tier").eq(tier)
+        # Offboarding tenants are gone for the admin API (their id is refused until the final purge).
+        by_status = Attr("status").eq(status) if status is not None else Attr("status").ne(OFFBOARDING)
+        condition = by_status if condition is None else condition & by_status
+        start = decode_token(next_token)
+        items: list[dict[str, Any]] = []
+        while True:
+            kwargs: dict[str, Any] = {"Limit": limit - len(items), "FilterExpression": condition}
+            if start:
+                kwargs["ExclusiveStartKey"] = start
+            response = _table().scan(**kwargs)
+            items.extend(response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if not start or len(items) >= limit:
+                break
+        if start is not None and len(items) >= limit:
+            start = {"tenant_id": items[-1]["tenant_id"]}
+        return [_record(item) for item in items], encode_token(start)
+
+    def mark_offboarding(self, tenant_id: str, purge_after: int) -> TenantRecord | None:
+        try:
+            response = retry.call(
+                lambda: _table().update_item(
+                    Key={"tenant_id": tenant_id},
+                    UpdateExpression="SET #status = :offboarding, purge_after = :after, updated_at = :now",
+                    ExpressionAttributeNames={"#status": "status"},
+                    ExpressionAttributeValues={
+                        ":offboarding": OFFBOARDING,
+                        ":after": purge_after,
+                        ":now": _iso_now(),
+                    },
+                    ConditionExpression="attribute_exists(tenant_id)",
+                    ReturnValues="ALL_NEW",
+                )
+            )
+        except ClientError as exc:
+            if _is_failed_condition(exc):
+                return None
             raise
+        return _record(response["Attributes"])
 
-
-def registered_keys(item: dict[str, Any] | None) -> set[str]:
-    """The key hashes a tenant item lists (read consistently by :func:`get`)."""
-    return {str(value) for value in (item or {}).get(KEY_REGISTRY, set())}
-
-
-def list_page(
-    *, tier: str | None, status: str | None, limit: int, next_token: str | None
-) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of tenants, filtered; the token resumes where the page stopped."""
-    condition: Any = None
-    if tier is not None:
-        condition = Attr("tier").eq(tier)
-    # Offboarding tenants are gone for the admin API (their id is refused until the final purge).
-    by_status = Attr("status").eq(status) if status is not None else Attr("status").ne(OFFBOARDING)
-    condition = by_status if condition is None else condition & by_status
-    start = decode_token(next_token)
-    items: list[dict[str, Any]] = []
-    while True:
-        kwargs: dict[str, Any] = {"Limit": limit - len(items)}
-        if condition is not None:
-            kwargs["FilterExpression"] = condition
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        response = _table().scan(**kwargs)
-        items.extend(response.get("Items", []))
-        start = response.get("LastEvaluatedKey")
-        if not start or len(items) >= limit:
-            break
-    if start is not None and len(items) >= limit:
-        start = {"tenant_id": items[-1]["tenant_id"]}
-    return items, encode_token(start)
-
-
-def mark_offboarding(tenant_id: str, purge_after: int) -> dict[str, Any] | None:
-    """Put the tenant in the offboarding state (again, on a retry) with the time of its final
-    purge; its item as it is now, or None when there is no such tenant."""
-    try:
-        response = retry.call(
-            lambda: _table().update_item(
-                Key={"tenant_id": tenant_id},
-                UpdateExpression="SET #status = :offboarding, purge_after = :after, updated_at = :now",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":offboarding": OFFBOARDING,
-                    ":after": purge_after,
-                    ":now": _iso_now(),
-                },
-                ConditionExpression="attribute_exists(tenant_id)",
-                ReturnValues="ALL_NEW",
+    def delete_offboarded(self, tenant_id: str, incarnation: str) -> bool:
+        expression_values: dict[str, str] = {":offboarding": OFFBOARDING}
+        if incarnation:
+            same = "#incarnation = :incarnation"
+            expression_values[":incarnation"] = incarnation
+        else:  # a tenant created before incarnations existed
+            same = "attribute_not_exists(#incarnation)"
+        try:
+            retry.call(
+                lambda: _table().delete_item(
+                    Key={"tenant_id": tenant_id},
+                    ConditionExpression=f"#status = :offboarding AND {same}",
+                    ExpressionAttributeNames={"#status": "status", "#incarnation": INCARNATION},
+                    ExpressionAttributeValues=expression_values,
+                )
             )
-        )
-    except ClientError as exc:
-        if aws.error_code(exc) == "ConditionalCheckFailedException":
-            return None
-        raise
-    attributes: dict[str, Any] = response["Attributes"]
-    return attributes
+        except ClientError as exc:
+            if _is_failed_condition(exc):
+                return False
+            raise
+        return True
 
 
-def delete_offboarded(tenant_id: str, incarnation: str) -> bool:
-    """Delete the tenant's item if it is still that incarnation's offboarding marker."""
-    values = {":offboarding": OFFBOARDING}
-    if incarnation:
-        same = "#incarnation = :incarnation"
-        values[":incarnation"] = incarnation
-    else:  # a tenant created before incarnations existed
-        same = "attribute_not_exists(#incarnation)"
-    try:
-        retry.call(
-            lambda: _table().delete_item(
-                Key={"tenant_id": tenant_id},
-                ConditionExpression=f"#status = :offboarding AND {same}",
-                ExpressionAttributeNames={"#status": "status", "#incarnation": INCARNATION},
-                ExpressionAttributeValues=values,
-            )
-        )
-    except ClientError as exc:
-        if aws.error_code(exc) == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
-
-
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+DYNAMODB: Final = DynamoDBTenants()
