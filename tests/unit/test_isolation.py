@@ -74,6 +74,7 @@ def assert_denied(call: Any) -> None:
         "TransactWriteItems",
         "BatchGetItem",
         "BatchWriteItem",
+        "ChatTurn",
         "ConditionCheck",
         "OpenStream",
         "Scan",
@@ -93,6 +94,13 @@ def test_tenant_a_credentials_with_tenant_b_id_are_denied(two_tenants: None, ope
                 "globex", "u1", None, "month#2026-01"
             ),
             "BatchWriteItem": lambda: conversation_store.DYNAMODB.delete_session("globex", "u1", "s1"),
+            # a chat turn's transaction (through the scoped resource's own client) for globex
+            "ChatTurn": lambda: conversation_store.DYNAMODB.write_turn(
+                conversation_store.ChatSession("globex", "u1", "s1", "now", "now", "t", 1, "m"),
+                conversation_store.ChatTurn(1, "hi", "hello", "m", 1, 1, "now"),
+                month="month#2026-01",
+                day="day#2026-01-01",
+            ),
             # a stream opened for globex: the ConditionCheck on its tenant item is refused
             "OpenStream": lambda: event_store.open_stream(
                 "globex", "", settings.table_name(settings.TENANTS_TABLE), "now"
