@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol, cast, get_args
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import ClientError
 
 from tenantry import aws, retry, settings
 from tenantry.errors import Conflict
 from tenantry.keys import Role
 from tenantry.stores import values
-from tenantry.stores.updates import set_update
+from tenantry.stores.updates import conditional, set_update
 
 BY_TENANT_INDEX = "by-tenant"
 
@@ -157,10 +156,6 @@ def _item(key: KeyRecord) -> dict[str, Any]:
     return item
 
 
-def _is_failed_condition(exc: ClientError) -> bool:
-    return aws.error_code(exc) == "ConditionalCheckFailedException"
-
-
 class DynamoDBKeys:
     """:class:`KeyStore` over the ApiKeys table, with the function role's access (the table is
     keyed by key hash, not by tenant: tenantry.aws)."""
@@ -168,18 +163,13 @@ class DynamoDBKeys:
     def put(self, key: KeyRecord) -> None:
         """A send whose answer was lost and that botocore sent again finds its own item there:
         that is success, not a conflict."""
-        try:
-            retry.call(
-                lambda: _table().put_item(
-                    Item=_item(key), ConditionExpression="attribute_not_exists(key_hash)"
-                )
-            )
-        except ClientError as exc:
-            if not _is_failed_condition(exc):
-                raise
+        put = conditional(
+            lambda: _table().put_item(Item=_item(key), ConditionExpression="attribute_not_exists(key_hash)")
+        )
+        if put is None:
             existing = self.get(key.key_hash)
             if existing is None or existing.key_id != key.key_id:
-                raise KeyExistsError(key.key_id) from exc
+                raise KeyExistsError(key.key_id)
 
     def get(self, key_hash: str) -> KeyRecord | None:
         item = _table().get_item(Key={"key_hash": key_hash}, ConsistentRead=True).get("Item")
@@ -254,21 +244,10 @@ class DynamoDBKeys:
             update.names["#status_now"] = "status"
             update.values[":status_now"] = expected_status
             condition += " AND #status_now = :status_now"
-        try:
-            retry.call(
-                lambda: _table().update_item(
-                    Key={"key_hash": key_hash},
-                    UpdateExpression=update.expression,
-                    ExpressionAttributeNames=update.names,
-                    ExpressionAttributeValues=update.values,
-                    ConditionExpression=condition,
-                )
-            )
-        except ClientError as exc:
-            if _is_failed_condition(exc):
-                return False
-            raise
-        return True
+        written = conditional(
+            lambda: _table().update_item(**update.request({"key_hash": key_hash}, condition))
+        )
+        return written is not None
 
 
 DYNAMODB: Final = DynamoDBKeys()

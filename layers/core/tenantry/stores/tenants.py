@@ -13,13 +13,12 @@ from datetime import UTC, datetime
 from typing import Any, Final, Literal, Protocol, cast, get_args
 
 from boto3.dynamodb.conditions import Attr
-from botocore.exceptions import ClientError
 
-from tenantry import aws, retry, settings
+from tenantry import aws, settings
 from tenantry.errors import Conflict, NotFound
 from tenantry.stores import values
 from tenantry.stores.pagination import decode_token, encode_token
-from tenantry.stores.updates import set_update
+from tenantry.stores.updates import conditional, set_update
 
 TenantStatus = Literal["active", "suspended", "offboarding"]
 ACTIVE: Final[TenantStatus] = "active"
@@ -191,10 +190,6 @@ def _item(tenant: TenantRecord) -> dict[str, Any]:
     return item
 
 
-def _is_failed_condition(exc: ClientError) -> bool:
-    return aws.error_code(exc) == "ConditionalCheckFailedException"
-
-
 def _not_found(tenant_id: str) -> NotFound:
     return NotFound(f"No tenant {tenant_id!r}", code="tenant_not_found")
 
@@ -203,16 +198,13 @@ class DynamoDBTenants:
     """:class:`TenantStore` over the Tenants table, with the request's data access (tenantry.aws)."""
 
     def create(self, tenant: TenantRecord) -> None:
-        try:
-            retry.call(
-                lambda: _table().put_item(
-                    Item=_item(tenant), ConditionExpression="attribute_not_exists(tenant_id)"
-                )
+        created = conditional(
+            lambda: _table().put_item(
+                Item=_item(tenant), ConditionExpression="attribute_not_exists(tenant_id)"
             )
-        except ClientError as exc:
-            if _is_failed_condition(exc):
-                raise Conflict(f"Tenant {tenant.tenant_id!r} already exists", code="tenant_exists") from exc
-            raise
+        )
+        if created is None:
+            raise Conflict(f"Tenant {tenant.tenant_id!r} already exists", code="tenant_exists")
 
     def get(self, tenant_id: str) -> TenantRecord | None:
         item = _table().get_item(Key={"tenant_id": tenant_id}, ConsistentRead=True).get("Item")
@@ -222,40 +214,22 @@ class DynamoDBTenants:
         update = set_update(changes.fields())
         update.names["#status_now"] = "status"
         update.values[":offboarding"] = OFFBOARDING
-        try:
-            response = retry.call(
-                lambda: _table().update_item(
-                    Key={"tenant_id": tenant_id},
-                    UpdateExpression=update.expression,
-                    ExpressionAttributeNames=update.names,
-                    ExpressionAttributeValues=update.values,
-                    # An offboarding tenant is gone for every change but its own offboarding.
-                    ConditionExpression="attribute_exists(tenant_id) AND #status_now <> :offboarding",
-                    ReturnValues="ALL_NEW",
-                )
-            )
-        except ClientError as exc:
-            if _is_failed_condition(exc):
-                raise _not_found(tenant_id) from exc
-            raise
+        # An offboarding tenant is gone for every change but its own offboarding.
+        condition = "attribute_exists(tenant_id) AND #status_now <> :offboarding"
+        request = update.request({"tenant_id": tenant_id}, condition)
+        response = conditional(lambda: _table().update_item(**request, ReturnValues="ALL_NEW"))
+        if response is None:
+            raise _not_found(tenant_id)
         return _record(response["Attributes"])
 
     def register_key(self, tenant_id: str, key_hash: str) -> None:
-        try:
-            self._change_key_list(tenant_id, "ADD", key_hash)
-        except ClientError as exc:
-            if _is_failed_condition(exc):
-                raise _not_found(tenant_id) from exc
-            raise
+        if not self._change_key_list(tenant_id, "ADD", key_hash):
+            raise _not_found(tenant_id)
 
     def unregister_key(self, tenant_id: str, key_hash: str) -> None:
-        try:
-            self._change_key_list(tenant_id, "DELETE", key_hash)
-        except ClientError as exc:
-            if not _is_failed_condition(exc):
-                raise
+        self._change_key_list(tenant_id, "DELETE", key_hash)  # a tenant that is gone: nothing to drop
 
-    def _change_key_list(self, tenant_id: str, action: str, key_hash: str) -> None:
+    def _change_key_list(self, tenant_id: str, action: str, key_hash: str) -> bool:
         names = {"#keys": KEY_REGISTRY}
         expression_values: dict[str, Any] = {":hash": {key_hash}}
         condition = "attribute_exists(tenant_id)"  # never create a stub tenant
@@ -264,7 +238,7 @@ class DynamoDBTenants:
             names["#status"] = "status"
             expression_values[":offboarding"] = OFFBOARDING
             condition += " AND #status <> :offboarding"
-        retry.call(
+        changed = conditional(
             lambda: _table().update_item(
                 Key={"tenant_id": tenant_id},
                 UpdateExpression=f"{action} #keys :hash",
@@ -273,34 +247,28 @@ class DynamoDBTenants:
                 ConditionExpression=condition,
             )
         )
+        return changed is not None
 
     def finish_onboarding(self, tenant_id: str) -> None:
-        try:
-            retry.call(
-                lambda: _table().update_item(
-                    Key={"tenant_id": tenant_id},
-                    UpdateExpression="REMOVE #onboarding",
-                    ExpressionAttributeNames={"#onboarding": ONBOARDING},
-                    ConditionExpression="attribute_exists(tenant_id)",
-                )
+        finished = conditional(
+            lambda: _table().update_item(
+                Key={"tenant_id": tenant_id},
+                UpdateExpression="REMOVE #onboarding",
+                ExpressionAttributeNames={"#onboarding": ONBOARDING},
+                ConditionExpression="attribute_exists(tenant_id)",
             )
-        except ClientError as exc:
-            if _is_failed_condition(exc):
-                raise TenantMissingError(tenant_id) from exc
-            raise
+        )
+        if finished is None:
+            raise TenantMissingError(tenant_id)
 
     def delete_unfinished(self, tenant_id: str) -> None:
-        try:
-            retry.call(
-                lambda: _table().delete_item(
-                    Key={"tenant_id": tenant_id},
-                    ConditionExpression="attribute_exists(#onboarding)",
-                    ExpressionAttributeNames={"#onboarding": ONBOARDING},
-                )
+        conditional(  # a tenant whose onboarding answered (or that is gone) stays as it is
+            lambda: _table().delete_item(
+                Key={"tenant_id": tenant_id},
+                ConditionExpression="attribute_exists(#onboarding)",
+                ExpressionAttributeNames={"#onboarding": ONBOARDING},
             )
-        except ClientError as exc:
-            if not _is_failed_condition(exc):
-                raise
+        )
 
     def list_page(
         self, *, tier: str | None, status: str | None, limit: int, next_token: str | None
@@ -328,26 +296,21 @@ class DynamoDBTenants:
         return [_record(item) for item in items], encode_token(start)
 
     def mark_offboarding(self, tenant_id: str, purge_after: int) -> TenantRecord | None:
-        try:
-            response = retry.call(
-                lambda: _table().update_item(
-                    Key={"tenant_id": tenant_id},
-                    UpdateExpression="SET #status = :offboarding, purge_after = :after, updated_at = :now",
-                    ExpressionAttributeNames={"#status": "status"},
-                    ExpressionAttributeValues={
-                        ":offboarding": OFFBOARDING,
-                        ":after": purge_after,
-                        ":now": _iso_now(),
-                    },
-                    ConditionExpression="attribute_exists(tenant_id)",
-                    ReturnValues="ALL_NEW",
-                )
+        response = conditional(
+            lambda: _table().update_item(
+                Key={"tenant_id": tenant_id},
+                UpdateExpression="SET #status = :offboarding, purge_after = :after, updated_at = :now",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":offboarding": OFFBOARDING,
+                    ":after": purge_after,
+                    ":now": _iso_now(),
+                },
+                ConditionExpression="attribute_exists(tenant_id)",
+                ReturnValues="ALL_NEW",
             )
-        except ClientError as exc:
-            if _is_failed_condition(exc):
-                return None
-            raise
-        return _record(response["Attributes"])
+        )
+        return None if response is None else _record(response["Attributes"])
 
     def delete_offboarded(self, tenant_id: str, incarnation: str) -> bool:
         expression_values: dict[str, str] = {":offboarding": OFFBOARDING}
@@ -356,20 +319,15 @@ class DynamoDBTenants:
             expression_values[":incarnation"] = incarnation
         else:  # a tenant created before incarnations existed
             same = "attribute_not_exists(#incarnation)"
-        try:
-            retry.call(
-                lambda: _table().delete_item(
-                    Key={"tenant_id": tenant_id},
-                    ConditionExpression=f"#status = :offboarding AND {same}",
-                    ExpressionAttributeNames={"#status": "status", "#incarnation": INCARNATION},
-                    ExpressionAttributeValues=expression_values,
-                )
+        deleted = conditional(
+            lambda: _table().delete_item(
+                Key={"tenant_id": tenant_id},
+                ConditionExpression=f"#status = :offboarding AND {same}",
+                ExpressionAttributeNames={"#status": "status", "#incarnation": INCARNATION},
+                ExpressionAttributeValues=expression_values,
             )
-        except ClientError as exc:
-            if _is_failed_condition(exc):
-                return False
-            raise
-        return True
+        )
+        return deleted is not None
 
 
 DYNAMODB: Final = DynamoDBTenants()
