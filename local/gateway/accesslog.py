@@ -22,8 +22,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from email.utils import formatdate
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from local.gateway.exchange import Exchange
 
 _VARIABLE = re.compile(r"\$context\.([A-Za-z0-9_.]+)")
 _log = logging.getLogger("tenantry.local.gateway")
@@ -43,6 +47,31 @@ def render(log_format: str, values: dict[str, str]) -> str:
         return json.dumps(value)[1:-1] if value != "" else "-"
 
     return _VARIABLE.sub(value_of, log_format)
+
+
+def context_values(exchange: Exchange, status: int, stage: str) -> dict[str, str]:
+    """The ``$context`` variables of one request's line, from what the request gathered."""
+    context = exchange.authorizer.context if exchange.authorizer is not None else {}
+    values = {f"authorizer.{name}": value for name, value in context.items()}
+    if exchange.authorizer is not None:
+        values["authorizer.principalId"] = exchange.authorizer.principal_id
+    values.update(
+        {
+            "requestId": exchange.request_id,
+            "httpMethod": exchange.method,
+            "resourcePath": exchange.route.path if exchange.route is not None else exchange.path,
+            "path": f"/{stage}{exchange.path}",
+            "stage": stage,
+            "status": str(status),
+            "responseLatency": str(int((time.perf_counter() - exchange.started) * 1000)),
+            "integrationLatency": "" if exchange.integration_ms is None else str(exchange.integration_ms),
+            "error.responseType": exchange.error_type,
+            "identity.apiKeyId": exchange.api_key_id or "",
+            "requestTimeEpoch": str(exchange.epoch_ms),
+            "requestTime": formatdate(exchange.epoch_ms / 1000, usegmt=True),
+        }
+    )
+    return values
 
 
 def subscription_event(

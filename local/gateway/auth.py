@@ -1,22 +1,41 @@
-"""The authorizer step of the local gateway: identity sources, the result cache, IAM policy checks.
+"""The authorizer step of the local gateway: identity sources, the result cache, invoking the
+authorizer function, IAM policy checks.
 
 API Gateway caches an authorizer's answer for ``ReauthorizeEvery`` seconds under the identity
 source values, and re-checks the cached policy against every later request's method ARN. That is
 what makes one cached policy serve every route a role may call, and what makes a revoked key live
-on until the cache is flushed. Both behaviours are reproduced here.
+on until the cache is flushed. Both behaviours are reproduced here, and ``authorize`` runs the
+whole step for one request, answering the 401, 403 or 500 API Gateway would.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from local.gateway.api import AuthorizerSpec
+from local.gateway.responses import (
+    AUTHORIZER_FAILURE,
+    EXPLICIT_DENY,
+    IMPLICIT_DENY,
+    UNAUTHORIZED,
+    GatewayAnswer,
+)
+
+if TYPE_CHECKING:
+    from local.gateway.api import ApiModel, Route
+    from local.gateway.exchange import Exchange
+    from local.gateway.proxyevent import ProxyEvents
+    from local.gateway.sandbox import FunctionPool
+    from local.gateway.server import HttpRequest
+
+_log = logging.getLogger("tenantry.local.gateway")
 
 Decision = Literal["allow", "explicit_deny", "implicit_deny"]
 
@@ -140,3 +159,69 @@ def identity_values(
             return None
         values.append(value)
     return tuple(values)
+
+
+def identity_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """Header values by lower-case name; a header sent more than once with different values
+    keeps them all (comma-joined), so the authorizer cache never takes a request with two keys
+    for the request with the last one. The authorizer sees every value in multiValueHeaders."""
+    merged: dict[str, list[str]] = {}
+    for name, value in headers:
+        values = merged.setdefault(name.lower(), [])
+        if value not in values:
+            values.append(value)
+    return {name: ",".join(values) for name, values in merged.items()}
+
+
+def authorize(
+    route: Route,
+    request: HttpRequest,
+    exchange: Exchange,
+    *,
+    headers: dict[str, str],
+    query: dict[str, str],
+    query_string: str,
+    path_params: dict[str, str],
+    cache: AuthorizerCache,
+    events: ProxyEvents,
+    pools: Mapping[str, FunctionPool],
+    model: ApiModel,
+) -> GatewayAnswer | None:
+    """The route's authorizer for one request: its cached answer for these identity values, else
+    the function's (then cached); the policy checked against the method ARN. None when allowed,
+    with ``exchange.authorizer`` set; else the answer API Gateway gives."""
+    spec = model.authorizers[route.authorizer or ""]
+    identity = identity_values(spec, headers, query)
+    if identity is None:
+        return UNAUTHORIZED
+    result = cache.get(spec.name, identity)
+    if result is None:
+        event = events.authorizer_event(request, exchange, query_string, path_params, model=model)
+        try:
+            result = _invoke(pools, spec.function, event, exchange.request_id)
+        except UnauthorizedError:
+            return UNAUTHORIZED
+        except AuthorizerFailedError as exc:
+            _log.error("authorizer %s failed: %s", spec.name, exc)
+            return AUTHORIZER_FAILURE
+        cache.put(spec.name, identity, result, spec.ttl_seconds)
+    exchange.authorizer = result
+    decision = result.decide(events.method_arn(request.method, exchange.path, model=model))
+    if decision == "explicit_deny":
+        return EXPLICIT_DENY
+    if decision == "implicit_deny":
+        return IMPLICIT_DENY
+    return None
+
+
+def _invoke(
+    pools: Mapping[str, FunctionPool], function: str, event: dict[str, Any], request_id: str
+) -> AuthorizerResult:
+    try:
+        answer = pools[function].invoke(event, request_id)
+    except Exception as exc:
+        if str(exc) == "Unauthorized":
+            raise UnauthorizedError from exc
+        _log.exception("authorizer function %s raised", function)
+        raise AuthorizerFailedError(f"{type(exc).__name__} in the authorizer") from exc
+    return AuthorizerResult.parse(answer)

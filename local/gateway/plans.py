@@ -3,6 +3,8 @@
 The plans, keys and plan keys are read from the embedded API Gateway service, the same records the
 tenants function writes through boto3, so a tier change or a suspension shows up here as it does on
 AWS. The view is reloaded lazily after every API Gateway write (the embedded server signals them).
+``check_api_key`` is the gateway's step for one request: which key counts, and the 403 or 429
+API Gateway answers when the key's plan refuses it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from local.gateway.responses import INVALID_API_KEY, QUOTA_EXCEEDED, THROTTLED, GatewayAnswer
+
+if TYPE_CHECKING:
+    from local.gateway.exchange import Exchange
 
 Verdict = Literal["ok", "forbidden", "throttled", "quota_exceeded"]
 
@@ -174,3 +181,25 @@ class UsagePlans:
         partial = self._state_file.with_suffix(".tmp")
         partial.write_text(text, encoding="utf-8")
         partial.replace(self._state_file)
+
+
+def check_api_key(
+    plans: UsagePlans, exchange: Exchange, *, api_key_source: str, headers: dict[str, str]
+) -> GatewayAnswer | None:
+    """The request's API key against its usage plan: the authorizer's ``usageIdentifierKey``
+    (``ApiKeySourceType: AUTHORIZER``) or the X-API-Key header. None when admitted; the key and
+    its id are kept on ``exchange`` for the event and the access log either way."""
+    if api_key_source == "AUTHORIZER":
+        key = exchange.authorizer.usage_identifier_key if exchange.authorizer is not None else None
+    else:
+        key = headers.get("x-api-key")
+    verdict, binding = plans.admit(key)
+    exchange.api_key = key
+    exchange.api_key_id = binding.key_id if binding is not None else None
+    if verdict == "forbidden":
+        return INVALID_API_KEY
+    if verdict == "throttled":
+        return THROTTLED
+    if verdict == "quota_exceeded":
+        return QUOTA_EXCEEDED
+    return None

@@ -36,6 +36,46 @@ class GatewayAnswer:
     message_key: str = "message"
 
 
+# The answers the local gateway gives of its own, each with the response type API Gateway uses.
+UNAUTHORIZED = GatewayAnswer(401, "Unauthorized", "UNAUTHORIZED", "UnauthorizedException")
+MISSING_TOKEN = GatewayAnswer(
+    403, "Missing Authentication Token", "MISSING_AUTHENTICATION_TOKEN", "MissingAuthenticationTokenException"
+)
+EXPLICIT_DENY = GatewayAnswer(
+    403,
+    "User is not authorized to access this resource with an explicit deny",
+    "ACCESS_DENIED",
+    "AccessDeniedException",
+    message_key="Message",
+)
+IMPLICIT_DENY = GatewayAnswer(
+    403,
+    "User is not authorized to access this resource",
+    "ACCESS_DENIED",
+    "AccessDeniedException",
+    message_key="Message",
+)
+INVALID_API_KEY = GatewayAnswer(403, "Forbidden", "INVALID_API_KEY", "ForbiddenException")
+THROTTLED = GatewayAnswer(429, "Too Many Requests", "THROTTLED", "TooManyRequestsException")
+QUOTA_EXCEEDED = GatewayAnswer(429, "Limit Exceeded", "QUOTA_EXCEEDED", "LimitExceededException")
+AUTHORIZER_FAILURE = GatewayAnswer(
+    500, None, "AUTHORIZER_CONFIGURATION_ERROR", "AuthorizerConfigurationException"
+)
+HANDLER_FAILURE = GatewayAnswer(502, "Internal server error", "DEFAULT_5XX", "InternalServerErrorException")
+TOO_LARGE = GatewayAnswer(413, "Request Too Long", "REQUEST_TOO_LARGE", "RequestTooLongException")
+BAD_REQUEST = GatewayAnswer(400, "Bad Request", "BAD_REQUEST_BODY", "BadRequestException")
+HEADERS_TOO_LARGE = GatewayAnswer(
+    431, "Request Header Fields Too Large", "DEFAULT_4XX", "RequestHeaderFieldsTooLargeException"
+)
+INTEGRATION_TIMEOUT = GatewayAnswer(
+    504, "Endpoint request timed out", "INTEGRATION_TIMEOUT", "InternalServerErrorException"
+)
+GATEWAY_BUG = GatewayAnswer(500, "Internal server error", "DEFAULT_5XX", "InternalServerErrorException")
+# Lambda's Invoke API refused the call (here: a tenant-isolated function invoked without
+# X-Amz-Tenant-Id); API Gateway logs "Execution failed due to configuration error" and answers 500.
+INVOKE_REFUSED = GatewayAnswer(500, "Internal server error", "DEFAULT_5XX", "InternalServerErrorException")
+
+
 @dataclass(frozen=True)
 class GatewayResponseSpec:
     status: int | None
