@@ -173,15 +173,15 @@ def identity_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     return {name: ",".join(values) for name, values in merged.items()}
 
 
-def authorize(
+def authorize(  # noqa: PLR0917 - one request's parts, passed along the pipeline
     route: Route,
     request: HttpRequest,
     exchange: Exchange,
-    *,
     headers: dict[str, str],
     query: dict[str, str],
     query_string: str,
     path_params: dict[str, str],
+    *,
     cache: AuthorizerCache,
     events: ProxyEvents,
     pools: Mapping[str, FunctionPool],
@@ -196,7 +196,7 @@ def authorize(
         return UNAUTHORIZED
     result = cache.get(spec.name, identity)
     if result is None:
-        event = events.authorizer_event(request, exchange, query_string, path_params, model=model)
+        event = events.authorizer_event(request, exchange, query_string, path_params)
         try:
             result = _invoke(pools, spec.function, event, exchange.request_id)
         except UnauthorizedError:
@@ -206,7 +206,7 @@ def authorize(
             return AUTHORIZER_FAILURE
         cache.put(spec.name, identity, result, spec.ttl_seconds)
     exchange.authorizer = result
-    decision = result.decide(events.method_arn(request.method, exchange.path, model=model))
+    decision = result.decide(events.method_arn(request.method, exchange.path))
     if decision == "explicit_deny":
         return EXPLICIT_DENY
     if decision == "implicit_deny":

@@ -102,7 +102,7 @@ class Gateway:
         self._watcher = sandbox.Watcher()
         self._server: HttpServer | None = None
         self._local_pages = LocalPages(lambda: self.url)
-        self._events = ProxyEvents(self.names.api_id, options.host)
+        self._events = ProxyEvents(self.names.api_id, options.host, self.model)
         self._integration = LambdaProxyIntegration(options.integration_timeout)
         # Each function's stdout to $TENANTRY_HOME/logs/<LogicalId>.log, as CloudWatch keeps one
         # log group per function; without a home, stdout as it is.
@@ -198,6 +198,7 @@ class Gateway:
     def _on_template_change(self, path: Path) -> None:
         model = self._load_model()
         self.model = model
+        self._events = ProxyEvents(self.names.api_id, self.options.host, model)
         self._rebuild_pools()
         self.authorizer_cache.flush()
         _log.warning("%s changed: %d routes reloaded", path.name, len(model.routes))
@@ -288,10 +289,10 @@ class Gateway:
                 route,
                 request,
                 exchange,
-                headers=headers,
-                query=query,
-                query_string=query_string,
-                path_params=path_params,
+                headers,
+                query,
+                query_string,
+                path_params,
                 cache=self.authorizer_cache,
                 events=self._events,
                 pools=self._pools,
@@ -305,7 +306,7 @@ class Gateway:
             )
             if denial is not None:
                 return gateway_answer(denial, exchange, self.model)
-        event = self._events.proxy_event(request, exchange, query_string, path_params, model=self.model)
+        event = self._events.proxy_event(request, exchange, query_string, path_params)
         return self._integration.invoke(
             route, event, exchange, pool=self._pools[route.function], model=self.model
         )

@@ -24,62 +24,45 @@ if TYPE_CHECKING:
 
 
 class ProxyEvents:
-    """Builds the events of one local API (``api_id``), served on ``default_host`` when a request
-    names no Host. The API model is passed per call: a template reload replaces it."""
+    """Builds the events of one local API (``api_id``, as ``model`` describes it), served on
+    ``default_host`` when a request names no Host. A template reload builds a new one."""
 
-    def __init__(self, api_id: str, default_host: str) -> None:
+    def __init__(self, api_id: str, default_host: str, model: ApiModel) -> None:
         self.api_id = api_id
         self.default_host = default_host
+        self.model = model
 
-    def method_arn(self, method: str, path: str, *, model: ApiModel) -> str:
+    def method_arn(self, method: str, path: str) -> str:
         return (
             f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{self.api_id}/"
-            f"{model.stage}/{method}/{path.lstrip('/')}"
+            f"{self.model.stage}/{method}/{path.lstrip('/')}"
         )
 
     def proxy_event(
-        self,
-        request: HttpRequest,
-        exchange: Exchange,
-        query_string: str,
-        path_params: dict[str, str],
-        *,
-        model: ApiModel,
+        self, request: HttpRequest, exchange: Exchange, query_string: str, path_params: dict[str, str]
     ) -> dict[str, Any]:
-        event = self._request_fields(request, exchange, query_string, path_params, model=model)
+        event = self._request_fields(request, exchange, query_string, path_params)
         if exchange.authorizer is not None:
             event["requestContext"]["authorizer"] = {
                 "principalId": exchange.authorizer.principal_id,
                 **exchange.authorizer.context,
                 "integrationLatency": int((time.perf_counter() - exchange.started) * 1000),
             }
-        event["body"], event["isBase64Encoded"] = _body(request, model.binary_media_types)
+        event["body"], event["isBase64Encoded"] = _body(request, self.model.binary_media_types)
         return event
 
     def authorizer_event(
-        self,
-        request: HttpRequest,
-        exchange: Exchange,
-        query_string: str,
-        path_params: dict[str, str],
-        *,
-        model: ApiModel,
+        self, request: HttpRequest, exchange: Exchange, query_string: str, path_params: dict[str, str]
     ) -> dict[str, Any]:
-        fields = self._request_fields(request, exchange, query_string, path_params, model=model)
+        fields = self._request_fields(request, exchange, query_string, path_params)
         return {
             "type": "REQUEST",
-            "methodArn": self.method_arn(request.method, exchange.path, model=model),
+            "methodArn": self.method_arn(request.method, exchange.path),
             **fields,
         }
 
     def _request_fields(
-        self,
-        request: HttpRequest,
-        exchange: Exchange,
-        query_string: str,
-        path_params: dict[str, str],
-        *,
-        model: ApiModel,
+        self, request: HttpRequest, exchange: Exchange, query_string: str, path_params: dict[str, str]
     ) -> dict[str, Any]:
         """What the proxy event and the REQUEST authorizer event share."""
         headers, multi_headers = _header_maps(request)
@@ -95,12 +78,10 @@ class ProxyEvents:
             "multiValueQueryStringParameters": multi_query,
             "pathParameters": path_params or None,
             "stageVariables": None,
-            "requestContext": self._request_context(request, exchange, model=model),
+            "requestContext": self._request_context(request, exchange),
         }
 
-    def _request_context(
-        self, request: HttpRequest, exchange: Exchange, *, model: ApiModel
-    ) -> dict[str, Any]:
+    def _request_context(self, request: HttpRequest, exchange: Exchange) -> dict[str, Any]:
         route = exchange.route
         moment = datetime.fromtimestamp(exchange.epoch_ms / 1000, UTC)
         host = request.header("Host") or f"{self.default_host}"
@@ -110,10 +91,10 @@ class ProxyEvents:
             "httpMethod": request.method,
             "extendedRequestId": exchange.request_id[:18],
             "requestTime": moment.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "path": f"/{model.stage}{exchange.path}",
+            "path": f"/{self.model.stage}{exchange.path}",
             "accountId": ACCOUNT_ID,
             "protocol": request.version,
-            "stage": model.stage,
+            "stage": self.model.stage,
             "domainPrefix": host.split(".")[0].split(":")[0],
             "requestTimeEpoch": exchange.epoch_ms,
             "requestId": exchange.request_id,
