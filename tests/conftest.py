@@ -9,6 +9,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -169,6 +170,25 @@ def flushes(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> list[edge.S
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+# A tenth of a second before midnight UTC on a month's last day, long before any real run: a test
+# whose figures are "today" or "this month" runs with the layer's clock stopped here (fixed_clock),
+# so a run that crosses midnight or a month's end cannot split what it counts from what it reads,
+# and a clock read that bypasses the seams lands in today's real period and fails every run.
+MONTH_END = datetime(2026, 1, 31, 23, 59, 59, 900_000, tzinfo=UTC)
+MONTH_END_MS = int(MONTH_END.timestamp() * 1000)
+
+
+@pytest.fixture
+def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """The layer's "now" for usage figures (tenantry.usage) and chat turns (tenantry.chat), stopped
+    at MONTH_END; stamp metered requests with MONTH_END_MS and add tokens to its periods."""
+    from tenantry import chat, usage
+
+    monkeypatch.setattr(usage, "_now", lambda: MONTH_END)
+    monkeypatch.setattr(chat, "_now", lambda: MONTH_END)
+    return MONTH_END
 
 
 def add_tokens(

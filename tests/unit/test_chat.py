@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -14,6 +15,7 @@ from tenantry import caches, llm, tenancy
 from tenantry.models.tenants import CreateTenantRequest, TenantConfig, UpdateTenantRequest
 from tenantry.stores import usage as usage_store
 from tests.conftest import (
+    MONTH_END,
     REPO_ROOT,
     FakeLambdaContext,
     HandlerClient,
@@ -87,8 +89,9 @@ def configure(tenant_id: str, **config: Any) -> None:
     tenancy.update_tenant(tenant_id, UpdateTenantRequest(config=TenantConfig(**config)), None)
 
 
-def month_tokens(tenant_id: str) -> tuple[int, int]:
-    month = usage_store.DYNAMODB.get_period(tenant_id, usage_store.month_period())
+def month_tokens(tenant_id: str, moment: datetime) -> tuple[int, int]:
+    """The tenant's tokens in the month of ``moment``: the test's fixed_clock, the turn's own."""
+    month = usage_store.DYNAMODB.get_period(tenant_id, usage_store.month_period(moment))
     return month.get("tokens_in"), month.get("tokens_out")
 
 
@@ -109,7 +112,9 @@ def test_echo_answers_offline_when_no_key_is_configured(api: ChatApi) -> None:
     assert answer["session_id"].startswith("s")
 
 
-def test_anthropic_answers_with_the_key_from_ssm(api: ChatApi, model: FakeAnthropic) -> None:
+def test_anthropic_answers_with_the_key_from_ssm(
+    api: ChatApi, model: FakeAnthropic, fixed_clock: datetime
+) -> None:
     status, answer, _ = api.say("hi")
     assert status == 200
     assert answer == {
@@ -124,8 +129,8 @@ def test_anthropic_answers_with_the_key_from_ssm(api: ChatApi, model: FakeAnthro
     assert sent_key.endswith("sk-ant-test-key")
     assert request["body"]["max_tokens"] == 1024
     # And the tokens were metered into the month's and the day's usage with the turn
-    assert month_tokens("acme") == (11, 7)
-    day = usage_store.DYNAMODB.get_period("acme", usage_store.day_period())
+    assert month_tokens("acme", fixed_clock) == (11, 7)
+    day = usage_store.DYNAMODB.get_period("acme", usage_store.day_period(fixed_clock))
     assert (day.get("tokens_in"), day.get("tokens_out")) == (11, 7)
 
 
@@ -154,6 +159,7 @@ def test_a_session_continues_and_keeps_its_messages_in_order(api: ChatApi, model
 @pytest.mark.parametrize(
     ("upstream", "status", "code"), [(429, 503, "upstream_busy"), (529, 503, "upstream_busy")]
 )
+@pytest.mark.usefixtures("fixed_clock")
 def test_rate_limited_or_overloaded_model_is_503_with_retry_after(
     api: ChatApi, model: FakeAnthropic, upstream: int, status: int, code: str
 ) -> None:
@@ -164,8 +170,8 @@ def test_rate_limited_or_overloaded_model_is_503_with_retry_after(
     assert headers["Retry-After"] == "7"
     # And nothing was stored or metered
     assert api.sessions()[1]["sessions"] == []
-    assert month_tokens("acme") == (0, 0)
-    assert usage_store.DYNAMODB.get_period("acme", usage_store.day_period()).counters == {}
+    assert month_tokens("acme", MONTH_END) == (0, 0)
+    assert usage_store.DYNAMODB.get_period("acme", usage_store.day_period(MONTH_END)).counters == {}
 
 
 def test_model_server_error_is_502(api: ChatApi, model: FakeAnthropic) -> None:
@@ -202,14 +208,16 @@ def test_the_sdk_retries_an_overloaded_model(
     assert len(model.requests) == 2
 
 
-def test_a_failed_turn_leaves_the_session_unchanged(api: ChatApi, model: FakeAnthropic) -> None:
+def test_a_failed_turn_leaves_the_session_unchanged(
+    api: ChatApi, model: FakeAnthropic, fixed_clock: datetime
+) -> None:
     _, first, _ = api.say("one")
     model.default = Reply(status=500)
     assert api.say("two", first["session_id"])[0] == 502
     _, detail = api.session(first["session_id"])
     assert detail["session"]["turns"] == 1
     assert len(detail["messages"]) == 2
-    assert month_tokens("acme") == (11, 7)
+    assert month_tokens("acme", fixed_clock) == (11, 7)
 
 
 # ---------------------------------------------------------------------------------- configuration
@@ -255,22 +263,24 @@ def test_model_override_is_refused_for_basic_and_used_for_enterprise(
 # ---------------------------------------------------------------------------------- budgets
 
 
-def test_spent_token_budget_is_429_without_calling_the_model(api: ChatApi, model: FakeAnthropic) -> None:
+def test_spent_token_budget_is_429_without_calling_the_model(
+    api: ChatApi, model: FakeAnthropic, fixed_clock: datetime
+) -> None:
     # Given acme (basic, 100,000 tokens a month) has spent its month
-    add_tokens("acme", usage_store.month_period(), 60_000, 40_000)
+    add_tokens("acme", usage_store.month_period(fixed_clock), 60_000, 40_000)
     # When a user chats
     status, answer, headers = api.say("hi")
     # Then 429 with a clear error and when to come back, and the model was not called
     assert status == 429
     assert answer["error"] == "token_budget_exceeded"
-    assert int(headers["Retry-After"]) > 0
+    assert headers["Retry-After"] == "1"  # the month ends a tenth of a second after the clock
     assert model.requests == []
     # And another tenant is unaffected
     assert api.say("hi", tenant="globex")[0] == 200
 
 
-def test_just_under_the_budget_still_answers(api: ChatApi) -> None:
-    add_tokens("acme", usage_store.month_period(), 99_999, 0)
+def test_just_under_the_budget_still_answers(api: ChatApi, fixed_clock: datetime) -> None:
+    add_tokens("acme", usage_store.month_period(fixed_clock), 99_999, 0)
     assert api.say("hi")[0] == 200
 
 
@@ -449,7 +459,7 @@ class ShortContext(FakeLambdaContext):
 
 
 def test_a_hanging_model_is_504_model_timeout_within_the_budget_with_nothing_stored(
-    api: ChatApi, model: FakeAnthropic, faults: Any, monkeypatch: pytest.MonkeyPatch
+    api: ChatApi, model: FakeAnthropic, faults: Any, monkeypatch: pytest.MonkeyPatch, fixed_clock: datetime
 ) -> None:
     # Given a model endpoint that hangs, the default 20 s timeout with 2 retries, and an invocation
     # with 6 s left (so the model gets about 3 s: too little for even one retry, and far from the
@@ -469,7 +479,7 @@ def test_a_hanging_model_is_504_model_timeout_within_the_budget_with_nothing_sto
     assert len(model.requests) == 1
     api.context = FakeLambdaContext()
     assert api.sessions()[1]["sessions"] == []
-    assert month_tokens("acme") == (0, 0)
+    assert month_tokens("acme", fixed_clock) == (0, 0)
 
 
 def test_no_time_left_for_the_model_is_504_without_a_call(api: ChatApi, model: FakeAnthropic) -> None:

@@ -24,7 +24,6 @@ from tenantry.models.tenants import CreateTenantRequest
 from tenantry.stores import conversations as conversation_store
 from tenantry.stores import events as event_store
 from tenantry.stores import tenants as tenant_store
-from tenantry.stores import usage as usage_store
 from tests.conftest import TEST_TENANT_DATA_ROLE_ARN, add_tokens, load_function, tenant_context
 from tests.unit.test_no_secrets_in_logs import captured_logs  # noqa: F401 - a shared fixture
 
@@ -88,7 +87,7 @@ def test_tenant_a_credentials_with_tenant_b_id_are_denied(two_tenants: None, ope
             "GetItem": lambda: event_store.get_event("globex", 1),
             "Query": lambda: event_store.read_events("globex", 1, 10, None),
             "PutItem": lambda: event_store.put_checkpoint("globex", "reader", 1, "now"),
-            "UpdateItem": lambda: add_tokens("globex", usage_store.month_period(), 1, 1),
+            "UpdateItem": lambda: add_tokens("globex", "month#2026-01", 1, 1),
             "TransactWriteItems": lambda: event_store.append("globex", 1, [], "now"),
             "BatchGetItem": lambda: conversation_store.DYNAMODB.read_turn_state(
                 "globex", "u1", None, "month#2026-01"
@@ -140,8 +139,8 @@ def test_tenant_a_credentials_reach_tenant_a_data(two_tenants: None) -> None:
         assert event_store.get_event("acme", 1) is not None
         assert len(event_store.read_events("acme", 1, 10, None)[0]) == 1
         event_store.put_checkpoint("acme", "reader", 1, "now")
-        add_tokens("acme", usage_store.month_period(), 1, 2)
-        state = conversation_store.DYNAMODB.read_turn_state("acme", "u1", "s1", usage_store.month_period())
+        add_tokens("acme", "month#2026-01", 1, 2)
+        state = conversation_store.DYNAMODB.read_turn_state("acme", "u1", "s1", "month#2026-01")
         assert state.config is not None
         assert state.usage_month.get("tokens_out") == 2
         assert conversation_store.DYNAMODB.delete_session("acme", "u1", "s1") == 1

@@ -4,8 +4,8 @@ read back with prometheus_client's own parser."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -16,7 +16,16 @@ from tenantry import exposition, metering, tenancy
 from tenantry.models.tenants import CreateTenantRequest, UpdateTenantRequest
 from tenantry.stores import usage as usage_store
 from tenantry.stores.tenants import TenantRecord
-from tests.conftest import HandlerClient, add_tokens, admin_context, api_event, load_function, tenant_context
+from tests.conftest import (
+    MONTH_END,
+    MONTH_END_MS,
+    HandlerClient,
+    add_tokens,
+    admin_context,
+    api_event,
+    load_function,
+    tenant_context,
+)
 
 PROMETHEUS_ACCEPT = (
     "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
@@ -25,14 +34,14 @@ PROMETHEUS_ACCEPT = (
 
 
 @pytest.fixture
-def api(aws: dict[str, str], lambda_context: Any) -> Iterator[HandlerClient]:
+def api(aws: dict[str, str], lambda_context: Any, fixed_clock: datetime) -> Iterator[HandlerClient]:
+    """The tenants function, its clock stopped at MONTH_END, where meter() stamps its requests."""
     for tenant_id, tier in (("acme", "basic"), ("globex", "pro"), ("initech", "pro")):
         tenancy.create_tenant(CreateTenantRequest(name=tenant_id.title(), tier=tier, tenant_id=tenant_id))
     yield HandlerClient(load_function("tenants").lambda_handler, lambda_context)
 
 
 def meter(tenant: str, statuses_and_latencies: list[tuple[int, int]]) -> None:
-    now = int(time.time() * 1000)
     metering.ingest_lines(
         json.dumps(
             {
@@ -43,7 +52,7 @@ def meter(tenant: str, statuses_and_latencies: list[tuple[int, int]]) -> None:
                 "status": str(status),
                 "responseLatency": str(latency),
                 "integrationLatency": str(latency),
-                "requestTimeEpoch": str(now),
+                "requestTimeEpoch": str(MONTH_END_MS),
             }
         )
         for number, (status, latency) in enumerate(statuses_and_latencies)
@@ -82,7 +91,7 @@ def value(rows: list[Sample], name: str, **labels: str) -> float:
 def test_scrape_parses_and_carries_every_tenants_counters(api: HandlerClient) -> None:
     # Given acme with 3 allowed (10, 20, 300 ms), 2 throttled and 1 failed request, and chat tokens
     meter("acme", [(200, 10), (200, 20), (200, 300), (429, 1), (429, 1), (502, 40)])
-    add_tokens("acme", usage_store.month_period(), 1200, 340, "claude-haiku-4-5")
+    add_tokens("acme", usage_store.month_period(MONTH_END), 1200, 340, "claude-haiku-4-5")
     tenancy.update_tenant("initech", UpdateTenantRequest(status="suspended"), None)
     # When Prometheus scrapes /stats with its usual Accept header
     status, body, headers = get(api, "/stats", PROMETHEUS_ACCEPT)

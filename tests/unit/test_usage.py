@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +14,15 @@ from tenantry import metering, tenancy, usage
 from tenantry.models.tenants import CreateTenantRequest
 from tenantry.stores import usage as usage_store
 from tenantry.stores.tenants import TenantRecord
-from tests.conftest import HandlerClient, add_tokens, admin_context, load_function, tenant_context
+from tests.conftest import (
+    MONTH_END,
+    MONTH_END_MS,
+    HandlerClient,
+    add_tokens,
+    admin_context,
+    load_function,
+    tenant_context,
+)
 from tests.fakes.tenants import InMemoryTenants
 from tests.fakes.usage import InMemoryUsage
 
@@ -35,7 +42,8 @@ class TenantsApi(HandlerClient):
 
 
 @pytest.fixture
-def api(aws: dict[str, str], lambda_context: Any) -> Iterator[TenantsApi]:
+def api(aws: dict[str, str], lambda_context: Any, fixed_clock: datetime) -> Iterator[TenantsApi]:
+    """The tenants function, its clock stopped at MONTH_END, where meter() stamps its requests."""
     for tenant_id, tier in TIERS.items():
         tenancy.create_tenant(CreateTenantRequest(name=tenant_id.title(), tier=tier, tenant_id=tenant_id))
     yield TenantsApi(load_function("tenants").lambda_handler, lambda_context)
@@ -51,7 +59,7 @@ def access_line(tenant: str, status: int, latency: int, number: int, route: str 
             "status": str(status),
             "responseLatency": str(latency),
             "integrationLatency": "-" if status == 429 else str(latency),
-            "requestTimeEpoch": str(int(time.time() * 1000)),
+            "requestTimeEpoch": str(MONTH_END_MS),
         }
     )
 
@@ -65,7 +73,7 @@ def meter(tenant: str, allowed: int, denied: int) -> None:
 def test_tenant_sees_its_own_figures_limits_and_cost(api: TenantsApi) -> None:
     # Given metered traffic for acme and chat tokens on its month
     meter("acme", allowed=10, denied=3)
-    add_tokens("acme", usage_store.month_period(), 1000, 500, "claude-haiku-4-5")
+    add_tokens("acme", usage_store.month_period(MONTH_END), 1000, 500, "claude-haiku-4-5")
     # When acme asks for its usage
     status, answer = api.as_tenant("acme", "/usage")
     # Then today and this month show the exact counts, its tier's limits and an estimated cost
@@ -148,8 +156,8 @@ def test_offboarding_purges_usage(api: TenantsApi) -> None:
     meter("acme", allowed=3, denied=1)
     result = tenancy.offboard_tenant("acme", None)
     assert result.items_deleted["UsageTable"] == 2  # the day and the month item
-    assert usage_store.DYNAMODB.get_period("acme", usage_store.month_period()).counters == {}
-    assert usage_store.DYNAMODB.get_period("globex", usage_store.month_period()).counters == {}
+    assert usage_store.DYNAMODB.get_period("acme", usage_store.month_period(MONTH_END)).counters == {}
+    assert usage_store.DYNAMODB.get_period("globex", usage_store.month_period(MONTH_END)).counters == {}
 
 
 # ----------------------------------------------------------------- the store boundary (UsageReader)

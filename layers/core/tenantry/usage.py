@@ -21,6 +21,11 @@ COST_NOTE = (
 )
 
 
+def _now() -> datetime:
+    """The moment that decides which day and month "today" and "this month" are (tests fix it)."""
+    return datetime.now(UTC)
+
+
 def _average(item: Mapping[str, int]) -> float | None:
     count = values.as_int(item.get("latency_count"))
     return round(values.as_int(item.get("latency_sum_ms")) / count, 2) if count else None
@@ -111,7 +116,7 @@ def report(
             code="feature_not_in_tier",
             field="days",
         )
-    moment = now or datetime.now(UTC)
+    moment = now or _now()
     today = usage_store.day_period(moment)
     month = usage_store.month_period(moment)
     month_item = reader.get_period(tenant_id, month).counters
@@ -162,7 +167,7 @@ def stats(
 ) -> StatsPage:
     """Every tenant's figures this month (requests, allowed, denied, latency, tokens, estimated
     cost) with its tier's limits, a page at a time."""
-    month = usage_store.month_period(now or datetime.now(UTC))
+    month = usage_store.month_period(now or _now())
     found, token = tenants.list_page(tier=tier, status=None, limit=limit, next_token=next_token)
     counters = reader.get_periods([tenant.tenant_id for tenant in found], month)
     rows = [_stats_row(tenant, _month_of(counters, tenant, month)) for tenant in found]
@@ -183,7 +188,7 @@ def month_items(
     tenants: tenant_store.TenantStore = tenant_store.DYNAMODB,
 ) -> Iterator[tuple[tenant_store.TenantRecord, Mapping[str, int]]]:
     """Every tenant (of ``tier``, if given) with its month's raw counters, 100 tenants a round."""
-    month = usage_store.month_period(now or datetime.now(UTC))
+    month = usage_store.month_period(now or _now())
     token: str | None = None
     while True:
         found, token = tenants.list_page(tier=tier, status=None, limit=100, next_token=token)
