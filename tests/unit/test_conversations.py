@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -177,7 +177,9 @@ def echo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     caches.clear_all("tenantry.llm.")
 
 
-def test_a_turn_another_request_stored_first_moves_this_one_to_the_next_number(echo: None) -> None:
+def test_a_turn_another_request_stored_first_moves_this_one_to_the_next_number(
+    echo: None, fixed_clock: datetime
+) -> None:
     # Given acme's alice with a session of one turn
     fake = InMemoryConversations()
     fake.add_tenant("acme")
@@ -189,12 +191,12 @@ def test_a_turn_another_request_stored_first_moves_this_one_to_the_next_number(e
         fake.before_write = None
         current = fake.get_session("acme", "alice", session_id)
         assert current is not None
-        at = iso_utc(datetime.now(UTC))
+        at = iso_utc(fixed_clock)
         fake.write_turn(
             replace(current, turns=2, updated_at=at),
             turn(2, at),
-            month=usage_store.month_period(),
-            day=usage_store.day_period(),
+            month=usage_store.month_period(fixed_clock),
+            day=usage_store.day_period(fixed_clock),
         )
 
     fake.before_write = another_request_first
@@ -209,18 +211,21 @@ def test_a_turn_another_request_stored_first_moves_this_one_to_the_next_number(e
     current = fake.get_session("acme", "alice", session_id)
     assert current is not None and current.turns == 3 and current.title == "one"
     # And the month counts each of the three turns' tokens once
-    month = fake.usage.get_period("acme", usage_store.month_period())
+    month = fake.usage.get_period("acme", usage_store.month_period(fixed_clock))
     assert month.get("tokens_in") == sum(t.tokens_in for t in stored)
 
 
-def test_a_session_deleted_while_the_model_answered_is_404_and_nothing_is_stored(echo: None) -> None:
+def test_a_session_deleted_while_the_model_answered_is_404_and_nothing_is_stored(
+    echo: None, fixed_clock: datetime
+) -> None:
     # Given acme's alice with a session, which she deletes while the model answers her next message
     fake = InMemoryConversations()
     fake.add_tenant("acme")
     session_id = chat.turn(
         "acme", "basic", "alice", ChatRequest(message="one"), conversations=fake
     ).session_id
-    tokens_before = fake.usage.get_period("acme", usage_store.month_period())
+    tokens_before = fake.usage.get_period("acme", usage_store.month_period(fixed_clock))
+    assert tokens_before.get("tokens_in") > 0
 
     def deleted_meanwhile(_: store.ChatSession, __: store.ChatTurn) -> None:
         fake.delete_session("acme", "alice", session_id)
@@ -234,7 +239,7 @@ def test_a_session_deleted_while_the_model_answered_is_404_and_nothing_is_stored
     assert missing.value.field == "session_id"
     assert fake.get_session("acme", "alice", session_id) is None
     assert fake.session_turns("acme", "alice", session_id, 10, None) == ([], None)
-    assert fake.usage.get_period("acme", usage_store.month_period()) == tokens_before
+    assert fake.usage.get_period("acme", usage_store.month_period(fixed_clock)) == tokens_before
 
 
 def test_the_memory_window_and_the_tenants_settings_reach_the_model(
