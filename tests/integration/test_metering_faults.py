@@ -13,6 +13,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,26 +40,45 @@ def _outcome(status: int) -> str:
     return "errors" if status >= 500 else "allowed"
 
 
-def access_log_counts(home: Path, tenants: set[str]) -> dict[str, Counter[str]]:
-    """Per tenant: requests and each outcome, from the access log's lines."""
+def _month_of(record: dict[str, Any]) -> str:
+    """The month a line is metered under: that of its requestTimeEpoch (design §7's period key)."""
+    moment = datetime.fromtimestamp(int(record["requestTimeEpoch"]) / 1000, UTC)
+    return f"month#{moment:%Y-%m}"
+
+
+def access_log_counts(home: Path, tenants: set[str], month: str | None = None) -> dict[str, Counter[str]]:
+    """Per tenant: requests and each outcome, from the access log's lines (of ``month`` only, when
+    given)."""
     counts: dict[str, Counter[str]] = {tenant: Counter() for tenant in tenants}
     for text in (home / "access.log").read_text(encoding="utf-8").splitlines():
         record = json.loads(text)
-        if record["tenantId"] in tenants:
+        if record["tenantId"] in tenants and month in (None, _month_of(record)):
             counts[record["tenantId"]]["requests"] += 1
             counts[record["tenantId"]][_outcome(int(record["status"]))] += 1
     return counts
 
 
-def metered_counts(stack: LocalStack, tenant_id: str) -> Counter[str]:
+def metered_counts(stack: LocalStack, tenant_id: str) -> tuple[str, Counter[str]]:
     """The tenant's month as ``GET /tenants/{id}/usage`` answers it (an admin read: not metered
-    for the tenant). Under faults a read may be refused (503, an authorizer's 500): read again."""
+    for the tenant), with the month it is (``month#YYYY-MM``). Under faults a read may be refused
+    (503, an authorizer's 500): read again."""
     for _ in range(READ_ATTEMPTS):
         answer = stack.request("GET", f"/tenants/{tenant_id}/usage", key=stack.admin_key)
         if answer.status == 200:
             month = answer.json["month"]
-            return Counter({name: month[name] for name in ("requests", *OUTCOMES) if month[name]})
+            return month["period"], Counter(
+                {name: month[name] for name in ("requests", *OUTCOMES) if month[name]}
+            )
     raise AssertionError(f"no usage for {tenant_id} in {READ_ATTEMPTS} reads: {answer.status} {answer.raw!r}")
+
+
+def assert_metered_as_logged(stack: LocalStack, home: Path, tenants: set[str]) -> None:
+    """Each tenant's month as the API answers it holds exactly the access log's lines of that
+    month: a run that crosses a month's end compares the month the answer is about, not the
+    month the requests were sent in."""
+    for tenant in tenants:
+        month, metered = metered_counts(stack, tenant)
+        assert metered == access_log_counts(home, {tenant}, month)[tenant], (tenant, month)
 
 
 def replay(home: Path) -> dict[str, Any]:
@@ -129,7 +149,7 @@ def test_usage_matches_the_access_log_exactly_under_conflicts_and_throttling(
     expected = access_log_counts(home, set(tenants))
     # (a request whose authorizer failed under throttling has no tenant: most still have one)
     assert all(counts["requests"] >= 24 for counts in expected.values())
-    assert {tenant: metered_counts(stack, tenant) for tenant in tenants} == expected
+    assert_metered_as_logged(stack, home, set(tenants))
     assert f"FAULTS: {spec}" in Path(stack.stdout).read_text(encoding="utf-8")
 
 
@@ -164,4 +184,4 @@ def test_batches_metering_cannot_apply_wait_in_the_queue_across_a_restart_and_re
     stack = stack_factory(home)
     expected = access_log_counts(home, set(tenants))
     assert all(counts["requests"] == 3 for counts in expected.values())
-    assert {tenant: metered_counts(stack, tenant) for tenant in tenants} == expected
+    assert_metered_as_logged(stack, home, set(tenants))
