@@ -1,9 +1,9 @@
 """Event store throughput, DynamoDB round trips per publish, and the latency to read 1000 events.
 
-Runs the logic layer (tenantry.eventstore) in process against the embedded DynamoDB of the local
+Runs the logic layer (tenantry.events) in process against the embedded DynamoDB of the local
 stack (moto's server on loopback behind its one lock), so absolute figures are moto's, not
 DynamoDB's; the round-trip counts are the same on AWS. Round trips are counted with botocore's
-``before-call`` event hook on the client the stores use.
+``before-call`` event hook on every DynamoDB client of the session.
 Run: make bench (or .venv/bin/python bench/events.py).
 """
 
@@ -14,8 +14,10 @@ import statistics
 import sys
 import time
 
+import boto3
+
 from local.embedded import EmbeddedAws
-from tenantry import aws, caches, eventstore
+from tenantry import caches, events
 from tenantry.models.events import MAX_BATCH, EventIn
 
 SINGLES = 300
@@ -31,44 +33,45 @@ def main() -> int:
         os.environ.update(server.process_env())
         caches.clear_all()
         calls: list[str] = []
-        aws.dynamodb_client().meta.events.register(
+        # On the session, so every DynamoDB client counts: the plain one and the resource's.
+        boto3._get_default_session().events.register(
             "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
         )
         event = EventIn(type="order.placed", data={"order_id": "o-1", "total": 42.5, "items": ["a", "b"]})
 
         # A new stream's first publish: read HEAD (none), open the stream, append.
-        eventstore.append("bench", [event], batch=False)
+        events.append("bench", [event], batch=False)
         first_trips = len(calls)
         # Cold publish: the stream exists, this process does not know its head yet.
-        caches.clear_all("tenantry.eventstore.")
+        caches.clear_all("tenantry.events.")
         calls.clear()
-        eventstore.append("bench", [event], batch=False)
+        events.append("bench", [event], batch=False)
         cold_trips = len(calls)
         calls.clear()
         started = time.perf_counter()
         for _ in range(SINGLES):
-            eventstore.append("bench", [event], batch=False)
+            events.append("bench", [event], batch=False)
         single_seconds = time.perf_counter() - started
         single_trips = len(calls) / SINGLES
 
         calls.clear()
         started = time.perf_counter()
         for _ in range(BATCHES):
-            eventstore.append("bench", [event] * BATCH_SIZE, batch=True)
+            events.append("bench", [event] * BATCH_SIZE, batch=True)
         batch_seconds = time.perf_counter() - started
         batch_trips = len(calls) / BATCHES
 
         for _ in range(10):  # 1000 events to read back
-            eventstore.append("reader", [event] * 50, batch=True)
-            eventstore.append("reader", [event] * 50, batch=True)
+            events.append("reader", [event] * 50, batch=True)
+            events.append("reader", [event] * 50, batch=True)
         read_ms: list[float] = []
         for _ in range(READ_RUNS):
             started = time.perf_counter()
-            page = eventstore.read_events("reader", 1, 1000, None)
+            page = events.read_events("reader", 1, 1000, None)
             read_ms.append((time.perf_counter() - started) * 1000)
             assert len(page.events) == 1000
         calls.clear()
-        eventstore.read_events("reader", 1, 1000, None)
+        events.read_events("reader", 1, 1000, None)
         read_trips = len(calls)
 
         print("backend: embedded DynamoDB (moto server on loopback, one lock)")

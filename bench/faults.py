@@ -19,7 +19,7 @@ from collections import Counter
 
 from local import faults
 from local.embedded import EmbeddedAws
-from tenantry import aws, caches, eventstore
+from tenantry import aws, caches, events
 from tenantry.models.events import EventIn
 
 SPECS = ("", "conflict=20%,seed=1", "conflict=20%,throttle=20%,seed=1")
@@ -49,12 +49,12 @@ def _run(spec: str) -> dict[str, object]:
         aws.dynamodb_client().meta.events.register("before-call.dynamodb.*", count)
         event = EventIn(type="order.placed", data={"order_id": "o-1", "total": 42.5})
 
-        eventstore.append("seq", [event], batch=False)  # the warm head, as in steady state
+        events.append("seq", [event], batch=False)  # the warm head, as in steady state
         calls.clear()
         latencies: list[float] = []
         for _ in range(SEQUENTIAL):
             started = time.perf_counter()
-            eventstore.append("seq", [event], batch=False)
+            events.append("seq", [event], batch=False)
             latencies.append((time.perf_counter() - started) * 1000)
         sequential = {
             "transactions_per_publish": calls["TransactWriteItems"] / SEQUENTIAL,
@@ -71,7 +71,7 @@ def _run(spec: str) -> dict[str, object]:
             barrier.wait()
             started = time.perf_counter()
             try:
-                got = eventstore.append("busy", [event], batch=False)
+                got = events.append("busy", [event], batch=False)
             except BaseException as exc:  # noqa: BLE001 - reported below
                 with lock:
                     failures.append(exc)

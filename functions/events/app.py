@@ -1,4 +1,4 @@
-"""The tenant's event store: publish, read, metrics, consumer checkpoints. Logic: tenantry.eventstore."""
+"""The tenant's event store: publish, read, metrics, consumer checkpoints. Logic: tenantry.events."""
 
 from typing import Annotated, Any
 
@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Pat
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenantry import eventstore, http
+from tenantry import events, http
 from tenantry.models.events import (
     CONSUMER_NAME_PATTERN,
     EVENT_TYPE_PATTERN,
@@ -45,13 +45,13 @@ def publish(
         str | None,
         Header(
             alias="Idempotency-Key",
-            pattern=eventstore.IDEMPOTENCY_KEY_PATTERN,
+            pattern=events.IDEMPOTENCY_KEY_PATTERN,
             description="Retries with the same key and body answer the first result for 24 h",
         ),
     ] = None,
 ) -> Response[dict[str, Any]]:
     caller = http.caller(app)
-    answer = eventstore.publish(
+    answer = events.publish(
         caller.tenant_id, body, idempotency_key, app.lambda_context, incarnation=caller.incarnation
     )
     return Response(status_code=201, content_type=http.JSON, body=answer)
@@ -64,7 +64,7 @@ def read_events(
     event_type: Annotated[str | None, Query(alias="type", pattern=EVENT_TYPE_PATTERN)] = None,
 ) -> EventPage:
     caller = http.caller(app)
-    return eventstore.read_events(caller.tenant_id, start, limit, event_type)
+    return events.read_events(caller.tenant_id, start, limit, event_type)
 
 
 @app.get("/events/<position>", tags=["events"], openapi_extensions=http.may_answer(404))
@@ -72,25 +72,25 @@ def get_event(
     position: Annotated[str, Path(pattern=POSITION_PATTERN, description="A position in canonical decimal")],
 ) -> Event:
     caller = http.caller(app)
-    return eventstore.get_event(caller.tenant_id, int(position))
+    return events.get_event(caller.tenant_id, int(position))
 
 
 @app.get("/metrics", tags=["events"])
 def stream_metrics() -> StreamMetrics:
     caller = http.caller(app)
-    return eventstore.stream_metrics(caller.tenant_id)
+    return events.stream_metrics(caller.tenant_id)
 
 
 @app.put("/consumers/<name>", tags=["events"])
 def save_checkpoint(name: ConsumerName, request: CheckpointIn) -> Checkpoint:
     caller = http.caller(app)
-    return eventstore.save_checkpoint(caller.tenant_id, name, request)
+    return events.save_checkpoint(caller.tenant_id, name, request)
 
 
 @app.get("/consumers/<name>", tags=["events"], openapi_extensions=http.may_answer(404))
 def get_checkpoint(name: ConsumerName) -> Checkpoint:
     caller = http.caller(app)
-    return eventstore.get_checkpoint(caller.tenant_id, name)
+    return events.get_checkpoint(caller.tenant_id, name)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -8,7 +8,7 @@ import pytest
 
 from local import template
 from local.embedded import EmbeddedAws
-from tenantry import aws, caches, eventstore
+from tenantry import aws, caches, events
 from tenantry.models.events import EventIn
 from tenantry.stores import events as store
 
@@ -26,8 +26,8 @@ def _publish_concurrently(tenant_id: str, forget_between: bool) -> tuple[list[in
             start.wait()
             if forget_between:
                 # Like 50 cold Lambda sandboxes, each with no head in memory.
-                caches.clear_all("tenantry.eventstore.")
-            got = eventstore.append(tenant_id, [EventIn(type="concurrent", data={"n": number})], batch=False)
+                caches.clear_all("tenantry.events.")
+            got = events.append(tenant_id, [EventIn(type="concurrent", data={"n": number})], batch=False)
             with lock:
                 positions.extend(got)
         except BaseException as exc:  # noqa: BLE001 - collected and asserted on below
@@ -49,10 +49,10 @@ def test_fifty_concurrent_publishers_get_exactly_one_to_fifty(embedded: Embedded
     # Then every publish succeeded with a distinct position, and together they are 1..50
     assert errors == []
     assert sorted(positions) == list(range(1, PUBLISHERS + 1))
-    stored, next_from = store.read_events("acme", 1, 1000, None)
-    assert [event["position"] for event in stored] == list(range(1, PUBLISHERS + 1))
-    assert next_from is None
-    assert store.read_head("acme") == PUBLISHERS
+    page = store.DYNAMODB.read_events("acme", 1, 1000, None)
+    assert [event.position for event in page.events] == list(range(1, PUBLISHERS + 1))
+    assert page.next_from is None
+    assert store.DYNAMODB.read_head("acme") == PUBLISHERS
 
 
 def test_concurrent_tenants_do_not_interfere(embedded: EmbeddedAws) -> None:
@@ -74,18 +74,18 @@ def test_concurrent_tenants_do_not_interfere(embedded: EmbeddedAws) -> None:
 
 def test_a_failed_batch_leaves_nothing_behind_in_the_embedded_dynamodb(embedded: EmbeddedAws) -> None:
     # Given a stream at 2 and a stray item at position 4 (the embedded server rolls back per item)
-    eventstore.append("acme", [EventIn(type="t", data={}), EventIn(type="t", data={})], batch=True)
+    events.append("acme", [EventIn(type="t", data={}), EventIn(type="t", data={})], batch=True)
     aws.dynamodb_client().put_item(
         TableName=template.local_table_name("EventsTable"),
         Item={"tenant_id": {"S": "acme"}, "position": {"N": "4"}, "stray": {"BOOL": True}},
     )
     # When a batch for positions 3..5 fails on position 4
     with pytest.raises(Exception, match="already taken"):
-        eventstore.append("acme", [EventIn(type="new", data={})] * 3, batch=True)
+        events.append("acme", [EventIn(type="new", data={})] * 3, batch=True)
     # Then HEAD is still 2, position 3 and 5 were never written, and the stray item is untouched
-    assert store.read_head("acme") == 2
-    assert store.get_event("acme", 3) is None
-    assert store.get_event("acme", 5) is None
+    assert store.DYNAMODB.read_head("acme") == 2
+    assert store.DYNAMODB.get_event("acme", 3) is None
+    assert store.DYNAMODB.get_event("acme", 5) is None
     stray = aws.dynamodb_client().get_item(
         TableName=template.local_table_name("EventsTable"),
         Key={"tenant_id": {"S": "acme"}, "position": {"N": "4"}},

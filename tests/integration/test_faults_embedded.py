@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from local import faults, template
 from local.embedded import EmbeddedAws
-from tenantry import aws, caches, chat, credentials, eventstore, tenancy
+from tenantry import aws, caches, chat, credentials, events, tenancy
 from tenantry.models.chat import ChatRequest
 from tenantry.models.events import EventIn
 from tenantry.models.tenants import CreateTenantRequest
@@ -120,15 +120,15 @@ def test_fifty_publishers_under_conflicts_and_throttling_get_exactly_one_to_fift
     # When 50 threads publish one event each for one tenant at the same moment
     def publish(number: int) -> list[int]:
         if cold:
-            caches.clear_all("tenantry.eventstore.")
-        return eventstore.append("acme", [EventIn(type="t", data={"n": number})], batch=False)
+            caches.clear_all("tenantry.events.")
+        return events.append("acme", [EventIn(type="t", data={"n": number})], batch=False)
 
     positions, errors = _run_all(PUBLISHERS, publish)
     _stop_faults(server)
     # Then every publish succeeded, the positions are exactly 1..50, and faults were injected
     assert errors == []
     assert sorted(position for got in positions for position in got) == list(range(1, PUBLISHERS + 1))
-    assert store.read_head("acme") == PUBLISHERS
+    assert store.DYNAMODB.read_head("acme") == PUBLISHERS
     assert server.fault_injector is not None
     assert server.fault_injector.injected["dynamodb:TransactWriteItems:TransactionConflict"] > 0
 

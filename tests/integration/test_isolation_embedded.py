@@ -28,8 +28,8 @@ def embedded(embedded: EmbeddedAws, monkeypatch: pytest.MonkeyPatch) -> Embedded
     caches.clear_all()
     for tenant_id in ("acme", "globex"):
         event = store.StoredEvent("t", "{}", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")
-        store.open_stream(tenant_id, "", template.local_table_name("TenantsTable"), "2026-01-01T00:00:00Z")
-        store.append(tenant_id, 0, [event], "2026-01-01T00:00:00Z")
+        store.DYNAMODB.open_stream(tenant_id, "", "2026-01-01T00:00:00Z")
+        store.DYNAMODB.append(tenant_id, 0, [event], "2026-01-01T00:00:00Z")
     return embedded
 
 
@@ -51,10 +51,10 @@ def test_a_store_with_tenant_a_session_and_tenant_b_id_gets_access_denied(embedd
     assert vendor is not None
     with aws.tenant_scope(vendor.access_for("acme")):
         # When the store reads acme's own stream, it works
-        assert store.get_event("acme", 1) is not None
+        assert store.DYNAMODB.get_event("acme", 1) is not None
         # When it is handed globex's id, DynamoDB refuses
         with pytest.raises(ClientError) as raised:
-            store.get_event("globex", 1)
+            store.DYNAMODB.get_event("globex", 1)
     assert aws.error_code(raised.value) == "AccessDeniedException"
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert "assumed-role/tenantry-local-tenant-data/acme" in str(raised.value)

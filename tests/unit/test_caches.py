@@ -59,23 +59,23 @@ def test_every_module_that_keeps_state_registers_a_clearing_function() -> None:
 
 def test_clear_all_forgets_every_registered_cache() -> None:
     # Given a cache filled in two modules
-    from tenantry import edge, eventstore
+    from tenantry import edge, events
 
     edge._plan_ids["basic"] = "plan-1"
-    eventstore._known_heads["acme"] = 7
+    events._known_heads["acme"] = 7
     # When the registry is cleared
     caches.clear_all()
     # Then both are empty
-    assert edge._plan_ids == {} and eventstore._known_heads == {}
+    assert edge._plan_ids == {} and events._known_heads == {}
 
 
 def test_clear_all_with_a_prefix_forgets_only_that_modules_caches() -> None:
-    from tenantry import edge, eventstore
+    from tenantry import edge, events
 
     edge._plan_ids["basic"] = "plan-1"
-    eventstore._known_heads["acme"] = 7
-    caches.clear_all("tenantry.eventstore.")
-    assert eventstore._known_heads == {} and edge._plan_ids == {"basic": "plan-1"}
+    events._known_heads["acme"] = 7
+    caches.clear_all("tenantry.events.")
+    assert events._known_heads == {} and edge._plan_ids == {"basic": "plan-1"}
 
 
 def test_a_module_loaded_again_replaces_its_entry() -> None:

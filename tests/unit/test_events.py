@@ -10,7 +10,7 @@ import pytest
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from tenantry import aws as clients
-from tenantry import eventstore, settings, tenancy
+from tenantry import events, settings, tenancy
 from tenantry.errors import PayloadTooLarge
 from tenantry.models.events import EventIn
 from tenantry.models.tenants import CreateTenantRequest
@@ -129,7 +129,7 @@ def test_steady_state_publish_is_one_round_trip(api: EventsApi, round_trips: lis
 def test_a_competing_writer_forces_a_retry(api: EventsApi, round_trips: list[str]) -> None:
     # Given this function believes the head is 1, while another writer appended position 2
     api.publish(event())
-    store.append("acme", 1, [store.StoredEvent("other.writer", "{}", "t", "t")], "t")
+    store.DYNAMODB.append("acme", 1, [store.StoredEvent("other.writer", "{}", "t", "t")], "t")
     round_trips.clear()
     # When this function publishes
     status, answer = api.publish(event("mine"))
@@ -218,7 +218,7 @@ def test_idempotency_records_live_in_the_tenants_partition(api: EventsApi, aws: 
     items = clients.dynamodb_client().scan(TableName=aws["IdempotencyTable"])["Items"]
     assert [item["tenant_id"]["S"] for item in items] == ["acme"]
     # And its sort key has the stable public prefix, not the function's deployed name
-    assert items[0]["id"]["S"].startswith(f"{eventstore.IDEMPOTENCY_KEY_PREFIX}#")
+    assert items[0]["id"]["S"].startswith(f"{events.IDEMPOTENCY_KEY_PREFIX}#")
 
 
 def test_the_persistence_layer_is_built_once_per_warm_tenant(
@@ -232,7 +232,7 @@ def test_the_persistence_layer_is_built_once_per_warm_tenant(
             built.append(kwargs["static_pk_value"])
             super().__init__(**kwargs)
 
-    monkeypatch.setattr(eventstore, "DynamoDBPersistenceLayer", Counted)
+    monkeypatch.setattr(events, "DynamoDBPersistenceLayer", Counted)
     # When two tenants publish three keyed events each (warm sandbox, same scoped clients)
     for number in range(3):
         for tenant_id in ("acme", "globex"):
@@ -249,7 +249,7 @@ def test_a_failed_publish_frees_its_idempotency_key_for_the_retry(
     # throttle would be retried within the deadline instead)
     from botocore.exceptions import ClientError
 
-    real_append = store.append
+    real_append = store.DYNAMODB.append
     failures = iter([True])
 
     def throttled_once(*args: Any, **kwargs: Any) -> list[int]:
@@ -258,7 +258,7 @@ def test_a_failed_publish_frees_its_idempotency_key_for_the_retry(
             raise ClientError(error, "TransactWriteItems")  # type: ignore[arg-type]
         return real_append(*args, **kwargs)
 
-    monkeypatch.setattr(store, "append", throttled_once)
+    monkeypatch.setattr(store.DYNAMODB, "append", throttled_once)
     # When a publish with an Idempotency-Key fails (the invocation errors: API Gateway answers 502)
     with pytest.raises(ClientError):
         api.publish(event(), key="order-9")
@@ -328,7 +328,7 @@ def test_body_over_256_kb_is_413(api: EventsApi) -> None:
 def test_event_over_the_item_limit_is_refused_before_writing() -> None:
     huge = EventIn(type="t", data={"blob": "x" * (400 * 1024)})
     with pytest.raises(PayloadTooLarge) as raised:
-        eventstore.append("acme", [huge], batch=True)
+        events.append("acme", [huge], batch=True)
     assert raised.value.field == "events.0.data"
 
 
@@ -469,7 +469,7 @@ def test_a_publish_throttled_past_the_sdk_retries_is_retried_within_the_deadline
     # Given DynamoDB throttles the first two transactions past the SDK's own retries
     from botocore.exceptions import ClientError
 
-    real_append = store.append
+    real_append = store.DYNAMODB.append
     failures = iter([True, True])
 
     def throttled_twice(*args: Any, **kwargs: Any) -> list[int]:
@@ -478,7 +478,7 @@ def test_a_publish_throttled_past_the_sdk_retries_is_retried_within_the_deadline
             raise ClientError(error, "TransactWriteItems")  # type: ignore[arg-type]
         return real_append(*args, **kwargs)
 
-    monkeypatch.setattr(store, "append", throttled_twice)
+    monkeypatch.setattr(store.DYNAMODB, "append", throttled_twice)
     # When an event is published / Then it is stored once, at position 1, with no error
     assert api.publish(event()) == (201, {"position": 1})
     assert api.total() == 1
@@ -495,8 +495,8 @@ def test_a_type_filter_examines_a_bounded_number_of_events_and_gives_a_cursor(
     monkeypatch.setattr(store, "MAX_EXAMINED_PER_READ", 150)
     other = store.MAX_EXAMINED_PER_READ + 50
     for start in range(0, other, 99):
-        eventstore.append("acme", [EventIn(type="noise", data={})] * min(99, other - start), batch=True)
-    eventstore.append("acme", [EventIn(type="wanted", data={"n": 1})], batch=False)
+        events.append("acme", [EventIn(type="noise", data={})] * min(99, other - start), batch=True)
+    events.append("acme", [EventIn(type="wanted", data={"n": 1})], batch=False)
     # When the wanted type is read from the start
     status, first = api.read(type="wanted", limit="10")
     # Then the first page stops after the bounded examination, empty, with a cursor past it
@@ -515,7 +515,7 @@ def test_a_page_is_capped_by_bytes_and_the_cursor_resumes_exactly(
     monkeypatch.setattr(store, "MAX_PAGE_BYTES", 600 * 1024)
     blob = "x" * (100 * 1024)
     for number in range(16):
-        eventstore.append("acme", [EventIn(type="big", data={"n": number, "blob": blob})], batch=False)
+        events.append("acme", [EventIn(type="big", data={"n": number, "blob": blob})], batch=False)
     # When the stream is read page by page with the largest limit
     pages = []
     start = 1

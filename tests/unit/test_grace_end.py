@@ -61,7 +61,7 @@ def test_a_cached_answer_past_the_keys_expiry_is_refused_by_the_function(
     assert got == status, body
     if status == 401:
         assert body["message"] == "Unauthorized" and body["error"] == "unauthorized"
-        assert event_store.read_head("acme") == 0
+        assert event_store.DYNAMODB.read_head("acme") in (None, 0)
 
 
 def test_an_admin_key_past_its_expiry_is_refused_too(aws: dict[str, str], lambda_context: Any) -> None:

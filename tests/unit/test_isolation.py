@@ -36,8 +36,8 @@ def two_tenants(aws: dict[str, str]) -> Iterator[None]:
 
     for tenant_id in ("acme", "globex"):
         tenancy.create_tenant(CreateTenantRequest(name=tenant_id, tier="pro", tenant_id=tenant_id))
-        event_store.open_stream(tenant_id, "", settings.table_name(settings.TENANTS_TABLE), "x")
-        event_store.append(
+        event_store.DYNAMODB.open_stream(tenant_id, "", "x")
+        event_store.DYNAMODB.append(
             tenant_id,
             0,
             [event_store.StoredEvent("t", "{}", "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z")],
@@ -84,11 +84,13 @@ def test_tenant_a_credentials_with_tenant_b_id_are_denied(two_tenants: None, ope
     with as_tenant("acme"):
         # When a store is called with globex's id (the bug this wall is for)
         calls = {
-            "GetItem": lambda: event_store.get_event("globex", 1),
-            "Query": lambda: event_store.read_events("globex", 1, 10, None),
-            "PutItem": lambda: event_store.put_checkpoint("globex", "reader", 1, "now"),
+            "GetItem": lambda: event_store.DYNAMODB.get_event("globex", 1),
+            "Query": lambda: event_store.DYNAMODB.read_events("globex", 1, 10, None),
+            "PutItem": lambda: event_store.DYNAMODB.save_checkpoint(
+                "globex", event_store.StoredCheckpoint("reader", 1, "now")
+            ),
             "UpdateItem": lambda: add_tokens("globex", "month#2026-01", 1, 1),
-            "TransactWriteItems": lambda: event_store.append("globex", 1, [], "now"),
+            "TransactWriteItems": lambda: event_store.DYNAMODB.append("globex", 1, [], "now"),
             "BatchGetItem": lambda: conversation_store.DYNAMODB.read_turn_state(
                 "globex", "u1", None, "month#2026-01"
             ),
@@ -101,9 +103,7 @@ def test_tenant_a_credentials_with_tenant_b_id_are_denied(two_tenants: None, ope
                 day="day#2026-01-01",
             ),
             # a stream opened for globex: the ConditionCheck on its tenant item is refused
-            "OpenStream": lambda: event_store.open_stream(
-                "globex", "", settings.table_name(settings.TENANTS_TABLE), "now"
-            ),
+            "OpenStream": lambda: event_store.DYNAMODB.open_stream("globex", "", "now"),
             "ConditionCheck": lambda: clients.data_client().transact_write_items(
                 TransactItems=[
                     {
@@ -129,16 +129,16 @@ def test_tenant_a_credentials_with_tenant_b_id_are_denied(two_tenants: None, ope
         # Then DynamoDB answers AccessDenied
         assert_denied(calls[operation])
     # And nothing of globex changed
-    assert event_store.read_head("globex") == 1
-    assert event_store.get_checkpoint("globex", "reader") is None
+    assert event_store.DYNAMODB.read_head("globex") == 1
+    assert event_store.DYNAMODB.get_checkpoint("globex", "reader") is None
 
 
 def test_tenant_a_credentials_reach_tenant_a_data(two_tenants: None) -> None:
     # Given acme's scoped credentials, the same stores with acme's own id work
     with as_tenant("acme"):
-        assert event_store.get_event("acme", 1) is not None
-        assert len(event_store.read_events("acme", 1, 10, None)[0]) == 1
-        event_store.put_checkpoint("acme", "reader", 1, "now")
+        assert event_store.DYNAMODB.get_event("acme", 1) is not None
+        assert len(event_store.DYNAMODB.read_events("acme", 1, 10, None).events) == 1
+        event_store.DYNAMODB.save_checkpoint("acme", event_store.StoredCheckpoint("reader", 1, "now"))
         add_tokens("acme", "month#2026-01", 1, 2)
         state = conversation_store.DYNAMODB.read_turn_state("acme", "u1", "s1", "month#2026-01")
         assert state.config is not None
@@ -146,7 +146,7 @@ def test_tenant_a_credentials_reach_tenant_a_data(two_tenants: None) -> None:
         assert conversation_store.DYNAMODB.delete_session("acme", "u1", "s1") == 1
         # A query on the conversations' local index is under the tenant's partition too
         assert conversation_store.DYNAMODB.list_sessions("acme", "u1", 10, None) == ([], None)
-    assert event_store.get_checkpoint("acme", "reader") is not None
+    assert event_store.DYNAMODB.get_checkpoint("acme", "reader") is not None
 
 
 def test_a_batch_with_one_foreign_key_is_denied_whole(two_tenants: None) -> None:
@@ -161,7 +161,7 @@ def test_a_batch_with_one_foreign_key_is_denied_whole(two_tenants: None) -> None
 
 def test_function_role_credentials_are_not_limited(two_tenants: None) -> None:
     # Outside a tenant's request (admin routes, metering, offboarding) the function role serves
-    assert event_store.get_event("globex", 1) is not None
+    assert event_store.DYNAMODB.get_event("globex", 1) is not None
     assert len(tenant_store.DYNAMODB.list_page(tier=None, status=None, limit=10, next_token=None)[0]) == 2
 
 
@@ -175,8 +175,10 @@ def test_handler_requests_run_with_the_callers_scoped_session(
     from tests.conftest import api_event
 
     handler = load_function("events").lambda_handler
-    real_read = event_store.read_events
-    monkeypatch.setattr(event_store, "read_events", lambda _tenant, *rest: real_read("globex", *rest))
+    real_read = event_store.DYNAMODB.read_events
+    monkeypatch.setattr(
+        event_store.DYNAMODB, "read_events", lambda _tenant, *rest: real_read("globex", *rest)
+    )
     # When acme reads its events
     # Then AWS refuses: the invocation fails (API Gateway answers 502) and no globex event leaks
     with pytest.raises(ClientError) as raised:
@@ -263,7 +265,7 @@ def test_sessions_outlive_the_few_clients_kept(aws: dict[str, str]) -> None:
     assert cache.cached_clients() == 1
     # And the rebuilt clients still carry t-a1's session, which reaches t-a1's partition only
     with clients.tenant_scope(again), pytest.raises(ClientError) as raised:
-        event_store.get_event("globex", 1)
+        event_store.DYNAMODB.get_event("globex", 1)
     assert "assumed-role/test-tenant-data/t-a1" in str(raised.value)
 
 

@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 
 from local.gateway import schedules
 from tenantry import aws as clients
-from tenantry import caches, edge, eventstore, keys, registry, settings, tasks, tenancy
+from tenantry import caches, edge, keys, registry, settings, tasks, tenancy
+from tenantry import events as event_logic
 from tenantry.errors import NotFound
 from tenantry.models.tenants import CreateTenantRequest, IssueKeyRequest
 from tenantry.stores import keys as key_store
@@ -175,7 +176,7 @@ def test_a_publish_authorized_before_the_offboarding_writes_nothing_after_it(
     status, answer = events(acme, {"type": "late", "data": {}})
     # Then the publish is refused and nothing is written, warm HEAD or cold
     assert status == 403 and answer["error"] == "tenant_offboarded"
-    caches.clear_all("tenantry.eventstore.")  # a cold sandbox
+    caches.clear_all("tenantry.events.")  # a cold sandbox
     assert events(acme, {"type": "late", "data": {}})[0] == 403
     assert stream_of("acme") == []
 
@@ -188,7 +189,7 @@ def test_a_late_publish_of_the_old_tenant_never_lands_in_the_new_one(handler: An
     handler(api_event("DELETE", "/tenants/phoenix", authorizer=admin_context()))
     new = Tenant("phoenix")  # the final purge is due at once here: onboarding runs it
     assert events(new, {"type": "new", "data": {}}) == (201, {"position": 1})
-    eventstore._known_heads["phoenix"] = 1  # the old sandbox's view matches the new stream's HEAD
+    event_logic._known_heads["phoenix"] = 1  # the old sandbox's view matches the new stream's HEAD
     # When the old request publishes
     status, answer = events(old, {"type": "old", "data": {}})
     # Then it is refused, and the new stream holds only its own event

@@ -32,7 +32,7 @@ def registered() -> tuple[str, ...]:
 
 def clear_all(prefix: str = "") -> None:
     """Forget every registered cache (a backend or an environment changed under the process), or
-    only those whose function's qualified name starts with ``prefix`` (``tenantry.eventstore.``)."""
+    only those whose function's qualified name starts with ``prefix`` (``tenantry.events.``)."""
     with _lock:
         clearers = [clear for name, clear in _clearers.items() if name.startswith(prefix)]
     for clear in clearers:

@@ -495,7 +495,7 @@ def offboard_tenant(
     tenant = stores.tenants.mark_offboarding(tenant_id, purge_after)
     revoked, edge_deleted = _delete_keys(tenant_id, tenant, stores)
     edge.flush_authorizer_cache(stage)
-    closed = event_store.close_stream(tenant_id)
+    closed = event_store.DYNAMODB.close_stream(tenant_id)
     deleted = purge.purge_tenant(tenant_id)
     deleted["EventsTable"] = deleted.get("EventsTable", 0) + closed
     if tenant is not None:
@@ -542,7 +542,7 @@ def finish_offboarding(tenant_id: str, stores: Stores = DYNAMODB) -> dict[str, i
     if _now() < (tenant.purge_after or 0):
         return None
     _delete_keys(tenant_id, tenant, stores)  # a key a failed rotation recorded late
-    closed = event_store.close_stream(tenant_id)
+    closed = event_store.DYNAMODB.close_stream(tenant_id)
     deleted = purge.purge_tenant(tenant_id)
     deleted["EventsTable"] = deleted.get("EventsTable", 0) + closed
     stores.tenants.delete_offboarded(tenant_id, tenant.incarnation)

@@ -4,21 +4,32 @@ Every key starts with the caller's tenant_id. A stream is the items at positions
 tenant's partition; the HEAD item at position 0 holds ``last``. Appending is one
 ``TransactWriteItems``: HEAD moves from the expected ``last`` to the new one under a condition, and
 each event is put under ``attribute_not_exists``, so a failed or raced append writes nothing.
+
+The logic (tenantry.events) takes an :class:`EventStore`: :data:`DYNAMODB` in the functions, an
+in-memory fake (tests/fakes/events.py) where DynamoDB is not the point. Only this module knows the
+tables' keys and attribute names; it takes and answers the entities below, with plain ints.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
 
 from botocore.exceptions import ClientError
 
 from tenantry import aws, retry, settings
+from tenantry.stores import values
 
 HEAD_POSITION = 0
+# Bounded work per request: a type-filtered read examines at most this many items (DynamoDB's
+# filter applies after reading), then answers what it found with a cursor to resume from.
+MAX_EXAMINED_PER_READ = 2000
+# A page's events as JSON stay under this, so the proxy answer (the body escaped once more inside
+# Lambda's JSON result, at worst doubling) stays under Lambda's 6 MB synchronous limit.
+MAX_PAGE_BYTES = 5 * 1024 * 1024 // 2
 
 
 class HeadMovedError(Exception):
@@ -38,7 +49,7 @@ class StreamClosedError(Exception):
 
 
 class HeadMissingError(Exception):
-    """The stream has no HEAD: it must be opened (:func:`open_stream`) before the first append."""
+    """The stream has no HEAD: it must be opened (``open_stream``) before the first append."""
 
 
 class PositionTakenError(Exception):
@@ -56,10 +67,120 @@ class ItemTooLargeError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
+    """An event to append: its position is given when the append lands. ``data_json`` is the
+    event's data as the JSON text the stream keeps."""
+
     type: str
     data_json: str
     timestamp: str
     recorded_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """An event read back from the stream at its position, its data as published."""
+
+    position: int
+    type: str
+    data: Mapping[str, Any]
+    timestamp: str
+    recorded_at: str
+
+    def json_size(self) -> int:
+        """Its size as compact JSON, what a page's byte bound counts."""
+        answer = {
+            "position": self.position,
+            "type": self.type,
+            "data": self.data,
+            "timestamp": self.timestamp,
+            "recorded_at": self.recorded_at,
+        }
+        return len(json.dumps(answer, separators=(",", ":")))
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPage:
+    """Events in position order, and the position to resume from (None: nothing more matches)."""
+
+    events: Sequence[StreamEvent]
+    next_from: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """A consumer's checkpoint: the last position it processed, by name."""
+
+    name: str
+    position: int
+    updated_at: str
+
+
+@dataclass(slots=True)
+class PageFiller:
+    """A page being filled in position order, up to ``limit`` events and :data:`MAX_PAGE_BYTES`."""
+
+    limit: int
+    events: list[StreamEvent] = field(default_factory=list)
+    size: int = 0
+
+    def add(self, event: StreamEvent) -> bool:
+        """Take ``event``, or answer False when the page is full: the page ends before it, and its
+        position is the cursor. A page takes at least one event, whatever its size."""
+        event_bytes = event.json_size()
+        if len(self.events) == self.limit or (self.events and self.size + event_bytes > MAX_PAGE_BYTES):
+            return False
+        self.events.append(event)
+        self.size += event_bytes
+        return True
+
+    def page(self, next_from: int | None) -> StreamPage:
+        return StreamPage(tuple(self.events), next_from)
+
+
+class EventStore(Protocol):
+    """The event store's data access, as the logic (tenantry.events) and offboarding use it."""
+
+    def read_head(self, tenant_id: str) -> int | None:
+        """The stream's last position (0: empty), or None when it has no HEAD (never opened, or
+        closed by offboarding); a consistent read."""
+        ...
+
+    def open_stream(self, tenant_id: str, incarnation: str, updated_at: str) -> None:
+        """Create HEAD (last = 0), only while the tenant is ``incarnation`` (if given) and is not
+        being offboarded; StreamClosedError if the tenant refuses it. Opening an open stream does
+        nothing."""
+        ...
+
+    def append(
+        self,
+        tenant_id: str,
+        expected_last: int,
+        events: Sequence[StoredEvent],
+        updated_at: str,
+        incarnation: str = "",
+    ) -> list[int]:
+        """Write ``events`` at expected_last+1… all or none; their positions. HeadMovedError if
+        HEAD moved, HeadMissingError if there is none, StreamClosedError if it is another
+        incarnation's, PositionTakenError, ContendedError, ItemTooLargeError."""
+        ...
+
+    def close_stream(self, tenant_id: str) -> int:
+        """Delete HEAD so no append can land any more; 1 if there was one."""
+        ...
+
+    def get_event(self, tenant_id: str, position: int) -> StreamEvent | None: ...
+
+    def read_events(self, tenant_id: str, start: int, limit: int, event_type: str | None) -> StreamPage:
+        """Up to ``limit`` events from ``start`` on (of ``event_type`` only, if given).
+
+        A page stops early, with a cursor, when its events reach :data:`MAX_PAGE_BYTES` as JSON or
+        when a filtered read has examined :data:`MAX_EXAMINED_PER_READ` items: a client follows
+        ``next_from`` until it is None, and may get an empty page on the way."""
+        ...
+
+    def save_checkpoint(self, tenant_id: str, checkpoint: StoredCheckpoint) -> None: ...
+
+    def get_checkpoint(self, tenant_id: str, name: str) -> StoredCheckpoint | None: ...
 
 
 def _events_table() -> str:
@@ -70,280 +191,238 @@ def _consumers_table() -> str:
     return settings.table_name(settings.CONSUMERS_TABLE)
 
 
-def read_head(tenant_id: str) -> int:
-    """The tenant's last position (0 for an empty stream); a consistent read."""
-    return read_head_state(tenant_id) or 0
+def _event_key(tenant_id: str, position: int) -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "position": position}
 
 
-def read_head_state(tenant_id: str) -> int | None:
-    """The tenant's last position, or None when the stream has no HEAD yet (never opened, or
-    purged); a consistent read."""
-    item = (
-        aws.data_client()
-        .get_item(
-            TableName=_events_table(),
-            Key={"tenant_id": {"S": tenant_id}, "position": {"N": str(HEAD_POSITION)}},
-            ConsistentRead=True,
-            ProjectionExpression="#last",
-            ExpressionAttributeNames={"#last": "last"},
-        )
-        .get("Item")
-    )
-    return int(item["last"]["N"]) if item and "last" in item else None
-
-
-def _same_incarnation(incarnation: str, values: dict[str, Any]) -> str:
+def _same_incarnation(incarnation: str, names: dict[str, str], expression_values: dict[str, Any]) -> str:
     """The condition "this item belongs to ``incarnation``" (with "AND " before it), or "" for a
     caller without one (keys issued before incarnations existed, the library called directly),
     which only the offboarding state and the closed stream stop."""
     if not incarnation:
         return ""
-    values[":incarnation"] = {"S": incarnation}
+    names["#incarnation"] = "incarnation"
+    expression_values[":incarnation"] = incarnation
     return " AND #incarnation = :incarnation"
 
 
-def open_stream(tenant_id: str, incarnation: str, tenants_table: str, updated_at: str) -> None:
-    """Create the stream's HEAD (last = 0), only while the tenant is this incarnation and is not
-    being offboarded: the one way a stream starts, so a request authorized before an offboarding
-    cannot start one again after the purge. StreamClosedError if the tenant refuses it."""
-    tenant_values: dict[str, Any] = {":offboarding": {"S": "offboarding"}}
-    tenant_condition = "NOT #status = :offboarding" + _same_incarnation(incarnation, tenant_values)
-    head: dict[str, Any] = {
-        "tenant_id": {"S": tenant_id},
-        "position": {"N": str(HEAD_POSITION)},
-        "last": {"N": "0"},
-        "updated_at": {"S": updated_at},
-    }
-    if incarnation:
-        head["incarnation"] = {"S": incarnation}
-    try:
-        aws.data_client().transact_write_items(
-            TransactItems=[
-                {
-                    "ConditionCheck": {
-                        "TableName": tenants_table,
-                        "Key": {"tenant_id": {"S": tenant_id}},
-                        "ConditionExpression": tenant_condition,
-                        "ExpressionAttributeNames": {"#status": "status"}
-                        | ({"#incarnation": "incarnation"} if incarnation else {}),
-                        "ExpressionAttributeValues": tenant_values,
-                    }
-                },
+def _transact(items: list[dict[str, Any]]) -> None:
+    # The token makes botocore's own retry of a transaction that did commit (a timeout on the
+    # answer) a no-op instead of a condition failure that would make us append twice.
+    aws.data_transact_write(items, token=uuid.uuid4().hex)
+
+
+def _stream_event(item: Mapping[str, Any]) -> StreamEvent:
+    return StreamEvent(
+        position=values.as_int(item["position"]),
+        type=str(item["type"]),
+        data=json.loads(str(item["data"])),
+        timestamp=str(item["timestamp"]),
+        recorded_at=str(item["recorded_at"]),
+    )
+
+
+class DynamoDBEvents:
+    """:class:`EventStore` over the Events and Consumers tables, with the request's data access."""
+
+    def read_head(self, tenant_id: str) -> int | None:
+        item = (
+            aws.data_table(_events_table())
+            .get_item(
+                Key=_event_key(tenant_id, HEAD_POSITION),
+                ConsistentRead=True,
+                ProjectionExpression="#last",
+                ExpressionAttributeNames={"#last": "last"},
+            )
+            .get("Item")
+        )
+        return values.as_int(item["last"]) if item and "last" in item else None
+
+    def open_stream(self, tenant_id: str, incarnation: str, updated_at: str) -> None:
+        # The one way a stream starts, through a ConditionCheck on the live tenant: a request
+        # authorized before an offboarding cannot start one again after the purge.
+        names = {"#status": "status"}
+        tenant_values: dict[str, Any] = {":offboarding": "offboarding"}
+        tenant_condition = "NOT #status = :offboarding" + _same_incarnation(incarnation, names, tenant_values)
+        head: dict[str, Any] = _event_key(tenant_id, HEAD_POSITION) | {"last": 0, "updated_at": updated_at}
+        if incarnation:
+            head["incarnation"] = incarnation
+        try:
+            _transact(
+                [
+                    {
+                        "ConditionCheck": {
+                            "TableName": settings.table_name(settings.TENANTS_TABLE),
+                            "Key": {"tenant_id": tenant_id},
+                            "ConditionExpression": tenant_condition,
+                            "ExpressionAttributeNames": names,
+                            "ExpressionAttributeValues": tenant_values,
+                        }
+                    },
+                    {
+                        "Put": {
+                            "TableName": _events_table(),
+                            "Item": head,
+                            "ConditionExpression": "attribute_not_exists(#position)",
+                            "ExpressionAttributeNames": {"#position": "position"},
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if retry.is_lost_race(exc):
+                raise ContendedError from exc
+            if aws.error_code(exc) != "TransactionCanceledException":
+                raise
+            reasons = retry.cancellation_reasons(exc)
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise StreamClosedError from exc
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return  # another request opened it first
+            raise
+
+    def append(
+        self,
+        tenant_id: str,
+        expected_last: int,
+        events: Sequence[StoredEvent],
+        updated_at: str,
+        incarnation: str = "",
+    ) -> list[int]:
+        table = _events_table()
+        new_last = expected_last + len(events)
+        names = {"#last": "last"}
+        expression_values: dict[str, Any] = {":new": new_last, ":now": updated_at, ":expected": expected_last}
+        head_update: dict[str, Any] = {
+            "TableName": table,
+            "Key": _event_key(tenant_id, HEAD_POSITION),
+            "UpdateExpression": "SET #last = :new, updated_at = :now",
+            # HEAD must exist (open_stream made it) and be this incarnation's: once offboarding
+            # deleted it, or a new tenant with the same id opened its own, this can never land.
+            "ConditionExpression": "#last = :expected"
+            + _same_incarnation(incarnation, names, expression_values),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": expression_values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        items: list[dict[str, Any]] = [{"Update": head_update}]
+        positions = list(range(expected_last + 1, new_last + 1))
+        for position, event in zip(positions, events, strict=True):
+            item = _event_key(tenant_id, position) | {
+                "type": event.type,
+                "data": event.data_json,
+                "timestamp": event.timestamp,
+                "recorded_at": event.recorded_at,
+            }
+            items.append(
                 {
                     "Put": {
-                        "TableName": _events_table(),
-                        "Item": head,
+                        "TableName": table,
+                        "Item": item,
                         "ConditionExpression": "attribute_not_exists(#position)",
                         "ExpressionAttributeNames": {"#position": "position"},
                     }
-                },
-            ],
-            ClientRequestToken=uuid.uuid4().hex,
-        )
-    except ClientError as exc:
-        if retry.is_lost_race(exc):
-            raise ContendedError from exc
-        if aws.error_code(exc) != "TransactionCanceledException":
-            raise
-        reasons = [reason.get("Code", "") for reason in exc.response.get("CancellationReasons", [])]
-        if reasons and reasons[0] == "ConditionalCheckFailed":
-            raise StreamClosedError from exc
-        if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-            return  # another request opened it first
-        raise
-
-
-def append(
-    tenant_id: str, expected_last: int, events: Sequence[StoredEvent], updated_at: str, incarnation: str = ""
-) -> list[int]:
-    """Write ``events`` at expected_last+1… in one transaction. HeadMovedError if HEAD moved,
-    HeadMissingError if the stream has no HEAD, StreamClosedError if HEAD is another
-    incarnation's."""
-    table = _events_table()
-    new_last = expected_last + len(events)
-    head_key = {"tenant_id": {"S": tenant_id}, "position": {"N": str(HEAD_POSITION)}}
-    values: dict[str, Any] = {
-        ":new": {"N": str(new_last)},
-        ":now": {"S": updated_at},
-        ":expected": {"N": str(expected_last)},
-    }
-    head_update: dict[str, Any] = {
-        "TableName": table,
-        "Key": head_key,
-        "UpdateExpression": "SET #last = :new, updated_at = :now",
-        # HEAD must exist (open_stream made it) and be this incarnation's: once offboarding deleted
-        # it, or a new tenant with the same id opened its own, this append can never land.
-        "ConditionExpression": "#last = :expected" + _same_incarnation(incarnation, values),
-        "ExpressionAttributeNames": {"#last": "last"}
-        | ({"#incarnation": "incarnation"} if incarnation else {}),
-        "ExpressionAttributeValues": values,
-        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-    }
-    items: list[dict[str, Any]] = [{"Update": head_update}]
-    positions = list(range(expected_last + 1, new_last + 1))
-    for position, event in zip(positions, events, strict=True):
-        items.append(
-            {
-                "Put": {
-                    "TableName": table,
-                    "Item": {
-                        "tenant_id": {"S": tenant_id},
-                        "position": {"N": str(position)},
-                        "type": {"S": event.type},
-                        "data": {"S": event.data_json},
-                        "timestamp": {"S": event.timestamp},
-                        "recorded_at": {"S": event.recorded_at},
-                    },
-                    "ConditionExpression": "attribute_not_exists(#position)",
-                    "ExpressionAttributeNames": {"#position": "position"},
                 }
+            )
+        try:
+            _transact(items)
+        except ClientError as exc:
+            _raise_append_failure(exc, incarnation)
+            raise
+        return positions
+
+    def close_stream(self, tenant_id: str) -> int:
+        response = aws.data_table(_events_table()).delete_item(
+            Key=_event_key(tenant_id, HEAD_POSITION), ReturnValues="ALL_OLD"
+        )
+        return 1 if response.get("Attributes") else 0
+
+    def get_event(self, tenant_id: str, position: int) -> StreamEvent | None:
+        item = (
+            aws.data_table(_events_table())
+            .get_item(Key=_event_key(tenant_id, position), ConsistentRead=True)
+            .get("Item")
+        )
+        return _stream_event(item) if item and "type" in item else None
+
+    def read_events(self, tenant_id: str, start: int, limit: int, event_type: str | None) -> StreamPage:
+        query: dict[str, Any] = {
+            "KeyConditionExpression": "tenant_id = :tenant AND #position >= :start",
+            "ExpressionAttributeNames": {"#position": "position"},
+            "ExpressionAttributeValues": {":tenant": tenant_id, ":start": max(start, 1)},
+            "ConsistentRead": True,
+            "Limit": limit + 1,
+        }
+        if event_type is not None:
+            query["FilterExpression"] = "#type = :type"
+            query["ExpressionAttributeNames"]["#type"] = "type"
+            query["ExpressionAttributeValues"][":type"] = event_type
+        filler = PageFiller(limit)
+        examined = 0
+        table = aws.data_table(_events_table())
+        while True:
+            if event_type is not None:
+                query["Limit"] = MAX_EXAMINED_PER_READ - examined
+            answer = table.query(**query)
+            examined += int(answer.get("ScannedCount", 0))
+            for item in answer.get("Items", []):
+                event = _stream_event(item)
+                if not filler.add(event):
+                    return filler.page(event.position)
+            last = answer.get("LastEvaluatedKey")
+            if last is None:
+                return filler.page(None)
+            if event_type is not None and examined >= MAX_EXAMINED_PER_READ:
+                return filler.page(values.as_int(last["position"]) + 1)
+            query["ExclusiveStartKey"] = last
+
+    def save_checkpoint(self, tenant_id: str, checkpoint: StoredCheckpoint) -> None:
+        aws.data_table(_consumers_table()).put_item(
+            Item={
+                "tenant_id": tenant_id,
+                "name": checkpoint.name,
+                "position": checkpoint.position,
+                "updated_at": checkpoint.updated_at,
             }
         )
-    try:
-        # The token makes botocore's own retry of a transaction that did commit (a timeout on the
-        # answer) a no-op instead of a condition failure that would make us append twice.
-        aws.data_client().transact_write_items(
-            TransactItems=items,  # type: ignore[arg-type]
-            ClientRequestToken=uuid.uuid4().hex,
+
+    def get_checkpoint(self, tenant_id: str, name: str) -> StoredCheckpoint | None:
+        item = (
+            aws.data_table(_consumers_table())
+            .get_item(Key={"tenant_id": tenant_id, "name": name}, ConsistentRead=True)
+            .get("Item")
         )
-    except ClientError as exc:
-        code = aws.error_code(exc)
-        if retry.is_lost_race(exc):
-            raise ContendedError from exc
-        if code == "TransactionCanceledException":
-            cancellations: list[Any] = list(exc.response.get("CancellationReasons", []))
-            reasons = [reason.get("Code", "") for reason in cancellations]
-            if not reasons or "ConditionalCheckFailed" in reasons:
-                if reasons and reasons[0] != "ConditionalCheckFailed":
-                    raise PositionTakenError from exc
-                head = cancellations[0].get("Item", {}) if cancellations else {}
-                if cancellations and not head:
-                    raise HeadMissingError from exc
-                if incarnation and head and head.get("incarnation", {}).get("S", "") != incarnation:
-                    raise StreamClosedError from exc
-                raise HeadMovedError(int(head["last"]["N"]) if "last" in head else None) from exc
-            if any(reason == "ValidationError" for reason in reasons):
-                raise ItemTooLargeError from exc
-        if code == "ValidationException" and "size" in str(exc).lower():
+        if not item:
+            return None
+        return StoredCheckpoint(
+            name=str(item["name"]),
+            position=values.as_int(item["position"]),
+            updated_at=str(item["updated_at"]),
+        )
+
+
+def _raise_append_failure(exc: ClientError, incarnation: str) -> None:
+    """Map a failed append to what it means for the writer (returns if it is none of them)."""
+    code = aws.error_code(exc)
+    if retry.is_lost_race(exc):
+        raise ContendedError from exc
+    if code == "TransactionCanceledException":
+        cancellations: list[Any] = list(exc.response.get("CancellationReasons", []))
+        reasons = [reason.get("Code", "") for reason in cancellations]
+        if not reasons or "ConditionalCheckFailed" in reasons:
+            if reasons and reasons[0] != "ConditionalCheckFailed":
+                raise PositionTakenError from exc
+            # An error's items stay in DynamoDB's typed form: the resource converts answers only.
+            head = values.untyped(cancellations[0].get("Item", {})) if cancellations else {}
+            if cancellations and not head:
+                raise HeadMissingError from exc
+            if incarnation and head and head.get("incarnation", "") != incarnation:
+                raise StreamClosedError from exc
+            raise HeadMovedError(values.as_int(head["last"]) if "last" in head else None) from exc
+        if any(reason == "ValidationError" for reason in reasons):
             raise ItemTooLargeError from exc
-        raise
-    return positions
+    if code == "ValidationException" and "size" in str(exc).lower():
+        raise ItemTooLargeError from exc
 
 
-def _event_of(item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "position": int(item["position"]["N"]),
-        "type": item["type"]["S"],
-        "data": json.loads(item["data"]["S"]),
-        "timestamp": item["timestamp"]["S"],
-        "recorded_at": item["recorded_at"]["S"],
-    }
-
-
-def get_event(tenant_id: str, position: int) -> dict[str, Any] | None:
-    item = (
-        aws.data_client()
-        .get_item(
-            TableName=_events_table(),
-            Key={"tenant_id": {"S": tenant_id}, "position": {"N": str(position)}},
-            ConsistentRead=True,
-        )
-        .get("Item")
-    )
-    return _event_of(item) if item and "type" in item else None
-
-
-# Bounded work per request: a type-filtered read examines at most this many items (DynamoDB's
-# filter applies after reading), then answers what it found with a cursor to resume from.
-MAX_EXAMINED_PER_READ = 2000
-# A page's events as JSON stay under this, so the proxy answer (the body escaped once more inside
-# Lambda's JSON result, at worst doubling) stays under Lambda's 6 MB synchronous limit.
-MAX_PAGE_BYTES = 5 * 1024 * 1024 // 2
-
-
-def read_events(
-    tenant_id: str, start: int, limit: int, event_type: str | None
-) -> tuple[list[dict[str, Any]], int | None]:
-    """Up to ``limit`` events from position ``start`` on (of ``event_type`` only, if given), and
-    the position to resume from (None when the stream holds nothing more that matches).
-
-    A page stops early, with a cursor, when its events reach :data:`MAX_PAGE_BYTES` as JSON or when
-    a filtered read has examined :data:`MAX_EXAMINED_PER_READ` items: a client follows
-    ``next_from`` until it is null, and may get an empty page on the way (a long run of other
-    types)."""
-    query: dict[str, Any] = {
-        "TableName": _events_table(),
-        "KeyConditionExpression": "tenant_id = :tenant AND #position >= :start",
-        "ExpressionAttributeNames": {"#position": "position"},
-        "ExpressionAttributeValues": {":tenant": {"S": tenant_id}, ":start": {"N": str(max(start, 1))}},
-        "ConsistentRead": True,
-        "Limit": limit + 1,
-    }
-    if event_type is not None:
-        query["FilterExpression"] = "#type = :type"
-        query["ExpressionAttributeNames"]["#type"] = "type"
-        query["ExpressionAttributeValues"][":type"] = {"S": event_type}
-    found: list[dict[str, Any]] = []
-    size = 0
-    examined = 0
-    client = aws.data_client()
-    while True:
-        if event_type is not None:
-            query["Limit"] = MAX_EXAMINED_PER_READ - examined
-        page = client.query(**query)
-        examined += int(page.get("ScannedCount", 0))
-        for item in page.get("Items", []):
-            event = _event_of(item)
-            event_bytes = len(json.dumps(event, separators=(",", ":")))
-            if len(found) == limit or (found and size + event_bytes > MAX_PAGE_BYTES):
-                return found, int(event["position"])
-            found.append(event)
-            size += event_bytes
-        last = page.get("LastEvaluatedKey")
-        if last is None:
-            return found, None
-        if event_type is not None and examined >= MAX_EXAMINED_PER_READ:
-            return found, int(last["position"]["N"]) + 1
-        query["ExclusiveStartKey"] = last
-
-
-def put_checkpoint(tenant_id: str, name: str, position: int, updated_at: str) -> None:
-    aws.data_client().put_item(
-        TableName=_consumers_table(),
-        Item={
-            "tenant_id": {"S": tenant_id},
-            "name": {"S": name},
-            "position": {"N": str(position)},
-            "updated_at": {"S": updated_at},
-        },
-    )
-
-
-def get_checkpoint(tenant_id: str, name: str) -> dict[str, Any] | None:
-    item = (
-        aws.data_client()
-        .get_item(
-            TableName=_consumers_table(),
-            Key={"tenant_id": {"S": tenant_id}, "name": {"S": name}},
-            ConsistentRead=True,
-        )
-        .get("Item")
-    )
-    if not item:
-        return None
-    return {
-        "name": item["name"]["S"],
-        "position": int(item["position"]["N"]),
-        "updated_at": item["updated_at"]["S"],
-    }
-
-
-def close_stream(tenant_id: str) -> int:
-    """Delete the stream's HEAD, so no append can land any more (offboarding, before the purge);
-    1 if there was one."""
-    response = aws.data_client().delete_item(
-        TableName=_events_table(),
-        Key={"tenant_id": {"S": tenant_id}, "position": {"N": str(HEAD_POSITION)}},
-        ReturnValues="ALL_OLD",
-    )
-    return 1 if response.get("Attributes") else 0
+DYNAMODB: Final = DynamoDBEvents()

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
 
 
 def as_int(value: Any) -> int:
@@ -26,3 +29,13 @@ def plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     return value
+
+
+_DESERIALIZER = TypeDeserializer()
+
+
+def untyped(item: Mapping[str, Any]) -> dict[str, Any]:
+    """An item in DynamoDB's typed wire form (``{"N": "3"}``) as plain values: what an error
+    carries (a cancelled transaction's ``CancellationReasons`` items), which the resource layer
+    does not convert as it converts answers. Numbers come back as Decimal, as in answers."""
+    return {name: _DESERIALIZER.deserialize(value) for name, value in item.items()}

@@ -43,7 +43,8 @@ from tenantry.models.events import (
     iso_utc,
 )
 from tenantry.observability import logger
-from tenantry.stores import events as store
+from tenantry.stores import events as events_store
+from tenantry.stores.events import EventStore, StoredCheckpoint, StoredEvent, StreamEvent
 
 # Retries are bounded by time, not count: under 50 concurrent writers a publish may lose many
 # rounds, and each round costs milliseconds. The budget is also capped by the invocation's
@@ -118,7 +119,7 @@ def _persistence_for(tenant_id: str) -> DynamoDBPersistenceLayer:
     return layer
 
 
-def _stored(event: EventIn, index: int | None, recorded_at: str) -> store.StoredEvent:
+def _stored(event: EventIn, index: int | None, recorded_at: str) -> StoredEvent:
     data_json = json.dumps(event.data, separators=(",", ":"), ensure_ascii=False)
     size = len(data_json.encode()) + len(event.type) + _ITEM_OVERHEAD_BYTES
     if size > MAX_EVENT_ITEM_BYTES:
@@ -126,7 +127,7 @@ def _stored(event: EventIn, index: int | None, recorded_at: str) -> store.Stored
         raise PayloadTooLarge(
             f"Event is {size} bytes stored; DynamoDB's item limit is {MAX_EVENT_ITEM_BYTES}", field=field
         )
-    return store.StoredEvent(event.type, data_json, event.timestamp or recorded_at, recorded_at)
+    return StoredEvent(event.type, data_json, event.timestamp or recorded_at, recorded_at)
 
 
 def append(
@@ -136,6 +137,7 @@ def append(
     batch: bool,
     incarnation: str = "",
     sleep: Callable[[float], None] = time.sleep,
+    store: EventStore = events_store.DYNAMODB,
 ) -> list[int]:
     """Append ``events`` consecutively to the tenant's stream, all or none; their positions.
 
@@ -157,24 +159,22 @@ def append(
                     _doubted_heads.discard(tenant_id)
                 expected = current
             if expected is None:
-                expected = store.read_head_state(tenant_id)
+                expected = store.read_head(tenant_id)
             if expected is None:
                 # No HEAD: a new stream (once per tenant), or one offboarding closed.
-                store.open_stream(
-                    tenant_id, incarnation, settings.table_name(settings.TENANTS_TABLE), recorded_at
-                )
+                store.open_stream(tenant_id, incarnation, recorded_at)
                 expected = 0
             positions = store.append(tenant_id, expected, stored, recorded_at, incarnation)
-        except store.HeadMissingError:
+        except events_store.HeadMissingError:
             _known_heads.pop(tenant_id, None)
             expected = None
             continue
-        except store.StreamClosedError as exc:
+        except events_store.StreamClosedError as exc:
             _known_heads.pop(tenant_id, None)
             raise TenantOffboarded(
                 "This tenant was offboarded; nothing was written", code="tenant_offboarded"
             ) from exc
-        except store.HeadMovedError as moved:
+        except events_store.HeadMovedError as moved:
             _known_heads.pop(tenant_id, None)
             _doubted_heads.add(tenant_id)
             if attempt == 1:
@@ -187,7 +187,7 @@ def append(
                 break
             expected = None
             continue
-        except store.ContendedError:
+        except events_store.ContendedError:
             # DynamoDB cancelled for a conflicting transaction or throttling: nothing was written
             # and our view of HEAD may still be right, so retry it as is after a jittered pause.
             if not retry.pause(attempt, sleep=sleep):
@@ -198,14 +198,14 @@ def append(
             if retry.is_lost_race(exc) and retry.pause(attempt, sleep=sleep):
                 continue
             raise
-        except store.PositionTakenError as exc:
+        except events_store.PositionTakenError as exc:
             _known_heads.pop(tenant_id, None)
             logger.error("an event exists beyond the stream's HEAD", extra={"head": expected})
             raise Conflict(
                 "The stream's next position is already taken; nothing was written",
                 code="position_taken",
             ) from exc
-        except store.ItemTooLargeError as exc:
+        except events_store.ItemTooLargeError as exc:
             raise PayloadTooLarge("An event exceeds DynamoDB's 400 KB item limit", field="data") from exc
         _known_heads[tenant_id] = positions[-1]
         if attempt > 1:
@@ -239,14 +239,16 @@ def publish(
     idempotency_key: str | None,
     lambda_context: Any | None = None,
     incarnation: str = "",
+    *,
+    store: EventStore = events_store.DYNAMODB,
 ) -> dict[str, Any]:
     """POST /events: validate, then append (once per Idempotency-Key)."""
     events, batch = parse_publish(body)
     if idempotency_key is None:
-        return _answer(append(tenant_id, events, batch=batch, incarnation=incarnation), batch)
+        return _answer(append(tenant_id, events, batch=batch, incarnation=incarnation, store=store), batch)
 
     def publish_once(request: dict[str, Any]) -> dict[str, Any]:
-        return _answer(append(tenant_id, events, batch=batch, incarnation=incarnation), batch)
+        return _answer(append(tenant_id, events, batch=batch, incarnation=incarnation, store=store), batch)
 
     # The config is per request: it carries this invocation's context (its remaining time).
     config = IdempotencyConfig(
@@ -286,38 +288,56 @@ def publish(
     return result
 
 
-def read_events(tenant_id: str, start: int, limit: int, event_type: str | None) -> EventPage:
-    found, next_from = store.read_events(tenant_id, start, limit, event_type)
-    return EventPage(events=[Event.model_validate(item) for item in found], next_from=next_from)
-
-
-def get_event(tenant_id: str, position: int) -> Event:
-    item = store.get_event(tenant_id, position)
-    if item is None:
-        raise NotFound(f"No event at position {position}", field="position")
-    return Event.model_validate(item)
-
-
-def stream_metrics(tenant_id: str) -> StreamMetrics:
-    # Positions are gapless from 1, so the last position is the number of events.
-    return StreamMetrics(
-        tenant=tenant_id, total_events=store.read_head(tenant_id), timestamp=int(time.time())
+def _event(found: StreamEvent) -> Event:
+    return Event(
+        position=found.position,
+        type=found.type,
+        data=dict(found.data),
+        timestamp=found.timestamp,
+        recorded_at=found.recorded_at,
     )
 
 
-def save_checkpoint(tenant_id: str, name: str, request: CheckpointIn) -> Checkpoint:
-    last = store.read_head(tenant_id)
+def read_events(
+    tenant_id: str,
+    start: int,
+    limit: int,
+    event_type: str | None,
+    *,
+    store: EventStore = events_store.DYNAMODB,
+) -> EventPage:
+    page = store.read_events(tenant_id, start, limit, event_type)
+    return EventPage(events=[_event(found) for found in page.events], next_from=page.next_from)
+
+
+def get_event(tenant_id: str, position: int, *, store: EventStore = events_store.DYNAMODB) -> Event:
+    found = store.get_event(tenant_id, position)
+    if found is None:
+        raise NotFound(f"No event at position {position}", field="position")
+    return _event(found)
+
+
+def stream_metrics(tenant_id: str, *, store: EventStore = events_store.DYNAMODB) -> StreamMetrics:
+    # Positions are gapless from 1, so the last position is the number of events.
+    total = store.read_head(tenant_id) or 0
+    return StreamMetrics(tenant=tenant_id, total_events=total, timestamp=int(time.time()))
+
+
+def save_checkpoint(
+    tenant_id: str, name: str, request: CheckpointIn, *, store: EventStore = events_store.DYNAMODB
+) -> Checkpoint:
+    last = store.read_head(tenant_id) or 0
     if request.position > last:
         raise Unprocessable(
             f"position {request.position} is past the stream's last position {last}", field="position"
         )
-    updated_at = iso_utc(_now())
-    store.put_checkpoint(tenant_id, name, request.position, updated_at)
-    return Checkpoint(name=name, position=request.position, updated_at=updated_at)
+    saved = StoredCheckpoint(name=name, position=request.position, updated_at=iso_utc(_now()))
+    store.save_checkpoint(tenant_id, saved)
+    return Checkpoint(name=saved.name, position=saved.position, updated_at=saved.updated_at)
 
 
-def get_checkpoint(tenant_id: str, name: str) -> Checkpoint:
+def get_checkpoint(tenant_id: str, name: str, *, store: EventStore = events_store.DYNAMODB) -> Checkpoint:
     found = store.get_checkpoint(tenant_id, name)
     if found is None:
         raise NotFound(f"No checkpoint named {name}", field="name")
-    return Checkpoint.model_validate(found)
+    return Checkpoint(name=found.name, position=found.position, updated_at=found.updated_at)
