@@ -115,8 +115,6 @@ def data_table(name: str) -> Table:
 _SERIALIZER = TypeSerializer()
 # The members of a transaction's operations that hold attribute values.
 _VALUE_MEMBERS = ("Key", "Item", "ExpressionAttributeValues")
-
-
 # The magnitude below which an int has at most DynamoDB's 38 digits, so its text is exact.
 _EXACT_INTS = 10**38
 
@@ -144,7 +142,7 @@ def data_transact_write(items: Sequence[Mapping[str, Mapping[str, Any]]], token:
     with any client: :func:`tenantry.stores.values.untyped` converts them."""
     typed: list[dict[str, Any]] = []
     for item in items:
-        operation = {}
+        operation: dict[str, Any] = {}
         for kind, request in item.items():
             converted = dict(request)
             for member in _VALUE_MEMBERS:
