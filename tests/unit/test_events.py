@@ -145,10 +145,10 @@ def test_a_view_proved_stale_is_checked_by_a_read_until_it_is_right_again(
 ) -> None:
     # Given this function's view of the head proved stale once (another writer appended)
     api.publish(event())
-    store.append("acme", 1, [store.StoredEvent("other.writer", "{}", "t", "t")], "t")
+    store.DYNAMODB.append("acme", 1, [store.StoredEvent("other.writer", "{}", "t", "t")], "t")
     api.publish(event("mine"))
     # And the other writer appends again
-    store.append("acme", 3, [store.StoredEvent("other.writer", "{}", "t", "t")], "t")
+    store.DYNAMODB.append("acme", 3, [store.StoredEvent("other.writer", "{}", "t", "t")], "t")
     round_trips.clear()
     # When this function publishes three times
     first = api.publish(event("mine"))

@@ -154,7 +154,7 @@ def append(
         attempt += 1
         try:
             if expected is not None and attempt == 1 and tenant_id in _doubted_heads:
-                current = store.read_head_state(tenant_id)
+                current = store.read_head(tenant_id)
                 if current == expected:
                     _doubted_heads.discard(tenant_id)
                 expected = current
