@@ -21,7 +21,7 @@ from typing import Any, Final, Protocol
 from botocore.exceptions import ClientError
 
 from tenantry import aws, retry, settings
-from tenantry.stores import values
+from tenantry.stores import updates, values
 
 HEAD_POSITION = 0
 # Bounded work per request: a type-filtered read examines at most this many items (DynamoDB's
@@ -291,12 +291,13 @@ class DynamoDBEvents:
     ) -> list[int]:
         table = _events_table()
         new_last = expected_last + len(events)
-        names = {"#last": "last"}
-        expression_values: dict[str, Any] = {":new": new_last, ":now": updated_at, ":expected": expected_last}
+        update = updates.set_update({"last": new_last, "updated_at": updated_at})
+        names = update.names | {"#last": "last"}
+        expression_values = update.values | {":expected": expected_last}
         head_update: dict[str, Any] = {
             "TableName": table,
             "Key": _event_key(tenant_id, HEAD_POSITION),
-            "UpdateExpression": "SET #last = :new, updated_at = :now",
+            "UpdateExpression": update.expression,
             # HEAD must exist (open_stream made it) and be this incarnation's: once offboarding
             # deleted it, or a new tenant with the same id opened its own, this can never land.
             "ConditionExpression": "#last = :expected"
