@@ -141,15 +141,23 @@ def running_endpoint(home: Path) -> str | None:
     return endpoint
 
 
+def _connection(endpoint_url: str, timeout: float) -> dict[str, Any]:
+    return {
+        "endpoint_url": endpoint_url,
+        "region_name": REGION,
+        "aws_access_key_id": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        "config": Config(connect_timeout=timeout, read_timeout=max(timeout, 10), retries={"max_attempts": 2}),
+    }
+
+
 def client_for(service: str, endpoint_url: str, timeout: float = 5) -> Any:
-    return boto3.client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(connect_timeout=timeout, read_timeout=max(timeout, 10), retries={"max_attempts": 2}),
-    )
+    return boto3.client(service, **_connection(endpoint_url, timeout))  # type: ignore[call-overload]
+
+
+def resource_for(service: str, endpoint_url: str, timeout: float = 5) -> Any:
+    """A boto3 resource (plain Python values in and out, as the stores use) on the embedded AWS."""
+    return boto3.resource(service, **_connection(endpoint_url, timeout))  # type: ignore[call-overload]
 
 
 class _SerializedApp:

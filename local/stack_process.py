@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypedDict, Unpack
 from urllib.parse import urlsplit
 
-from local.embedded import client_for
+from local.embedded import client_for, resource_for
 from local.template import REPO_ROOT
 
 START_TIMEOUT_SECONDS = 60
@@ -106,6 +106,10 @@ class LocalStack:
     def aws_client(self, service: str) -> Any:
         """A boto3 client on the stack's embedded AWS."""
         return client_for(service, self.endpoint_url)
+
+    def aws_resource(self, service: str) -> Any:
+        """A boto3 resource on the stack's embedded AWS."""
+        return resource_for(service, self.endpoint_url)
 
     def stop(self) -> int:
         if self.process.poll() is None:

@@ -78,7 +78,7 @@ def _write_history(stack: LocalStack, now: datetime, seeded: Seeded) -> None:
             month.allowed += allowed
             month.denied += denied
             month.tokens += day_tokens
-    client = stack.aws_client("dynamodb")
+    client = stack.aws_resource("dynamodb").meta.client  # the store's updates are in plain values
     # The store builds its updates for the table named in USAGE_TABLE: the stack's, for a moment.
     previous = os.environ.get("USAGE_TABLE")
     os.environ["USAGE_TABLE"] = local_table_name("UsageTable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from tenantry import aws as clients
 from tenantry import metering, tenancy, usage
-from tenantry.models.tenants import CreateTenantRequest
+from tenantry.models.tenants import TENANT_ID_PATTERN, CreateTenantRequest
 from tenantry.stores import usage as usage_store
 from tenantry.stores.tenants import TenantRecord
 from tests.conftest import (
@@ -200,9 +201,7 @@ def test_the_in_memory_reader_answers_as_the_dynamodb_one(aws: dict[str, str]) -
         ("globex", "month#2026-03", {"requests": 7}),
     ]
     for tenant_id, period, amounts in writes:
-        clients.dynamodb_client().update_item(
-            **usage_store.counter_update(tenant_id, period, amounts)["Update"]
-        )
+        clients.dynamodb().meta.client.update_item(**usage_store.counter_update(tenant_id, period, amounts)["Update"])
         fake.add(tenant_id, period, **amounts)
     # When each is read the three ways the usage logic reads
     for reader in (usage_store.DYNAMODB, fake):
@@ -220,3 +219,53 @@ def test_the_in_memory_reader_answers_as_the_dynamodb_one(aws: dict[str, str]) -
             "day#2026-03-02",
         ]
         assert reader.get_range("acme", "day#2026-03-01", "day#2026-03-01")[0].get("route:GET /me") == 2
+
+
+def test_the_in_memory_writer_applies_a_batch_once_as_the_dynamodb_one(aws: dict[str, str]) -> None:
+    # Given additions for two tenants, and a marker kept until a given time
+    additions = [
+        usage_store.CounterAdditions("acme", "month#2026-03", {"requests": 2, "route:GET /me": 2}),
+        usage_store.CounterAdditions("globex", "month#2026-03", {"requests": 1}),
+    ]
+    expires_at = 1_800_000_000
+    for writer in (usage_store.DYNAMODB, InMemoryUsage()):
+        # When a batch is applied, the same batch again, then another batch for one tenant
+        first = writer.add_once("b1#0", additions, expires_at)
+        again = writer.add_once("b1#0", additions, expires_at)
+        other = writer.add_once("b2#0", additions[:1], expires_at)
+        # Then the repeat added nothing, and both writers hold the same sums
+        assert (first, again, other) == (True, False, True)
+        assert writer.get_period("acme", "month#2026-03").counters == {"requests": 4, "route:GET /me": 4}
+        assert writer.get_period("globex", "month#2026-03").counters == {"requests": 1}
+    # And DynamoDB's marker is an item of its own, with its expiry, under a partition no tenant id
+    # can take
+    marker = clients.dynamodb().Table(usage_store.table_name()).get_item(Key=usage_store.marker_key("b1#0"))
+    assert marker["Item"]["expires_at"] == expires_at
+    assert re.fullmatch(TENANT_ID_PATTERN, usage_store.MARKER_PARTITION) is None
+
+
+def test_metering_counts_a_redelivered_batch_once_on_the_in_memory_writer() -> None:
+    # Given access-log lines of 2026-03-01, metered into the fake (no DynamoDB)
+    writer = InMemoryUsage()
+    lines = [
+        json.dumps(
+            {
+                "requestId": f"r{number}",
+                "tenantId": "acme",
+                "httpMethod": "GET",
+                "resourcePath": "/me",
+                "status": "200",
+                "responseLatency": "12",
+                "integrationLatency": "10",
+                "requestTimeEpoch": "1772323200000",
+            }
+        )
+        for number in range(3)
+    ]
+    # When the same lines are delivered twice
+    first = metering.ingest_lines(lines, writer=writer)
+    again = metering.ingest_lines(lines, writer=writer)
+    # Then they count once, on the day and the month of the requests
+    assert (first["chunks_applied"], again["duplicate_chunks"]) == (1, 1)
+    assert writer.get_period("acme", "month#2026-03").get("requests") == 3
+    assert writer.get_period("acme", "day#2026-03-01").get("route:GET /me") == 3

@@ -28,7 +28,6 @@ from aws_lambda_powertools.utilities.data_classes import CloudWatchLogsEvent
 from tenantry.observability import logger
 from tenantry.stores import usage as usage_store
 
-MARKER_TENANT = "_metering"
 # A marker must outlive every way its batch can come back: Lambda's retries (up to 6 h of event
 # age), then the on-failure queue, which keeps a message 14 days (template.yaml). Past that, a
 # replay of a batch that had partly committed would add its committed chunks again.
@@ -175,26 +174,29 @@ def aggregate(records: Iterable[AccessRecord]) -> dict[tuple[str, str], Counters
     return totals
 
 
-def apply(batch_id: str, totals: dict[tuple[str, str], Counters]) -> tuple[int, int]:
+def apply(
+    batch_id: str, totals: dict[tuple[str, str], Counters], writer: usage_store.UsageWriter
+) -> tuple[int, int]:
     """Add ``totals`` once per ``batch_id``: (chunks applied, chunks already applied before)."""
     keys = sorted(totals)
     applied = duplicates = 0
     for chunk, start in enumerate(range(0, len(keys), MAX_UPDATES_PER_TRANSACTION)):
-        updates = [
-            usage_store.counter_update(tenant_id, period, totals[(tenant_id, period)].values)
+        additions = [
+            usage_store.CounterAdditions(tenant_id, period, totals[(tenant_id, period)].values)
             for tenant_id, period in keys[start : start + MAX_UPDATES_PER_TRANSACTION]
         ]
-        marker = usage_store.batch_marker(
-            MARKER_TENANT, f"batch#{batch_id}#{chunk}", int(time.time()) + MARKER_TTL_SECONDS
-        )
-        if usage_store.write_once(marker, updates):
+        if writer.add_once(f"{batch_id}#{chunk}", additions, int(time.time()) + MARKER_TTL_SECONDS):
             applied += 1
         else:
             duplicates += 1
     return applied, duplicates
 
 
-def ingest_lines(lines: Iterable[str], batch_id: str | None = None) -> dict[str, int]:
+def ingest_lines(
+    lines: Iterable[str],
+    batch_id: str | None = None,
+    writer: usage_store.UsageWriter = usage_store.DYNAMODB,
+) -> dict[str, int]:
     """Meter access-log lines. The batch id defaults to a hash of the lines, so the same lines
     delivered twice count once. Malformed lines are skipped and counted, never fatal."""
     materialized = [line for line in lines if line.strip()]
@@ -210,7 +212,7 @@ def ingest_lines(lines: Iterable[str], batch_id: str | None = None) -> dict[str,
             records.append(record)
     identity = batch_id or hashlib.sha256("\n".join(materialized).encode()).hexdigest()[:32]
     totals = aggregate(records)
-    applied, duplicate_chunks = apply(identity, totals) if totals else (0, 0)
+    applied, duplicate_chunks = apply(identity, totals, writer) if totals else (0, 0)
     result = {
         "lines": len(materialized),
         "metered": len(records) if not duplicate_chunks else 0,

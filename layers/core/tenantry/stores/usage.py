@@ -57,61 +57,53 @@ def token_update(
     return {"Update": update}
 
 
-def counter_update(tenant_id: str, period: str, counters: dict[str, int]) -> dict[str, Any]:
-    """A ``TransactWriteItems`` Update that atomically adds each counter (names may hold any text)."""
+def counter_update(tenant_id: str, period: str, counters: Mapping[str, int]) -> dict[str, Any]:
+    """A ``TransactWriteItems`` Update, in plain values, that atomically adds each counter to a
+    period's item (names may hold any text)."""
     names: dict[str, str] = {}
-    values: dict[str, Any] = {}
+    amounts: dict[str, int] = {}
     additions: list[str] = []
     for index, (name, amount) in enumerate(sorted(counters.items())):
         names[f"#c{index}"] = name
-        values[f":c{index}"] = {"N": str(amount)}
+        amounts[f":c{index}"] = amount
         additions.append(f"#c{index} :c{index}")
     return {
         "Update": {
             "TableName": table_name(),
-            "Key": {"tenant_id": {"S": tenant_id}, "period": {"S": period}},
+            "Key": {"tenant_id": tenant_id, "period": period},
             "UpdateExpression": "ADD " + ", ".join(additions),
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": values,
+            "ExpressionAttributeValues": amounts,
         }
     }
 
 
-def batch_marker(partition: str, sort_key: str, expires_at: int) -> dict[str, Any]:
-    """A ``TransactWriteItems`` Put that fails if the marker exists: the write-once guard."""
-    return {
-        "Put": {
-            "TableName": table_name(),
-            "Item": {
-                "tenant_id": {"S": partition},
-                "period": {"S": sort_key},
-                "expires_at": {"N": str(expires_at)},
-            },
-            "ConditionExpression": "attribute_not_exists(#period)",
-            "ExpressionAttributeNames": {"#period": "period"},
-        }
-    }
+# Write-once markers live beside the counters, under a partition no tenant id can take.
+MARKER_PARTITION: Final = "_metering"
 
 
-def write_once(marker: dict[str, Any], updates: list[dict[str, Any]]) -> bool:
-    """Apply ``updates`` with ``marker`` in one transaction; False if the marker was already there.
+def marker_key(batch: str) -> dict[str, str]:
+    """The Usage table key of ``batch``'s write-once marker."""
+    return {"tenant_id": MARKER_PARTITION, "period": f"batch#{batch}"}
 
-    A transaction cancelled for a conflict or throttling wrote nothing, so it is sent again (the
-    marker keeps a retry that did commit from counting twice) while the invocation has time."""
-    items: list[Any] = [marker, *updates]
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            aws.data_client().transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if retry.is_lost_race(exc) and retry.pause(attempt):
-                continue
-            reasons = retry.cancellation_reasons(exc)
-            if reasons and reasons[0] == "ConditionalCheckFailed":
-                return False
-            raise
-        return True
+
+@dataclass(frozen=True, slots=True)
+class CounterAdditions:
+    """Amounts to add to one tenant's counters for one period."""
+
+    tenant_id: str
+    period: str
+    counters: Mapping[str, int]
+
+
+class UsageWriter(Protocol):
+    """What metering writes (tenantry.metering): :data:`DYNAMODB` in the functions, an in-memory
+    fake (tests/fakes/usage.py) where DynamoDB is not the point."""
+
+    def add_once(self, batch: str, additions: Sequence[CounterAdditions], expires_at: int) -> bool:
+        """Add every counter of ``additions`` at once, once per ``batch`` (its marker kept until
+        ``expires_at``, epoch seconds); False if the batch was applied before (nothing added)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +140,38 @@ def period_counters(item: Mapping[str, Any]) -> PeriodCounters:
 
 
 class DynamoDBUsage:
-    """:class:`UsageReader` over the Usage table, with the request's data access (tenantry.aws)."""
+    """:class:`UsageReader` and :class:`UsageWriter` over the Usage table, with the request's data
+    access (tenantry.aws)."""
+
+    def add_once(self, batch: str, additions: Sequence[CounterAdditions], expires_at: int) -> bool:
+        """One transaction: the batch's marker (put only if absent) and every addition. One that
+        was cancelled for a conflict or throttling wrote nothing, so it is sent again (the marker
+        keeps a retry that did commit from counting twice) while the invocation has time."""
+        marker = {
+            "Put": {
+                "TableName": table_name(),
+                "Item": {**marker_key(batch), "expires_at": expires_at},
+                "ConditionExpression": "attribute_not_exists(#period)",
+                "ExpressionAttributeNames": {"#period": "period"},
+            }
+        }
+        items: list[Any] = [
+            marker,
+            *(counter_update(added.tenant_id, added.period, added.counters) for added in additions),
+        ]
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                aws.data_resource().meta.client.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                if retry.is_lost_race(exc) and retry.pause(attempt):
+                    continue
+                reasons = retry.cancellation_reasons(exc)
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    return False
+                raise
+            return True
 
     def get_period(self, tenant_id: str, period: str) -> PeriodCounters:
         item = (
