@@ -201,7 +201,8 @@ def test_the_in_memory_reader_answers_as_the_dynamodb_one(aws: dict[str, str]) -
         ("globex", "month#2026-03", {"requests": 7}),
     ]
     for tenant_id, period, amounts in writes:
-        clients.dynamodb().meta.client.update_item(**usage_store.counter_update(tenant_id, period, amounts)["Update"])
+        update = usage_store.counter_update(tenant_id, period, amounts)["Update"]
+        clients.dynamodb().meta.client.update_item(**update)
         fake.add(tenant_id, period, **amounts)
     # When each is read the three ways the usage logic reads
     for reader in (usage_store.DYNAMODB, fake):

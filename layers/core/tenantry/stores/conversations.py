@@ -280,7 +280,7 @@ class DynamoDBConversations:
             usage_store.token_update(session.tenant_id, day, turn.tokens_in, turn.tokens_out),
         ]
         try:
-            aws.data_resource().meta.client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+            aws.data_transact_write(items)
         except ClientError as exc:
             if retry.is_lost_race(exc):
                 raise ContendedError from exc

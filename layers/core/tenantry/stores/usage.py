@@ -163,7 +163,7 @@ class DynamoDBUsage:
         while True:
             attempt += 1
             try:
-                aws.data_resource().meta.client.transact_write_items(TransactItems=items)
+                aws.data_transact_write(items)
             except ClientError as exc:
                 if retry.is_lost_race(exc) and retry.pause(attempt):
                     continue
