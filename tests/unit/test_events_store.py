@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from boto3.dynamodb.types import TypeSerializer
+from botocore.exceptions import ClientError
 
 from tenantry import aws as clients
 from tenantry import events, settings
@@ -224,6 +225,37 @@ def test_a_contended_append_is_sent_again_after_a_pause(fake: InMemoryEvents) ->
     # Then the same append is sent again after a jittered pause each time, and lands once
     assert got == [2] and len(pauses) == 2
     assert [event.type for event in events.read_events("acme", 1, 10, None, store=fake).events] == ["a", "b"]
+
+
+def test_a_throttled_read_of_a_doubted_head_is_retried_and_the_publish_lands_once(
+    fake: InMemoryEvents, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given acme's view of HEAD proved stale once, so its next publish reads HEAD first
+    events.append("acme", [EventIn(type="a", data={})], batch=False, incarnation="i1", store=fake)
+    fake.append("acme", 1, [stored("other")], NOW, "i1")
+    events.append("acme", [EventIn(type="b", data={})], batch=False, incarnation="i1", store=fake)
+    fake.append("acme", 3, [stored("other")], NOW, "i1")
+    # And that read is throttled past botocore's own attempts
+    real_read = fake.read_head
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "GetItem")
+    reads: list[str] = []
+
+    def read_head(tenant_id: str) -> int | None:
+        reads.append(tenant_id)
+        if len(reads) == 1:
+            raise throttled
+        return real_read(tenant_id)
+
+    monkeypatch.setattr(fake, "read_head", read_head)
+    pauses: list[float] = []
+    # When acme publishes
+    got = events.append(
+        "acme", [EventIn(type="c", data={})], batch=False, incarnation="i1", sleep=pauses.append, store=fake
+    )
+    # Then it paused once, and its event landed once, after the other writer's
+    assert got == [5] and len(pauses) == 1
+    page = events.read_events("acme", 1, 10, None, store=fake)
+    assert [event.type for event in page.events] == ["a", "other", "b", "other", "c"]
 
 
 def test_an_offboarded_tenants_publish_is_refused_and_writes_nothing(fake: InMemoryEvents) -> None:

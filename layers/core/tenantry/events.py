@@ -148,13 +148,16 @@ def append(
     recorded_at = iso_utc(_now())
     stored = [_stored(event, index if batch else None, recorded_at) for index, event in enumerate(events)]
     expected = _known_heads.get(tenant_id)
+    # A doubted view is checked by a read before the first write, and again if that read failed.
+    check_view = expected is not None and tenant_id in _doubted_heads
     give_up_at = time.monotonic() + min(RETRY_BUDGET_SECONDS, deadline.remaining() - retry.RESERVE_SECONDS)
     attempt = 0
     while time.monotonic() < give_up_at:
         attempt += 1
         try:
-            if expected is not None and attempt == 1 and tenant_id in _doubted_heads:
+            if check_view:
                 current = store.read_head(tenant_id)
+                check_view = False
                 if current == expected:
                     _doubted_heads.discard(tenant_id)
                 expected = current
