@@ -22,7 +22,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from email.utils import formatdate
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -68,7 +67,7 @@ def context_values(exchange: Exchange, status: int, stage: str) -> dict[str, str
             "error.responseType": exchange.error_type,
             "identity.apiKeyId": exchange.api_key_id or "",
             "requestTimeEpoch": str(exchange.epoch_ms),
-            "requestTime": formatdate(exchange.epoch_ms / 1000, usegmt=True),
+            "requestTime": exchange.request_time,
         }
     )
     return values

@@ -8,6 +8,7 @@ built from this one record, so they never disagree about a request.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,6 +39,25 @@ class Exchange:
     api_key_id: str | None = None
     integration_ms: int | None = None
     error_type: str = ""
+
+    @property
+    def request_time(self) -> str:
+        """``$context.requestTime``: CLF-formatted, UTC (``25/Nov/2026:00:50:03 +0000``)."""
+        return _clf_time(self.epoch_ms // 1000)
+
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+@functools.lru_cache(maxsize=8)
+def _clf_time(epoch_seconds: int) -> str:
+    # Every request of a second has the same text: formatted once per second, and with English
+    # month names whatever the process's locale.
+    moment = time.gmtime(epoch_seconds)
+    return (
+        f"{moment.tm_mday:02d}/{_MONTHS[moment.tm_mon - 1]}/{moment.tm_year}:"
+        f"{moment.tm_hour:02d}:{moment.tm_min:02d}:{moment.tm_sec:02d} +0000"
+    )
 
 
 def new_exchange(method: str, path: str) -> Exchange:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -83,14 +82,13 @@ class ProxyEvents:
 
     def _request_context(self, request: HttpRequest, exchange: Exchange) -> dict[str, Any]:
         route = exchange.route
-        moment = datetime.fromtimestamp(exchange.epoch_ms / 1000, UTC)
         host = request.header("Host") or f"{self.default_host}"
         return {
             "resourceId": route.path.strip("/").replace("/", "-")[:10] or "root" if route else "",
             "resourcePath": route.path if route else exchange.path,
             "httpMethod": request.method,
             "extendedRequestId": exchange.request_id[:18],
-            "requestTime": moment.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "requestTime": exchange.request_time,
             "path": f"/{self.model.stage}{exchange.path}",
             "accountId": ACCOUNT_ID,
             "protocol": request.version,

@@ -73,6 +73,19 @@ class _LayeredEnviron(os._Environ):  # type: ignore[type-arg]
         result: str = super().__getitem__(key)
         return result
 
+    def get(self, key: str, default: Any = None) -> Any:
+        # os.getenv's path, several times per invocation (Powertools' cold-start check, X-Ray's
+        # context): Mapping.get would go through __getitem__ and a KeyError for every miss.
+        layer = _overlay.env
+        if layer is not None:
+            value = layer.get(key, _MISSING)
+            if value is not _MISSING:
+                return value
+            if key in _scoped_names:
+                return default
+        raw = self._data.get(self.encodekey(key), _MISSING)  # type: ignore[attr-defined]
+        return default if raw is _MISSING else self.decodevalue(raw)
+
     def __contains__(self, key: object) -> bool:
         layer = _overlay.env
         if layer is not None and key in layer:

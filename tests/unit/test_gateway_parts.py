@@ -182,6 +182,20 @@ def test_access_log_renders_dashes_and_escapes_values() -> None:
     assert line == '{"a":"r\\"1","b":"acme","c":"-"}'
 
 
+def test_request_time_is_api_gateways_clf_text_in_the_log_and_the_event() -> None:
+    # Given a request received at 2026-03-05 07:08:09.250 UTC
+    from local.gateway.accesslog import context_values
+    from local.gateway.exchange import new_exchange
+
+    exchange = new_exchange("GET", "/me")
+    exchange.epoch_ms = 1_772_694_489_250
+    # When the access log's $context.requestTime is rendered
+    line = render('{"t":"$context.requestTime"}', context_values(exchange, 200, "v1"))
+    # Then it is CLF-formatted in UTC, as API Gateway writes it (and the proxy event's is the same)
+    assert line == '{"t":"05/Mar/2026:07:08:09 +0000"}'
+    assert exchange.request_time == "05/Mar/2026:07:08:09 +0000"
+
+
 # ------------------------------------------------------------------------------ HTTP parsing
 
 
@@ -438,3 +452,31 @@ def test_two_sandboxes_resolving_at_once_each_see_their_own_event() -> None:
         0: {"n": 0},
         1: {"n": 1},
     }
+
+
+def test_each_sandbox_reads_its_own_functions_env_through_getenv(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the layered os.environ with a variable some function of the template sets, a variable
+    # only the process has, and one nobody has
+    import os
+
+    from local.gateway import sandbox
+
+    sandbox.install_layered_environ({"TENANTRY_TEST_SCOPED"})
+    monkeypatch.setenv("TENANTRY_TEST_SCOPED", "process")
+    monkeypatch.setenv("TENANTRY_TEST_SHARED", "process")
+    monkeypatch.delenv("TENANTRY_TEST_NOBODY", raising=False)
+    # When a function that sets the scoped variable reads them
+    with sandbox.function_env({"TENANTRY_TEST_SCOPED": "chat"}):
+        # Then it sees its own value, the process's shared one, and the default for the missing one
+        assert os.getenv("TENANTRY_TEST_SCOPED") == "chat"
+        assert os.environ.get("TENANTRY_TEST_SHARED") == "process"
+        assert os.getenv("TENANTRY_TEST_NOBODY", "default") == "default"
+    # When a function that does not set the scoped variable reads it
+    with sandbox.function_env({}):
+        # Then it does not see another function's (or the process's) value, as in its own sandbox
+        assert os.getenv("TENANTRY_TEST_SCOPED") is None
+        assert os.environ.get("TENANTRY_TEST_SCOPED", "default") == "default"
+        assert "TENANTRY_TEST_SCOPED" not in os.environ
+        assert os.getenv("TENANTRY_TEST_SHARED") == "process"
+    # And outside any function the process's own value reads as ever
+    assert os.getenv("TENANTRY_TEST_SCOPED") == "process"
