@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from local import template
+from local.transport import RawBody
 
 TENANT_TAG = "TenantId"
 ACCOUNT_ID = "123456789012"
@@ -417,13 +418,6 @@ def read_body(environ: dict[str, Any]) -> bytes:
 
 
 # ---------------------------------------------------------------------- moto in process (unit tests)
-class _RawBody(io.BytesIO):
-    """The raw response botocore reads (``stream()``), as urllib3 would give it."""
-
-    def stream(self, *args: Any, **kwargs: Any) -> Iterable[bytes]:
-        yield self.read()
-
-
 def install_botocore_enforcement(events: Any, enforcer: Enforcer) -> Callable[[], None]:
     """Register the same check on a botocore event system (moto in process); returns the undo.
 
@@ -448,7 +442,7 @@ def install_botocore_enforcement(events: Any, enforcer: Enforcer) -> Callable[[]
         response_headers = HTTPHeaders()
         response_headers["Content-Type"] = "application/x-amz-json-1.0"
         response_headers["x-amzn-RequestId"] = str(uuid.uuid4())
-        http = AWSResponse(str(params.get("url", "")), 400, response_headers, _RawBody(refusal))
+        http = AWSResponse(str(params.get("url", "")), 400, response_headers, RawBody(refusal))
         error = json.loads(refusal)
         parsed = {
             "Error": {"Code": "AccessDeniedException", "Message": error["Message"]},

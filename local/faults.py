@@ -53,6 +53,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from local.transport import RawBody
+
 ENV_VAR = "FAULTS"
 DYNAMODB = "dynamodb"
 SSM = "ssm"
@@ -512,11 +514,6 @@ def wrap(app: Callable[..., Iterable[bytes]], spec: FaultSpec | None) -> Callabl
 
 
 # ---------------------------------------------------------------------- botocore (moto in process)
-class _RawBody(io.BytesIO):
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self.getvalue()
-
-
 _active: FaultInjector | None = None
 _CONTEXT_KEY = "tenantry_faults_body"
 
@@ -543,7 +540,7 @@ def _before_send(request: Any, event_name: str = "", **_: Any) -> Any:
     from botocore.awsrequest import AWSResponse  # noqa: PLC0415
 
     # AWSResponse wraps any mapping in its own HeadersDict; the stubs name only http.client's type.
-    return AWSResponse(request.url, fault.status, dict(fault.headers), _RawBody(fault.body))  # type: ignore[arg-type]
+    return AWSResponse(request.url, fault.status, dict(fault.headers), RawBody(fault.body))  # type: ignore[arg-type]
 
 
 def _before_call(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:

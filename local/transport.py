@@ -27,10 +27,11 @@ _installed = threading.Lock()
 _handler_installed = False
 
 
-class _RawBody(io.BytesIO):
-    """What botocore reads an answer body from (``stream()``), over bytes already in memory."""
+class RawBody(io.BytesIO):
+    """An answer's body as botocore reads it (``stream()``, as from urllib3's raw response), over
+    bytes already in memory: for answers made without a socket (here, faults, IAM refusals)."""
 
-    def stream(self, **_: Any) -> Iterable[bytes]:
+    def stream(self, *_: Any, **__: Any) -> Iterable[bytes]:
         chunk = self.read()
         while chunk:
             yield chunk
@@ -136,4 +137,4 @@ def dispatch(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
         if close is not None:
             close()
     headers: Any = dict(answer["headers"])  # botocore wraps the mapping in its own headers type
-    return AWSResponse(request.url, answer["status"], headers, _RawBody(payload))
+    return AWSResponse(request.url, answer["status"], headers, RawBody(payload))
