@@ -25,6 +25,9 @@ from template.yaml (tables, TTL settings, usage plans) and differs from a bare
   AWS's errors (conflicts, throttling, stale index reads…); without one nothing is wrapped.
 - **Tenant-scoped credentials.** Its STS hands out TenantDataRole sessions, and DynamoDB refuses
   their access outside the tagged tenant's partition, as IAM does on AWS (local/access.py).
+- **DynamoDB's and API Gateway's own rules** where moto leaves them out: a transaction's
+  ``ClientRequestToken`` (local/dynamodb_rules.py), a key in one usage plan per stage
+  (local/apigateway_rules.py).
 - **Item-level transaction rollback.** Moto backs up a whole table (a deep copy) for every item
   of a ``TransactWriteItems``, so a transaction's cost grew with the table: a 99-event batch took
   seconds once a stream held a few thousand events. Here the backup is of the touched items only.
@@ -49,7 +52,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from local import access, apigateway_rules, faults, journal, template, transport
+from local import access, apigateway_rules, dynamodb_rules, faults, journal, template, transport
 from local.fastlane import DynamoDBFastLane
 
 REGION = template.REGION
@@ -257,6 +260,7 @@ class EmbeddedAws:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         _install_item_level_rollback()
         apigateway_rules.install()
+        dynamodb_rules.install()
         moto_app = DynamoDBFastLane(DomainDispatcherApplication(create_backend_app))
         self._app = _SerializedApp(access.EnforcingApp(moto_app, self.access), self)
         # Faults decide from the request before it queues for the lock, as a real service would.

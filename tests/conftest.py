@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from local import apigateway_rules, aws_calls, template
+from local import apigateway_rules, aws_calls, dynamodb_rules, template
 
 # Imported before any boto3 session exists, so every session carries the (inactive) fault handlers.
 from local import faults as fault_injection
@@ -45,6 +45,8 @@ os.environ.update(
 aws_calls.install_from_env(set(template.template()["Resources"]))
 # API Gateway's usage-plan rules that moto leaves out (a key in one plan per stage).
 apigateway_rules.install()
+# DynamoDB's rules moto leaves out (a transaction's ClientRequestToken makes a resend a no-op).
+dynamodb_rules.install()
 
 for _variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "ANTHROPIC_API_KEY"):
     os.environ.pop(_variable, None)

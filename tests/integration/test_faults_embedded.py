@@ -110,6 +110,25 @@ def test_over_http_a_conflict_has_dynamodbs_shape_and_no_spec_wraps_nothing(
     assert server.fault_injector.injected["dynamodb:TransactWriteItems:TransactionConflict"] == 1
 
 
+def test_a_publish_whose_committed_answer_was_lost_is_stored_once_in_the_embedded_server(
+    embedded_with: Callable[[str], EmbeddedAws],
+) -> None:
+    # Given the embedded server, a stream at position 1, and the next transaction applied by the
+    # server but answered with an internal error (botocore sends it again, over HTTP)
+    server = embedded_with("conflict=0%")  # the fault middleware in place, deciding nothing itself
+    events.append("acme", [EventIn(type="first", data={})], batch=False)
+    assert server.fault_injector is not None
+    server.fault_injector.fail_once("dynamodb", "TransactWriteItems", "InternalServerError", applied=True)
+    # When the tenant publishes
+    positions = events.append("acme", [EventIn(type="lost.answer", data={})], batch=False)
+    # Then the resend, with the same ClientRequestToken, was answered as the committed transaction
+    assert server.fault_injector.injected == {"dynamodb:TransactWriteItems:InternalServerError": 1}
+    assert positions == [2]
+    page = store.DYNAMODB.read_events("acme", 1, 10, None)
+    assert [(found.position, found.type) for found in page.events] == [(1, "first"), (2, "lost.answer")]
+    assert store.DYNAMODB.read_head("acme") == 2
+
+
 @pytest.mark.parametrize("cold", [False, True])
 def test_fifty_publishers_under_conflicts_and_throttling_get_exactly_one_to_fifty(
     embedded_with: Callable[[str], EmbeddedAws], cold: bool

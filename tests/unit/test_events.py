@@ -167,6 +167,25 @@ def test_a_view_proved_stale_is_checked_by_a_read_until_it_is_right_again(
     assert [item["position"] for item in page["events"]] == [1, 2, 3, 4, 5, 6, 7]
 
 
+def test_a_publish_whose_committed_answer_was_lost_is_stored_once(api: EventsApi, faults: Any) -> None:
+    # Given a stream at position 1, and a table that commits the next transaction but answers it
+    # with an internal error, which botocore sends again by itself (the same ClientRequestToken)
+    api.publish(event())
+    injector = faults("")
+    injector.fail_once("dynamodb", "TransactWriteItems", "InternalServerError", applied=True)
+    # When the tenant publishes
+    status, answer = api.publish(event("lost.answer"))
+    # Then DynamoDB took the resend as the same transaction: one event, at the answered position
+    assert injector.injected == {"dynamodb:TransactWriteItems:InternalServerError": 1}
+    assert (status, answer) == (201, {"position": 2})
+    _, page = api.read()
+    assert [(item["position"], item["type"]) for item in page["events"]] == [
+        (1, "order.placed"),
+        (2, "lost.answer"),
+    ]
+    assert api.total() == 2
+
+
 def test_batch_is_all_or_none(api: EventsApi, aws: dict[str, str]) -> None:
     # Given a stream at 1 and a stray item already at position 3
     api.publish(event())

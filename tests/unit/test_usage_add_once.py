@@ -346,8 +346,9 @@ def test_a_lost_answer_botocore_sends_again_itself_is_not_counted_twice(faults: 
         {(added.tenant_id, added.period): metering.Counters(dict(added.counters)) for added in ADDITIONS},
         usage_store.DYNAMODB,
     )
-    # Then botocore's resend met the marker, and every counter was added exactly once
+    # Then botocore's resend carried the send's ClientRequestToken, so DynamoDB answered it as the
+    # transaction that had committed: every counter was added exactly once
     assert injector.injected == {"dynamodb:TransactWriteItems:InternalServerError": 1}
     assert counters() == ADDED_ONCE
-    # And metering counts the chunk as one delivered before: its own first send applied it
-    assert (applied, duplicates) == (0, 1)
+    # And metering counts the chunk as applied by this delivery (it was), not as a duplicate
+    assert (applied, duplicates) == (1, 0)

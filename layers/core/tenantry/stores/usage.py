@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -163,7 +164,10 @@ class DynamoDBUsage:
         while True:
             attempt += 1
             try:
-                aws.data_transact_write(items)
+                # A token per send: botocore's own resend of one whose answer was lost (a 500, a
+                # reset) is then the same transaction to DynamoDB, answered as done, not refused by
+                # the marker it left; a send after a cancellation is a new one.
+                aws.data_transact_write(items, token=uuid.uuid4().hex)
             except ClientError as exc:
                 if retry.is_lost_race(exc) and retry.pause(attempt):
                     continue
