@@ -26,7 +26,7 @@ class InMemoryKeys:
         existing = self.keys.get(key.key_hash)
         if existing is None:
             self.keys[key.key_hash] = key
-        elif existing.key_id != key.key_id:
+        elif (existing.key_id, existing.tenant_id) != (key.key_id, key.tenant_id):
             raise KeyExistsError(key.key_id)
 
     def get(self, key_hash: str) -> KeyRecord | None:

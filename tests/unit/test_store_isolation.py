@@ -464,6 +464,8 @@ def keys_as_b(store: key_store.KeyStore) -> Run:
         lambda: store.put(mine),
         lambda: store.activate("b-active", edge_key_id="edge-b", status=key_store.ACTIVE),
         lambda: store.list_for_tenant(B, (*ACME_HASHES, "b-active")),
+        # A's very hash and key id under B: not "the same key sent again", refused too
+        lambda: store.put(replace(mine, key_hash="a-active", key_id="key_a-active")),
     ]
     return run(lambda: keys_of_a(store), calls)
 
@@ -481,6 +483,7 @@ def test_tenant_b_cannot_list_or_overwrite_tenant_as_keys_through_the_store(aws:
     assert [(found.key_hash, found.tenant_id, found.status) for found in answers[6]] == [
         ("b-active", B, key_store.ACTIVE)
     ]
+    assert answers[7] == "KeyExistsError"
     # And acme's keys read back as they were (the index listing them, oldest first), on both stores
     listed, read = dynamodb.before
     assert [found.key_hash for found in listed] == list(ACME_HASHES) and listed == read

@@ -76,8 +76,8 @@ class KeyStore(Protocol):
     Every write is safe to send again."""
 
     def put(self, key: KeyRecord) -> None:
-        """Insert a new key; the same key again is success, another key with its hash
-        :class:`KeyExistsError`."""
+        """Insert a new key; the same key again (its id and tenant) is success, another key with
+        its hash :class:`KeyExistsError`."""
 
     def get(self, key_hash: str) -> KeyRecord | None:
         """The key, read consistently."""
@@ -168,7 +168,7 @@ class DynamoDBKeys:
         )
         if put is None:
             existing = self.get(key.key_hash)
-            if existing is None or existing.key_id != key.key_id:
+            if existing is None or (existing.key_id, existing.tenant_id) != (key.key_id, key.tenant_id):
                 raise KeyExistsError(key.key_id)
 
     def get(self, key_hash: str) -> KeyRecord | None:
