@@ -4,10 +4,11 @@ Three rate cases: a trivial handler (the gateway's own cost), GET /health (a han
 DynamoDB) and an authorized GET /me whose authorizer answer is cached. The stack runs as
 ``tenantry dev`` in its own process; each client is a separate process with one keep-alive
 connection that writes pre-built requests and reads answers by Content-Length, so the client side
-stays cheap. Then 1,000 single-event publishes by 10 such clients at once, timed from the
-first to the last answer. Every case runs BENCH_REPEATS times (3 by default; the ten-tenant
-publishes on fresh tenants each time) and prints the median run with the range. Run: make bench
-(or .venv/bin/python bench/gateway.py).
+stays cheap; the clients of a case warm up, then all measure the same window. Then 1,000
+single-event publishes by 10 such clients at once, timed from the first to the last answer.
+Every case runs BENCH_REPEATS times (3 by default; the ten-tenant publishes on fresh tenants each
+time) and prints the median run with the range. Run: make bench (or .venv/bin/python
+bench/gateway.py).
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ def _client(  # noqa: PLR0917 - a multiprocessing target takes positional argume
         return
     for _ in range(WARMUP_REQUESTS // 4):
         one()
+    # Every client measures the same window: staggered windows (a client whose sandbox cold-started
+    # later) overlapped less, each ran faster alone at the edges, and their sum overstated the rate.
+    go.wait()
     deadline = time.perf_counter() + duration
     while True:
         started = time.perf_counter()
@@ -118,21 +122,25 @@ def run_case(port: int, path: str, key: str | None, clients: int, pid: int = 0) 
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n" + (f"X-API-Key: {key}\r\n" if key else "") + "\r\n"
     )
     results: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    go = multiprocessing.Barrier(clients + 1)
     workers = [
-        multiprocessing.Process(target=_client, args=(port, request.encode(), DURATION_SECONDS, results))
+        multiprocessing.Process(
+            target=_client, args=(port, request.encode(), DURATION_SECONDS, results, 0, go)
+        )
         for _ in range(clients)
     ]
-    cpu_before = cpu_seconds(pid)
-    started = time.perf_counter()
     for worker in workers:
         worker.start()
+    go.wait()  # every client connected and warmed up
+    cpu_before = cpu_seconds(pid)
+    started = time.perf_counter()
     collected = [results.get() for _ in workers]
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - started
     latencies = sorted(latency for batch, _ in collected for latency in batch)
     total = len(latencies)
-    # Each client measured DURATION_SECONDS after its warm-up; rate over that window.
+    # Every client measured the same DURATION_SECONDS; the rate over that window.
     rate = total / DURATION_SECONDS
     return {
         "requests": total,
@@ -141,8 +149,7 @@ def run_case(port: int, path: str, key: str | None, clients: int, pid: int = 0) 
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(total * 0.99) - 1] * 1000,
         "wall_s": elapsed,
-        # Warm-up requests included: each client sends WARMUP_REQUESTS // 4 first.
-        "cpu_ms": _cpu_ms_per_request(pid, cpu_before, total + clients * (WARMUP_REQUESTS // 4)),
+        "cpu_ms": _cpu_ms_per_request(pid, cpu_before, total),
     }
 
 
