@@ -7,7 +7,7 @@ store relies on it: when a publish's transaction commits and its answer is lost 
 connection), botocore sends the same request again, and AWS answers it as done. Moto ignores the
 token and runs the transaction a second time: the stream's HEAD condition then fails on the
 publish's own write, and the publish retried at the next position, storing its event twice. Here
-the token of every successful transaction is remembered for 10 minutes with the request's items.
+the token of every successful transaction is remembered for 10 minutes with a digest of its items.
 
 Only successes are remembered: a transaction that was cancelled or refused wrote nothing, so the
 same request sent again is decided anew, as the first one was. The memory is the process's own;
@@ -17,51 +17,61 @@ function's botocore dies with the stack it runs in).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 TOKEN_WINDOW_SECONDS = 600.0
+# A busy local stack makes a few hundred transactions a second, each with a fresh token: the
+# memory keeps a 16-byte digest of each request's items, and at most this many tokens (the oldest
+# go first; botocore's resends come within seconds, long before).
+MAX_TOKENS = 200_000
 _MARK = "_tenantry_transaction_tokens"
+
+Scope = tuple[str, str, str]  # account, region, token
 
 
 class TransactionTokens:
     """Tokens of successful transactions, each with its request's items, for 10 minutes."""
 
-    def __init__(self, clock: Any = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_tokens: int = MAX_TOKENS) -> None:
         self._clock = clock
-        self._seen: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()
+        self._max_tokens = max_tokens
+        self._seen: OrderedDict[Scope, tuple[bytes, float]] = OrderedDict()
         self._lock = threading.Lock()
+
+    @staticmethod
+    def digest(items: Any) -> bytes:
+        text = json.dumps(items, sort_keys=True, separators=(",", ":"))
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
     def _forget_expired(self, now: float) -> None:
         while self._seen:
             _, (_, at) = next(iter(self._seen.items()))
-            if now - at < TOKEN_WINDOW_SECONDS:
+            if now - at < TOKEN_WINDOW_SECONDS and len(self._seen) <= self._max_tokens:
                 return
             self._seen.popitem(last=False)
 
-    def check(self, scope: tuple[str, str, str], items: str) -> bool:
-        """True if ``scope``'s token already committed these items; raises if it committed others."""
-        from moto.core.exceptions import JsonRESTError  # noqa: PLC0415 - moto is heavy to import
-
+    def committed(self, scope: Scope, items: bytes) -> bool | None:
+        """True if ``scope``'s token committed these items, False if it committed others, None
+        if it is unused (or its 10 minutes are over)."""
         with self._lock:
             self._forget_expired(self._clock())
             seen = self._seen.get(scope)
-        if seen is None:
-            return False
-        if seen[0] != items:
-            raise JsonRESTError(
-                "IdempotentParameterMismatchException",
-                "Request with the same client request token but different parameters was already used",
-            )
-        return True
+        return None if seen is None else seen[0] == items
 
-    def remember(self, scope: tuple[str, str, str], items: str) -> None:
+    def remember(self, scope: Scope, items: bytes) -> None:
         with self._lock:
             self._seen[scope] = (items, self._clock())
             self._seen.move_to_end(scope)
+            self._forget_expired(self._clock())
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
 
 TOKENS = TransactionTokens()
@@ -69,7 +79,9 @@ TOKENS = TransactionTokens()
 
 def install() -> None:
     """Patch moto's DynamoDB handler (once per process)."""
-    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415 - moto is heavy to import
+    from moto.core.exceptions import JsonRESTError  # noqa: PLC0415 - moto is heavy to import
+    from moto.core.responses import ActionResult  # noqa: PLC0415
+    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
 
     if getattr(DynamoHandler, _MARK, False):
         return
@@ -80,10 +92,14 @@ def install() -> None:
         if not token:
             return original(self)
         scope = (str(self.current_account), str(self.region), str(token))
-        items = json.dumps(self.body.get("TransactItems"), sort_keys=True, separators=(",", ":"))
-        if TOKENS.check(scope, items):
-            from moto.core.responses import ActionResult  # noqa: PLC0415
-
+        items = TOKENS.digest(self.body.get("TransactItems"))
+        committed = TOKENS.committed(scope, items)
+        if committed is False:
+            raise JsonRESTError(
+                "IdempotentParameterMismatchException",
+                "Request with the same client request token but different parameters was already used",
+            )
+        if committed:
             return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
         result = original(self)
         TOKENS.remember(scope, items)

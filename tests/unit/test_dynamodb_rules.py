@@ -99,3 +99,18 @@ def test_a_token_is_new_again_after_ten_minutes(clock: Clock) -> None:
     add_requests(5, "t-1")
     # Then DynamoDB treats it as a new request
     assert requests() == 10
+
+
+def test_the_memory_keeps_a_digest_per_token_and_forgets_the_oldest_past_its_bound() -> None:
+    # Given a memory bounded to two tokens
+    now = Clock()
+    tokens = dynamodb_rules.TransactionTokens(now, max_tokens=2)
+    items = tokens.digest([{"Put": {"TableName": "t", "Item": {"k": {"S": "v"}}}}])
+    # When three transactions commit with tokens t-1, t-2 and t-3
+    for token in ("t-1", "t-2", "t-3"):
+        tokens.remember(("a", "r", token), items)
+    # Then each is held as a 16-byte digest, and only the newest two are remembered
+    assert len(items) == 16 and len(tokens) == 2
+    assert tokens.committed(("a", "r", "t-1"), items) is None
+    assert tokens.committed(("a", "r", "t-3"), items) is True
+    assert tokens.committed(("a", "r", "t-3"), tokens.digest([])) is False
