@@ -66,7 +66,7 @@ typecheck: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/sam validate --lint --region us-east-1
 	@# What CloudFormation receives after the SAM transform, linted too (sam validate lints the SAM form).
-	$(BIN)/python -m local.cloudformation --write .aws-sam/translated.json
+	$(BIN)/python -m tooling.sam_translate --write .aws-sam/translated.json
 	$(BIN)/cfn-lint .aws-sam/translated.json
 
 build: $(STAMP)
@@ -97,7 +97,7 @@ screenshots: $(STAMP)
 	$(BIN)/python -m tests.browser.screenshots
 
 openapi: $(STAMP)
-	$(BIN)/python -m local.openapi --write docs/openapi.json
+	$(BIN)/python -m tooling.openapi --write docs/openapi.json
 
 # make test records every AWS call the functions make here; tests/iam then checks them against
 # each function's role in the translated template.

@@ -1,5 +1,6 @@
-"""Developer tooling that is never deployed: the template reader, the embedded DynamoDB, the local
-gateway and the ``tenantry`` CLI. Installed as the top-level ``local`` package (dev tooling only)."""
+"""The local stack, never deployed: the template reader, the embedded AWS (moto's server and the
+rules and faults it adds) and the local API Gateway. Installed as the top-level ``local`` package
+(dev tooling only); the ``tenantry`` command that starts it lives in ``tenantry_cli``."""
 
 import os
 

@@ -161,7 +161,7 @@ def _template_role(arn: str) -> tuple[str, str] | None:
 
     A role the template names ``!Sub "${AWS::StackName}<suffix>"`` is recognised by its suffix,
     whatever stack (``test``, ``tenantry-local``) made it."""
-    from local.iam_policy import STACK_NAME  # noqa: PLC0415 - iam_policy is the evaluator's side
+    from tooling.iam_policy import STACK_NAME  # noqa: PLC0415 - iam_policy is the evaluator's side
 
     name = arn.rsplit("/", 1)[-1]
     for logical_id, resource in template.template().get("Resources", {}).items():

@@ -135,7 +135,7 @@ def start_stack(
     command = [
         sys.executable,
         "-m",
-        "local.cli",
+        "tenantry_cli",
         "dev",
         "--host",
         "127.0.0.1",

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from local import aws_calls, iam_policy
-from local.cloudformation import translated_template
+from local import aws_calls
+from tooling import iam_policy
+from tooling.sam_translate import translated_template
 
 FOLDER = os.environ.get(aws_calls.ENV_VAR)
 pytestmark = pytest.mark.skipif(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from local.cli import main
+from tenantry_cli.main import main
 from tests.integration.conftest import LocalStack
 
 # The CLI's tests use fixed tenant ids and onboard through the CLI (not tracked for offboarding).

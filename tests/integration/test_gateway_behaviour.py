@@ -302,7 +302,7 @@ def test_admin_key_file_is_private(gateway: LocalStack) -> None:
 
 
 def _invoke(home: Path, function: str, event: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "local.cli", "invoke", function, "-e", event, "--home", str(home)]
+    command = [sys.executable, "-m", "tenantry_cli", "invoke", function, "-e", event, "--home", str(home)]
     return subprocess.run(  # noqa: S603 - our own CLI
         command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
     )

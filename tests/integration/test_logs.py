@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from local import cli_logs
-from local.cli import main
 from local.stack_process import LocalStack
+from tenantry_cli import logs as cli_logs
+from tenantry_cli.main import main
 
 
 def _wait_for(predicate: Callable[[], bool]) -> None:

@@ -86,7 +86,7 @@ def replay(home: Path) -> dict[str, Any]:
     operator runs it."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     done = subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "local.cli", "metering", "replay", "--home", str(home), "--json"],
+        [sys.executable, "-m", "tenantry_cli", "metering", "replay", "--home", str(home), "--json"],
         cwd=template.REPO_ROOT,
         env=env,
         capture_output=True,

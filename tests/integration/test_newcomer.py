@@ -18,7 +18,7 @@ from local.template import REPO_ROOT
 def _tenantry(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     return subprocess.run(  # noqa: S603 - our own CLI
-        [sys.executable, "-m", "local.cli", *args, "--home", str(home)],
+        [sys.executable, "-m", "tenantry_cli", *args, "--home", str(home)],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,

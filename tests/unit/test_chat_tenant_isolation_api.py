@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from local import template
-from local.cloudformation import translated_template
 from local.gateway.api import load_api
 from local.gateway.intrinsics import LocalNames, Resolver
 from tenantry import authorizer, keys
+from tooling.sam_translate import translated_template
 
 TENANT_HEADER = "integration.request.header.X-Amz-Tenant-Id"
 FROM_AUTHORIZER = "context.authorizer.tenant_id"

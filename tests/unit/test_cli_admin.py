@@ -7,9 +7,9 @@ from dataclasses import asdict
 
 import pytest
 
-from local import cli
 from tenantry import authorizer, keys
 from tenantry.stores import keys as key_store
+from tenantry_cli.main import main
 
 
 def test_admin_key_create_stores_the_hash_and_prints_the_key(
@@ -18,7 +18,7 @@ def test_admin_key_create_stores_the_hash_and_prints_the_key(
     # Given the operator's table name
     table = aws["ApiKeysTable"]
     # When the bootstrap command runs
-    assert cli.main(["admin-key", "create", "--table", table, "--json"]) == 0
+    assert main(["admin-key", "create", "--table", table, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     key = printed["api_key"]
     # Then the key is an admin key, and only its hash is in the table
@@ -33,7 +33,7 @@ def test_admin_key_create_stores_the_hash_and_prints_the_key(
 
 
 def test_admin_key_create_can_expire(aws: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
-    cli.main(["admin-key", "create", "--table", aws["ApiKeysTable"], "--expires-in-days", "7"])
+    main(["admin-key", "create", "--table", aws["ApiKeysTable"], "--expires-in-days", "7"])
     out = capsys.readouterr()
     assert "Admin key (shown once" in out.out
     assert "expires_at: 20" in out.err

@@ -123,7 +123,7 @@ def test_the_user_agent_is_the_one_botocore_builds(dynamodb: Any) -> None:
         for allow_hash in (True, False):
             assert cached(text, allow_hash) == original(text, allow_hash)
     # And the stack's process signs the way Lambda's runtime does (it has no awscrt)
-    probe = "import local.cli, botocore.compat; print(botocore.compat.HAS_CRT)"
+    probe = "import tenantry_cli.main, botocore.compat; print(botocore.compat.HAS_CRT)"
     env = {name: value for name, value in os.environ.items() if name != "BOTO_DISABLE_CRT"}
     answer = subprocess.run(  # noqa: S603 - this interpreter, a fixed probe
         [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True

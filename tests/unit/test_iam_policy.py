@@ -11,8 +11,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import aws_calls, iam_policy
-from local.cloudformation import translate, translated_template
+from local import aws_calls
+from tooling import iam_policy
+from tooling.sam_translate import translate, translated_template
 
 ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/"
 

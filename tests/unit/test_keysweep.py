@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from local import cli
 from tenantry import aws as clients
 from tenantry import edge, tenancy
 from tenantry.models.tenants import CreateTenantRequest, IssueKeyRequest
+from tenantry_cli.main import main
 
 
 def _key_ids() -> set[str]:
@@ -35,9 +35,9 @@ def test_a_key_orphaned_by_a_failure_is_reported_then_swept(
     assert len(before) == 3
     # When the sweep reports, then deletes
     arguments = ["keys", "sweep", "--table", aws["ApiKeysTable"], "--stack", "test", "--min-age-minutes", "0"]
-    assert cli.main([*arguments, "--json"]) == 0
+    assert main([*arguments, "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert cli.main([*arguments, "--json", "--delete"]) == 0
+    assert main([*arguments, "--json", "--delete"]) == 0
     swept = json.loads(capsys.readouterr().out)
     # Then exactly the orphan was found and deleted; the live tenant's key is untouched
     assert [orphan["tenant_id"] for orphan in report["orphans"]] == ["globex"]

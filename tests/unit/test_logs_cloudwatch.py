@@ -10,8 +10,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local import cli_logs, template
-from local.cli import main
+from local import template
+from tenantry_cli import logs as cli_logs
+from tenantry_cli.main import main
 
 
 @pytest.fixture

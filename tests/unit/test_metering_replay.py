@@ -15,16 +15,18 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from local import aws_calls, cli, cli_metering, template
-from local.cloudformation import translated_template
+from local import aws_calls, template
 from local.gateway import asyncinvoke
 from local.gateway.accesslog import AccessLog, subscription_event
 from local.gateway.api import FunctionSpec, load_api
 from tenantry import aws as clients
 from tenantry import metering
 from tenantry.stores import usage as usage_store
+from tenantry_cli import metering as cli_metering
+from tenantry_cli.main import main
 from tests.conftest import FakeLambdaContext, load_function
 from tests.unit.test_metering import DAY, MONTH, counters, line
+from tooling.sam_translate import translated_template
 
 TENANTS = 150  # 300 tenant-periods: four transactions (chunks) of up to 99 updates
 
@@ -224,7 +226,7 @@ def test_the_replay_command_against_a_deployed_queue(
     state["broken"] = False
     table = usage_store.table_name()
     # When the operator runs the replay
-    code = cli.main(["metering", "replay", "--queue-url", url, "--table", table, "--json"])
+    code = main(["metering", "replay", "--queue-url", url, "--table", table, "--json"])
     # Then both are applied, reported, and gone
     assert code == 0
     assert json.loads(capsys.readouterr().out) == {
@@ -236,7 +238,7 @@ def test_the_replay_command_against_a_deployed_queue(
     assert counters("acme", MONTH)["requests"] == 2
     assert _messages(sqs, url) == 0
     # And --queue-url without --table is a usage error
-    assert cli.main(["metering", "replay", "--queue-url", url]) == 2
+    assert main(["metering", "replay", "--queue-url", url]) == 2
 
 
 # ------------------------------------------------------------------ the subscription event itself

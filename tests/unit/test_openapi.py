@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from local import openapi, template
+from local import template
 from tests.conftest import REPO_ROOT
+from tooling import openapi
 
 
 def test_committed_openapi_document_is_current() -> None:

@@ -1,6 +1,6 @@
 """TenantDataRole as IAM evaluates it: the policy in template.yaml, for tenant A against tenant B's key.
 
-The translated template's role, evaluated with local/iam_policy.py (the IAM test tier's evaluator)
+The translated template's role, evaluated with tooling/iam_policy.py (the IAM test tier's evaluator)
 under each request's condition context: the session's ``TenantId`` tag and the request's
 ``dynamodb:LeadingKeys``. The IAM tier (tests/iam) replays every recorded tenant-scoped call the
 same way; this module checks the policy's shape on its own, without recorded calls.
@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from local import iam_policy, template
-from local.cloudformation import translated_template
+from local import template
+from tooling import iam_policy
+from tooling.sam_translate import translated_template
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from local import template
-from local.cloudformation import translated_template
+from tooling.sam_translate import translated_template
 
 
 def _resources(resource_type: str) -> dict[str, dict[str, Any]]:

@@ -97,7 +97,7 @@ def healthy_or_not(model: Any) -> dict[int, OpenAPIResponse]:
 
 def may_answer(*statuses: int) -> dict[str, Any]:
     """A route's ``openapi_extensions=``: the error statuses its own logic can answer, beyond those
-    every route shares (gateway, auth, body and parameter checks). local/openapi.py turns them
+    every route shares (gateway, auth, body and parameter checks). tooling/openapi.py turns them
     into documented responses with the error body."""
     return {ANSWERS_EXTENSION: sorted(set(statuses))}
 

@@ -56,7 +56,7 @@ def translated_template(path: Path = template.TEMPLATE_PATH) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m local.cloudformation --write FILE``: the translated template as JSON (for cfn-lint)."""
+    """``python -m tooling.sam_translate --write FILE``: the translated template as JSON (for cfn-lint)."""
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--write", type=Path, required=True, help="where to write the JSON template")

@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from local import cli_admin, cli_dev, cli_logs, cli_metering, cli_ops
+from tenantry_cli import admin, dev, logs, metering, ops
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantry", description=__doc__)
     subcommands = parser.add_subparsers(dest="command", required=True)
-    for area in (cli_admin, cli_dev, cli_logs, cli_metering, cli_ops):
+    for area in (admin, dev, logs, metering, ops):
         area.register(subcommands)
     return parser
 

@@ -205,7 +205,7 @@ def conditions_hold(conditions: dict[str, Any], context: dict[str, Any]) -> bool
                 ):
                     return False
             else:
-                raise PolicyError(f"condition operator {operator} is not modelled in local/iam_policy.py")
+                raise PolicyError(f"condition operator {operator} is not modelled in tooling/iam_policy.py")
     return True
 
 
@@ -261,7 +261,9 @@ class Resolver:
                 return f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT_ID}:{rest}"
         if attribute == "QueueName":
             return logical_id
-        raise PolicyError(f"GetAtt {logical_id}.{attribute} ({kind}) is not modelled in local/iam_policy.py")
+        raise PolicyError(
+            f"GetAtt {logical_id}.{attribute} ({kind}) is not modelled in tooling/iam_policy.py"
+        )
 
     def condition(self, name: str) -> bool:
         return bool(self.value(self.tpl["Conditions"][name]))
@@ -316,7 +318,7 @@ class Resolver:
             separator, text = argument
             return str(self.value(text)).split(separator)
         if name.startswith("Fn::"):
-            raise PolicyError(f"{name} is not modelled in local/iam_policy.py")
+            raise PolicyError(f"{name} is not modelled in tooling/iam_policy.py")
         return {name: self.value(argument)}
 
 

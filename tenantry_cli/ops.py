@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from local import cli_admin
-from local.http_client import UnreachableError, call
+from tenantry_cli import admin as cli_admin
+from tenantry_cli.http_client import UnreachableError, call
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 

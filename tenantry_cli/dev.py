@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from local import embedded, faults, samples, template
-from local.http_client import call
+from tenantry_cli.http_client import call
 
 ADMIN_KEY_FILE = "admin-key"
 GATEWAY_FILE = "gateway.json"
