@@ -51,9 +51,7 @@ def publish(
     ] = None,
 ) -> Response[dict[str, Any]]:
     caller = http.caller(app)
-    answer = events.publish(
-        caller.tenant_id, body, idempotency_key, app.lambda_context, incarnation=caller.incarnation
-    )
+    answer = events.publish(caller.tenant_id, body, idempotency_key, incarnation=caller.incarnation)
     return Response(status_code=201, content_type=http.JSON, body=answer)
 
 

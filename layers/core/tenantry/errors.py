@@ -5,6 +5,13 @@ Every body carries ``message`` (API Gateway's own key), ``error`` (a stable code
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from typing import Any
+
+# pydantic prefixes a validator's own words with the kind of exception it raised.
+_PYDANTIC_PREFIX = re.compile(r"^(?:Value error|Assertion failed), ")
+
 
 class ApiError(Exception):
     status: int = 400
@@ -99,3 +106,9 @@ class ServiceBusy(ApiError):
 
     status = 503
     code = "service_busy"
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """A pydantic error's message as a client reads it: a validator's own words, without
+    pydantic's ``Value error, `` (or ``Assertion failed, ``) in front."""
+    return _PYDANTIC_PREFIX.sub("", str(error.get("msg", "invalid")))
