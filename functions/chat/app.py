@@ -16,6 +16,7 @@ from tenantry.models.chat import (
     SessionDetail,
     SessionPage,
 )
+from tenantry.models.numbers import QueryInt
 from tenantry.observability import logger, metrics, tracer
 
 app = http.create_resolver()
@@ -35,7 +36,7 @@ def chat_turn(request: ChatRequest, user_id: UserId) -> ChatAnswer:
 
 @app.get("/sessions", tags=["chat"], openapi_extensions=http.may_answer(400))
 def list_sessions(
-    user_id: UserId, limit: Annotated[int, Query(ge=1, le=100)] = 20, next_token: PageToken = None
+    user_id: UserId, limit: Annotated[QueryInt, Query(ge=1, le=100)] = 20, next_token: PageToken = None
 ) -> SessionPage:
     caller = http.caller(app)
     return chat.list_sessions(caller.tenant_id, user_id, limit, next_token)
@@ -45,7 +46,7 @@ def list_sessions(
 def read_session(
     session_id: SessionId,
     user_id: UserId,
-    limit: Annotated[int, Query(ge=1, le=500, description="Turns per page")] = 100,
+    limit: Annotated[QueryInt, Query(ge=1, le=500, description="Turns per page")] = 100,
     next_token: PageToken = None,
 ) -> SessionDetail:
     caller = http.caller(app)

@@ -22,6 +22,7 @@ from tenantry.models.events import (
     PublishedBatch,
     StreamMetrics,
 )
+from tenantry.models.numbers import QueryInt
 from tenantry.observability import logger, metrics, tracer
 
 app = http.create_resolver()
@@ -57,8 +58,8 @@ def publish(
 
 @app.get("/events", tags=["events"])
 def read_events(
-    start: Annotated[int, Query(alias="from", ge=1, le=MAX_POSITION)] = 1,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    start: Annotated[QueryInt, Query(alias="from", ge=1, le=MAX_POSITION)] = 1,
+    limit: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
     event_type: Annotated[str | None, Query(alias="type", pattern=EVENT_TYPE_PATTERN)] = None,
 ) -> EventPage:
     caller = http.caller(app)

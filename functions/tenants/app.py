@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenantry import exposition, http, tasks, tenancy, usage
 from tenantry.edge import Stage
+from tenantry.models.numbers import QueryInt
 from tenantry.models.tenants import (
     KEY_ID_PATTERN,
     TENANT_ID_PATTERN,
@@ -32,7 +33,9 @@ from tenantry.observability import logger, metrics, tracer
 app = http.create_resolver()
 
 TenantIdParam = Annotated[str, Path(pattern=TENANT_ID_PATTERN)]
-DaysParam = Annotated[int, Query(ge=1, le=31, description="Daily history length (tiers with usage history)")]
+DaysParam = Annotated[
+    QueryInt, Query(ge=1, le=31, description="Daily history length (tiers with usage history)")
+]
 
 
 def _stage() -> Stage:
@@ -69,7 +72,7 @@ def create_tenant(request: CreateTenantRequest) -> Response[CreatedTenant]:
 def list_tenants(
     tier: Annotated[str | None, Query(pattern=r"^[a-z]{1,20}$")] = None,
     status: Annotated[TenantStatus | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: Annotated[QueryInt, Query(ge=1, le=100)] = 50,
     next_token: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> TenantPage:
     return tenancy.list_tenants(tier=tier, status=status, limit=limit, next_token=next_token)
@@ -151,7 +154,7 @@ def _prometheus(tier: str | None) -> Response[str]:
     },
 )
 def stats(
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: Annotated[QueryInt, Query(ge=1, le=100)] = 50,
     next_token: Annotated[str | None, Query(max_length=2048)] = None,
     tier: TierParam = None,
 ) -> Response[Any]:

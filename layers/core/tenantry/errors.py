@@ -1,6 +1,8 @@
 """Errors the library raises on purpose; the HTTP glue turns each into a JSON answer.
 
 Every body carries ``message`` (API Gateway's own key), ``error`` (a stable code) and ``request_id``.
+A body about a field also names it twice, the same way on every route: ``field`` (the first, or
+only, one) and ``errors`` (each with its ``field``, ``message`` and ``type``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class ApiError(Exception):
         code: str | None = None,
         field: str | None = None,
         headers: dict[str, str] | None = None,
+        errors: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -31,12 +34,23 @@ class ApiError(Exception):
             self.code = code
         self.field = field
         self.headers = headers or {}
+        self.errors = errors
 
     def body(self) -> dict[str, object]:
-        body: dict[str, object] = {"message": self.message, "error": self.code}
-        if self.field is not None:
-            body["field"] = self.field
-        return body
+        return error_body(self.message, self.code, self.field, self.errors)
+
+
+def error_body(
+    message: str, code: str, field: str | None = None, errors: list[dict[str, str]] | None = None
+) -> dict[str, object]:
+    """An error answer's body (the HTTP glue adds ``request_id``): ``field`` and ``errors`` go
+    together, ``errors`` defaulting to the one field with this message and code."""
+    body: dict[str, object] = {"message": message, "error": code}
+    if field is not None or errors:
+        listed = errors or [{"field": str(field), "message": message, "type": code}]
+        body["field"] = listed[0]["field"] if field is None else field
+        body["errors"] = listed
+    return body
 
 
 class BadRequest(ApiError):

@@ -218,9 +218,18 @@ def parse_publish(body: Any) -> tuple[list[EventIn], bool]:
             return EventBatch.model_validate(body).events, True
         return [EventIn.model_validate(body)], False
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise Unprocessable(f"{field}: {validation_message(first)}", field=field) from exc
+        errors = [
+            {
+                "field": ".".join(str(part) for part in error["loc"]) or "body",
+                "message": validation_message(error),
+                "type": error["type"],
+            }
+            for error in exc.errors()
+        ]
+        first = errors[0]
+        raise Unprocessable(
+            f"{first['field']}: {first['message']}", field=first["field"], errors=errors
+        ) from exc
 
 
 def _answer(positions: list[int], batch: bool) -> dict[str, Any]:

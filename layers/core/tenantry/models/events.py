@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_v
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from tenantry.models.numbers import JsonInt
+
 EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 CONSUMER_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 # The largest integer every JSON parser holds exactly (JavaScript's, and validators that read
@@ -19,7 +21,8 @@ MAX_BATCH = 99  # a transaction holds 100 items: the events and the HEAD update
 
 
 class _Request(BaseModel):
-    # strict: a boolean or a float is never taken for an integer (``{"position": true}`` is not 1).
+    # strict: a boolean is never taken for an integer (``{"position": true}`` is not 1), nor a
+    # number with a fraction (JsonInt takes ``7.0`` as 7, as JSON Schema does).
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
@@ -121,7 +124,9 @@ class StreamMetrics(BaseModel):
 class CheckpointIn(_Request):
     model_config = ConfigDict(json_schema_extra={"examples": [{"position": 1}]})
 
-    position: int = Field(ge=0, le=MAX_POSITION, description="The last position this consumer has processed")
+    position: JsonInt = Field(
+        ge=0, le=MAX_POSITION, description="The last position this consumer has processed"
+    )
 
 
 class Checkpoint(BaseModel):
