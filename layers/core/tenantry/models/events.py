@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_v
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from tenantry.models.numbers import JsonInt
+from tenantry.models.numbers import IntegralNumbers
 
 EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 CONSUMER_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
@@ -20,9 +20,9 @@ POSITION_PATTERN = r"^[1-9][0-9]{0,18}$"  # canonical decimal only: not " 1", "+
 MAX_BATCH = 99  # a transaction holds 100 items: the events and the HEAD update
 
 
-class _Request(BaseModel):
+class _Request(IntegralNumbers):
     # strict: a boolean is never taken for an integer (``{"position": true}`` is not 1), nor a
-    # number with a fraction (JsonInt takes ``7.0`` as 7, as JSON Schema does).
+    # number with a fraction (``7.0`` is 7, as JSON Schema reads it: IntegralNumbers).
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
@@ -124,9 +124,7 @@ class StreamMetrics(BaseModel):
 class CheckpointIn(_Request):
     model_config = ConfigDict(json_schema_extra={"examples": [{"position": 1}]})
 
-    position: JsonInt = Field(
-        ge=0, le=MAX_POSITION, description="The last position this consumer has processed"
-    )
+    position: int = Field(ge=0, le=MAX_POSITION, description="The last position this consumer has processed")
 
 
 class Checkpoint(BaseModel):

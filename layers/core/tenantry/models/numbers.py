@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import math
 import re
+import types
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 # RFC 8259's number grammar.
@@ -59,7 +60,23 @@ def _integral_query_text(value: Any) -> Any:
     return int(number)
 
 
-# An integer field of a request body (models whose config is ``strict=True``).
-JsonInt = Annotated[int, BeforeValidator(_integral_body_number)]
-# An integer query parameter.
+def _takes_int(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    return get_origin(annotation) in (Union, types.UnionType) and int in get_args(annotation)
+
+
+class IntegralNumbers(BaseModel):
+    """Base of the request models (``strict=True``): an integer field takes an integral number
+    (``7.0``) as the integer. A validator of the model's, not of a type, so the document's bounds
+    stay JSON Schema's ``minimum`` and ``maximum``."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _integral_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        return _integral_body_number(value) if field is not None and _takes_int(field.annotation) else value
+
+
+# An integer query parameter: ``Annotated[QueryInt, Query(ge=1)]``.
 QueryInt = Annotated[int, BeforeValidator(_integral_query_text)]

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tenantry.models.numbers import JsonInt
+from tenantry.models.numbers import IntegralNumbers
 from tenantry.tiers import TIER_NAMES, TIERS
 
 TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
@@ -32,9 +32,9 @@ def _check_tier(value: str) -> str:
     return value
 
 
-class RequestModel(BaseModel):
+class RequestModel(IntegralNumbers):
     # strict: a boolean is never taken for an integer (``true`` is not 1), nor a number with a
-    # fraction (JsonInt takes ``7.0`` as 7, as JSON Schema does).
+    # fraction (``7.0`` is 7, as JSON Schema reads it: IntegralNumbers).
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
@@ -42,7 +42,7 @@ class TenantConfig(RequestModel):
     """Per-tenant settings the chat feature reads."""
 
     system_prompt: str | None = Field(default=None, max_length=8000)
-    max_messages: JsonInt | None = Field(default=None, ge=1, le=200, description="Memory window")
+    max_messages: int | None = Field(default=None, ge=1, le=200, description="Memory window")
     model: str | None = Field(
         default=None,
         max_length=100,
@@ -87,13 +87,13 @@ class UpdateTenantRequest(RequestModel):
 class IssueKeyRequest(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"grace_seconds": 3600}]})
 
-    grace_seconds: JsonInt = Field(
+    grace_seconds: int = Field(
         default=86_400,
         ge=0,
         le=30 * 86_400,
         description="How long the tenant's older keys keep working (never past their own expiry)",
     )
-    expires_in_seconds: JsonInt | None = Field(
+    expires_in_seconds: int | None = Field(
         default=None, ge=60, le=5 * 365 * 86_400, description="Lifetime of the new key"
     )
 
@@ -103,7 +103,11 @@ class Tenant(BaseModel):
     name: str
     tier: str
     status: TenantStatus
-    config: dict[str, object] = Field(default_factory=dict)
+    # Titled: an inline object titled "Config" is named TenantConfig by client generators, a second
+    # model of the request's TenantConfig name (openapi-python-client then drops both).
+    config: dict[str, object] = Field(
+        default_factory=dict, title="Settings", description="The chat settings set (TenantConfig's fields)"
+    )
     created_at: str
     updated_at: str
 
