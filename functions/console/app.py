@@ -48,16 +48,16 @@ def page() -> Response[str]:
     tags=["console"],
     responses={
         200: {
-            "description": "The console's script or stylesheet",
+            "description": "The console's script, stylesheet or icon",
             "content": {
                 media_type: {"schema": {"type": "string"}} for media_type in console.ASSET_TYPES.values()
             },
         }
     },
     summary="Fetch a console asset",
-    description="The console's script or stylesheet.",
+    description="The console's script, stylesheet or icon (SVG).",
 )
-def asset(asset: Annotated[str, PathParam(pattern=r"^console\.(js|css)$")]) -> Response[str]:
+def asset(asset: Annotated[str, PathParam(pattern=r"^(console\.(js|css)|favicon\.svg)$")]) -> Response[str]:
     return _answer(CONSOLE.asset(asset))
 
 

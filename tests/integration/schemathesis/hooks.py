@@ -1,10 +1,5 @@
-"""Schemathesis hooks for Tenantry's run (loaded through schemathesis.toml's ``hooks``).
-
-JSON Schema calls ``1.0`` an integer; Tenantry's strict models refuse it (a float where an integer
-is expected is 422, as ``true`` is), and JSON Schema cannot say so. Generated bodies holding a
-float with no fractional part are dropped, so the checks never judge the API by a rule its own
-contract cannot express. Non-integral floats (``1.5``) still reach the API in negative cases.
-"""
+"""Schemathesis hooks for Tenantry's run (loaded through schemathesis.toml's ``hooks``): unique
+idempotency keys, and the key of the role each route needs."""
 
 from __future__ import annotations
 
@@ -16,22 +11,6 @@ from typing import Any
 import schemathesis
 
 from tenantry import routes
-
-
-def _has_integral_float(value: Any) -> bool:
-    if isinstance(value, float):
-        return value.is_integer()
-    if isinstance(value, dict):
-        return any(_has_integral_float(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_has_integral_float(item) for item in value)
-    return False
-
-
-@schemathesis.hook
-def filter_body(context: schemathesis.HookContext, body: Any) -> bool:
-    return not _has_integral_float(body)
-
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,222}$")
 
