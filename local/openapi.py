@@ -135,13 +135,15 @@ RETRY_AFTER_REF = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
 # 429, 500, 502, 504) come from template.yaml's GatewayResponses and keep API Gateway's text.
 ANSWERS: dict[int, tuple[str, str | None, str]] = {
     400: (
-        "Malformed JSON, NaN/Infinity, a body that is not UTF-8, or a bad page token",
+        "Malformed JSON, NaN/Infinity, a key twice in one object (duplicate_key, naming it), a body "
+        "that is not UTF-8, or a bad page token",
         "Malformed JSON body: Expecting value: line 1 column 1 (char 0)",
         "malformed_json",
     ),
     401: ("API Gateway: no key, or an unknown, revoked or expired one", "Unauthorized", "unauthorized"),
     403: (
-        "API Gateway: the key's role may not call this route, or its tenant is suspended; or a "
+        "API Gateway: the key's role may not call this route (access_denied), or its tenant is "
+        "suspended (tenant_suspended); or a "
         "feature outside the tenant's tier; or tenant_offboarded: the tenant was offboarded after "
         "the request was authorized, and nothing was written",
         "User is not authorized to access this resource with an explicit deny",
@@ -165,8 +167,8 @@ ANSWERS: dict[int, tuple[str, str | None, str]] = {
         "unsupported_media_type",
     ),
     422: (
-        "A field is invalid; `errors` names each one (nesting over 32 levels, lone surrogates, "
-        "booleans or floats for integers included)",
+        "A field is invalid; `errors` names each one, `field` the first (nesting over 32 levels, "
+        "lone surrogates, booleans or fractions for integers included)",
         "Invalid request: tier",
         "validation_error",
     ),
@@ -176,8 +178,8 @@ ANSWERS: dict[int, tuple[str, str | None, str]] = {
         "client_error",
     ),
     429: (
-        "API Gateway: the tier's rate (throttled) or monthly quota (quota_exceeded) is spent; or "
-        "the tenant's LLM token budget",
+        "API Gateway: the tier's rate (throttled, with Retry-After) or monthly quota "
+        "(quota_exceeded) is spent; or the tenant's LLM token budget (with Retry-After)",
         "Too Many Requests",
         "throttled",
     ),
@@ -211,6 +213,7 @@ def _error_response(status: int) -> dict[str, Any]:
     description, message, code = ANSWERS[status]
     example: dict[str, Any] = {"message": message, "error": code, "request_id": EXAMPLE_REQUEST_ID}
     if status == 422:
+        example["field"] = "tier"
         example["errors"] = [{"field": "tier", "message": "Field required", "type": "missing"}]
     response: dict[str, Any] = {
         "description": description,
