@@ -340,6 +340,7 @@ def test_the_preflight_headers_follow_the_origin_parameter() -> None:
         "Access-Control-Allow-Methods": "DELETE,GET,OPTIONS,PATCH,POST,PUT",
         "Access-Control-Max-Age": "600",
     }
+
     # And every gateway response carries the origin only when it is set (beside its own static
     # headers: THROTTLED's Retry-After)
     def origins(api: Any) -> list[str | None]:
