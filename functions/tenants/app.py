@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenantry import exposition, http, tasks, tenancy, usage
+from tenantry import deadline, exposition, http, tasks, tenancy, usage
 from tenantry.edge import Stage
 from tenantry.models.tenants import (
     KEY_ID_PATTERN,
@@ -85,9 +85,25 @@ def update_tenant(tenant_id: TenantIdParam, request: UpdateTenantRequest) -> Ten
     return tenancy.update_tenant(tenant_id, request, _stage())
 
 
-@app.delete("/tenants/<tenant_id>", tags=["tenants"])
-def offboard_tenant(tenant_id: TenantIdParam) -> OffboardResult:
-    return tenancy.offboard_tenant(tenant_id, _stage(), task_target=app.lambda_context.invoked_function_arn)
+@app.delete(
+    "/tenants/<tenant_id>",
+    tags=["tenants"],
+    responses={
+        200: {
+            "description": "Offboarded: keys revoked, every item purged",
+            "content": {http.JSON: {"model": OffboardResult}},
+        },
+        202: {
+            "description": "Keys revoked; a large tenant's purge goes on off the request path",
+            "content": {http.JSON: {"model": OffboardResult}},
+        },
+    },
+)
+def offboard_tenant(tenant_id: TenantIdParam) -> Response[OffboardResult]:
+    result = tenancy.offboard_tenant(tenant_id, _stage(), task_target=app.lambda_context.invoked_function_arn)
+    return Response(
+        status_code=200 if result.status == "offboarded" else 202, content_type=http.JSON, body=result
+    )
 
 
 @app.post(
@@ -176,5 +192,6 @@ def me() -> Me:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if tasks.is_task(event):  # EventBridge Scheduler's one-time tasks (offboarding's final purge)
-        return tenancy.run_task(event)
+        with deadline.budget(context):
+            return tenancy.run_task(event, task_target=context.invoked_function_arn)
     return http.run(app, event, context)

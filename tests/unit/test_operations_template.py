@@ -162,7 +162,9 @@ def test_dynamodb_throttles_are_alarmed_on_every_table() -> None:
     tables = set(_resources(translated_template(), "AWS::DynamoDB::Table"))
     for kind in ("Read", "Write"):
         watched = _watched(_alarms()[f"DynamoDb{kind}ThrottlesAlarm"])
-        assert {dims["TableName"]["Ref"] for _, name, dims in watched if name == f"{kind}ThrottleEvents"} == tables
+        assert {
+            dims["TableName"]["Ref"] for _, name, dims in watched if name == f"{kind}ThrottleEvents"
+        } == tables
         # CloudWatch refuses a metric-math alarm over more than 10 metrics
         assert len(watched) <= 10
 
@@ -196,15 +198,16 @@ def test_a_final_purge_that_fails_for_good_lands_in_the_dead_letter_queue() -> N
     assert {"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue_arn} in statements
     # And the queue is encrypted and refuses plain HTTP, like the metering one
     assert resources["TaskDeadLetterQueue"]["Properties"]["SqsManagedSseEnabled"] is True
-    assert resources["TaskDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Effect"] == "Deny"
+    assert (
+        resources["TaskDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0]["Effect"]
+        == "Deny"
+    )
 
 
 # ---------------------------------------------------------------------- the chat timeout
 
 
-@pytest.mark.parametrize(
-    "seconds", template.template()["Parameters"]["ChatTimeoutSeconds"]["AllowedValues"]
-)
+@pytest.mark.parametrize("seconds", template.template()["Parameters"]["ChatTimeoutSeconds"]["AllowedValues"])
 def test_one_parameter_sets_the_chat_timeout_everywhere(seconds: int) -> None:
     tpl = translated_template()
     mapping = tpl["Mappings"]["ChatTimeouts"][str(seconds)]

@@ -213,7 +213,9 @@ def test_tenant_routes_have_a_default_stage_throttle_above_every_tier() -> None:
     assert default["ThrottlingRateLimit"] == {"Ref": "TenantRoutesRateLimit"}
     assert default["ThrottlingBurstLimit"] == {"Ref": "TenantRoutesBurstLimit"}
     # Then each tenant route has a ceiling for all callers together, keyed or not
-    tenant_routes = [route for route in template.api_routes() if route.auth.get("ApiKeyRequired") is not False]
+    tenant_routes = [
+        route for route in template.api_routes() if route.auth.get("ApiKeyRequired") is not False
+    ]
     assert tenant_routes
     own = {(method, path) for (method, path) in _method_settings() if method != "*"}
     for route in tenant_routes:
