@@ -389,7 +389,7 @@ def test_a_rotation_racing_the_offboarding_issues_no_key(
     assert clients.apigateway().get_api_keys()["items"] == []
 
 
-# ------------------------------------------------------------------ a large tenant: the purge goes on off the request
+# ------------------------------------------------------------------ a large tenant: purged off the request
 def test_a_large_tenants_offboarding_answers_202_at_once_and_the_final_purge_finishes_it(
     handler: Any, scheduler: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -421,7 +421,9 @@ def test_a_large_tenants_offboarding_answers_202_at_once_and_the_final_purge_fin
     # 202 while anything is left, 200 once nothing is
     statuses = []
     while not statuses or statuses[-1] == 202:
-        statuses.append(handler(api_event("DELETE", "/tenants/acme", authorizer=admin_context()))["statusCode"])
+        statuses.append(
+            handler(api_event("DELETE", "/tenants/acme", authorizer=admin_context()))["statusCode"]
+        )
     assert statuses[0] == 202 and statuses[-1] == 200, statuses
     assert {name: count for name, count in items_of("acme").items() if count} == {"TenantsTable": 1}
 
@@ -431,7 +433,9 @@ def test_a_large_tenants_offboarding_answers_202_at_once_and_the_final_purge_fin
     )
     monkeypatch.setattr(tenancy, "_now", lambda: time.time() + 61)
     tenants = load_function("tenants")
-    done = tenants.lambda_handler({"tenantry_task": "finish_offboarding", "tenant_id": "acme"}, lambda_context)
+    done = tenants.lambda_handler(
+        {"tenantry_task": "finish_offboarding", "tenant_id": "acme"}, lambda_context
+    )
     # Then everything is gone and the id is free; the other tenant is untouched
     assert done["done"] is True and done["items_deleted"]["ConsumersTable"] == 1
     assert set(items_of("acme").values()) == {0}
@@ -474,7 +478,9 @@ def test_a_final_purge_that_runs_out_of_time_schedules_its_next_round(
     assert set(items_of("acme").values()) == {0}
 
 
-def test_a_purge_cut_short_goes_on_where_it_stopped(aws: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_purge_cut_short_goes_on_where_it_stopped(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a tenant with more items than one page, and a clock that passes a second per page read
     from tenantry.stores import purge
 
