@@ -80,6 +80,8 @@ class Route:
     # The authorizer context key API Gateway passes to Lambda as X-Amz-Tenant-Id (the integration
     # request parameter integration.request.header.X-Amz-Tenant-Id = context.authorizer.<key>).
     tenant_id_from: str | None = None
+    # The integration timeout (seconds) the template gives this method; None: API Gateway's 29 s.
+    integration_timeout: float | None = None
 
     def match(self, path: str) -> dict[str, str] | None:
         if self.pattern is None:
@@ -271,7 +273,7 @@ def load_api(
             module_file=code_dir / (module_path.replace(".", "/") + ".py"),
             handler_name=handler_name,
             memory_mb=int(props.get("MemorySize", 128)),
-            timeout_s=int(props.get("Timeout", 3)),
+            timeout_s=int(resolver.resolve(props.get("Timeout", 3))),
             env=env,
             tenant_isolation=_tenant_isolated(resolver, logical_id, props.get("TenancyConfig")),
             **_event_invoke_config(resolver, logical_id, props.get("EventInvokeConfig")),
@@ -336,6 +338,7 @@ def load_api(
                 params=params,
                 specificity=specificity,
                 tenant_id_from=_tenant_id_source(resolver, declared_route),
+                integration_timeout=_integration_timeout(resolver, declared_route),
             )
         )
 
@@ -353,6 +356,17 @@ def load_api(
         access_log_subscriber=_access_log_subscriber(resources, api_props, functions),
         gateway_responses=_gateway_responses(resolver, api_props),
     )
+
+
+def _integration_timeout(resolver: Resolver, route: template.ApiRoute) -> float | None:
+    """The method's integration timeout in seconds, as the template sets it (a parameter's value
+    through !Ref or !FindInMap included); None where it sets none."""
+    if route.timeout_millis is None:
+        return None
+    try:
+        return float(resolver.resolve(route.timeout_millis)) / 1000
+    except (UnsupportedIntrinsicError, TypeError, ValueError) as exc:
+        raise TemplateError(f"{route.origin}: integration timeout {route.timeout_millis}: {exc}") from exc
 
 
 def _logical_target(value: Any) -> str | None:

@@ -57,7 +57,6 @@ API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit for REST 
 LAYERS_DIR = template.REPO_ROOT / "layers"
 
 # What a local handler sees on top of the template's env: no X-Ray daemon here.
-INTEGRATION_TIMEOUT_SECONDS = 29.0
 INTEGRATION_TIMEOUT_ENV = "INTEGRATION_TIMEOUT_SECONDS"  # read by tenantry.deadline
 LOCAL_FUNCTION_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_SAM_LOCAL": "true"}
 SCHEDULE_GROUP_ENV = "SCHEDULE_GROUP"
@@ -75,8 +74,9 @@ class GatewayOptions:
     hot_reload: bool = True
     access_log_echo: IO[str] | None = None
     metering: bool = True
-    # API Gateway's integration timeout (29 s by default on AWS, configurable per integration).
-    integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS
+    # API Gateway's integration timeout for every route (tenantry dev --integration-timeout);
+    # None: each route's from the template (29 s where it sets none), as on AWS.
+    integration_timeout: float | None = None
     # Template parameters' values in place of their defaults (tenantry dev --parameter).
     parameters: dict[str, str] = field(default_factory=dict)
 
@@ -168,11 +168,12 @@ class Gateway:
         with self._model_lock:
             # Variables every function agrees on go into the real os.environ, for code that runs
             # outside a sandbox's env layer (the metering thread); each sandbox sees only its own.
-            # The functions learn the integration timeout (tenantry.deadline caps budgets by it).
-            local_env = {
-                **LOCAL_FUNCTION_ENV,
-                INTEGRATION_TIMEOUT_ENV: f"{self.options.integration_timeout:g}",
-            }
+            # The functions learn the integration timeout (tenantry.deadline caps budgets by it):
+            # the template's env says it where a route's differs; a timeout for every route given
+            # on the command line overrides it.
+            local_env = dict(LOCAL_FUNCTION_ENV)
+            if self.options.integration_timeout is not None:
+                local_env[INTEGRATION_TIMEOUT_ENV] = f"{self.options.integration_timeout:g}"
             for name, value in {**shared_env(self.model), **local_env}.items():
                 os.environ[name] = value
             layer_names = sandbox.top_level_names(LAYERS_DIR / "core")

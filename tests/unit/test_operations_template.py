@@ -284,3 +284,24 @@ def test_no_arn_assumes_the_aws_partition() -> None:
     # Then every ARN takes its partition from the region: none is written for the aws partition
     assert "arn:aws-cn:" in translated
     assert "arn:aws:" not in translated, re.findall(r".{60}arn:aws:.{60}", translated)[:5]
+
+
+@pytest.mark.parametrize("seconds", [29, 120])
+def test_the_local_gateway_takes_the_chat_timeout_from_the_template(seconds: int) -> None:
+    from local.gateway.api import load_api
+    from local.gateway.intrinsics import LocalNames
+
+    # Given the local stack started with ChatTimeoutSeconds (make dev PARAMS=ChatTimeoutSeconds=…)
+    api = load_api(names=LocalNames(parameters={"ChatTimeoutSeconds": str(seconds)}))
+    mapping = template.template()["Mappings"]["ChatTimeouts"][str(seconds)]
+    # Then the chat routes time out when API Gateway would, the others at its default
+    routes = [route for route in api.routes if route.preflight is None]
+    assert any(route.function == "ChatFunction" for route in routes)
+    for route in routes:
+        expected = float(seconds) if route.function == "ChatFunction" else None
+        assert route.integration_timeout == expected, (route.method, route.path)
+    # And the chat function stops, and its code's deadline and model attempts fit, as on AWS
+    function = api.functions["ChatFunction"]
+    assert function.timeout_s == seconds
+    assert function.env["INTEGRATION_TIMEOUT_SECONDS"] == str(seconds)
+    assert function.env["LLM_TIMEOUT_SECONDS"] == mapping["ModelAttemptSeconds"]
