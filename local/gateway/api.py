@@ -53,6 +53,8 @@ class FunctionSpec:
     # the on-failure destination (an SQS queue) that gets the invocation record after the last.
     async_retries: int = 2
     on_failure_arn: str | None = None
+    # Its DeadLetterQueue (SQS): the event of an asynchronous invocation whose attempts all failed.
+    dead_letter_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +213,18 @@ def _merged(base: dict[str, Any], specific: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _dead_letter_queue(resolver: Resolver, logical_id: str, config: Any) -> str | None:
+    """The ARN of SAM's ``DeadLetterQueue`` (SQS only locally), or None."""
+    if not isinstance(config, dict):
+        return None
+    if str(config.get("Type", "")) != "SQS":
+        raise TemplateError(f"{logical_id} DeadLetterQueue: only an SQS queue runs locally")
+    try:
+        return str(resolver.resolve(config["TargetArn"]))
+    except (KeyError, UnsupportedIntrinsicError) as exc:
+        raise TemplateError(f"{logical_id} DeadLetterQueue: {exc}") from exc
+
+
 def _event_invoke_config(resolver: Resolver, logical_id: str, config: Any) -> dict[str, Any]:
     """FunctionSpec fields from SAM's ``EventInvokeConfig`` (Lambda's defaults without one)."""
     if not isinstance(config, dict):
@@ -276,6 +290,7 @@ def load_api(
             timeout_s=int(resolver.resolve(props.get("Timeout", 3))),
             env=env,
             tenant_isolation=_tenant_isolated(resolver, logical_id, props.get("TenancyConfig")),
+            dead_letter_arn=_dead_letter_queue(resolver, logical_id, props.get("DeadLetterQueue")),
             **_event_invoke_config(resolver, logical_id, props.get("EventInvokeConfig")),
         )
 

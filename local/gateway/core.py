@@ -24,6 +24,7 @@ its own module, named after API Gateway's stage it reproduces:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -116,7 +117,12 @@ class Gateway:
         self._queue_urls: dict[str, str] = {}
         aws.add_flush_listener(self._on_flush)
         aws.add_change_listener(self.plans.invalidate)
-        self.scheduler = LocalScheduler(aws.client("scheduler"), self._schedule_groups(), self._invoke_by_arn)
+        self.scheduler = LocalScheduler(
+            aws.client("scheduler"),
+            self._schedule_groups(),
+            self._invoke_by_arn,
+            on_exhausted=self._dead_letter,
+        )
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -232,6 +238,15 @@ class Gateway:
         if pool is None:
             raise LookupError(f"no function {function_arn} in the template")
         return pool.invoke(payload, str(uuid.uuid4()))
+
+    def _dead_letter(self, function_arn: str, payload: dict[str, Any]) -> None:
+        """An asynchronous invocation whose attempts all failed: its event goes to the function's
+        DeadLetterQueue, as Lambda sends it (the message body is the event itself)."""
+        pool = next((pool for pool in self._pools.values() if pool.spec.arn == function_arn), None)
+        if pool is None or pool.spec.dead_letter_arn is None:
+            _log.error("%s has no dead-letter queue: its failed event is dropped", function_arn)
+            return
+        self._send_to_destination(pool.spec, pool.spec.dead_letter_arn, json.dumps(payload))
 
     def _on_flush(self, api_id: str, stage: str) -> None:
         if api_id == self.names.api_id and stage == self.model.stage:
