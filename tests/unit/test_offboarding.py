@@ -419,7 +419,7 @@ def test_a_large_tenants_offboarding_answers_202_at_once_and_the_final_purge_fin
         tenancy.get_tenant("acme")
     # And sending DELETE again is safe and says where it stands: it purges a little more each time,
     # 202 while anything is left, 200 once nothing is
-    statuses = []
+    statuses: list[int] = []
     while not statuses or statuses[-1] == 202:
         statuses.append(
             handler(api_event("DELETE", "/tenants/acme", authorizer=admin_context()))["statusCode"]
