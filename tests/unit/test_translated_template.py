@@ -234,11 +234,13 @@ def test_the_authorizer_reserves_concurrency_only_when_asked(reserved: int, expe
     assert value == expected
 
 
-def test_tracing_is_on_by_default_for_every_function_and_the_stage() -> None:
+def test_tracing_is_on_by_default_for_every_function_on_the_request_path_and_the_stage() -> None:
     defaults = _defaults()
     assert defaults["Tracing"] == "Active"
     for logical_id, function in _resources("AWS::Lambda::Function").items():
-        assert _evaluate(function["Properties"]["TracingConfig"]["Mode"], defaults) == "Active", logical_id
+        # Metering runs per access-log batch, off the request path, and starts no trace of its own
+        expected = "PassThrough" if logical_id == "MeteringFunction" else "Active"
+        assert _evaluate(function["Properties"]["TracingConfig"]["Mode"], defaults) == expected, logical_id
     stage = next(iter(_resources("AWS::ApiGateway::Stage").values()))
     assert _evaluate(stage["Properties"]["TracingEnabled"], defaults) is True
     assert _evaluate(stage["Properties"]["TracingEnabled"], {"Tracing": "PassThrough"}) is False
