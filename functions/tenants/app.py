@@ -1,6 +1,6 @@
 """Admin API (onboarding, keys, tiers, offboarding, usage, stats), GET /me and GET /usage."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -85,20 +85,35 @@ def update_tenant(tenant_id: TenantIdParam, request: UpdateTenantRequest) -> Ten
     return tenancy.update_tenant(tenant_id, request, _stage())
 
 
-@app.delete(
-    "/tenants/<tenant_id>",
-    tags=["tenants"],
-    responses={
+# A purge that finishes answers 200; a large tenant's goes on off the request path: 202 "purging".
+OFFBOARD_RESPONSES = cast(
+    dict[int, OpenAPIResponse],
+    {
         200: {
             "description": "Offboarded: keys revoked, every item purged",
             "content": {http.JSON: {"model": OffboardResult}},
         },
         202: {
             "description": "Keys revoked; a large tenant's purge goes on off the request path",
-            "content": {http.JSON: {"model": OffboardResult}},
+            "content": {
+                http.JSON: {
+                    "model": OffboardResult,
+                    "example": {
+                        "tenant_id": "acme",
+                        "status": "purging",
+                        "keys_revoked": 1,
+                        "edge_keys_deleted": 1,
+                        "items_deleted": {"EventsTable": 500},
+                        "id_free_after": "2026-12-07T04:05:06Z",
+                    },
+                }
+            },
         },
     },
 )
+
+
+@app.delete("/tenants/<tenant_id>", tags=["tenants"], responses=OFFBOARD_RESPONSES)
 def offboard_tenant(tenant_id: TenantIdParam) -> Response[OffboardResult]:
     result = tenancy.offboard_tenant(tenant_id, _stage(), task_target=app.lambda_context.invoked_function_arn)
     return Response(
