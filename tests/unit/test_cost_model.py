@@ -134,7 +134,7 @@ def _alarm_metrics() -> int:
 def _authorizer_invocations() -> float:
     """Cache misses: each miss opens a ReauthorizeEvery window its key's later requests reuse."""
     api = template.template()["Resources"]["TenantryApi"]["Properties"]
-    ttl = api["Auth"]["Authorizers"]["ApiKeyAuthorizer"]["Identity"]["ReauthorizeEvery"]
+    ttl = float(api["Auth"]["Authorizers"]["ApiKeyAuthorizer"]["Identity"]["ReauthorizeEvery"])
     per_key_rate = REQUESTS / (TENANTS * MONTH_SECONDS)
     return REQUESTS / (1 + per_key_rate * ttl)
 
