@@ -80,7 +80,7 @@ $(CHECKOV): checks/checkov.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required for checkov's venv."; exit 1; }
 	rm -rf $(CHECKOV_VENV)
 	"$(PYTHON)" -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --require-hashes --no-deps -r checks/checkov.txt
+	$(CHECKOV_VENV)/bin/pip install --progress-bar on --require-hashes --no-deps -r checks/checkov.txt
 	touch $(CHECKOV)
 
 checkov-lock: $(STAMP)
