@@ -253,6 +253,19 @@ def test_the_stage_is_traced_by_a_sampling_rule_with_no_reservoir() -> None:
     assert spec["ServiceName"] == {"Fn::Sub": "${AWS::StackName}-api/v1"}
     assert api["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-api"}
     assert 0 < tpl["Parameters"]["TracingSampleRate"]["Default"] <= 0.05
+    # And its name fits X-Ray's 32 characters whatever the stack's (up to 52): the stack id's first
+    # 8 hex digits, not the stack name
+    from local.gateway.intrinsics import LocalNames, Resolver
+
+    long_stack = "s" * 52
+    stack_id = f"arn:aws:cloudformation:us-east-1:1:stack/{long_stack}/1a2b3c4d-5e6f-7081-92a3-b4c5d6e7f809"
+    resolver = Resolver(tpl, LocalNames(stack_name=long_stack))
+    name = spec["RuleName"]
+    assert "AWS::StackName" not in json.dumps(name)
+    resolved = resolver.resolve(
+        json.loads(json.dumps(name).replace('{"Ref": "AWS::StackId"}', json.dumps(stack_id)))
+    )
+    assert resolved == "api-1a2b3c4d" and len(resolved) <= 32
 
 
 def test_the_waf_web_acl_is_optional_and_rate_limits_by_address() -> None:
