@@ -500,3 +500,26 @@ def test_a_purge_cut_short_goes_on_where_it_stopped(
     rest = purge.purge_tenant("acme")
     assert rest.complete and first.deleted["ConsumersTable"] + rest.deleted["ConsumersTable"] == 7
     assert items_of("acme")["ConsumersTable"] == 0
+
+
+def test_onboarding_the_id_as_the_final_purge_finishes_takes_the_freed_id(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an offboarded tenant whose final purge is due
+    monkeypatch.setenv(settings.OFFBOARD_SETTLE_SECONDS, "0")
+    Tenant("acme")
+    tenancy.offboard_tenant("acme", None)
+    # And the scheduled final purge finishes just after an onboarding found the id taken
+    real_get = tenant_store.DYNAMODB.get
+    purges = iter([True])
+
+    def purged_meanwhile(tenant_id: str) -> tenant_store.TenantRecord | None:
+        if next(purges, False):
+            monkeypatch.setattr(tenant_store.DYNAMODB, "get", real_get)
+            assert tenancy.finish_offboarding(tenant_id) is not None
+        return real_get(tenant_id)
+
+    monkeypatch.setattr(tenant_store.DYNAMODB, "get", purged_meanwhile)
+    # When the id is onboarded, it gets the freed id (not 409 tenant_exists)
+    created = tenancy.create_tenant(CreateTenantRequest(name="Acme again", tier="pro", tenant_id="acme"))
+    assert created.tenant.tenant_id == "acme" and created.tenant.name == "Acme again"

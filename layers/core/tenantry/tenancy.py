@@ -287,7 +287,12 @@ def _create_record(tenant: tenant_store.TenantRecord, stores: Stores) -> None:
         stores.tenants.create(tenant)
     except Conflict:
         existing = stores.tenants.get(tenant_id)
-        if existing is None or existing.status != tenant_store.OFFBOARDING:
+        if existing is None:
+            # The offboarding's marker went between the two calls (its final purge just finished):
+            # the id is free. A Conflict now is another request's onboarding.
+            stores.tenants.create(tenant)
+            return
+        if existing.status != tenant_store.OFFBOARDING:
             raise
         try:
             finished = finish_offboarding(tenant_id, stores, stop_at=time.monotonic() + REQUEST_PURGE_SECONDS)
