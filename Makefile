@@ -18,19 +18,21 @@ PARAMS ?=
 export SAM_CLI_TELEMETRY := 0
 export SAM_CLI_CONTAINER_CONNECTION_TIMEOUT := 1
 
-.PHONY: help venv dev dev-reset test lint lint-openapi typecheck validate build unit integration browser screenshots openapi bench clean lock e2e
+.PHONY: help venv dev dev-reset test lint lint-openapi typecheck validate checkov checkov-lock build unit integration browser screenshots openapi bench clean lock e2e
 
 help:
 	@echo "make dev        serve the API on http://$(HOST):$(PORT) (embedded DynamoDB, local gateway)"
 	@echo "                FAULTS='conflict=20%,throttle=20%' injects AWS's failures (docs/local-stack.md)"
 	@echo "                PARAMS='CorsAllowOrigin=http://localhost:5173' sets template parameters"
-	@echo "make test       lint, typecheck, sam validate --lint, cfn-lint, sam build, unit tests,"
+	@echo "make test       lint, typecheck, sam validate --lint, cfn-lint, checkov, sam build, unit tests,"
 	@echo "                the integration suite (make e2e, locally) and the IAM check of every AWS call"
 	@echo "make e2e API_URL=https://…/v1 ADMIN_KEY=…   the integration suite against a deployed stage"
 	@echo "make bench      run the benchmarks under bench/"
 	@echo "make openapi    regenerate docs/openapi.json"
 	@echo "make lint-openapi  lint docs/openapi.json with Spectral and Redocly (npm; make test runs it)"
 	@echo "make lock       re-resolve the layer's lock (layers/core/requirements.txt) from requirements.in"
+	@echo "make checkov    checkov on the translated template, against tooling/checkov/baseline.yaml"
+	@echo "make checkov-lock  re-resolve checkov's own hashed lock (tooling/checkov/requirements.txt)"
 	@echo "make screenshots  regenerate docs/console-*.png (needs /usr/bin/chromium)"
 	@echo "make dev-reset  wipe the local state in $(TENANTRY_HOME)"
 
@@ -75,6 +77,30 @@ validate: $(STAMP)
 	$(BIN)/python -m tooling.sam_translate --write .aws-sam/translated.json
 	$(BIN)/cfn-lint .aws-sam/translated.json
 
+# checkov pins its own dependencies exactly (boto3 among them), which clash with the project's:
+# it lives in a venv of its own under .cache/, installed from its hashed lock on first use.
+CHECKOV_VENV := .cache/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
+
+$(CHECKOV): tooling/checkov/requirements.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.13 is required for checkov's venv."; exit 1; }
+	rm -rf $(CHECKOV_VENV)
+	"$(PYTHON)" -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --progress-bar on --require-hashes --no-deps -r tooling/checkov/requirements.txt
+	touch $(CHECKOV)
+
+checkov-lock: $(STAMP)
+	$(BIN)/uv pip compile tooling/checkov/requirements.in --python-version 3.13 --generate-hashes \
+		--custom-compile-command "make checkov-lock" --quiet -o tooling/checkov/requirements.txt
+
+# Every finding is fixed or accepted with its reason in tooling/checkov/baseline.yaml. Offline: no
+# download of Prisma Cloud's guidelines.
+checkov: $(STAMP) $(CHECKOV)
+	$(BIN)/python -m tooling.sam_translate --write .aws-sam/translated.json
+	$(CHECKOV) -f .aws-sam/translated.json --framework cloudformation --quiet --soft-fail --skip-download \
+		-o json > .aws-sam/checkov.json
+	$(BIN)/python -m tooling.checkov.baseline .aws-sam/checkov.json tooling/checkov/baseline.yaml
+
 build: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam build --build-dir .aws-sam/build
 
@@ -109,7 +135,7 @@ openapi: $(STAMP)
 # each function's role in the translated template.
 AWS_CALLS := $(CURDIR)/.aws-sam/aws-calls
 
-test: lint lint-openapi typecheck validate build
+test: lint lint-openapi typecheck validate checkov build
 	rm -rf $(AWS_CALLS)
 	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest tests/unit
 	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(MAKE) --no-print-directory e2e API_URL= ADMIN_KEY=
@@ -120,4 +146,4 @@ bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .cache

@@ -78,6 +78,9 @@ class ApiRoute:
     # which cannot set any.
     request_parameters: Any
     origin: str  # where it is declared, for error messages
+    # The integration's timeout in milliseconds as written (TimeoutInMillis of an event,
+    # timeoutInMillis of a body method; intrinsics unresolved); None: API Gateway's 29 s.
+    timeout_millis: Any = None
 
 
 # A Lambda proxy integration's uri, as SAM writes it: …/functions/${Function.Arn}/invocations
@@ -106,6 +109,7 @@ def api_routes(tpl: dict[str, Any] | None = None) -> list[ApiRoute]:
                     auth=dict(props.get("Auth") or {}),
                     request_parameters=None,
                     origin=f"{logical_id}.Events.{event_name}",
+                    timeout_millis=props.get("TimeoutInMillis"),
                 )
             )
     for api_id, api in resources_of_type("AWS::Serverless::Api", tpl).items():
@@ -135,6 +139,7 @@ def _body_route(path: str, key: str, operation: dict[str, Any], origin: str) -> 
         auth={},
         request_parameters=integration.get("requestParameters"),
         origin=origin,
+        timeout_millis=integration.get("timeoutInMillis"),
     )
 
 

@@ -327,8 +327,9 @@ def register(subcommands: Any) -> None:
     dev.add_argument(
         "--integration-timeout",
         type=float,
-        default=29.0,
-        help="API Gateway's integration timeout in seconds (504 after it; default 29)",
+        default=None,
+        help="API Gateway's integration timeout in seconds for every route (504 after it); "
+        "default: each route's from template.yaml (29 s where it sets none)",
     )
     dev.add_argument(
         "--faults",

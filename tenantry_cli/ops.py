@@ -163,6 +163,12 @@ def tenants_delete(args: argparse.Namespace) -> tuple[Any, str]:
         f"offboarded {answer['tenant_id']}: {answer['keys_revoked']} keys revoked, "
         f"{answer['edge_keys_deleted']} API Gateway keys deleted; items deleted: {counts}"
     )
+    if answer.get("status") == "purging":
+        # 202: a large tenant; the final purge deletes the rest off the request path.
+        text += (
+            f"\nthe purge goes on in the background; `tenantry tenants delete {args.tenant_id} --force` "
+            "says where it stands"
+        )
     return answer, text
 
 

@@ -27,15 +27,18 @@ ARTIFACT_BUCKET = "sam-artifacts"
 logging.getLogger("samtranslator").setLevel(logging.ERROR)
 
 
-def translate(tpl: dict[str, Any]) -> dict[str, Any]:
-    """A SAM template (long-form intrinsics) as the CloudFormation template the transform yields."""
+def translate(
+    tpl: dict[str, Any], parameter_values: dict[str, Any] | None = None, region: str = REGION
+) -> dict[str, Any]:
+    """A SAM template (long-form intrinsics) as the CloudFormation template the transform yields,
+    for a deploy with ``parameter_values`` (the rest at their defaults) into ``region``."""
     source = copy.deepcopy(tpl)
     _as_packaged(source)
     # The session only names the region (for partition-specific ARNs); nothing calls AWS. The
     # template names managed policies by ARN, so the managed-policy map stays empty.
-    session = boto3.session.Session(region_name=REGION)
+    session = boto3.session.Session(region_name=region)
     translated: dict[str, Any] = Translator(None, Parser(), boto_session=session).translate(
-        source, parameter_values={}, get_managed_policy_map=dict
+        source, parameter_values=dict(parameter_values or {}), get_managed_policy_map=dict
     )
     return translated
 

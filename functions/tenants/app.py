@@ -1,6 +1,6 @@
 """Admin API (onboarding, keys, tiers, offboarding, usage, stats), GET /me and GET /usage."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenantry import exposition, http, tasks, tenancy, usage
+from tenantry import deadline, exposition, http, tasks, tenancy, usage
 from tenantry.edge import Stage
 from tenantry.models.numbers import QueryInt
 from tenantry.models.tenants import (
@@ -114,17 +114,50 @@ def update_tenant(tenant_id: TenantIdParam, request: UpdateTenantRequest) -> Ten
     return tenancy.update_tenant(tenant_id, request, _stage())
 
 
+# A purge that finishes answers 200; a large tenant's goes on off the request path: 202 "purging".
+OFFBOARD_RESPONSES = cast(
+    dict[int, OpenAPIResponse],
+    {
+        200: {
+            "description": "Offboarded: keys revoked, every item purged",
+            "content": {http.JSON: {"model": OffboardResult}},
+        },
+        202: {
+            "description": "Keys revoked; a large tenant's purge goes on off the request path",
+            "content": {
+                http.JSON: {
+                    "model": OffboardResult,
+                    "example": {
+                        "tenant_id": "acme",
+                        "status": "purging",
+                        "keys_revoked": 1,
+                        "edge_keys_deleted": 1,
+                        "items_deleted": {"EventsTable": 500},
+                        "id_free_after": "2026-12-07T04:05:06Z",
+                    },
+                }
+            },
+        },
+    },
+)
+
+
 @app.delete(
     "/tenants/<tenant_id>",
     tags=["tenants"],
+    responses=OFFBOARD_RESPONSES,
     summary="Offboard a tenant",
     description=(
-        "Revokes every key of the tenant, deletes its usage plan key and purges every item it owns; "
-        "answers the counts. Safe to send again."
+        "Revokes every key of the tenant, deletes its usage plan key and purges every item it owns, "
+        "for at most a few seconds in the request: 200 with the counts when the purge finished, 202 "
+        "`purging` when a large tenant's purge goes on off the request path. Safe to send again."
     ),
 )
-def offboard_tenant(tenant_id: TenantIdParam) -> OffboardResult:
-    return tenancy.offboard_tenant(tenant_id, _stage(), task_target=app.lambda_context.invoked_function_arn)
+def offboard_tenant(tenant_id: TenantIdParam) -> Response[OffboardResult]:
+    result = tenancy.offboard_tenant(tenant_id, _stage(), task_target=app.lambda_context.invoked_function_arn)
+    return Response(
+        status_code=200 if result.status == "offboarded" else 202, content_type=http.JSON, body=result
+    )
 
 
 @app.post(
@@ -264,5 +297,6 @@ def me() -> Me:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if tasks.is_task(event):  # EventBridge Scheduler's one-time tasks (offboarding's final purge)
-        return tenancy.run_task(event)
+        with deadline.budget(context):
+            return tenancy.run_task(event, task_target=context.invoked_function_arn)
     return http.run(app, event, context)

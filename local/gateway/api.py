@@ -53,6 +53,8 @@ class FunctionSpec:
     # the on-failure destination (an SQS queue) that gets the invocation record after the last.
     async_retries: int = 2
     on_failure_arn: str | None = None
+    # Its DeadLetterQueue (SQS): the event of an asynchronous invocation whose attempts all failed.
+    dead_letter_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,8 @@ class Route:
     # The authorizer context key API Gateway passes to Lambda as X-Amz-Tenant-Id (the integration
     # request parameter integration.request.header.X-Amz-Tenant-Id = context.authorizer.<key>).
     tenant_id_from: str | None = None
+    # The integration timeout (seconds) the template gives this method; None: API Gateway's 29 s.
+    integration_timeout: float | None = None
 
     def match(self, path: str) -> dict[str, str] | None:
         if self.pattern is None:
@@ -209,6 +213,18 @@ def _merged(base: dict[str, Any], specific: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _dead_letter_queue(resolver: Resolver, logical_id: str, config: Any) -> str | None:
+    """The ARN of SAM's ``DeadLetterQueue`` (SQS only locally), or None."""
+    if not isinstance(config, dict):
+        return None
+    if str(config.get("Type", "")) != "SQS":
+        raise TemplateError(f"{logical_id} DeadLetterQueue: only an SQS queue runs locally")
+    try:
+        return str(resolver.resolve(config["TargetArn"]))
+    except (KeyError, UnsupportedIntrinsicError) as exc:
+        raise TemplateError(f"{logical_id} DeadLetterQueue: {exc}") from exc
+
+
 def _event_invoke_config(resolver: Resolver, logical_id: str, config: Any) -> dict[str, Any]:
     """FunctionSpec fields from SAM's ``EventInvokeConfig`` (Lambda's defaults without one)."""
     if not isinstance(config, dict):
@@ -271,9 +287,10 @@ def load_api(
             module_file=code_dir / (module_path.replace(".", "/") + ".py"),
             handler_name=handler_name,
             memory_mb=int(props.get("MemorySize", 128)),
-            timeout_s=int(props.get("Timeout", 3)),
+            timeout_s=int(resolver.resolve(props.get("Timeout", 3))),
             env=env,
             tenant_isolation=_tenant_isolated(resolver, logical_id, props.get("TenancyConfig")),
+            dead_letter_arn=_dead_letter_queue(resolver, logical_id, props.get("DeadLetterQueue")),
             **_event_invoke_config(resolver, logical_id, props.get("EventInvokeConfig")),
         )
 
@@ -336,6 +353,7 @@ def load_api(
                 params=params,
                 specificity=specificity,
                 tenant_id_from=_tenant_id_source(resolver, declared_route),
+                integration_timeout=_integration_timeout(resolver, declared_route),
             )
         )
 
@@ -353,6 +371,17 @@ def load_api(
         access_log_subscriber=_access_log_subscriber(resources, api_props, functions),
         gateway_responses=_gateway_responses(resolver, api_props),
     )
+
+
+def _integration_timeout(resolver: Resolver, route: template.ApiRoute) -> float | None:
+    """The method's integration timeout in seconds, as the template sets it (a parameter's value
+    through !Ref or !FindInMap included); None where it sets none."""
+    if route.timeout_millis is None:
+        return None
+    try:
+        return float(resolver.resolve(route.timeout_millis)) / 1000
+    except (UnsupportedIntrinsicError, TypeError, ValueError) as exc:
+        raise TemplateError(f"{route.origin}: integration timeout {route.timeout_millis}: {exc}") from exc
 
 
 def _logical_target(value: Any) -> str | None:

@@ -24,6 +24,7 @@ its own module, named after API Gateway's stage it reproduces:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -57,7 +58,6 @@ API_GATEWAY_MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit for REST 
 LAYERS_DIR = template.REPO_ROOT / "layers"
 
 # What a local handler sees on top of the template's env: no X-Ray daemon here.
-INTEGRATION_TIMEOUT_SECONDS = 29.0
 INTEGRATION_TIMEOUT_ENV = "INTEGRATION_TIMEOUT_SECONDS"  # read by tenantry.deadline
 LOCAL_FUNCTION_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_SAM_LOCAL": "true"}
 SCHEDULE_GROUP_ENV = "SCHEDULE_GROUP"
@@ -75,8 +75,9 @@ class GatewayOptions:
     hot_reload: bool = True
     access_log_echo: IO[str] | None = None
     metering: bool = True
-    # API Gateway's integration timeout (29 s by default on AWS, configurable per integration).
-    integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS
+    # API Gateway's integration timeout for every route (tenantry dev --integration-timeout);
+    # None: each route's from the template (29 s where it sets none), as on AWS.
+    integration_timeout: float | None = None
     # Template parameters' values in place of their defaults (tenantry dev --parameter).
     parameters: dict[str, str] = field(default_factory=dict)
 
@@ -116,7 +117,12 @@ class Gateway:
         self._queue_urls: dict[str, str] = {}
         aws.add_flush_listener(self._on_flush)
         aws.add_change_listener(self.plans.invalidate)
-        self.scheduler = LocalScheduler(aws.client("scheduler"), self._schedule_groups(), self._invoke_by_arn)
+        self.scheduler = LocalScheduler(
+            aws.client("scheduler"),
+            self._schedule_groups(),
+            self._invoke_by_arn,
+            on_exhausted=self._dead_letter,
+        )
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -168,11 +174,12 @@ class Gateway:
         with self._model_lock:
             # Variables every function agrees on go into the real os.environ, for code that runs
             # outside a sandbox's env layer (the metering thread); each sandbox sees only its own.
-            # The functions learn the integration timeout (tenantry.deadline caps budgets by it).
-            local_env = {
-                **LOCAL_FUNCTION_ENV,
-                INTEGRATION_TIMEOUT_ENV: f"{self.options.integration_timeout:g}",
-            }
+            # The functions learn the integration timeout (tenantry.deadline caps budgets by it):
+            # the template's env says it where a route's differs; a timeout for every route given
+            # on the command line overrides it.
+            local_env = dict(LOCAL_FUNCTION_ENV)
+            if self.options.integration_timeout is not None:
+                local_env[INTEGRATION_TIMEOUT_ENV] = f"{self.options.integration_timeout:g}"
             for name, value in {**shared_env(self.model), **local_env}.items():
                 os.environ[name] = value
             layer_names = sandbox.top_level_names(LAYERS_DIR / "core")
@@ -231,6 +238,15 @@ class Gateway:
         if pool is None:
             raise LookupError(f"no function {function_arn} in the template")
         return pool.invoke(payload, str(uuid.uuid4()))
+
+    def _dead_letter(self, function_arn: str, payload: dict[str, Any]) -> None:
+        """An asynchronous invocation whose attempts all failed: its event goes to the function's
+        DeadLetterQueue, as Lambda sends it (the message body is the event itself)."""
+        pool = next((pool for pool in self._pools.values() if pool.spec.arn == function_arn), None)
+        if pool is None or pool.spec.dead_letter_arn is None:
+            _log.error("%s has no dead-letter queue: its failed event is dropped", function_arn)
+            return
+        self._send_to_destination(pool.spec, pool.spec.dead_letter_arn, json.dumps(payload))
 
     def _on_flush(self, api_id: str, stage: str) -> None:
         if api_id == self.names.api_id and stage == self.model.stage:

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger("tenantry.local.gateway")
 
+# API Gateway's integration timeout where the template sets none.
+DEFAULT_INTEGRATION_TIMEOUT = 29.0
 # Lambda's limit on a synchronous invocation's response payload (the proxy result as JSON).
 MAX_SYNC_RESPONSE_BYTES = 6 * 1024 * 1024
 # JSON writes one character of a string as at most 12 bytes (a surrogate pair of \\u escapes).
@@ -40,7 +42,7 @@ class LambdaProxyIntegration:
     """Invokes functions for the gateway's requests, each on a thread of its own (``_Invokers``)
     so a request can stop waiting at a limit while the function runs on."""
 
-    def __init__(self, integration_timeout: float) -> None:
+    def __init__(self, integration_timeout: float | None) -> None:
         self.integration_timeout = integration_timeout
         self._invokers = _Invokers()
 
@@ -68,7 +70,9 @@ class LambdaProxyIntegration:
         if route.tenant_id_from is not None and exchange.authorizer is not None:
             tenant_id = exchange.authorizer.context.get(route.tenant_id_from)
         function_timeout = float(model.functions[route.function].timeout_s)
-        integration_timeout = self.integration_timeout
+        integration_timeout = (
+            self.integration_timeout or route.integration_timeout or DEFAULT_INTEGRATION_TIMEOUT
+        )
         outcome: dict[str, Any] = {}
         phases = sandbox.InvokePhases()
         done = threading.Event()

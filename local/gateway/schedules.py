@@ -5,7 +5,8 @@ does with the stack's one-time schedules (``at(...)``, in UTC, with a Lambda tar
 time it invokes the target function in process with the schedule's ``Input``, as Scheduler
 invokes Lambda asynchronously, then deletes the schedule (``ActionAfterCompletion: DELETE``). An
 invocation that fails is tried again, as Lambda retries an asynchronous invocation twice, then
-dropped with an error in the log. Locally a schedule fires at its second; on AWS within the
+handed to ``on_exhausted`` (the function's dead-letter queue, as Lambda sends it there) or, without
+one, dropped with an error in the log. Locally a schedule fires at its second; on AWS within the
 minute (Scheduler's precision), which the tasks themselves allow for.
 """
 
@@ -23,6 +24,8 @@ _log = logging.getLogger("tenantry.local.gateway")
 
 ASYNC_ATTEMPTS = 3  # Lambda's asynchronous invocation: the first try and two retries
 Invoke = Callable[[str, dict[str, Any]], Any]
+# (function ARN, the event) of an invocation whose every attempt failed.
+Exhausted = Callable[[str, dict[str, Any]], None]
 
 
 def due_at(expression: str) -> float | None:
@@ -36,12 +39,18 @@ class LocalScheduler:
     """Fires the due one-time schedules of ``groups`` through ``invoke(function_arn, payload)``."""
 
     def __init__(
-        self, client: Any, groups: list[str], invoke: Invoke, clock: Callable[[], float] = time.time
+        self,
+        client: Any,
+        groups: list[str],
+        invoke: Invoke,
+        clock: Callable[[], float] = time.time,
+        on_exhausted: Exhausted | None = None,
     ) -> None:
         self._client = client
         self._groups = groups
         self._invoke = invoke
         self._clock = clock
+        self._on_exhausted = on_exhausted
         self._failures: dict[tuple[str, str], int] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,7 +87,12 @@ class LocalScheduler:
             if failures < ASYNC_ATTEMPTS:
                 _log.warning("schedule %s failed (attempt %d): retried", name, failures, exc_info=True)
                 return
-            _log.error("schedule %s failed %d times: dropped", name, failures, exc_info=True)
+            if self._on_exhausted is None:
+                _log.error("schedule %s failed %d times: dropped", name, failures, exc_info=True)
+            else:
+                _log.error("schedule %s failed %d times: dead-lettered", name, failures, exc_info=True)
+                # Raises when the queue cannot take it: the schedule stays, and is tried again.
+                self._on_exhausted(str(target["Arn"]), payload)
         self._failures.pop((group, name), None)
         if schedule.get("ActionAfterCompletion") == "DELETE":
             self._client.delete_schedule(Name=name, GroupName=group)

@@ -3,6 +3,7 @@ integration timeout (29 s, configurable) and the 6 MB synchronous response paylo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -70,17 +71,30 @@ def test_a_hanging_model_is_chats_504_within_the_integration_timeout_with_nothin
         stack = stack_factory(tmp_path / "home", extra_args=["--integration-timeout", "6"])
         _, key = stack.create_tenant("pro")
         # (a first turn, answered, warms the function: its cold start counts against API
-        # Gateway's clock, not the handler's, on AWS as here)
-        model.script.append(Reply())
-        warm = stack.request("POST", "/chat", key=key, body={"message": "warm"}, headers={"X-User-ID": "u0"})
+        # Gateway's clock, not the handler's, on AWS as here; on a loaded machine the cold start
+        # itself can pass 6 s, and the next turn then finds the sandbox warm)
+        for attempt in range(1, 6):
+            model.script.append(Reply())
+            warm = stack.request(
+                "POST", "/chat", key=key, body={"message": "warm"}, headers={"X-User-ID": "u0"}
+            )
+            if warm.status == 200:
+                break
+            assert warm.json["error"] == "integration_timeout", warm.json
+            # the abandoned turn goes on in its sandbox: let it reach the model and finish first
+            waited = time.monotonic()
+            while len(model.requests) < attempt and time.monotonic() - waited < 60:
+                time.sleep(0.1)
+            time.sleep(1)
         assert warm.status == 200
+        warm_up_requests = len(model.requests)
         # When a user chats
         answer = stack.request("POST", "/chat", key=key, body={"message": "hi"}, headers={"X-User-ID": "u1"})
         # Then chat itself answers 504 model_timeout before the gateway's own 504, and stored nothing
         assert answer.status == 504
         assert answer.json["error"] == "model_timeout"
         assert answer.headers["retry-after"] == "1"
-        assert len(model.requests) == 2
+        assert len(model.requests) == warm_up_requests + 1
         sessions = stack.request("GET", "/sessions", key=key, headers={"X-User-ID": "u1"})
         assert sessions.json["sessions"] == []
         conversations = template.local_table_name("ConversationsTable")

@@ -80,3 +80,35 @@ def test_a_failing_target_is_tried_as_lambda_retries_then_dropped(scheduler: Any
 def test_only_at_expressions_are_one_time() -> None:
     assert due_at("rate(5 minutes)") is None
     assert due_at("at(1970-01-01T00:01:00)") == 60
+
+
+def test_a_target_that_fails_every_attempt_goes_to_the_dead_letter_queue(scheduler: Any) -> None:
+    # Given a schedule whose target fails every attempt, and a dead-letter queue that refuses once
+    dead_lettered: list[tuple[str, dict[str, Any]]] = []
+    refusals = iter([True])
+
+    def dead_letter(arn: str, payload: dict[str, Any]) -> None:
+        if next(refusals, False):
+            raise RuntimeError("queue unavailable")
+        dead_lettered.append((arn, payload))
+
+    def failing(arn: str, payload: dict[str, Any]) -> None:
+        raise RuntimeError("purge failed")
+
+    clock = Clock(due_at("at(2030-01-01T00:00:00)") or 0)
+    runner = LocalScheduler(scheduler, ["tasks"], failing, clock, on_exhausted=dead_letter)
+    runner.ensure_groups()
+    create(
+        scheduler, "due", "2030-01-01T00:00:00", {"tenantry_task": "finish_offboarding", "tenant_id": "acme"}
+    )
+    # When its attempts are spent, as Lambda's asynchronous ones (the first try and two retries)
+    for _ in range(ASYNC_ATTEMPTS - 1):
+        runner.run_due()
+    with pytest.raises(RuntimeError, match="queue unavailable"):
+        runner.run_due()
+    # Then a queue that could not take the event keeps the schedule, to be tried again
+    assert len(scheduler.list_schedules(GroupName="tasks")["Schedules"]) == 1
+    # And once the queue takes it, the event is there and the schedule is gone
+    runner.run_due()
+    assert dead_lettered == [(ARN, {"tenantry_task": "finish_offboarding", "tenant_id": "acme"})]
+    assert scheduler.list_schedules(GroupName="tasks")["Schedules"] == []

@@ -68,12 +68,12 @@ def test_a_full_cycle_logs_context_and_no_secrets(
     for line in tenant_lines:
         assert line["tier"] == "pro"
         assert line["correlation_id"]
-    # And the EMF metrics have tier and route as their only dimensions
+    # And the EMF metrics have the tier as their only dimension
     emf = [line for line in lines if "_aws" in line]
     assert emf, "no metrics were published"
     for blob in emf:
         for directive in blob["_aws"]["CloudWatchMetrics"]:
-            assert directive["Dimensions"] == [["tier", "route"]]
+            assert directive["Dimensions"] == [["tier"]]
 
 
 def test_each_function_logs_under_the_service_name_its_template_env_gives(

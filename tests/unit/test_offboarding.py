@@ -387,3 +387,139 @@ def test_a_rotation_racing_the_offboarding_issues_no_key(
     # And no key of that tenant exists anywhere
     assert items_of("acme")["ApiKeys"] == 0
     assert clients.apigateway().get_api_keys()["items"] == []
+
+
+# ------------------------------------------------------------------ a large tenant: purged off the request
+def test_a_large_tenants_offboarding_answers_202_at_once_and_the_final_purge_finishes_it(
+    handler: Any, scheduler: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a tenant whose data takes longer to purge than a request may wait (here: more than a
+    # page per table, and no time past the first)
+    from tenantry.stores import purge
+
+    monkeypatch.setenv(settings.OFFBOARD_SETTLE_SECONDS, "60")
+    monkeypatch.setattr(tenancy, "REQUEST_PURGE_SECONDS", 0.0)
+    monkeypatch.setattr(purge, "PAGE_SIZE", 1)
+    Tenant("acme")
+    seed_partition_items("acme")
+    Tenant("globex")
+    seed_partition_items("globex")
+    # When the admin offboards it
+    response = handler(api_event("DELETE", "/tenants/acme", authorizer=admin_context()))
+    # Then it answers 202 "purging" at once: keys revoked, the purge not done, the final purge scheduled
+    answer = response_json(response)
+    assert response["statusCode"] == 202, answer
+    assert answer["status"] == "purging" and answer["keys_revoked"] == 1
+    assert items_of("acme")["ApiKeys"] == 0
+    assert 0 < items_of("acme")["ConsumersTable"] < 3
+    scheduled = scheduler.list_schedules(GroupName=GROUP)["Schedules"]
+    assert [found["Name"] for found in scheduled] == [tasks.schedule_name(tasks.FINISH_OFFBOARDING, "acme")]
+    # And the tenant is gone for the admin API, its id refused until the final purge
+    with pytest.raises(NotFound):
+        tenancy.get_tenant("acme")
+    # And sending DELETE again is safe and says where it stands: it purges a little more each time,
+    # 202 while anything is left, 200 once nothing is
+    statuses: list[int] = []
+    while not statuses or statuses[-1] == 202:
+        statuses.append(
+            handler(api_event("DELETE", "/tenants/acme", authorizer=admin_context()))["statusCode"]
+        )
+    assert statuses[0] == 202 and statuses[-1] == 200, statuses
+    assert {name: count for name, count in items_of("acme").items() if count} == {"TenantsTable": 1}
+
+    # When the final purge runs once due, as Scheduler invokes the tenants function
+    clients.table(settings.table_name(settings.CONSUMERS_TABLE)).put_item(
+        Item={"tenant_id": "acme", "name": "late", "position": 1}
+    )
+    monkeypatch.setattr(tenancy, "_now", lambda: time.time() + 61)
+    tenants = load_function("tenants")
+    done = tenants.lambda_handler(
+        {"tenantry_task": "finish_offboarding", "tenant_id": "acme"}, lambda_context
+    )
+    # Then everything is gone and the id is free; the other tenant is untouched
+    assert done["done"] is True and done["items_deleted"]["ConsumersTable"] == 1
+    assert set(items_of("acme").values()) == {0}
+    assert items_of("globex")["ConsumersTable"] == 3
+
+
+def test_a_final_purge_that_runs_out_of_time_schedules_its_next_round(
+    aws: dict[str, str], scheduler: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an offboarded tenant whose first purge was cut short, and its final purge due
+    from tenantry.stores import purge
+
+    monkeypatch.setenv(settings.OFFBOARD_SETTLE_SECONDS, "0")
+    monkeypatch.setattr(tenancy, "REQUEST_PURGE_SECONDS", 0.0)
+    monkeypatch.setattr(purge, "PAGE_SIZE", 1)
+    Tenant("acme")
+    seed_partition_items("acme")
+    consumers = clients.table(settings.table_name(settings.CONSUMERS_TABLE))
+    for index in range(10):
+        consumers.put_item(Item={"tenant_id": "acme", "name": f"many#{index}", "position": index})
+    tenancy.offboard_tenant("acme", None, task_target=TARGET)
+    task = {"tenantry_task": "finish_offboarding", "tenant_id": "acme"}
+    # When a run of the final purge has no time left for it
+    monkeypatch.setattr(tenancy, "TASK_RESERVE_SECONDS", 10_000.0)
+    answer = tenancy.run_task(task, task_target=TARGET)
+    # Then it stops, keeps the id refused, and schedules a next round of its own
+    assert answer["done"] is False and answer["continues_at"]
+    assert items_of("acme")["TenantsTable"] == 1
+    follow_up = tasks.schedule_name(tasks.FINISH_OFFBOARDING, "acme", round_number=1)
+    schedule = scheduler.get_schedule(Name=follow_up, GroupName=GROUP)
+    assert json.loads(schedule["Target"]["Input"]) == {**task, "round": 1}
+    assert len(follow_up) <= 64
+    # And onboarding the id meanwhile is refused with when to come back
+    with pytest.raises(Exception, match="being offboarded") as refused:
+        tenancy.create_tenant(CreateTenantRequest(name="acme", tier="pro", tenant_id="acme"))
+    assert getattr(refused.value, "code", None) == "tenant_offboarding"
+    # When the next round has time, it finishes: no item left, the id free
+    monkeypatch.setattr(tenancy, "TASK_RESERVE_SECONDS", 4.0)
+    assert tenancy.run_task({**task, "round": 1}, task_target=TARGET)["done"] is True
+    assert set(items_of("acme").values()) == {0}
+
+
+def test_a_purge_cut_short_goes_on_where_it_stopped(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a tenant with more items than one page, and a clock that passes a second per page read
+    from tenantry.stores import purge
+
+    Tenant("acme")
+    table = clients.table(settings.table_name(settings.CONSUMERS_TABLE))
+    for index in range(7):
+        table.put_item(Item={"tenant_id": "acme", "name": f"c{index}", "position": index})
+    monkeypatch.setattr(purge, "PAGE_SIZE", 2)
+    ticks = iter(range(1000))
+    monkeypatch.setattr(purge, "_clock", lambda: float(next(ticks)))
+    # When a purge may run until the clock reads 2 (three pages of two)
+    first = purge.purge_tenant("acme", stop_at=2.0)
+    # Then it deleted those pages, not the rest, and says so
+    assert not first.complete and first.deleted["ConsumersTable"] == 6
+    # And a purge without a limit deletes exactly the rest
+    monkeypatch.setattr(purge, "_clock", time.monotonic)
+    rest = purge.purge_tenant("acme")
+    assert rest.complete and first.deleted["ConsumersTable"] + rest.deleted["ConsumersTable"] == 7
+    assert items_of("acme")["ConsumersTable"] == 0
+
+
+def test_onboarding_the_id_as_the_final_purge_finishes_takes_the_freed_id(
+    aws: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an offboarded tenant whose final purge is due
+    monkeypatch.setenv(settings.OFFBOARD_SETTLE_SECONDS, "0")
+    Tenant("acme")
+    tenancy.offboard_tenant("acme", None)
+    # And the scheduled final purge finishes just after an onboarding found the id taken
+    real_get = tenant_store.DYNAMODB.get
+    purges = iter([True])
+
+    def purged_meanwhile(tenant_id: str) -> tenant_store.TenantRecord | None:
+        if next(purges, False):
+            monkeypatch.setattr(tenant_store.DYNAMODB, "get", real_get)
+            assert tenancy.finish_offboarding(tenant_id) is not None
+        return real_get(tenant_id)
+
+    monkeypatch.setattr(tenant_store.DYNAMODB, "get", purged_meanwhile)
+    # When the id is onboarded, it gets the freed id (not 409 tenant_exists)
+    created = tenancy.create_tenant(CreateTenantRequest(name="Acme again", tier="pro", tenant_id="acme"))
+    assert created.tenant.tenant_id == "acme" and created.tenant.name == "Acme again"

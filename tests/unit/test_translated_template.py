@@ -161,22 +161,28 @@ def _admin_and_public_routes() -> dict[tuple[str, str], bool]:
     }
 
 
-def test_every_route_without_a_usage_plan_has_a_stage_throttle() -> None:
-    # Given the stage's method settings under the default parameters
+def _method_settings() -> dict[tuple[str, str], dict[str, Any]]:
+    """(HTTP method, resource path) → the stage's MethodSettings entry."""
     stage = next(iter(_resources("AWS::ApiGateway::Stage").values()))
-    settings = {
-        (entry["HttpMethod"], entry["ResourcePath"][1:].replace("~1", "/")): entry
-        for entry in stage["Properties"]["MethodSettings"]
+    return {
+        (entry["HttpMethod"], entry["ResourcePath"]): entry for entry in stage["Properties"]["MethodSettings"]
     }
+
+
+def test_every_route_without_a_usage_plan_has_a_stage_throttle_of_its_own() -> None:
+    # Given the stage's method settings under the default parameters
+    settings = _method_settings()
     defaults = _defaults()
-    # Then each route no usage plan throttles (admin, health, readiness) has a throttle
+    # Then each route no usage plan throttles (admin, health, readiness) has a throttle for its
+    # own method (CloudFormation documents "*" only with "/*", the stage's default)
     routes = _admin_and_public_routes()
     assert {path for (_, path), public in routes.items() if public} >= {"/health", "/ready", "/console"}
     for (method, path), public in routes.items():
-        entry = settings.get((method, path)) or settings.get(("*", path))
+        resource_path = path.replace("/", "~1")
+        entry = settings.get((method, "/" + resource_path))
         prefix = "Public" if public else "Admin"
         hint = (
-            f'{{ResourcePath: "/{path.replace("/", "~1")}", HttpMethod: "*", '
+            f'{{ResourcePath: "/{resource_path}", HttpMethod: {method}, '
             f"ThrottlingRateLimit: !Ref {prefix}RoutesRateLimit, "
             f"ThrottlingBurstLimit: !Ref {prefix}RoutesBurstLimit}}"
         )
@@ -186,14 +192,38 @@ def test_every_route_without_a_usage_plan_has_a_stage_throttle() -> None:
         )
         assert entry["ThrottlingRateLimit"] == {"Ref": f"{prefix}RoutesRateLimit"}, (method, path)
         assert entry["ThrottlingBurstLimit"] == {"Ref": f"{prefix}RoutesBurstLimit"}, (method, path)
+    # And "*" stands only for the stage's default, as CloudFormation documents it
+    assert {path for (method, path) in settings if method == "*"} == {"/*"}
     # And the defaults are finite and positive
     for name in (
         "PublicRoutesRateLimit",
         "PublicRoutesBurstLimit",
         "AdminRoutesRateLimit",
         "AdminRoutesBurstLimit",
+        "TenantRoutesRateLimit",
+        "TenantRoutesBurstLimit",
     ):
         assert defaults[name] > 0, name
+
+
+def test_tenant_routes_have_a_default_stage_throttle_above_every_tier() -> None:
+    # Given the stage's default throttle ("/*", "*"), which every method without its own takes
+    default = _method_settings()[("*", "/*")]
+    defaults = _defaults()
+    assert default["ThrottlingRateLimit"] == {"Ref": "TenantRoutesRateLimit"}
+    assert default["ThrottlingBurstLimit"] == {"Ref": "TenantRoutesBurstLimit"}
+    # Then each tenant route has a ceiling for all callers together, keyed or not
+    tenant_routes = [
+        route for route in template.api_routes() if route.auth.get("ApiKeyRequired") is not False
+    ]
+    assert tenant_routes
+    own = {(method, path) for (method, path) in _method_settings() if method != "*"}
+    for route in tenant_routes:
+        assert (route.method, "/" + route.path.replace("/", "~1")) not in own, route
+    # And one tenant of the highest tier fits under it, rate and burst
+    tiers = translated_template()["Mappings"]["Tiers"]
+    assert defaults["TenantRoutesRateLimit"] >= max(tier["RateLimit"] for tier in tiers.values())
+    assert defaults["TenantRoutesBurstLimit"] >= max(tier["BurstLimit"] for tier in tiers.values())
 
 
 @pytest.mark.parametrize(("reserved", "expected"), [(0, None), (50, 50)])
@@ -204,11 +234,13 @@ def test_the_authorizer_reserves_concurrency_only_when_asked(reserved: int, expe
     assert value == expected
 
 
-def test_tracing_is_on_by_default_for_every_function_and_the_stage() -> None:
+def test_tracing_is_on_by_default_for_every_function_on_the_request_path_and_the_stage() -> None:
     defaults = _defaults()
     assert defaults["Tracing"] == "Active"
     for logical_id, function in _resources("AWS::Lambda::Function").items():
-        assert _evaluate(function["Properties"]["TracingConfig"]["Mode"], defaults) == "Active", logical_id
+        # Metering runs per access-log batch, off the request path, and starts no trace of its own
+        expected = "PassThrough" if logical_id == "MeteringFunction" else "Active"
+        assert _evaluate(function["Properties"]["TracingConfig"]["Mode"], defaults) == expected, logical_id
     stage = next(iter(_resources("AWS::ApiGateway::Stage").values()))
     assert _evaluate(stage["Properties"]["TracingEnabled"], defaults) is True
     assert _evaluate(stage["Properties"]["TracingEnabled"], {"Tracing": "PassThrough"}) is False

@@ -329,9 +329,9 @@ def _run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaCont
         tracer.put_annotation("tier", caller.tier)
     else:
         logger.append_keys(tenant_id="-", tier="-")
-    # Low-cardinality dimensions only: per-tenant numbers live in the Usage table.
+    # One dimension, the tier: every distinct dimension set is a billed custom metric. Per-route
+    # counts come from the access log (metering), per-tenant ones live in the Usage table.
     metrics.add_dimension(name="tier", value=caller.tier if caller is not None and caller.tier else "none")
-    metrics.add_dimension(name="route", value=f"{event.get('httpMethod', '-')} {event.get('resource', '-')}")
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     wrong_role = role_refusal(event, caller)
     if wrong_role is not None:

@@ -36,6 +36,41 @@ DYNAMODB_WRITE_UNIT: Final = Price(
 DYNAMODB_READ_UNIT: Final = Price(
     0.125 / 1_000_000, "on-demand read request unit", "https://aws.amazon.com/dynamodb/pricing/on-demand/"
 )
+# The rest of what a deployed stack pays for, beside the per-tenant estimate: docs/operations.md's
+# cost model (tests/unit/test_cost_model.py derives it from these and the template). Recorded on
+# OPERATIONS_RECORDED_ON, us-east-1, without the free tier (it is per account, not per stack).
+OPERATIONS_RECORDED_ON: Final = "2026-12-07"
+CLOUDWATCH_LOGS_INGESTED_GB: Final = Price(
+    0.50, "GB of log data ingested (standard class)", "https://aws.amazon.com/cloudwatch/pricing/"
+)
+CLOUDWATCH_LOGS_STORED_GB_MONTH: Final = Price(
+    0.03, "GB-month of log data stored", "https://aws.amazon.com/cloudwatch/pricing/"
+)
+CLOUDWATCH_CUSTOM_METRIC_MONTH: Final = Price(
+    0.30,
+    "custom metric a month (first 10,000); EMF metrics included",
+    "https://aws.amazon.com/cloudwatch/pricing/",
+)
+CLOUDWATCH_ALARM_METRIC_MONTH: Final = Price(
+    0.10,
+    "standard-resolution alarm metric a month (each metric of a metric-math alarm counts)",
+    "https://aws.amazon.com/cloudwatch/pricing/",
+)
+XRAY_TRACE_RECORDED: Final = Price(5.00 / 1_000_000, "trace recorded", "https://aws.amazon.com/xray/pricing/")
+DATA_TRANSFER_OUT_GB: Final = Price(
+    0.09, "GB out to the internet (first 10 TB a month)", "https://aws.amazon.com/ec2/pricing/on-demand/"
+)
+DYNAMODB_STORAGE_GB_MONTH: Final = Price(
+    0.25, "GB-month of table storage (standard class)", "https://aws.amazon.com/dynamodb/pricing/on-demand/"
+)
+DYNAMODB_PITR_GB_MONTH: Final = Price(
+    0.20,
+    "GB-month of continuous backup (point-in-time recovery)",
+    "https://aws.amazon.com/dynamodb/pricing/on-demand/",
+)
+WAF_WEB_ACL_MONTH: Final = Price(5.00, "web ACL a month", "https://aws.amazon.com/waf/pricing/")
+WAF_RULE_MONTH: Final = Price(1.00, "rule a month", "https://aws.amazon.com/waf/pricing/")
+WAF_REQUEST: Final = Price(0.60 / 1_000_000, "request inspected", "https://aws.amazon.com/waf/pricing/")
 ANTHROPIC_SOURCE: Final = "https://www.anthropic.com/pricing#api"
 # (input, output) USD per million tokens.
 MODEL_TOKEN_PRICES: Final[dict[str, tuple[float, float]]] = {

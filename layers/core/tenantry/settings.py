@@ -32,6 +32,8 @@ DEFAULT_OFFBOARD_SETTLE_SECONDS = 60
 # the tenants function with.
 SCHEDULE_GROUP = "SCHEDULE_GROUP"
 SCHEDULER_ROLE_ARN = "SCHEDULER_ROLE_ARN"
+# Where Scheduler puts a schedule it could not deliver (the template's TaskDeadLetterQueue).
+TASK_DEAD_LETTER_QUEUE_ARN = "TASK_DEAD_LETTER_QUEUE_ARN"
 
 # The largest request body any route accepts (design §5); larger ones get 413.
 MAX_BODY_BYTES = 256 * 1024

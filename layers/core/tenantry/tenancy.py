@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from tenantry import edge, keys, settings, tasks
+from tenantry import deadline, edge, keys, settings, tasks
 from tenantry.errors import Conflict, Forbidden, NotFound
 from tenantry.models.tenants import (
     CreatedTenant,
@@ -287,9 +287,18 @@ def _create_record(tenant: tenant_store.TenantRecord, stores: Stores) -> None:
         stores.tenants.create(tenant)
     except Conflict:
         existing = stores.tenants.get(tenant_id)
-        if existing is None or existing.status != tenant_store.OFFBOARDING:
+        if existing is None:
+            # The offboarding's marker went between the two calls (its final purge just finished):
+            # the id is free. A Conflict now is another request's onboarding.
+            stores.tenants.create(tenant)
+            return
+        if existing.status != tenant_store.OFFBOARDING:
             raise
-        if finish_offboarding(tenant_id, stores) is None:
+        try:
+            finished = finish_offboarding(tenant_id, stores, stop_at=time.monotonic() + REQUEST_PURGE_SECONDS)
+        except tasks.PurgeUnfinishedError:
+            finished, existing = None, replace(existing, purge_after=int(_now()) + CONTINUE_AFTER_SECONDS)
+        if finished is None:
             wait = max(1, (existing.purge_after or 0) - int(_now()))
             raise Conflict(
                 f"Tenant id {tenant_id!r} is being offboarded; it is free again once the final purge "
@@ -478,6 +487,14 @@ def revoke_key(tenant_id: str, key_id: str, stage: edge.Stage | None, stores: St
     return key_view(match)
 
 
+# How long DELETE /tenants/{id} purges before it answers; a purge that needs longer (a large
+# tenant) goes on in the final purge, off the request path, and the answer is 202 "purging".
+REQUEST_PURGE_SECONDS = 5.0
+# What a task's run keeps back from its time budget to record its progress and schedule the next.
+TASK_RESERVE_SECONDS = 4.0
+CONTINUE_AFTER_SECONDS = 60
+
+
 def offboard_tenant(
     tenant_id: str, stage: edge.Stage | None, task_target: str | None = None, stores: Stores = DYNAMODB
 ) -> OffboardResult:
@@ -487,25 +504,30 @@ def offboard_tenant(
     In order, each step safe to repeat, so a retry after a failure at any step ends the same:
     mark the tenant ``offboarding`` (its writes condition on it from now on) with the time of the
     final purge; revoke and delete its keys and their API Gateway twins; flush the authorizer
-    cache; close the event stream (delete HEAD: no append can land after it); purge every tenant
-    table but the tenant's own item; schedule the final purge, for when every request authorized
-    before the mark has ended (``task_target``: the function the schedule invokes). An unknown
+    cache; close the event stream (delete HEAD: no append can land after it); schedule the final
+    purge, for when every request authorized before the mark has ended (``task_target``: the
+    function the schedule invokes); purge every tenant table but the tenant's own item, for at most
+    :data:`REQUEST_PURGE_SECONDS`. What is left then (a large tenant) the final purge deletes, and
+    the answer says ``purging``; a retry goes on purging and says where it stands. An unknown
     tenant answers zeros (a finished offboarding)."""
     purge_after = int(_now()) + settings.offboard_settle_seconds()
     tenant = stores.tenants.mark_offboarding(tenant_id, purge_after)
     revoked, edge_deleted = _delete_keys(tenant_id, tenant, stores)
     edge.flush_authorizer_cache(stage)
     closed = event_store.DYNAMODB.close_stream(tenant_id)
-    deleted = purge.purge_tenant(tenant_id)
-    deleted["EventsTable"] = deleted.get("EventsTable", 0) + closed
     if tenant is not None:
         tasks.schedule(tasks.FINISH_OFFBOARDING, tenant_id, purge_after, task_target)
+    budget = min(REQUEST_PURGE_SECONDS, deadline.remaining() - TASK_RESERVE_SECONDS)
+    progress = purge.purge_tenant(tenant_id, stop_at=time.monotonic() + max(budget, 0.0))
+    deleted = progress.deleted
+    deleted["EventsTable"] = deleted.get("EventsTable", 0) + closed
     logger.info(
-        "tenant offboarded",
+        "tenant offboarded" if progress.complete else "tenant offboarded, purge goes on",
         extra={"audit_tenant_id": tenant_id, "keys_revoked": revoked, "items_deleted": deleted},
     )
     return OffboardResult(
         tenant_id=tenant_id,
+        status="offboarded" if progress.complete else "purging",
         keys_revoked=revoked,
         edge_keys_deleted=edge_deleted,
         items_deleted=deleted,
@@ -532,10 +554,14 @@ def _delete_keys(tenant_id: str, tenant: tenant_store.TenantRecord | None, store
     return revoked, edge_deleted
 
 
-def finish_offboarding(tenant_id: str, stores: Stores = DYNAMODB) -> dict[str, int] | None:
+def finish_offboarding(
+    tenant_id: str, stores: Stores = DYNAMODB, stop_at: float | None = None
+) -> dict[str, int] | None:
     """The final purge, once it is due: purge again (what requests in flight at the offboarding
-    wrote after the first purge), then delete the tenant's item, which frees the id. None when
-    it is not due yet; an empty dict when there is nothing to finish. Safe to repeat."""
+    wrote after the first purge, and what a large tenant's first purge left), then delete the
+    tenant's item, which frees the id. None when it is not due yet; an empty dict when there is
+    nothing to finish. Raises ``PurgeUnfinishedError`` when ``stop_at`` (``time.monotonic()``)
+    came first: the item stays, and a later run goes on. Safe to repeat."""
     tenant = stores.tenants.get(tenant_id)
     if tenant is None or tenant.status != tenant_store.OFFBOARDING:
         return {}
@@ -543,22 +569,35 @@ def finish_offboarding(tenant_id: str, stores: Stores = DYNAMODB) -> dict[str, i
         return None
     _delete_keys(tenant_id, tenant, stores)  # a key a failed rotation recorded late
     closed = event_store.DYNAMODB.close_stream(tenant_id)
-    deleted = purge.purge_tenant(tenant_id)
+    progress = purge.purge_tenant(tenant_id, stop_at=stop_at)
+    deleted = progress.deleted
     deleted["EventsTable"] = deleted.get("EventsTable", 0) + closed
+    if not progress.complete:
+        logger.info("tenant purge goes on", extra={"audit_tenant_id": tenant_id, "items_deleted": deleted})
+        raise tasks.PurgeUnfinishedError(f"the final purge of {tenant_id!r} needs another run")
     stores.tenants.delete_offboarded(tenant_id, tenant.incarnation)
     logger.info("tenant purged", extra={"audit_tenant_id": tenant_id, "items_deleted": deleted})
     return deleted
 
 
-def run_task(event: dict[str, Any]) -> dict[str, Any]:
-    """A scheduled task's invocation (tenantry.tasks). Raises TaskNotDueError when early, so
-    Lambda retries the asynchronous invocation later."""
+def run_task(event: dict[str, Any], task_target: str | None = None) -> dict[str, Any]:
+    """A scheduled task's invocation (tenantry.tasks), within the invocation's time budget.
+    Raises TaskNotDueError when early, so Lambda retries the asynchronous invocation later; a
+    purge that runs out of time schedules its next round (``task_target``: this function)."""
     task = event.get(tasks.TASK_FIELD)
     tenant_id = str(event.get("tenant_id", ""))
     if task != tasks.FINISH_OFFBOARDING or not tenant_id:
         logger.error("unknown task", extra={"task": task})
         return {"done": False}
-    deleted = finish_offboarding(tenant_id)
+    try:
+        deleted = finish_offboarding(
+            tenant_id, stop_at=time.monotonic() + max(deadline.remaining() - TASK_RESERVE_SECONDS, 0.0)
+        )
+    except tasks.PurgeUnfinishedError:
+        next_round = int(event.get(tasks.ROUND_FIELD) or 0) + 1
+        at = _now() + CONTINUE_AFTER_SECONDS
+        tasks.schedule(tasks.FINISH_OFFBOARDING, tenant_id, at, task_target, round_number=next_round)
+        return {"done": False, "tenant_id": tenant_id, "continues_at": _iso(at)}
     if deleted is None:
         raise tasks.TaskNotDueError(f"the final purge of {tenant_id!r} is not due yet")
     return {"done": True, "tenant_id": tenant_id, "items_deleted": deleted}

@@ -144,6 +144,13 @@ class KeyList(BaseModel):
 
 class OffboardResult(BaseModel):
     tenant_id: str
+    status: Literal["offboarded", "purging"] = Field(
+        default="offboarded",
+        description=(
+            "offboarded (200): keys revoked and every item purged. purging (202): keys revoked, "
+            "the purge of a large tenant goes on off the request path; DELETE again to see where it stands"
+        ),
+    )
     keys_revoked: int
     edge_keys_deleted: int
     items_deleted: dict[str, int]
