@@ -25,19 +25,18 @@ from template.yaml (tables, TTL settings, usage plans) and differs from a bare
   AWS's errors (conflicts, throttling, stale index reads…); without one nothing is wrapped.
 - **Tenant-scoped credentials.** Its STS hands out TenantDataRole sessions, and DynamoDB refuses
   their access outside the tagged tenant's partition, as IAM does on AWS (local/access.py).
-- **DynamoDB's and API Gateway's own rules** where moto leaves them out: a transaction's
-  ``ClientRequestToken`` (local/dynamodb_rules.py), a key in one usage plan per stage
-  (local/apigateway_rules.py).
-- **Item-level transaction rollback.** Moto backs up a whole table (a deep copy) for every item
-  of a ``TransactWriteItems``, so a transaction's cost grew with the table: a 99-event batch took
-  seconds once a stream held a few thousand events. Here the backup is of the touched items only.
+- **DynamoDB's and API Gateway's own rules** where moto leaves them out, as WSGI middleware in
+  front of moto: a transaction's ``ClientRequestToken`` (local/dynamodb_rules.py), a key in one
+  usage plan per stage (local/apigateway_rules.py).
+- **Transactions at DynamoDB's cost.** Moto deep-copies every table a ``TransactWriteItems``
+  names before running it, so its cost grew with the table; the middleware of
+  ``local/transactions.py`` runs a transaction as moto's own single-item operations instead.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import copy
 import json
 import logging
 import os
@@ -52,8 +51,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from local import access, apigateway_rules, dynamodb_rules, faults, journal, template, transport
-from local.fastlane import DynamoDBFastLane
+from local import access, faults, journal, template, transport
+from local.apigateway_rules import ApiGatewayRules
+from local.dynamodb_rules import DynamoDBRules
+from local.transactions import ItemLevelTransactions
+from local.wire import read_body
 
 REGION = template.REGION
 ACCOUNT_ID = template.ACCOUNT_ID
@@ -184,7 +186,7 @@ class _SerializedApp:
         operation = target.rpartition(".")[2]
         persisted = _persisted(environ)
         changes = persisted and (operation not in _READ_ONLY_TARGETS if target else method != "GET")
-        request_body = access.read_body(environ) if changes and operation in journal.ITEM_WRITES else b""
+        request_body = read_body(environ) if changes and operation in journal.ITEM_WRITES else b""
         with self.lock:
             body = b"".join(self._app(environ, start_response))
             if changes:
@@ -258,11 +260,12 @@ class EmbeddedAws:
         from werkzeug.serving import make_server  # noqa: PLC0415
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        _install_item_level_rollback()
-        apigateway_rules.install()
-        dynamodb_rules.install()
-        moto_app = DynamoDBFastLane(DomainDispatcherApplication(create_backend_app))
-        self._app = _SerializedApp(access.EnforcingApp(moto_app, self.access), self)
+        moto_app = DomainDispatcherApplication(create_backend_app)
+        keys = template.key_attributes()
+        rules = DynamoDBRules(
+            ApiGatewayRules(ItemLevelTransactions(moto_app, lambda table: keys.get(table, ())))
+        )
+        self._app = _SerializedApp(access.EnforcingApp(rules, self.access), self)
         # Faults decide from the request before it queues for the lock, as a real service would.
         served = faults.wrap(self._app, self.fault_spec)
         self.fault_injector = served.injector if isinstance(served, faults.FaultMiddleware) else None
@@ -567,54 +570,6 @@ class EmbeddedAws:
         assert self.home is not None
         info = {"endpoint_url": self.endpoint_url, "pid": os.getpid(), "api_id": self.api_id}
         (self.home / ENDPOINT_FILE).write_text(json.dumps(info), encoding="utf-8")
-
-
-class _TablesByReference:
-    """Stands in for the ``copy`` module inside moto's DynamoDB backend: tables are not copied."""
-
-    @staticmethod
-    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
-        from moto.dynamodb.models.table import Table  # noqa: PLC0415
-
-        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
-
-
-def _install_item_level_rollback() -> None:
-    """Make moto's ``transact_write_items`` back up and restore only the items it touches."""
-    from moto.dynamodb import models  # noqa: PLC0415
-
-    backend_class = models.DynamoDBBackend
-    if getattr(backend_class, "_tenantry_item_rollback", False):
-        return
-    original = backend_class.transact_write_items
-    setattr(models, "copy", _TablesByReference)  # noqa: B010 - moto reads its module global `copy`
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        backups: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
-        for entry in transact_items:
-            for operation in entry.values():
-                table = self.tables.get(operation.get("TableName"))
-                if table is None:
-                    continue
-                source = operation.get("Key") or operation.get("Item") or {}
-                key = {name: source[name] for name in (table.hash_key_attr, table.range_key_attr) if name}
-                if len(key) != (2 if table.range_key_attr else 1):
-                    continue
-                current = self.get_item(table.name, key)
-                backups.append((table.name, key, current.to_json()["Attributes"] if current else None))
-        try:
-            original(self, transact_items)
-        except Exception:
-            for table_name, key, attributes in reversed(backups):
-                if attributes is None:
-                    with contextlib.suppress(Exception):
-                        self.delete_item(table_name, key)
-                else:
-                    self.put_item(table_name, attributes)
-            raise
-
-    setattr(backend_class, "transact_write_items", transact_write_items)  # noqa: B010 - a patch
-    setattr(backend_class, "_tenantry_item_rollback", True)  # noqa: B010
 
 
 def _stable_id(name: str) -> str:
