@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from local.gateway.api import FunctionSpec
+from local.gateway.sandbox import FunctionError
 
 _log = logging.getLogger("tenantry.local.gateway")
 
@@ -50,10 +51,24 @@ def failure_record(
         "requestPayload": event,
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
         "responsePayload": {
-            "errorMessage": str(error),
-            "errorType": type(error).__name__,
-            "stackTrace": traceback.format_tb(error.__traceback__),
+            "errorMessage": error.message if isinstance(error, FunctionError) else str(error),
+            "errorType": error.error_type if isinstance(error, FunctionError) else type(error).__name__,
+            "stackTrace": (
+                error.stack_trace
+                if isinstance(error, FunctionError)
+                else traceback.format_tb(error.__traceback__)
+            ),
         },
+    }
+
+
+def _error_payload(error: BaseException) -> dict[str, Any]:
+    if isinstance(error, FunctionError):  # the function's own error, as its sandbox reported it
+        return {"errorMessage": error.message, "errorType": error.error_type, "stackTrace": error.stack_trace}
+    return {
+        "errorMessage": str(error),
+        "errorType": type(error).__name__,
+        "stackTrace": traceback.format_tb(error.__traceback__),
     }
 
 
