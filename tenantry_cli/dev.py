@@ -149,7 +149,8 @@ def port_hint(host: str, port: int) -> str:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from local.gateway.api import TemplateError, check_parameters  # noqa: PLC0415 - heavy imports
+    from local.gateway import sandbox  # noqa: PLC0415 - heavy imports only for this command
+    from local.gateway.api import TemplateError, check_parameters  # noqa: PLC0415
     from local.gateway.core import Gateway, GatewayOptions  # noqa: PLC0415
 
     if _port_taken(args.host, args.port):
@@ -173,8 +174,13 @@ def _dev(args: argparse.Namespace) -> int:
     except TemplateError as exc:
         print(f"--parameter: {exc}", file=sys.stderr)
         return 2
+    # The sandboxes' fork server preloads for seconds in a process of its own: meanwhile the
+    # embedded AWS starts in this one.
+    fork_server = threading.Thread(target=sandbox.start_fork_server, name="fork-server-start")
+    fork_server.start()
     aws = embedded.EmbeddedAws(home, fault_spec=fault_spec)
     aws.start()
+    fork_server.join()
     gateway = Gateway(
         aws,
         GatewayOptions(

@@ -127,6 +127,7 @@ class Gateway:
         self._logical_ids = set(self.model.functions) | set(template.template().get("Resources", {}))
         aws_calls.install_from_env(self._logical_ids)
         self.aws.configure_process()
+        sandbox.start_fork_server()
         self._rebuild_pools()
         self._server = HttpServer(
             self.handle,

@@ -35,6 +35,8 @@ PRELOAD = (
     "aws_lambda_powertools.event_handler",
     "aws_lambda_powertools.logging",
     "aws_lambda_powertools.metrics",
+    "aws_lambda_powertools.utilities.idempotency",
+    "anthropic",
 )
 
 
@@ -124,6 +126,10 @@ def _load_handler(spec: SandboxSpec) -> Any:
     sys.path[:0] = [spec.code_dir, *spec.layer_dirs]
     module = importlib.import_module(spec.module)
     return getattr(module, spec.handler)
+
+
+def warm_up() -> None:
+    """Nothing: a first process, so the fork server is up (and has preloaded) before it is needed."""
 
 
 def serve(connection: Any, spec: SandboxSpec) -> None:
