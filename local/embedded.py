@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 from botocore.config import Config
@@ -54,8 +55,9 @@ from botocore.config import Config
 from local import access, faults, journal, template, transport
 from local.apigateway_rules import ApiGatewayRules
 from local.dynamodb_rules import DynamoDBRules
+from local.gateway.server import HttpRequest, HttpResponse, HttpServer
 from local.transactions import ItemLevelTransactions
-from local.wire import read_body
+from local.wire import WsgiApp, call, read_body, request_environ, signature
 
 REGION = template.REGION
 ACCOUNT_ID = template.ACCOUNT_ID
@@ -66,6 +68,10 @@ ENDPOINT_FILE = "embedded.json"
 SNAPSHOT_EVERY_SECONDS = 30.0
 SNAPSHOT_JOURNAL_BYTES = 16 * 1024 * 1024
 SNAPSHOT_CHECK_SECONDS = 2.0
+# DynamoDB's largest request (a BatchWriteItem of 25 items of 400 KB) with room to spare.
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+# The services whose requests go straight to their moto app (what the stack and its functions call).
+_ROUTED_SERVICES = frozenset({"dynamodb", "apigateway", "sts", "sqs", "ssm", "logs", "scheduler"})
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 # DynamoDB operations that never change state; everything else marks the snapshot dirty.
@@ -165,6 +171,50 @@ def resource_for(service: str, endpoint_url: str, timeout: float = 5) -> Any:
     return boto3.resource(service, **_connection(endpoint_url, timeout))  # type: ignore[call-overload]
 
 
+class _ServiceRouter:
+    """Moto's server app, each request handed straight to its service's app (``create_backend_app``,
+    as moto's own server builds them) by the service its signature names; anything else goes
+    through moto's host-inferring dispatcher, as on moto's server."""
+
+    def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - moto's server is heavy to import
+            DomainDispatcherApplication,
+            create_backend_app,
+        )
+
+        self._create: Callable[[Any], WsgiApp] = create_backend_app
+        self._dispatcher: WsgiApp = DomainDispatcherApplication(create_backend_app)
+        self._apps: dict[str, WsgiApp] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        signed = signature(str(environ.get("HTTP_AUTHORIZATION", "")))
+        service = signed.service if signed is not None else ""
+        if service not in _ROUTED_SERVICES:
+            return self._dispatcher(environ, start_response)
+        app = self._apps.get(service)
+        if app is None:
+            app = self._apps[service] = self._create(service)
+        return app(environ, start_response)
+
+
+def wsgi_handler(app: WsgiApp) -> Callable[[HttpRequest], HttpResponse]:
+    """The embedded server's HTTP requests, each as a WSGI request to ``app``."""
+
+    def handle(request: HttpRequest) -> HttpResponse:
+        path, _, query = request.target.partition("?")
+        headers: dict[str, str] = {}
+        for name, value in request.headers:
+            if name.lower() != "content-length":
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        environ = request_environ(request.method, unquote(path), request.body, headers)
+        environ["QUERY_STRING"] = query
+        environ["REMOTE_ADDR"] = request.client_ip
+        answer = call(app, environ)
+        return HttpResponse(answer.status, list(answer.headers), answer.body)
+
+    return handle
+
+
 class _SerializedApp:
     """WSGI middleware: one request at a time into moto, plus the flush route, change signals and
     the journal (an answer leaves only once what it did, or saw, is on disk)."""
@@ -226,10 +276,9 @@ class EmbeddedAws:
         self.port = port
         self.endpoint_url = ""
         self.api_id = ""
-        self._server: Any = None
+        self._server: HttpServer | None = None
         # IAM's tenant wall (dynamodb:LeadingKeys for TenantDataRole sessions), inside the lock.
         self.access = access.Enforcer(access.KeySchemas(), access.Grants())
-        self._thread: threading.Thread | None = None
         self._app: _SerializedApp | None = None
         self.fault_injector: faults.FaultInjector | None = None
         self._flush_listeners: list[FlushListener] = []
@@ -252,15 +301,9 @@ class EmbeddedAws:
         self.stop()
 
     def start(self) -> None:
-        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - moto's server is heavy to import
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server  # noqa: PLC0415
+        from local.gateway.server import HttpServer  # noqa: PLC0415
 
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        moto_app = DomainDispatcherApplication(create_backend_app)
+        moto_app = _ServiceRouter()
         keys = template.key_attributes()
         rules = DynamoDBRules(
             ApiGatewayRules(ItemLevelTransactions(moto_app, lambda table: keys.get(table, ())))
@@ -269,16 +312,17 @@ class EmbeddedAws:
         # Faults decide from the request before it queues for the lock, as a real service would.
         served = faults.wrap(self._app, self.fault_spec)
         self.fault_injector = served.injector if isinstance(served, faults.FaultMiddleware) else None
-        self._server = make_server(
-            self.host, self.port, served, threaded=True, request_handler=MotoRequestHandler
+        self._server = HttpServer(
+            wsgi_handler(served),
+            self.host,
+            self.port,
+            max_body=MAX_REQUEST_BYTES,
+            bad_request=lambda status: HttpResponse(status, [("Content-Type", "text/plain")], b"bad request"),
         )
-        self.port = int(self._server.server_address[1])
+        self.port = self._server.port
         self.endpoint_url = f"http://{self.host}:{self.port}"
         transport.register(self.endpoint_url, served)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="embedded-aws", kwargs={"poll_interval": 0.2}, daemon=True
-        )
-        self._thread.start()
+        self._server.start()
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
         journal_seq = self._provision()
@@ -307,10 +351,7 @@ class EmbeddedAws:
                 endpoint_file = self.home / ENDPOINT_FILE
                 if json.loads(endpoint_file.read_text(encoding="utf-8")).get("pid") == os.getpid():
                     endpoint_file.unlink()
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._server.stop()
         transport.unregister(self.endpoint_url)
         if self._journal is not None:
             self._journal.close()

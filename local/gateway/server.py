@@ -391,6 +391,8 @@ class _Connection(asyncio.Protocol):
         self._next()
 
     def eof_received(self) -> bool:
+        if self._closing:
+            return True  # an early answer is lingering: it closes the connection itself
         if self._stream is not None:
             return False  # the client went away mid-stream: connection_lost tells the producer
         if self._busy:
@@ -459,7 +461,7 @@ class _Connection(asyncio.Protocol):
             transport.write(_head(response, self._keep_alive, framing))
             self._stream = response.body
             stream = response.body
-            stream._attach(lambda: self._loop.call_soon_threadsafe(self._pump_if, stream))
+            stream._attach(lambda: self._wake_stream(stream))
             return
         transport.write(encode_response(response, keep_alive))
         self._finish(keep_alive)
@@ -478,6 +480,10 @@ class _Connection(asyncio.Protocol):
         self._next()
 
     # ------------------------------------------------------------------ streamed answers
+    def _wake_stream(self, stream: ResponseStream) -> None:
+        """From the producer's thread: have the loop send what it wrote."""
+        self._loop.call_soon_threadsafe(self._pump_if, stream)
+
     def _pump_if(self, stream: ResponseStream) -> None:
         if self._stream is stream:
             self._pump()
