@@ -57,7 +57,7 @@ from local.apigateway_rules import ApiGatewayRules
 from local.dynamodb_rules import DynamoDBRules
 from local.gateway.server import HttpRequest, HttpResponse, HttpServer
 from local.transactions import ItemLevelTransactions
-from local.wire import WsgiApp, call, read_body, request_environ, signature
+from local.wire import Answer, WsgiApp, call, read_body, request_environ, respond, signature
 
 REGION = template.REGION
 ACCOUNT_ID = template.ACCOUNT_ID
@@ -70,8 +70,10 @@ SNAPSHOT_JOURNAL_BYTES = 16 * 1024 * 1024
 SNAPSHOT_CHECK_SECONDS = 2.0
 # DynamoDB's largest request (a BatchWriteItem of 25 items of 400 KB) with room to spare.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
-# The services whose requests go straight to their moto app (what the stack and its functions call).
+# The services whose requests go straight to their moto handler (what the stack and its functions
+# call), with the host their backend's URL table expects where it is not <service>.<region>.
 _ROUTED_SERVICES = frozenset({"dynamodb", "apigateway", "sts", "sqs", "ssm", "logs", "scheduler"})
+_SERVICE_HOSTS = {"sts": "sts.amazonaws.com"}
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 # DynamoDB operations that never change state; everything else marks the snapshot dirty.
@@ -172,29 +174,59 @@ def resource_for(service: str, endpoint_url: str, timeout: float = 5) -> Any:
 
 
 class _ServiceRouter:
-    """Moto's server app, each request handed straight to its service's app (``create_backend_app``,
-    as moto's own server builds them) by the service its signature names; anything else goes
-    through moto's host-inferring dispatcher, as on moto's server."""
+    """Moto's services, each request handed to its service's handler the way moto's in-process mock
+    hands it (``moto.core.botocore_stubber``): the service from the request's signature, the
+    handler from that backend's URL table, moto's own request type. Moto's server wraps the same
+    handlers in a Flask app per service, found anew for every request by its host, which cost about
+    as much as the handler. A request this does not place goes to that server app unchanged."""
 
     def __init__(self) -> None:
-        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - moto's server is heavy to import
+        from moto import backends  # noqa: PLC0415 - moto's server is heavy to import
+        from moto.core.request import Request  # noqa: PLC0415
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
             DomainDispatcherApplication,
             create_backend_app,
         )
 
-        self._create: Callable[[Any], WsgiApp] = create_backend_app
-        self._dispatcher: WsgiApp = DomainDispatcherApplication(create_backend_app)
-        self._apps: dict[str, WsgiApp] = {}
+        self._backends: Any = backends
+        self._request_type: Any = Request
+        self._server_app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+        self._urls: dict[str, list[tuple[re.Pattern[str], Callable[..., Any]]]] = {}
+
+    def _handlers(self, service: str) -> list[tuple[re.Pattern[str], Callable[..., Any]]]:
+        found = self._urls.get(service)
+        if found is None:
+            # Any instance serves: only its URL table is read (as moto's own stub picks one).
+            per_account = self._backends.get_backend(service)[ACCOUNT_ID]
+            backend = per_account[REGION] if REGION in per_account else per_account["aws"]
+            found = self._urls[service] = [
+                (re.compile(url), handler) for url, handler in backend.urls.items()
+            ]
+        return found
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        from werkzeug.exceptions import HTTPException  # noqa: PLC0415 - moto raises werkzeug's
+
         signed = signature(str(environ.get("HTTP_AUTHORIZATION", "")))
-        service = signed.service if signed is not None else ""
-        if service not in _ROUTED_SERVICES:
-            return self._dispatcher(environ, start_response)
-        app = self._apps.get(service)
-        if app is None:
-            app = self._apps[service] = self._create(service)
-        return app(environ, start_response)
+        if signed is None or signed.service not in _ROUTED_SERVICES:
+            return self._server_app(environ, start_response)
+        host = _SERVICE_HOSTS.get(signed.service, "{service}.{region}.amazonaws.com")
+        origin = host.format(service=signed.service, region=signed.region)
+        url = f"https://{origin}{environ.get('PATH_INFO', '/')}"
+        handler = next(
+            (handler for pattern, handler in self._handlers(signed.service) if pattern.match(url)), None
+        )
+        if handler is None:
+            return self._server_app(environ, start_response)
+        request = self._request_type(environ)  # as moto's server builds it, from the environ
+        try:
+            status, answer_headers, body = handler(request, request.raw_url, dict(request.headers))
+        except HTTPException as exc:
+            status, answer_headers, body = exc.code, exc.get_headers(), exc.get_body()
+        data = body.encode() if isinstance(body, str) else bytes(body or b"")
+        code = int(dict(answer_headers).get("status", status))
+        listed = [(str(name), str(value)) for name, value in dict(answer_headers).items() if name != "status"]
+        return respond(start_response, Answer(code, tuple(listed), data))
 
 
 def wsgi_handler(app: WsgiApp) -> Callable[[HttpRequest], HttpResponse]:
