@@ -342,7 +342,9 @@ def register(subcommands: Any) -> None:
     dev.add_argument("--quiet", action="store_true", help="do not echo access-log lines to stderr")
     dev.set_defaults(handler=_dev)
 
-    invoke = subcommands.add_parser("invoke", help="Invoke one function in process, like sam local invoke")
+    invoke = subcommands.add_parser(
+        "invoke", help="Invoke one function in a local sandbox, like sam local invoke (no Docker)"
+    )
     invoke.add_argument("function", help="the function's logical id in template.yaml, e.g. HealthFunction")
     invoke.add_argument("-e", "--event", help="event JSON file, e.g. events/health.json")
     invoke.add_argument("--home", default=os.environ.get("TENANTRY_HOME", ".tenantry"), help="state folder")
