@@ -55,7 +55,7 @@ from botocore.config import Config
 from local import access, faults, journal, template, transport
 from local.apigateway_rules import ApiGatewayRules
 from local.dynamodb_rules import DynamoDBRules
-from local.gateway.server import HttpRequest, HttpResponse, HttpServer
+from local.gateway.server import HttpRequest, HttpResponse, ThreadedHttpServer
 from local.transactions import ItemLevelTransactions
 from local.wire import Answer, WsgiApp, call, read_body, request_environ, respond, signature
 
@@ -308,7 +308,7 @@ class EmbeddedAws:
         self.port = port
         self.endpoint_url = ""
         self.api_id = ""
-        self._server: HttpServer | None = None
+        self._server: ThreadedHttpServer | None = None
         # IAM's tenant wall (dynamodb:LeadingKeys for TenantDataRole sessions), inside the lock.
         self.access = access.Enforcer(access.KeySchemas(), access.Grants())
         self._app: _SerializedApp | None = None
@@ -333,7 +333,6 @@ class EmbeddedAws:
         self.stop()
 
     def start(self) -> None:
-        from local.gateway.server import HttpServer  # noqa: PLC0415
 
         moto_app = _ServiceRouter()
         keys = template.key_attributes()
@@ -344,7 +343,7 @@ class EmbeddedAws:
         # Faults decide from the request before it queues for the lock, as a real service would.
         served = faults.wrap(self._app, self.fault_spec)
         self.fault_injector = served.injector if isinstance(served, faults.FaultMiddleware) else None
-        self._server = HttpServer(
+        self._server = ThreadedHttpServer(
             wsgi_handler(served),
             self.host,
             self.port,
