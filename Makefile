@@ -18,7 +18,7 @@ PARAMS ?=
 export SAM_CLI_TELEMETRY := 0
 export SAM_CLI_CONTAINER_CONNECTION_TIMEOUT := 1
 
-.PHONY: help venv dev dev-reset test lint lint-openapi typecheck validate checkov checkov-lock build unit integration browser screenshots openapi bench clean lock e2e
+.PHONY: help venv dev dev-reset test lint lint-openapi typecheck validate checkov checkov-lock build unit integration browser screenshots openapi bench clean lock lock-dev e2e
 
 help:
 	@echo "make dev        serve the API on http://$(HOST):$(PORT) (embedded DynamoDB, local gateway)"
@@ -31,12 +31,17 @@ help:
 	@echo "make openapi    regenerate docs/openapi.json"
 	@echo "make lint-openapi  lint docs/openapi.json with Spectral and Redocly (npm; make test runs it)"
 	@echo "make lock       re-resolve the layer's lock (layers/core/requirements.txt) from requirements.in"
+	@echo "make lock-dev   re-resolve the dev lock (requirements-dev.txt) from pyproject.toml; UPGRADE=1 for newest"
 	@echo "make checkov    checkov on the translated template, against tooling/checkov/baseline.yaml"
 	@echo "make checkov-lock  re-resolve checkov's own hashed lock (tooling/checkov/requirements.txt)"
 	@echo "make screenshots  regenerate docs/console-*.png (needs /usr/bin/chromium)"
 	@echo "make dev-reset  wipe the local state in $(TENANTRY_HOME)"
 
-$(STAMP): pyproject.toml layers/core/requirements.txt
+# The dev lock: every package the venv holds (the layer's runtime set included, at the layer lock's
+# versions), pinned with its hashes for this machine's platform and Python 3.13 (make lock-dev).
+DEV_LOCK := requirements-dev.txt
+
+define require_python
 	@test -n "$(PYTHON)" || { echo "Python 3.13 is required (Lambda's python3.13). Install it, e.g." \
 		"'pyenv install 3.13' or your OS package python3.13, or run make PYTHON=/path/to/python3.13."; exit 1; }
 	@"$(PYTHON)" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null || { \
@@ -44,16 +49,25 @@ $(STAMP): pyproject.toml layers/core/requirements.txt
 	@if test -d $(VENV) && ! $(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; \
 		then echo "Recreating $(VENV): it is not Python 3.13"; rm -rf $(VENV); fi
 	test -d $(VENV) || "$(PYTHON)" -m venv $(VENV)
-	$(BIN)/pip install --upgrade --progress-bar on pip
-	@# The layer's exact lock first, so tests run on the versions Lambda runs.
-	$(BIN)/pip install --progress-bar on --require-hashes -r layers/core/requirements.txt
-	$(BIN)/pip install --progress-bar on -e '.[dev]'
+endef
+
+$(STAMP): pyproject.toml layers/core/requirements.txt $(DEV_LOCK)
+	$(require_python)
+	$(BIN)/pip install --progress-bar on --require-hashes -r $(DEV_LOCK)
+	$(BIN)/pip install --progress-bar on --no-deps --no-build-isolation -e .
+	@$(BIN)/python -m tooling.dev_lock || { echo "pyproject.toml changed: run make lock-dev"; exit 1; }
 	touch $(STAMP)
+
+# uv resolves both locks; it is the one tool installed before them, at the dev lock's version.
+$(BIN)/uv:
+	$(require_python)
+	$(BIN)/pip install --progress-bar on "uv==$$(sed -n 's/^uv==\([^ ]*\).*/\1/p' $(DEV_LOCK))"
 
 venv: $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/tenantry dev --host $(HOST) --port $(PORT) --home $(TENANTRY_HOME) $(if $(TENANTS),--tenants $(TENANTS)) \
+	@# python -m: each sandbox the fork server starts imports a script __main__ (the console script) again
+	$(BIN)/python -m tenantry_cli dev --host $(HOST) --port $(PORT) --home $(TENANTRY_HOME) $(if $(TENANTS),--tenants $(TENANTS)) \
 		$(if $(FAULTS),--faults '$(FAULTS)') $(foreach param,$(PARAMS),--parameter '$(param)')
 
 dev-reset:
@@ -117,10 +131,19 @@ e2e: $(STAMP)
 
 # The layer's lock: every dependency of layers/core/requirements.in pinned with its hashes, resolved
 # for Lambda's python3.13 on arm64 (manylinux2014_aarch64) whatever machine runs this.
-lock: $(STAMP)
+lock: $(BIN)/uv
 	$(BIN)/uv pip compile layers/core/requirements.in --python-version 3.13 \
 		--python-platform aarch64-manylinux2014 --generate-hashes --custom-compile-command "make lock" \
 		--quiet -o layers/core/requirements.txt
+
+# The dev lock: pyproject.toml's dependencies and its dev extra, under the layer lock's versions,
+# for Python 3.13 on x86_64 Linux (this machine's platform). Versions already locked stay as they
+# are (uv keeps the output file's pins): after adding a dependency, this adds it and its own.
+# UPGRADE=1 re-resolves everything to the newest versions the ranges admit.
+lock-dev: $(BIN)/uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev -c layers/core/requirements.txt \
+		--python-version 3.13 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+		$(if $(UPGRADE),--upgrade) --custom-compile-command "make lock-dev" --quiet -o $(DEV_LOCK)
 
 browser: $(STAMP)
 	$(BIN)/pytest tests/browser

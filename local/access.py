@@ -22,7 +22,6 @@ in process, :func:`install_botocore_enforcement` (the same check on botocore's `
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import threading
@@ -33,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from local import template
-from local.transport import RawBody
+from local.wire import RawBody, read_body, signature
 
 TENANT_TAG = "TenantId"
 ACCOUNT_ID = "123456789012"
@@ -41,7 +40,6 @@ REGION = "us-east-1"
 DYNAMODB_TARGET_PREFIX = "DynamoDB_20120810."
 ACCESS_DENIED_TYPE = "com.amazon.coral.service#AccessDeniedException"
 
-_CREDENTIAL = re.compile(r"Credential=(?P<key>[^/,\s]+)/[^/]+/(?P<region>[^/]+)/(?P<service>[^/]+)/")
 _ACCESS_KEY_XML = re.compile(r"<AccessKeyId>([^<]+)</AccessKeyId>")
 _ARN_XML = re.compile(r"<Arn>([^<]+)</Arn>")
 # One comparison of a key condition: ``name = :value`` or ``:value = name`` (names may be #aliases).
@@ -310,12 +308,6 @@ def denial(
     return None
 
 
-def access_key_of(authorization: str | None) -> tuple[str, str] | None:
-    """(access key id, service) from a SigV4 ``Authorization`` header."""
-    match = _CREDENTIAL.search(authorization or "")
-    return None if match is None else (match["key"], match["service"])
-
-
 def _header(headers: Mapping[str, str], name: str) -> str:
     lower = name.lower()
     for key, value in headers.items():
@@ -337,10 +329,10 @@ class Enforcer:
 
     def check(self, headers: Mapping[str, str], body: bytes) -> bytes | None:
         """The AccessDeniedException body to answer with, or None to let the request through."""
-        credential = access_key_of(_header(headers, "Authorization"))
-        if credential is None or credential[1] != "dynamodb":
+        signed = signature(_header(headers, "Authorization"))
+        if signed is None or signed.service != "dynamodb":
             return None
-        return self.check_dynamodb(credential[0], _header(headers, "X-Amz-Target"), body)
+        return self.check_dynamodb(signed.access_key_id, _header(headers, "X-Amz-Target"), body)
 
     def check_dynamodb(self, access_key_id: str, target: str, body: bytes) -> bytes | None:
         """The same decision from its parts: who signed, which operation, which JSON body."""
@@ -379,11 +371,11 @@ class EnforcingApp:
         self.enforcer = enforcer
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        credential = access_key_of(str(environ.get("HTTP_AUTHORIZATION", "")))
-        if credential is None or credential[1] not in ("dynamodb", "sts"):
+        signed = signature(str(environ.get("HTTP_AUTHORIZATION", "")))
+        if signed is None or signed.service not in ("dynamodb", "sts"):
             return self._app(environ, start_response)
         body = read_body(environ)
-        if credential[1] == "dynamodb":
+        if signed.service == "dynamodb":
             headers = {"Authorization": str(environ.get("HTTP_AUTHORIZATION", ""))}
             headers["X-Amz-Target"] = str(environ.get("HTTP_X_AMZ_TARGET", ""))
             refusal = self.enforcer.check(headers, body)
@@ -404,17 +396,6 @@ class EnforcingApp:
         answer = b"".join(self._app(environ, start_response))
         self.enforcer.record_sts_answer(form, answer)
         return [answer]
-
-
-def read_body(environ: dict[str, Any]) -> bytes:
-    """Read the request body and put an equal stream back for the next app."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return bytes(body)
 
 
 # ---------------------------------------------------------------------- moto in process (unit tests)

@@ -1,4 +1,5 @@
-"""DynamoDB rules moto 5.2 does not enforce, enforced on its handler (embedded and in process).
+"""DynamoDB rules moto 5.2 does not enforce, in front of moto: the embedded server's WSGI middleware
+(:class:`DynamoDBRules`) and, for moto in process, ``local/inprocess.py`` (both call :func:`serve`).
 
 **A transaction's ``ClientRequestToken``.** On AWS a ``TransactWriteItems`` sent again with the
 token of one that succeeded, within 10 minutes, succeeds without writing anything again; with the
@@ -22,17 +23,28 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from local.wire import (
+    DYNAMODB,
+    DYNAMODB_TARGET_PREFIX,
+    Answer,
+    WsgiApp,
+    call,
+    json_error,
+    ok_json,
+    read_body,
+    respond,
+    signature,
+)
 
 TOKEN_WINDOW_SECONDS = 600.0
 # A busy local stack makes a few hundred transactions a second, each with a fresh token: the
 # memory keeps a 16-byte digest of each request's items, and at most this many tokens (the oldest
 # go first; botocore's resends come within seconds, long before).
 MAX_TOKENS = 200_000
-_MARK = "_tenantry_transaction_tokens"
-
-Scope = tuple[str, str, str]  # account, region, token
+Scope = tuple[str, str]  # region, token (one account, locally)
 
 
 class TransactionTokens:
@@ -77,33 +89,50 @@ class TransactionTokens:
 TOKENS = TransactionTokens()
 
 
-def install() -> None:
-    """Patch moto's DynamoDB handler (once per process)."""
-    from moto.core.exceptions import JsonRESTError  # noqa: PLC0415 - moto is heavy to import
-    from moto.core.responses import ActionResult  # noqa: PLC0415
-    from moto.dynamodb.responses import DynamoHandler  # noqa: PLC0415
-
-    if getattr(DynamoHandler, _MARK, False):
-        return
-    original = DynamoHandler.transact_write_items
-
-    def transact_write_items(self: Any) -> Any:
-        token = self.body.get("ClientRequestToken")
-        if not token:
-            return original(self)
-        scope = (str(self.current_account), str(self.region), str(token))
-        items = TOKENS.digest(self.body.get("TransactItems"))
-        committed = TOKENS.committed(scope, items)
-        if committed is False:
-            raise JsonRESTError(
-                "IdempotentParameterMismatchException",
-                "Request with the same client request token but different parameters was already used",
-            )
-        if committed:
-            return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
-        result = original(self)
+def serve(operation: str, region: str, body: bytes, run: Callable[[], Answer]) -> Answer:
+    """The answer to one DynamoDB request under the token rule; ``run`` has moto answer it."""
+    if operation != "TransactWriteItems":
+        return run()
+    try:
+        request = json.loads(body or b"{}")
+    except ValueError:
+        return run()  # moto refuses it as it should
+    token = request.get("ClientRequestToken") if isinstance(request, dict) else None
+    if not token:
+        return run()
+    scope = (region, str(token))
+    items = TOKENS.digest(request.get("TransactItems"))
+    committed = TOKENS.committed(scope, items)
+    if committed is False:
+        return json_error(
+            DYNAMODB,
+            "IdempotentParameterMismatchException",
+            "Request with the same client request token but different parameters was already used",
+        )
+    if committed:
+        return ok_json({})
+    answer = run()
+    if answer.status == 200:
         TOKENS.remember(scope, items)
-        return result
+    return answer
 
-    setattr(DynamoHandler, "transact_write_items", transact_write_items)  # noqa: B010 - a patch
-    setattr(DynamoHandler, _MARK, True)
+
+class DynamoDBRules:
+    """WSGI middleware in front of moto's app, inside the embedded server's lock (a token is
+    checked and remembered in the same turn its transaction runs)."""
+
+    def __init__(self, app: WsgiApp) -> None:
+        self._app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if not target.startswith(DYNAMODB_TARGET_PREFIX):
+            return self._app(environ, start_response)
+        signed = signature(str(environ.get("HTTP_AUTHORIZATION", "")))
+        answer = serve(
+            target.removeprefix(DYNAMODB_TARGET_PREFIX),
+            signed.region if signed is not None else "",
+            read_body(environ),
+            lambda: call(self._app, environ),
+        )
+        return respond(start_response, answer)

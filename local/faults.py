@@ -10,8 +10,8 @@ Two ways in, one decision code:
 
 - :class:`FaultMiddleware` wraps the embedded server's WSGI app (``make dev FAULTS=…``); it decides
   from the request (``X-Amz-Target`` or the API Gateway path) before the request reaches moto.
-- :func:`activate` plugs the same injector into botocore's ``before-send`` (moto in process, for
-  unit tests): the fault answer replaces the request before moto's own stub sees it.
+- :func:`activate` switches the same injector on for moto in process (unit tests): the front door
+  of ``local/inprocess.py`` (botocore's ``before-send``) asks it before moto sees the request.
 
 The spec's grammar (comma-separated; a rate is ``0.2`` or ``20%``; ``@Op`` restricts a rule to
 operations matching a glob, e.g. ``throttle@Query``):
@@ -41,24 +41,29 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import io
 import json
 import random
 import re
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from local.transport import RawBody
+from local.wire import (
+    APIGATEWAY,
+    DYNAMODB,
+    SSM,
+    Answer,
+    call,
+    json_error,
+    read_body,
+    respond,
+    transaction_cancelled,
+)
 
 ENV_VAR = "FAULTS"
-DYNAMODB = "dynamodb"
-SSM = "ssm"
-APIGATEWAY = "apigateway"
 MODEL = "model"
 HANG_SECONDS = 3600.0
 
@@ -207,35 +212,15 @@ class Injected:
 
 
 def _json_error(service: str, code: str, message: str, status: int = 400, **extra: Any) -> Injected:
-    if service == APIGATEWAY:
-        # REST-JSON: the code travels in a header, the body carries the message.
-        payload: dict[str, Any] = {"message": message}
-        headers: tuple[tuple[str, str], ...] = (
-            ("Content-Type", "application/json"),
-            ("x-amzn-ErrorType", code),
-        )
-    else:
-        prefix = "com.amazonaws.dynamodb.v20120810#" if service == DYNAMODB else ""
-        payload = {"__type": prefix + code, **extra}
-        # TransactionCanceledException spells it "Message"; the other DynamoDB errors "message".
-        payload["Message" if "CancellationReasons" in extra else "message"] = message
-        content_type = "application/x-amz-json-1.0" if service == DYNAMODB else "application/x-amz-json-1.1"
-        headers = (("Content-Type", content_type),)
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    return Injected(status, code, (*headers, ("x-amzn-RequestId", uuid.uuid4().hex)), body)
+    answer = json_error(service, code, message, status, **extra)
+    return Injected(answer.status, code, answer.headers, answer.body)
 
 
 def _cancelled(items: int, victim: int, reason: str, message: str) -> Injected:
     """TransactionCanceledException with one reason per item, ``None`` for the untouched ones."""
     reasons: list[dict[str, str]] = [{"Code": "None"} for _ in range(max(items, 1))]
     reasons[victim] = {"Code": reason, "Message": message}
-    listed = ", ".join(entry["Code"] for entry in reasons)
-    answer = _json_error(
-        DYNAMODB,
-        "TransactionCanceledException",
-        f"Transaction cancelled, please refer cancellation reasons for specific reasons [{listed}]",
-        CancellationReasons=reasons,
-    )
+    answer = transaction_cancelled(reasons)
     return Injected(answer.status, reason, answer.headers, answer.body)  # counted by its reason
 
 
@@ -475,37 +460,21 @@ class FaultMiddleware:
         service, operation = operation_of(environ)
         if not service or not self.active:
             return self._app(environ, start_response)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        environ["wsgi.input"] = io.BytesIO(body)
+        body = read_body(environ)
         fault = self.injector.decide(service, operation, body)
         if fault is not None:
             if fault.applied:
-                environ["wsgi.input"] = io.BytesIO(body)
-                b"".join(self._app(environ, lambda *_: lambda _data: None))
-            reason = {400: "Bad Request", 429: "Too Many Requests", 500: "Internal Server Error"}
-            start_response(
-                f"{fault.status} {reason.get(fault.status, 'Error')}",
-                [*fault.headers, ("Content-Length", str(len(fault.body)))],
-            )
-            return [fault.body]
+                call(self._app, environ)  # the service does the work; the caller sees the fault
+            return respond(start_response, Answer(fault.status, fault.headers, fault.body))
         if service != DYNAMODB:
             return self._app(environ, start_response)
-        captured: dict[str, Any] = {}
-
-        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            captured["status"], captured["headers"] = status, headers
-            return lambda _data: None
-
-        answer = b"".join(self._app(environ, capture))
-        if captured["status"].startswith("200"):
+        answer = call(self._app, environ)
+        if answer.status == 200:
             self.injector.observe_write(operation, body)
             if operation in ("Query", "Scan"):
-                aged = self.injector.stale_view(operation, body, json.loads(answer))
-                answer = json.dumps(aged).encode()
-        headers = [(name, value) for name, value in captured["headers"] if name.lower() != "content-length"]
-        start_response(captured["status"], [*headers, ("Content-Length", str(len(answer)))])
-        return [answer]
+                aged = self.injector.stale_view(operation, body, answer.json())
+                answer = Answer(answer.status, answer.headers, json.dumps(aged).encode())
+        return respond(start_response, answer)
 
 
 def wrap(app: Callable[..., Iterable[bytes]], spec: FaultSpec | None) -> Callable[..., Iterable[bytes]]:
@@ -518,29 +487,9 @@ _active: FaultInjector | None = None
 _CONTEXT_KEY = "tenantry_faults_body"
 
 
-def _service_operation(event_name: str) -> tuple[str, str]:
+def service_operation(event_name: str) -> tuple[str, str]:
     parts = event_name.split(".")
     return (_BOTOCORE_SERVICES.get(parts[1], parts[1]), parts[2]) if len(parts) >= 3 else ("", "")
-
-
-def _before_send(request: Any, event_name: str = "", **_: Any) -> Any:
-    injector = _active
-    if injector is None:
-        return None
-    service, operation = _service_operation(event_name)
-    body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
-    fault = injector.decide(service, operation, body)
-    if fault is None:
-        return None
-    if fault.applied:
-        from moto.core.models import botocore_stubber  # noqa: PLC0415
-
-        botocore_stubber(event_name, request)  # the service acts on it; the caller sees the fault
-    request.tenantry_fault = True  # botocore still calls moto's stub after us: it must skip this one
-    from botocore.awsrequest import AWSResponse  # noqa: PLC0415
-
-    # AWSResponse wraps any mapping in its own HeadersDict; the stubs name only http.client's type.
-    return AWSResponse(request.url, fault.status, dict(fault.headers), RawBody(fault.body))  # type: ignore[arg-type]
 
 
 def _before_call(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
@@ -555,7 +504,7 @@ def _after_call(
     injector = _active
     if injector is None or getattr(http_response, "status_code", 500) != 200:
         return
-    service, operation = _service_operation(event_name)
+    service, operation = service_operation(event_name)
     if service != DYNAMODB:
         return
     body = context.get(_CONTEXT_KEY)
@@ -565,33 +514,15 @@ def _after_call(
         parsed["Items"], parsed["Count"] = aged.get("Items", []), aged.get("Count", 0)
 
 
-def _guard_moto_stub() -> None:
-    """botocore calls every ``before-send`` handler and takes the first answer, so moto's stub
-    would still apply a request we answered with a fault; make it skip those."""
-    from moto.core.botocore_stubber import BotocoreStubber  # noqa: PLC0415
-
-    if getattr(BotocoreStubber, "_tenantry_guard", False):
-        return
-    original = BotocoreStubber.__call__
-
-    def call(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
-        if getattr(request, "tenantry_fault", False):
-            return None
-        return original(self, event_name, request, **kwargs)
-
-    setattr(BotocoreStubber, "__call__", call)  # noqa: B010 - a patch of moto's class
-    setattr(BotocoreStubber, "_tenantry_guard", True)  # noqa: B010
-
-
 def _install_botocore_handlers() -> None:
-    """Register the handlers on every botocore session created from now on (first in line, so a
-    fault answers before moto's own ``before-send`` stub). Inactive until :func:`activate`."""
+    """Register the lagging-index handlers on every botocore session created from now on; the
+    faults themselves answer in ``local/inprocess.py``'s ``before-send``. Inactive until
+    :func:`activate`."""
     from botocore import handlers  # noqa: PLC0415
 
-    if any(spec[1] is _before_send for spec in handlers.BUILTIN_HANDLERS):
+    if any(spec[1] is _before_call for spec in handlers.BUILTIN_HANDLERS):
         return
     handlers.BUILTIN_HANDLERS[:0] = [
-        ("before-send", _before_send, handlers.REGISTER_FIRST),
         ("before-call", _before_call, handlers.REGISTER_FIRST),
         ("after-call", _after_call, handlers.REGISTER_FIRST),
     ]
@@ -607,8 +538,10 @@ def activate(spec: FaultSpec | str) -> Iterator[FaultInjector]:
     """Inject ``spec``'s faults into every boto3 call of this process (clients created after this
     module was imported), for the duration of the ``with``."""
     global _active  # noqa: PLW0603 - one process-wide switch, as botocore's handlers are global
+    from local import inprocess  # noqa: PLC0415 - inprocess reads this module's switch
+
     _install_botocore_handlers()
-    _guard_moto_stub()
+    inprocess.install()
     injector = FaultInjector(spec if isinstance(spec, FaultSpec) else FaultSpec.parse(spec))
     previous, _active = _active, injector
     try:

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from local.gateway import sandbox
-from local.gateway.api import ApiModel
-from local.template import REPO_ROOT
+from local import aws_calls
 
 SAMPLE_TENANT_ID = "sample"
 SAMPLE_TENANT_NAME = "Sample tenant"
@@ -36,23 +34,24 @@ def needs_the_sample_tenant(event: dict[str, Any]) -> bool:
     )
 
 
-def ensure_sample_tenant(model: ApiModel, local_env: dict[str, str]) -> list[str]:
-    """Create tenant ``sample`` and (re-)activate the sample key as needed; what was done."""
-    spec = next(spec for spec in model.functions.values() if spec.logical_id == "TenantsFunction")
-    env = sandbox.lambda_env(spec, local_env)
-    tenancy = sandbox.load_isolated_module(
-        "tenantry.tenancy", env, sandbox.top_level_names(REPO_ROOT / "layers" / "core")
-    )
+def ensure_sample_tenant() -> list[str]:
+    """Create tenant ``sample`` and (re-)activate the sample key as needed; what was done. Runs in
+    the caller's process, whose env names the tables and the embedded AWS (the functions' shared
+    env), with the tenants function's calls and rights."""
+    from tenantry import tenancy  # noqa: PLC0415 - after the env names the tables
+    from tenantry.models.tenants import CreateTenantRequest  # noqa: PLC0415
+
     done: list[str] = []
-    with sandbox.function_env(env):
-        tenant = tenancy.DYNAMODB.tenants.get(SAMPLE_TENANT_ID)
-        if tenant is None:
-            request = tenancy.CreateTenantRequest(
+    with aws_calls.acting_as("TenantsFunction"):
+        stored = tenancy.DYNAMODB.tenants.get(SAMPLE_TENANT_ID)
+        tier = str(stored.tier) if stored is not None else SAMPLE_TIER
+        if stored is None:
+            request = CreateTenantRequest(
                 name=SAMPLE_TENANT_NAME, tier=SAMPLE_TIER, tenant_id=SAMPLE_TENANT_ID
             )
-            tenant = tenancy.create_tenant(request).tenant
+            tenancy.create_tenant(request)
             done.append(f"created tenant {SAMPLE_TENANT_ID} ({SAMPLE_TIER})")
-        done += _ensure_sample_key(tenancy, str(tenant.tier))
+        done += _ensure_sample_key(tenancy, tier)
     return done
 
 
@@ -76,7 +75,7 @@ def _ensure_sample_key(tenancy: Any, tier: str) -> list[str]:
             tier=tier,
             status="active",
             hint=tenancy.keys.display_hint(SAMPLE_KEY),
-            created_at=tenancy._iso(tenancy._now()),
+            created_at=tenancy.timestamp(),
             edge_key_id=tenancy.edge.create_key(
                 key_id=SAMPLE_KEY_ID, value=SAMPLE_KEY, tenant_id=SAMPLE_TENANT_ID, tier=tier
             ),

@@ -129,7 +129,10 @@ def start_stack(
     authorizer_ttl: int | None = None,
     extra_args: list[str] | None = None,
     reload: bool = False,
+    source: Path | None = None,
 ) -> LocalStack:
+    """Start ``tenantry dev`` on a free port. ``source``: another checkout of this repository to
+    run instead of this one (the benchmark's baseline), on this venv's libraries."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "gateway.json").unlink(missing_ok=True)
     command = [
@@ -153,10 +156,12 @@ def start_stack(
         command.append("--no-reload")
     command += extra_args or []
     env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    if source is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(source), str(source / "layers" / "core")])
     output = home / "dev.out"
     with output.open("ab") as sink:
         process = subprocess.Popen(  # noqa: S603 - our own CLI
-            command, cwd=REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
+            command, cwd=source or REPO_ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
         )
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     info_path = home / "gateway.json"

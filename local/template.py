@@ -192,6 +192,19 @@ def table_definitions(stack_name: str = LOCAL_STACK_NAME) -> dict[str, dict[str,
     return definitions
 
 
+def key_attributes(stack_name: str = LOCAL_STACK_NAME) -> dict[str, tuple[str, ...]]:
+    """Each template table's key attributes (hash, then range), by its local name."""
+    return {
+        str(definition["TableName"]): tuple(
+            str(part["AttributeName"])
+            for kind in ("HASH", "RANGE")
+            for part in definition["KeySchema"]
+            if part["KeyType"] == kind
+        )
+        for definition in table_definitions(stack_name).values()
+    }
+
+
 def create_tables(dynamodb_client: Any, stack_name: str = LOCAL_STACK_NAME) -> dict[str, str]:
     """Create every template table that does not exist yet; return logical id → physical name."""
     existing = set(dynamodb_client.list_tables().get("TableNames", []))

@@ -9,6 +9,7 @@ Ctrl-C or SIGTERM. ``invoke`` runs one function with one event against the same 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -16,7 +17,6 @@ import signal
 import socket
 import sys
 import threading
-import traceback
 import urllib.parse
 import uuid
 import warnings
@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from local import embedded, faults, samples, template
+from local import aws_calls, embedded, faults, samples
 from tenantry_cli.http_client import call
 
 ADMIN_KEY_FILE = "admin-key"
@@ -152,7 +152,7 @@ def port_hint(host: str, port: int) -> str:
 def _dev(args: argparse.Namespace) -> int:
     from local.gateway import sandbox  # noqa: PLC0415 - heavy imports only for this command
     from local.gateway.api import TemplateError, check_parameters  # noqa: PLC0415
-    from local.gateway.core import LOCAL_FUNCTION_ENV, Gateway, GatewayOptions  # noqa: PLC0415
+    from local.gateway.core import Gateway, GatewayOptions  # noqa: PLC0415
 
     if _port_taken(args.host, args.port):
         print(port_hint(args.host, args.port), file=sys.stderr)
@@ -175,8 +175,13 @@ def _dev(args: argparse.Namespace) -> int:
     except TemplateError as exc:
         print(f"--parameter: {exc}", file=sys.stderr)
         return 2
+    # The sandboxes' fork server preloads for seconds in a process of its own: meanwhile the
+    # embedded AWS starts in this one.
+    fork_server = threading.Thread(target=sandbox.start_fork_server, name="fork-server-start")
+    fork_server.start()
     aws = embedded.EmbeddedAws(home, fault_spec=fault_spec)
     aws.start()
+    fork_server.join()
     gateway = Gateway(
         aws,
         GatewayOptions(
@@ -200,17 +205,12 @@ def _dev(args: argparse.Namespace) -> int:
             # Taken between the check above and now.
             print(port_hint(args.host, args.port), file=sys.stderr)
             return 2
-        tenants_spec = next(
-            spec for spec in gateway.model.functions.values() if spec.logical_id == "TenantsFunction"
-        )
-        tenancy = sandbox.load_isolated_module(
-            "tenantry.tenancy",
-            sandbox.lambda_env(tenants_spec, LOCAL_FUNCTION_ENV),
-            sandbox.top_level_names(template.REPO_ROOT / "layers" / "core"),
-        )
 
         def create_admin_key() -> str:
-            with sandbox.function_env(sandbox.lambda_env(tenants_spec, LOCAL_FUNCTION_ENV)):
+            # In this process, whose env the gateway pointed at the embedded AWS and its tables.
+            from tenantry import tenancy  # noqa: PLC0415
+
+            with aws_calls.acting_as("TenantsFunction"):
                 raw_key: str = tenancy.create_admin_key()[0]
             return raw_key
 
@@ -258,7 +258,7 @@ def _dev(args: argparse.Namespace) -> int:
 def _invoke(args: argparse.Namespace) -> int:
     from local.gateway import sandbox  # noqa: PLC0415
     from local.gateway.api import load_api, shared_env  # noqa: PLC0415
-    from local.gateway.core import LOCAL_FUNCTION_ENV, redirect_stdout_to_stderr  # noqa: PLC0415
+    from local.gateway.core import LAYERS_DIR, LOCAL_FUNCTION_ENV  # noqa: PLC0415
     from local.gateway.intrinsics import LocalNames  # noqa: PLC0415
 
     event = json.loads(Path(args.event).read_text(encoding="utf-8")) if args.event else {}
@@ -274,31 +274,35 @@ def _invoke(args: argparse.Namespace) -> int:
     try:
         embedded.configure_process(endpoint)
         model = load_api([Path(overlay) for overlay in args.overlay], names=LocalNames(api_id=api_id))
-        sandbox.install_layered_environ({name for spec in model.functions.values() for name in spec.env})
         if args.function not in model.functions:
             known = ", ".join(sorted(model.functions))
             print(f"no function {args.function} in template.yaml (known: {known})", file=sys.stderr)
             return 2
         os.environ.update(shared_env(model))
-        spec = model.functions[args.function]
-        env = sandbox.lambda_env(spec, LOCAL_FUNCTION_ENV)
-        layer_names = sandbox.top_level_names(template.REPO_ROOT / "layers" / "core")
-        with redirect_stdout_to_stderr():
-            if samples.needs_the_sample_tenant(event):
-                for done in samples.ensure_sample_tenant(model, LOCAL_FUNCTION_ENV):
+        if samples.needs_the_sample_tenant(event):
+            # The layer logs to stdout; here stdout carries the result only.
+            with contextlib.redirect_stdout(sys.stderr):
+                for done in samples.ensure_sample_tenant():
                     print(f"tenantry invoke: {done} for the sample events", file=sys.stderr)
-            loaded = sandbox.load_sandbox(spec, env, layer_names, generation=0)
-            context = sandbox.LambdaContext(spec, str(uuid.uuid4()), loaded.log_stream)
-            try:
-                with sandbox.function_env(env):
-                    result, status = loaded.handler(event, context), 0
-            except Exception as exc:  # noqa: BLE001 - reported the way Lambda reports it
-                result = {
-                    "errorMessage": str(exc),
-                    "errorType": type(exc).__name__,
-                    "stackTrace": traceback.format_tb(exc.__traceback__),
-                }
-                status = 1
+        # One sandbox, as sam local invoke runs one container: the handler's logs on stderr, the
+        # result (or Lambda's error object) on stdout.
+        pool = sandbox.FunctionPool(
+            model.functions[args.function],
+            sandbox.PoolSettings(
+                local_env=LOCAL_FUNCTION_ENV,
+                scoped_names=frozenset(name for spec in model.functions.values() for name in spec.env),
+                layer_dirs=(str(LAYERS_DIR / "core"),),
+                max_size=1,
+                stdout_to_stderr=True,
+            ),
+        )
+        try:
+            result, status = pool.invoke(event, str(uuid.uuid4())), 0
+        except sandbox.FunctionError as exc:
+            result = {"errorMessage": exc.message, "errorType": exc.error_type, "stackTrace": exc.stack_trace}
+            status = 1
+        finally:
+            pool.close()
         print(json.dumps(result))
         return status
     finally:
@@ -339,7 +343,9 @@ def register(subcommands: Any) -> None:
     dev.add_argument("--quiet", action="store_true", help="do not echo access-log lines to stderr")
     dev.set_defaults(handler=_dev)
 
-    invoke = subcommands.add_parser("invoke", help="Invoke one function in process, like sam local invoke")
+    invoke = subcommands.add_parser(
+        "invoke", help="Invoke one function in a local sandbox, like sam local invoke (no Docker)"
+    )
     invoke.add_argument("function", help="the function's logical id in template.yaml, e.g. HealthFunction")
     invoke.add_argument("-e", "--event", help="event JSON file, e.g. events/health.json")
     invoke.add_argument("--home", default=os.environ.get("TENANTRY_HOME", ".tenantry"), help="state folder")

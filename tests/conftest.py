@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from local import apigateway_rules, aws_calls, dynamodb_rules, template
+from local import aws_calls, inprocess, template
 
 # Imported before any boto3 session exists, so every session carries the (inactive) fault handlers.
 from local import faults as fault_injection
@@ -43,10 +43,9 @@ os.environ.update(
 )
 # The IAM test tier: record every AWS call a function's handler makes (make test sets the folder).
 aws_calls.install_from_env(set(template.template()["Resources"]))
-# API Gateway's usage-plan rules that moto leaves out (a key in one plan per stage).
-apigateway_rules.install()
-# DynamoDB's rules moto leaves out (a transaction's ClientRequestToken makes a resend a no-op).
-dynamodb_rules.install()
+# Moto in process behind the embedded server's front: injected faults, and the rules moto leaves
+# out (a transaction's ClientRequestToken, a key in one usage plan per stage).
+inprocess.install()
 
 for _variable in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "ANTHROPIC_API_KEY"):
     os.environ.pop(_variable, None)

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from local.gateway.api import FunctionSpec
+from local.gateway.sandbox import FunctionError
 
 _log = logging.getLogger("tenantry.local.gateway")
 
@@ -49,11 +50,17 @@ def failure_record(
         },
         "requestPayload": event,
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "responsePayload": {
-            "errorMessage": str(error),
-            "errorType": type(error).__name__,
-            "stackTrace": traceback.format_tb(error.__traceback__),
-        },
+        "responsePayload": _error_payload(error),
+    }
+
+
+def _error_payload(error: BaseException) -> dict[str, Any]:
+    if isinstance(error, FunctionError):  # the function's own error, as its sandbox reported it
+        return {"errorMessage": error.message, "errorType": error.error_type, "stackTrace": error.stack_trace}
+    return {
+        "errorMessage": str(error),
+        "errorType": type(error).__name__,
+        "stackTrace": traceback.format_tb(error.__traceback__),
     }
 
 

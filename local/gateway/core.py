@@ -23,11 +23,9 @@ its own module, named after API Gateway's stage it reproduces:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -45,7 +43,6 @@ from local.gateway.exchange import Exchange, decoded_path, gateway_answer, new_e
 from local.gateway.integration import LambdaProxyIntegration, preflight
 from local.gateway.intrinsics import LocalNames
 from local.gateway.localpages import LocalPages
-from local.gateway.logfiles import FunctionLogs
 from local.gateway.plans import UsagePlans, check_api_key, load_bindings
 from local.gateway.proxyevent import ProxyEvents
 from local.gateway.responses import BAD_REQUEST, GATEWAY_BUG, HEADERS_TOO_LARGE, MISSING_TOKEN, TOO_LARGE
@@ -61,6 +58,8 @@ LAYERS_DIR = template.REPO_ROOT / "layers"
 INTEGRATION_TIMEOUT_ENV = "INTEGRATION_TIMEOUT_SECONDS"  # read by tenantry.deadline
 LOCAL_FUNCTION_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "AWS_SAM_LOCAL": "true"}
 SCHEDULE_GROUP_ENV = "SCHEDULE_GROUP"
+# Each function's stdout and stderr: $TENANTRY_HOME/logs/<LogicalId>.log (a log group per function).
+LOGS_FOLDER = "logs"
 
 
 @dataclass
@@ -100,14 +99,12 @@ class Gateway:
         self._model_lock = threading.Lock()
         self.model: ApiModel = self._load_model()
         self._pools: dict[str, sandbox.FunctionPool] = {}
+        self._logical_ids: set[str] = set()
         self._watcher = sandbox.Watcher()
         self._server: HttpServer | None = None
         self._local_pages = LocalPages(lambda: self.url)
         self._events = ProxyEvents(self.names.api_id, options.host, self.model)
         self._integration = LambdaProxyIntegration(options.integration_timeout)
-        # Each function's stdout to $TENANTRY_HOME/logs/<LogicalId>.log, as CloudWatch keeps one
-        # log group per function; without a home, stdout as it is.
-        self.function_logs = FunctionLogs(options.home) if options.home is not None else None
         self.access_log = AccessLog(
             self.model.access_log_format,
             path=options.home / "access.log" if options.home is not None else None,
@@ -132,13 +129,11 @@ class Gateway:
         return f"http://{self._server.host}:{self._server.port}"
 
     def start(self) -> None:
-        sandbox.install_layered_environ({name for spec in self.model.functions.values() for name in spec.env})
-        sandbox.router_state_per_thread()
         # The IAM test tier records what each function calls (only when TENANTRY_AWS_CALLS is set).
-        aws_calls.install_from_env(set(self.model.functions) | set(template.template().get("Resources", {})))
+        self._logical_ids = set(self.model.functions) | set(template.template().get("Resources", {}))
+        aws_calls.install_from_env(self._logical_ids)
         self.aws.configure_process()
-        if self.function_logs is not None:
-            self.function_logs.install()
+        sandbox.start_fork_server()
         self._rebuild_pools()
         self._server = HttpServer(
             self.handle,
@@ -163,8 +158,8 @@ class Gateway:
         self.scheduler.stop()
         self.access_log.stop()
         self.plans.save()
-        if self.function_logs is not None:
-            self.function_logs.uninstall()
+        for pool in list(self._pools.values()):
+            pool.close()
 
     # ------------------------------------------------------------------ template and code
     def _load_model(self) -> ApiModel:
@@ -172,27 +167,34 @@ class Gateway:
 
     def _rebuild_pools(self) -> None:
         with self._model_lock:
-            # Variables every function agrees on go into the real os.environ, for code that runs
-            # outside a sandbox's env layer (the metering thread); each sandbox sees only its own.
-            # The functions learn the integration timeout (tenantry.deadline caps budgets by it):
-            # the template's env says it where a route's differs; a timeout for every route given
-            # on the command line overrides it.
+            # Variables every function agrees on go into this process's os.environ too, for its
+            # own calls (the admin key at start, tenantry invoke's samples); each sandbox has its
+            # own env. The functions learn the integration timeout (tenantry.deadline caps budgets
+            # by it): the template's env says it where a route's differs; a timeout for every route
+            # given on the command line overrides it.
             local_env = dict(LOCAL_FUNCTION_ENV)
             if self.options.integration_timeout is not None:
                 local_env[INTEGRATION_TIMEOUT_ENV] = f"{self.options.integration_timeout:g}"
             for name, value in {**shared_env(self.model), **local_env}.items():
                 os.environ[name] = value
-            layer_names = sandbox.top_level_names(LAYERS_DIR / "core")
-            self._pools = {
-                logical_id: sandbox.FunctionPool(
-                    spec,
-                    sandbox.lambda_env(spec, local_env),
-                    layer_names,
-                    self.options.pool_size,
-                    log=self.function_logs.file_for(logical_id) if self.function_logs is not None else None,
-                )
-                for logical_id, spec in self.model.functions.items()
-            }
+            recording = bool(os.environ.get(aws_calls.ENV_VAR))
+            settings = sandbox.PoolSettings(
+                local_env=local_env,
+                scoped_names=frozenset(name for spec in self.model.functions.values() for name in spec.env),
+                layer_dirs=(str(LAYERS_DIR / "core"),),
+                max_size=self.options.pool_size,
+                log_folder=self.options.home / LOGS_FOLDER if self.options.home is not None else None,
+                record_calls_for=tuple(sorted(self._logical_ids)) if recording else (),
+            )
+            previous, self._pools = (
+                self._pools,
+                {
+                    logical_id: sandbox.FunctionPool(spec, settings)
+                    for logical_id, spec in self.model.functions.items()
+                },
+            )
+        for pool in previous.values():
+            pool.close()
 
     def _watch(self) -> None:
         self._watcher.clear()
@@ -269,7 +271,7 @@ class Gateway:
         if url is None:
             answer = self.aws.client("sqs").get_queue_url(QueueName=arn.rsplit(":", 1)[-1])
             url = self._queue_urls[arn] = str(answer["QueueUrl"])
-        with sandbox.function_env(sandbox.lambda_env(spec, LOCAL_FUNCTION_ENV)):
+        with aws_calls.acting_as(spec.logical_id):
             self.aws.client("sqs").send_message(QueueUrl=url, MessageBody=body)
 
     # ------------------------------------------------------------------ the request pipeline
@@ -326,8 +328,3 @@ class Gateway:
         return self._integration.invoke(
             route, event, exchange, pool=self._pools[route.function], model=self.model
         )
-
-
-def redirect_stdout_to_stderr() -> contextlib.AbstractContextManager[Any]:
-    """Handler logs to stderr, results to stdout: the shape ``sam local invoke`` gives."""
-    return contextlib.redirect_stdout(sys.stderr)

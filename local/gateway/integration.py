@@ -14,10 +14,7 @@ import base64
 import binascii
 import json
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from local.gateway import sandbox
@@ -39,12 +36,11 @@ _MAX_JSON_BYTES_PER_CHAR = 12
 
 
 class LambdaProxyIntegration:
-    """Invokes functions for the gateway's requests, each on a thread of its own (``_Invokers``)
-    so a request can stop waiting at a limit while the function runs on."""
+    """Invokes functions for the gateway's requests, on the request's own thread: the sandbox pool
+    stops waiting at the integration timeout and lets the function run on."""
 
     def __init__(self, integration_timeout: float | None) -> None:
         self.integration_timeout = integration_timeout
-        self._invokers = _Invokers()
 
     def invoke(
         self,
@@ -69,72 +65,45 @@ class LambdaProxyIntegration:
         tenant_id = None
         if route.tenant_id_from is not None and exchange.authorizer is not None:
             tenant_id = exchange.authorizer.context.get(route.tenant_id_from)
-        function_timeout = float(model.functions[route.function].timeout_s)
         integration_timeout = (
             self.integration_timeout or route.integration_timeout or DEFAULT_INTEGRATION_TIMEOUT
         )
-        outcome: dict[str, Any] = {}
-        phases = sandbox.InvokePhases()
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                outcome["result"] = pool.invoke(event, exchange.request_id, tenant_id, phases)
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
-                outcome["error"] = exc
-            finally:
-                phases.end()
-                done.set()
-
-        # Another thread runs the invocation, so a function that outlives its limits can be
-        # abandoned (Python cannot kill it; it finishes in the background, as a timed-out Lambda's
-        # work is lost). Threads are reused: starting one per request cost about 2 % of a request.
-        self._invokers.submit(run)
         try:
-            phases.admitted.wait()
-            integration_deadline = time.monotonic() + integration_timeout
-            function_deadline = integration_deadline  # until the handler starts
-            if phases.started.wait(integration_timeout):
-                function_deadline = time.monotonic() + function_timeout
-                done.wait(max(0.0, min(integration_deadline, function_deadline) - time.monotonic()))
-            if not done.is_set():
-                if integration_deadline <= function_deadline:
-                    _log.warning(
-                        "%s passed the integration timeout (%.1f s)", route.function, integration_timeout
-                    )
-                    return gateway_answer(INTEGRATION_TIMEOUT, exchange, model)
-                _log.warning(
-                    "%s passed its Timeout (%.1f s): Lambda ends it", route.function, function_timeout
-                )
-                return gateway_answer(HANDLER_FAILURE, exchange, model)
-            if "error" in outcome:
-                error = outcome["error"]
-                if isinstance(error, sandbox.TenantIdRequiredError):
-                    # Lambda's Invoke refuses the call; API Gateway answers a configuration error.
-                    _log.error("%s %s: %s", exchange.method, exchange.path, error)
-                    return gateway_answer(INVOKE_REFUSED, exchange, model)
-                _log.error(
-                    "%s failed on %s %s", route.function, exchange.method, exchange.path, exc_info=error
-                )
-                return gateway_answer(HANDLER_FAILURE, exchange, model)
-            payload_bytes = _payload_bytes(outcome["result"])
-            if payload_bytes > MAX_SYNC_RESPONSE_BYTES:
-                _log.error(
-                    "%s answered %d bytes; Lambda's synchronous limit is %d",
-                    route.function,
-                    payload_bytes,
-                    MAX_SYNC_RESPONSE_BYTES,
-                )
-                return gateway_answer(HANDLER_FAILURE, exchange, model)
-            try:
-                return map_result(outcome["result"], exchange)
-            except Exception:  # noqa: BLE001 - a malformed answer is API Gateway's 502
-                _log.exception(
-                    "%s answered malformed on %s %s", route.function, exchange.method, exchange.path
-                )
-                return gateway_answer(HANDLER_FAILURE, exchange, model)
+            result = pool.invoke(event, exchange.request_id, tenant_id, patience_s=integration_timeout)
+        except sandbox.IntegrationTimeoutError:
+            _log.warning("%s passed the integration timeout (%.1f s)", route.function, integration_timeout)
+            return gateway_answer(INTEGRATION_TIMEOUT, exchange, model)
+        except sandbox.TenantIdRequiredError as error:
+            # Lambda's Invoke refuses the call; API Gateway answers a configuration error.
+            _log.error("%s %s: %s", exchange.method, exchange.path, error)
+            return gateway_answer(INVOKE_REFUSED, exchange, model)
+        except sandbox.FunctionError as error:
+            _log.error(
+                "%s failed on %s %s: %s: %s\n%s",
+                route.function,
+                exchange.method,
+                exchange.path,
+                error.error_type,
+                error.message,
+                "".join(error.stack_trace),
+            )
+            return gateway_answer(HANDLER_FAILURE, exchange, model)
         finally:
             exchange.integration_ms = int((time.perf_counter() - started) * 1000)
+        payload_bytes = _payload_bytes(result)
+        if payload_bytes > MAX_SYNC_RESPONSE_BYTES:
+            _log.error(
+                "%s answered %d bytes; Lambda's synchronous limit is %d",
+                route.function,
+                payload_bytes,
+                MAX_SYNC_RESPONSE_BYTES,
+            )
+            return gateway_answer(HANDLER_FAILURE, exchange, model)
+        try:
+            return map_result(result, exchange)
+        except Exception:  # noqa: BLE001 - a malformed answer is API Gateway's 502
+            _log.exception("%s answered malformed on %s %s", route.function, exchange.method, exchange.path)
+            return gateway_answer(HANDLER_FAILURE, exchange, model)
 
 
 def preflight(route: Route, exchange: Exchange) -> HttpResponse:
@@ -198,25 +167,3 @@ def _payload_bytes(result: Any) -> int:
         return len(json.dumps(result, separators=(",", ":")).encode())
     except (TypeError, ValueError):
         return 0
-
-
-class _Invokers:
-    """Threads that run invocations, each taken when idle or started when none is."""
-
-    def __init__(self) -> None:
-        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
-        self._lock = threading.Lock()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            jobs = self._idle.pop() if self._idle else None
-        if jobs is None:
-            jobs = queue.SimpleQueue()
-            threading.Thread(target=self._serve, args=(jobs,), name="invoke", daemon=True).start()
-        jobs.put(job)
-
-    def _serve(self, jobs: queue.SimpleQueue[Callable[[], None]]) -> None:
-        while True:
-            jobs.get()()
-            with self._lock:
-                self._idle.append(jobs)

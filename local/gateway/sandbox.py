@@ -1,218 +1,57 @@
-"""Running Lambda functions in process, the way Lambda runs them in sandboxes.
+"""Running Lambda functions locally, the way Lambda runs them: each sandbox a process of its own.
 
-- **Sandboxes.** A sandbox is one loaded copy of a function: its handler module, the function's
-  own modules and its own copy of the layer packages (``tenantry``). One sandbox serves one
-  invocation at a time, as in Lambda, so module state such as a resolver's ``current_event`` is
-  never shared by two concurrent requests. Powertools itself is shared, and keeps the event on a
-  class: :func:`router_state_per_thread` makes that state per thread. A pool per function grows
-  on demand (a cold start per sandbox) up to a limit and keeps idle sandboxes warm.
-- **Environment.** All functions share one process and one ``os.environ``. Variables every
-  function agrees on (the table names, for instance) are set in ``os.environ`` once. Each
-  invocation, and each sandbox's import, also sees its own function's full env (plus Lambda's
-  per-function variables) through a thread-local layer over ``os.environ``, so a variable two
-  functions set differently (``POWERTOOLS_SERVICE_NAME``) reads right in each of them.
+- **Sandboxes.** A sandbox is one process running one function (``local/gateway/runtime.py``): its
+  own ``os.environ`` (the function's env), its own stdout and stderr (the function's log file,
+  ``$TENANTRY_HOME/logs/<LogicalId>.log``, as CloudWatch keeps a log group per function), its own
+  copy of the layer and the handler module, and one invocation at a time, as a Lambda execution
+  environment. Nothing of one function's module state, env or output can reach another's.
+- **Pools.** A pool per function grows on demand (a cold start per sandbox) up to a limit and keeps
+  idle sandboxes warm. Sandboxes fork from :mod:`multiprocessing`'s fork server, which has the
+  heavy third-party packages imported once, so a cold start imports only the function's code.
+- **Limits.** A sandbox that passes its function's ``Timeout`` is ended (Lambda ends the
+  execution environment too: its next invocation cold-starts); one that dies answers as Lambda's
+  ``Runtime.ExitError``.
 - **Tenant isolation mode.** A function whose template sets ``TenancyConfig`` to ``PER_TENANT``
-  gets a pool per tenant: a tenant's sandboxes serve only that tenant (module state, ``/tmp``-like
-  caches), and the context's ``tenant_id`` reports it, as Lambda's tenant isolation mode does.
+  gets a pool per tenant: a tenant's sandboxes serve only that tenant, and the context's
+  ``tenant_id`` reports it, as Lambda's tenant isolation mode does.
 - **Hot reload.** A watcher polls the modification times under each function's code folder and
   the layers; a change retires the affected pools' sandboxes, and the next request cold-starts a
-  fresh copy. In-flight requests finish on the code they started with.
+  fresh one. In-flight requests finish on the code they started with.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib.util
-import itertools
+import json
 import logging
+import multiprocessing
 import os
-import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+from local.gateway import runtime
 from local.gateway.api import FunctionSpec
-from local.gateway.logfiles import LogFile, routed_to
 
 _log = logging.getLogger("tenantry.local.gateway")
-_MISSING = object()
+
+_FORKSERVER = multiprocessing.get_context("forkserver")
+_FORKSERVER.set_forkserver_preload([runtime.__name__, *runtime.PRELOAD])
 
 
-# ---------------------------------------------------------------------- the layered os.environ
-class _Overlay(threading.local):
-    env: dict[str, str] | None = None
-
-
-_overlay = _Overlay()
-# Variables that belong to one function or another (the template's env): inside a function's
-# block, such a variable is visible only if that function has it, as in its own Lambda sandbox.
-_scoped_names: frozenset[str] = frozenset()
-
-
-def _hidden(layer: dict[str, str] | None, key: object) -> bool:
-    return layer is not None and key in _scoped_names and key not in layer
-
-
-class _LayeredEnviron(os._Environ):  # type: ignore[type-arg]
-    """``os.environ`` with a per-thread layer on top: reads see the running function's env first."""
-
-    def __getitem__(self, key: str) -> str:
-        layer = _overlay.env
-        if layer is not None:
-            value = layer.get(key, _MISSING)
-            if value is not _MISSING:
-                return value  # type: ignore[return-value]
-            if key in _scoped_names:
-                raise KeyError(key)
-        result: str = super().__getitem__(key)
-        return result
-
-    def get(self, key: str, default: Any = None) -> Any:
-        # os.getenv's path, several times per invocation (Powertools' cold-start check, X-Ray's
-        # context): Mapping.get would go through __getitem__ and a KeyError for every miss.
-        layer = _overlay.env
-        if layer is not None:
-            value = layer.get(key, _MISSING)
-            if value is not _MISSING:
-                return value
-            if key in _scoped_names:
-                return default
-        raw = self._data.get(self.encodekey(key), _MISSING)  # type: ignore[attr-defined]
-        return default if raw is _MISSING else self.decodevalue(raw)
-
-    def __contains__(self, key: object) -> bool:
-        layer = _overlay.env
-        if layer is not None and key in layer:
-            return True
-        return not _hidden(layer, key) and bool(super().__contains__(key))
-
-    def __iter__(self) -> Iterator[str]:
-        layer = _overlay.env
-        yielded: set[str] = set()
-        if layer is not None:
-            yield from layer
-            yielded.update(layer)
-        for key in list(super().__iter__()):
-            if key not in yielded and not _hidden(layer, key):
-                yield key
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def copy(self) -> dict[str, str]:
-        return dict(self)
-
-
-def install_layered_environ(scoped_names: set[str] | frozenset[str] = frozenset()) -> None:
-    """Swap ``os.environ``'s class in place (every existing reference sees the layer)."""
-    global _scoped_names  # noqa: PLW0603 - one process-wide view of os.environ
-    _scoped_names = frozenset(scoped_names) | _scoped_names
-    if not isinstance(os.environ, _LayeredEnviron):
-        os.environ.__class__ = _LayeredEnviron
-
-
-@contextlib.contextmanager
-def function_env(env: dict[str, str]) -> Iterator[None]:
-    """Within this block, this thread's ``os.environ`` reads see ``env`` first."""
-    previous = _overlay.env
-    _overlay.env = env
-    try:
-        yield
-    finally:
-        _overlay.env = previous
-
-
-# ---------------------------------------------------------------------- Powertools' router state
-class _PerThreadField:
-    """A value each thread sees its own of (class-level and instance-level access alike)."""
-
-    def __init__(self, name: str, values: threading.local) -> None:
-        self._name = name
-        self._values = values
-
-    def __get__(self, instance: Any, owner: Any = None) -> Any:
-        try:
-            return getattr(self._values, self._name)
-        except AttributeError:
-            raise AttributeError(self._name) from None
-
-    def __set__(self, instance: Any, value: Any) -> None:
-        setattr(self._values, self._name, value)
-
-
-def router_state_per_thread() -> None:
-    """Powertools keeps the event being resolved, and the Lambda context, on its ``BaseRouter``
-    *class* (``BaseRouter.current_event = …`` in ``resolve``): on Lambda one process runs one
-    invocation at a time. Here every sandbox runs in a thread of one process and shares the
-    Powertools package, so two concurrent invocations of different sandboxes read each other's
-    event between ``resolve`` and the route (seen: a publish that stored another request's body
-    under its own position). Both attributes become per thread, for class and instance access."""
-    from aws_lambda_powertools.event_handler import api_gateway  # noqa: PLC0415
-
-    base: Any = api_gateway.BaseRouter
-    if getattr(base, "_tenantry_per_thread", False):
-        return
-    values = threading.local()
-    fields = {name: _PerThreadField(name, values) for name in ("current_event", "lambda_context")}
-    # Instance access finds these in the class's dict; class-level reads and assignments go
-    # through the metaclass below (a class attribute assignment would replace a plain entry).
-    for name, per_thread in fields.items():
-        setattr(base, name, per_thread)
-    metaclass = type(base)
-    per_thread_meta = type("PerThreadRouterMeta", (metaclass,), dict(fields))
-    base.__class__ = per_thread_meta
-    base._tenantry_per_thread = True
-
-
-# ---------------------------------------------------------------------- Lambda's context object
-class LambdaContext:
-    """The context object the Python runtime passes to a handler (the same attributes)."""
-
-    __slots__ = (
-        "_deadline",
-        "aws_request_id",
-        "client_context",
-        "function_name",
-        "function_version",
-        "identity",
-        "invoked_function_arn",
-        "log_group_name",
-        "log_stream_name",
-        "memory_limit_in_mb",
-        "tenant_id",
-    )
-
-    def __init__(self, spec: FunctionSpec, request_id: str, log_stream: str) -> None:
-        self.function_name = spec.name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = spec.arn
-        # The real runtime reads this from AWS_LAMBDA_FUNCTION_MEMORY_SIZE: a string.
-        self.memory_limit_in_mb = str(spec.memory_mb)
-        self.aws_request_id = request_id
-        self.log_group_name = f"/aws/lambda/{spec.name}"
-        self.log_stream_name = log_stream
-        self.identity = None
-        self.client_context = None
-        self.tenant_id: str | None = None
-        self._deadline = time.monotonic() + spec.timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-# ---------------------------------------------------------------------- loading a sandbox
-_IMPORT_LOCK = threading.RLock()
-_sandbox_numbers = itertools.count(1)
+def start_fork_server() -> None:
+    """Start the fork server (its preloading takes seconds) before the first request needs it, so
+    a cold start is a fork and the function's own imports, not the stack's start-up."""
+    process = _FORKSERVER.Process(target=runtime.warm_up, name="sandbox-fork-server-warm-up")
+    process.start()
+    process.join()
 
 
 def lambda_env(spec: FunctionSpec, overrides: dict[str, str]) -> dict[str, str]:
-    """The full env one function sees: Lambda's own variables, the template's, local overrides."""
+    """The env Lambda gives one function: its own variables, the template's, local overrides."""
     return {
         "AWS_LAMBDA_FUNCTION_NAME": spec.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
@@ -228,154 +67,183 @@ def lambda_env(spec: FunctionSpec, overrides: dict[str, str]) -> dict[str, str]:
     }
 
 
-def top_level_names(folder: Path) -> set[str]:
-    """Importable top-level names in ``folder``: packages and modules."""
-    names: set[str] = set()
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
-            if entry.is_dir() and (Path(entry.path) / "__init__.py").exists():
-                names.add(entry.name)
-            elif entry.is_file() and entry.name.endswith(".py"):
-                names.add(entry.name[:-3])
-    return names
+def sandbox_env(spec: FunctionSpec, overrides: dict[str, str], scoped_names: set[str]) -> dict[str, str]:
+    """A sandbox's whole ``os.environ``: this process's (the embedded AWS's endpoint and fake
+    credentials, what the developer's shell exports), without the variables that belong to some
+    function of the template, then the function's own (:func:`lambda_env`)."""
+    inherited = {name: value for name, value in os.environ.items() if name not in scoped_names}
+    return inherited | lambda_env(spec, overrides)
 
 
-@dataclass
-class Sandbox:
-    spec: FunctionSpec
-    handler: Callable[[Any, Any], Any]
-    env: dict[str, str]
-    generation: int
-    log_stream: str
-    module: ModuleType
+_EXITED = {"errorType": "Runtime.ExitError", "errorMessage": "the sandbox exited"}
 
 
-def load_sandbox(spec: FunctionSpec, env: dict[str, str], layer_names: set[str], generation: int) -> Sandbox:
-    """Import a fresh copy of ``spec``'s handler module with its own copy of the layer packages.
-
-    The copy's modules are taken out of ``sys.modules`` again afterwards, so the next sandbox
-    (or the process itself) imports its own; third-party packages stay shared."""
-    own_names = layer_names | top_level_names(spec.code_dir)
-    module_name = f"lambda_{spec.logical_id}_{next(_sandbox_numbers)}"
-
-    def is_own(name: str) -> bool:
-        return name.partition(".")[0] in own_names
-
-    with _IMPORT_LOCK, function_env(env):
-        saved = {name: sys.modules.pop(name) for name in [n for n in sys.modules if is_own(n)]}
-        sys.path.insert(0, str(spec.code_dir))
-        importlib.invalidate_caches()
-        try:
-            module_spec = importlib.util.spec_from_file_location(module_name, spec.module_file)
-            if module_spec is None or module_spec.loader is None:
-                raise ImportError(f"cannot load {spec.module_file}")
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[module_name] = module
-            module_spec.loader.exec_module(module)
-            handler = getattr(module, spec.handler_name)
-        finally:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(str(spec.code_dir))
-            for name in [n for n in sys.modules if is_own(n)]:
-                del sys.modules[name]
-            sys.modules.pop(module_name, None)
-            sys.modules.update(saved)
-    log_stream = f"{time.strftime('%Y/%m/%d')}/[$LATEST]{uuid.uuid4().hex}"
-    return Sandbox(spec, handler, env, generation, log_stream, module)
-
-
-def load_isolated_module(
-    name: str, env: dict[str, str], layer_names: set[str], extra_path: Path | None = None
-) -> ModuleType:
-    """Import ``name`` (a layer module such as ``tenantry.metering``) as a private copy."""
-
-    def is_own(module: str) -> bool:
-        return module.partition(".")[0] in layer_names
-
-    with _IMPORT_LOCK, function_env(env):
-        saved = {module: sys.modules.pop(module) for module in [n for n in sys.modules if is_own(n)]}
-        if extra_path is not None:
-            sys.path.insert(0, str(extra_path))
-        try:
-            return importlib.import_module(name)
-        finally:
-            if extra_path is not None:
-                with contextlib.suppress(ValueError):
-                    sys.path.remove(str(extra_path))
-            for module in [n for n in sys.modules if is_own(n)]:
-                del sys.modules[module]
-            sys.modules.update(saved)
-
-
-# ---------------------------------------------------------------------- pools
 class TenantIdRequiredError(RuntimeError):
     """Lambda refuses to invoke a tenant-isolated function without a tenant id."""
 
 
-@dataclass
-class InvokePhases:
-    """When an invocation passes each point, so the gateway can time it as AWS does: ``admitted``
-    when it has a sandbox slot (waiting for one is this pool's limit, not Lambda's, which scales
-    out), ``started`` when its handler starts (a cold start is not part of the function's
-    Timeout). Both are set, at the latest, when the invocation ends, even by an error."""
+class FunctionError(RuntimeError):
+    """The function failed: Lambda's error of an invocation (``errorType``, ``errorMessage``)."""
 
-    admitted: threading.Event = dataclasses.field(default_factory=threading.Event)
-    started: threading.Event = dataclasses.field(default_factory=threading.Event)
+    def __init__(self, error: dict[str, Any]) -> None:
+        self.error_type = str(error.get("errorType", "Error"))
+        self.message = str(error.get("errorMessage", ""))
+        self.stack_trace = [str(line) for line in error.get("stackTrace") or []]
+        super().__init__(self.message)  # str(): the errorMessage, as Lambda reports it
 
-    def end(self) -> None:
-        self.admitted.set()
-        self.started.set()
+
+class FunctionTimeoutError(FunctionError):
+    """The invocation passed the function's Timeout: Lambda ended it (and its sandbox)."""
+
+
+class IntegrationTimeoutError(RuntimeError):
+    """The caller stopped waiting (API Gateway's integration timeout); the function runs on."""
+
+
+class Sandbox:
+    """One sandbox process and the gateway's end of its connection."""
+
+    def __init__(self, spec: runtime.SandboxSpec, generation: int) -> None:
+        self.generation = generation
+        self.ready = False  # its cold start (the handler module's import) is over
+        self._connection, child_end = _FORKSERVER.Pipe()
+        self._process = _FORKSERVER.Process(
+            target=runtime.serve, args=(child_end, spec), name=f"sandbox-{spec.logical_id}", daemon=True
+        )
+        self._process.start()
+        child_end.close()
+
+    def _receive(self, wait_s: float | None) -> dict[str, Any] | None:
+        """The sandbox's next message, or None when ``wait_s`` passed first."""
+        try:
+            if wait_s is not None and not self._connection.poll(max(0.0, wait_s)):
+                return None
+            message: dict[str, Any] = json.loads(self._connection.recv_bytes())
+        except (EOFError, OSError):
+            self.close()
+            raise FunctionError(_EXITED) from None
+        return message
+
+    def wait_ready(self, wait_s: float | None) -> bool:
+        """Wait for the cold start; False if ``wait_s`` passed first. Raises its import error."""
+        if self.ready:
+            return True
+        message = self._receive(wait_s)
+        if message is None:
+            return False
+        if "error" in message:
+            self.close()
+            raise FunctionError(message["error"])
+        self.ready = True
+        return True
+
+    def send(self, event: Any, request_id: str, tenant_id: str | None, timeout_s: float) -> None:
+        deadline_ms = int((time.time() + timeout_s) * 1000)
+        message = {"event": event, "request_id": request_id, "deadline_ms": deadline_ms}
+        message["tenant_id"] = tenant_id
+        try:
+            self._connection.send_bytes(json.dumps(message).encode())
+        except OSError:
+            self.close()
+            raise FunctionError(_EXITED) from None
+
+    def answer(self, wait_s: float | None) -> tuple[bool, Any]:
+        """(True, the result) once the invocation answered; (False, None) if ``wait_s`` passed.
+        Raises the function's error."""
+        message = self._receive(wait_s)
+        if message is None:
+            return False, None
+        if "error" in message:
+            raise FunctionError(message["error"])
+        return True, message["result"]
+
+    @property
+    def alive(self) -> bool:
+        return not self._connection.closed and self._process.is_alive()
+
+    def close(self) -> None:
+        """End the sandbox (idle, retired, timed out or broken)."""
+        if not self._connection.closed:
+            self._connection.close()
+        if self._process.is_alive():
+            self._process.kill()
+        self._process.join(timeout=5)
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """What every pool of a gateway shares."""
+
+    local_env: dict[str, str]
+    scoped_names: frozenset[str]
+    layer_dirs: tuple[str, ...]
+    max_size: int = 8
+    log_folder: Path | None = None
+    stdout_to_stderr: bool = False
+    record_calls_for: tuple[str, ...] = ()
 
 
 class FunctionPool:
     """Warm sandboxes of one function; one invocation per sandbox at a time."""
 
-    def __init__(
-        self,
-        spec: FunctionSpec,
-        env: dict[str, str],
-        layer_names: set[str],
-        max_size: int,
-        log: LogFile | None = None,
-    ) -> None:
+    def __init__(self, spec: FunctionSpec, settings: PoolSettings) -> None:
         self.spec = spec
-        self.log = log
-        self.env = env
-        self._layer_names = layer_names
-        self._max_size = max_size
+        self.settings = settings
+        self.env = sandbox_env(spec, settings.local_env, set(settings.scoped_names))
         self._idle: list[Sandbox] = []
         self._size = 0
         self._generation = 0
         self._available = threading.Condition(threading.Lock())
         self._tenants: dict[str, FunctionPool] = {}  # tenant isolation mode: a pool per tenant
 
+    def _sandbox_spec(self) -> runtime.SandboxSpec:
+        log_path = None
+        if self.settings.log_folder is not None:
+            self.settings.log_folder.mkdir(parents=True, exist_ok=True)
+            log_path = str(self.settings.log_folder / f"{self.spec.logical_id}.log")
+        return runtime.SandboxSpec(
+            logical_id=self.spec.logical_id,
+            function_name=self.spec.name,
+            arn=self.spec.arn,
+            code_dir=str(self.spec.code_dir),
+            module=self.spec.module_file.stem,
+            handler=self.spec.handler_name,
+            memory_mb=self.spec.memory_mb,
+            layer_dirs=self.settings.layer_dirs,
+            env=self.env,
+            log_path=log_path,
+            stdout_to_stderr=self.settings.stdout_to_stderr,
+            record_calls_for=self.settings.record_calls_for,
+        )
+
     def retire(self) -> None:
-        """Code changed: drop idle sandboxes; busy ones are dropped when they finish."""
+        """Code changed: end idle sandboxes; busy ones end when they finish."""
         with self._available:
             self._generation += 1
-            self._size -= len(self._idle)
-            self._idle.clear()
+            idle, self._idle = self._idle, []
+            self._size -= len(idle)
             self._available.notify_all()
             tenants = list(self._tenants.values())
+        for sandbox in idle:
+            sandbox.close()
         for pool in tenants:
             pool.retire()
 
-    def acquire(self, phases: InvokePhases | None = None) -> Sandbox:
+    close = retire
+
+    def acquire(self) -> Sandbox:
+        """A free sandbox: an idle one, or a new one (cold-starting), or the next one released."""
         with self._available:
             while True:
                 if self._idle:
-                    if phases is not None:
-                        phases.admitted.set()
                     return self._idle.pop()
-                if self._size < self._max_size:
+                if self._size < self.settings.max_size:
                     self._size += 1
                     generation = self._generation
                     break
                 self._available.wait()
-        if phases is not None:
-            phases.admitted.set()
         try:
-            return load_sandbox(self.spec, self.env, self._layer_names, generation)
+            return Sandbox(self._sandbox_spec(), generation)
         except BaseException:
             with self._available:
                 self._size -= 1
@@ -384,21 +252,31 @@ class FunctionPool:
 
     def release(self, sandbox: Sandbox) -> None:
         with self._available:
-            if sandbox.generation == self._generation:
+            keep = sandbox.generation == self._generation and sandbox.alive and sandbox.ready
+            if keep:
                 self._idle.append(sandbox)
             else:
                 self._size -= 1
             self._available.notify()
+        if not keep:
+            sandbox.close()
 
     def invoke(
         self,
         event: Any,
         request_id: str,
         tenant_id: str | None = None,
-        phases: InvokePhases | None = None,
+        *,
+        patience_s: float | None = None,
     ) -> Any:
-        """Run the handler with ``event`` in a free sandbox; exceptions propagate. What the function
-        writes to stdout, its cold start included, goes to its log file if it has one.
+        """Run the handler with ``event`` in a free sandbox. A failed invocation raises
+        :class:`FunctionError` (:class:`FunctionTimeoutError` past the function's Timeout, which
+        ends the sandbox, as Lambda ends the environment).
+
+        ``patience_s``: how long the caller waits once it has a sandbox, its cold start included
+        (API Gateway's integration timeout; waiting for a free sandbox is this pool's limit, not
+        Lambda's, which scales out). Past it, :class:`IntegrationTimeoutError`, and the invocation
+        runs on to its end (or its Timeout) in the background before its sandbox is free again.
 
         A function in tenant isolation mode runs in the tenant's own sandboxes (created on its
         first request, never lent to another tenant), and its context reports ``tenant_id``."""
@@ -407,38 +285,67 @@ class FunctionPool:
                 raise TenantIdRequiredError(
                     f"{self.spec.name} is tenant-isolated: an invoke needs a tenant id"
                 )
-            return self._tenant_pool(tenant_id).invoke(event, request_id, tenant_id, phases)
-        with routed_to(self.log):
-            sandbox = self.acquire(phases)
+            return self._tenant_pool(tenant_id).invoke(event, request_id, tenant_id, patience_s=patience_s)
+        sandbox = self.acquire()
+        patience = None if patience_s is None else time.monotonic() + patience_s
+        timeout_s = float(self.spec.timeout_s)
+        try:
+            if not sandbox.wait_ready(None if patience is None else patience - time.monotonic()):
+                # Lambda still runs the invocation once its environment is up.
+                self._finish_later(sandbox, None, (event, request_id, tenant_id))
+                raise IntegrationTimeoutError(self.spec.name)
+            sandbox.send(event, request_id, tenant_id, timeout_s)
+            timeout = time.monotonic() + timeout_s
+            limit = timeout if patience is None else min(timeout, patience)
+            answered, result = sandbox.answer(limit - time.monotonic())
+        except FunctionError:
+            self.release(sandbox)
+            raise
+        if answered:
+            self.release(sandbox)
+            return result
+        if patience is not None and patience < timeout:
+            self._finish_later(sandbox, timeout)
+            raise IntegrationTimeoutError(self.spec.name)
+        sandbox.close()
+        self.release(sandbox)
+        timed_out = f"Task timed out after {timeout_s:.2f} seconds"
+        raise FunctionTimeoutError({"errorType": "Sandbox.Timedout", "errorMessage": timed_out})
+
+    def _finish_later(
+        self, sandbox: Sandbox, timeout: float | None, pending: tuple[Any, str, str | None] | None = None
+    ) -> None:
+        """Let an invocation the caller gave up on run to its end in the background, then free the
+        sandbox: ``pending`` (event, request id, tenant id) still to send once its cold start is
+        over, else already sent and answering until ``timeout`` (its Timeout, which ends it)."""
+
+        def finish() -> None:
             try:
-                context = LambdaContext(self.spec, request_id, sandbox.log_stream)
-                context.tenant_id = tenant_id
-                if phases is not None:
-                    phases.started.set()
-                with function_env(sandbox.env):
-                    return sandbox.handler(event, context)
-            finally:
-                self.release(sandbox)
+                deadline = timeout
+                if pending is not None:
+                    sandbox.wait_ready(None)
+                    sandbox.send(*pending, float(self.spec.timeout_s))
+                    deadline = time.monotonic() + float(self.spec.timeout_s)
+                assert deadline is not None
+                if not sandbox.answer(deadline - time.monotonic())[0]:
+                    sandbox.close()  # past its Timeout: Lambda ends it
+            except FunctionError:
+                pass
+            self.release(sandbox)
+
+        threading.Thread(target=finish, name="sandbox-finisher", daemon=True).start()
 
     def _tenant_pool(self, tenant_id: str) -> FunctionPool:
         with self._available:
             pool = self._tenants.get(tenant_id)
             if pool is None:
-                shared = dataclasses.replace(self.spec, tenant_isolation=False)
-                pool = FunctionPool(shared, self.env, self._layer_names, self._max_size, log=self.log)
+                pool = FunctionPool(dataclasses.replace(self.spec, tenant_isolation=False), self.settings)
                 self._tenants[tenant_id] = pool
             return pool
 
     @property
     def warm(self) -> int:
         return len(self._idle) + sum(pool.warm for pool in list(self._tenants.values()))
-
-    def sandbox_modules(self, tenant_id: str | None = None) -> list[ModuleType]:
-        """The handler modules of the idle sandboxes (of ``tenant_id``'s, if isolated): for tests."""
-        if tenant_id is not None:
-            pool = self._tenants.get(tenant_id)
-            return [] if pool is None else pool.sandbox_modules()
-        return [sandbox.module for sandbox in self._idle]
 
 
 # ---------------------------------------------------------------------- hot reload

@@ -108,9 +108,9 @@ def test_the_memory_keeps_a_digest_per_token_and_forgets_the_oldest_past_its_bou
     items = tokens.digest([{"Put": {"TableName": "t", "Item": {"k": {"S": "v"}}}}])
     # When three transactions commit with tokens t-1, t-2 and t-3
     for token in ("t-1", "t-2", "t-3"):
-        tokens.remember(("a", "r", token), items)
+        tokens.remember(("r", token), items)
     # Then each is held as a 16-byte digest, and only the newest two are remembered
     assert len(items) == 16 and len(tokens) == 2
-    assert tokens.committed(("a", "r", "t-1"), items) is None
-    assert tokens.committed(("a", "r", "t-3"), items) is True
-    assert tokens.committed(("a", "r", "t-3"), tokens.digest([])) is False
+    assert tokens.committed(("r", "t-1"), items) is None
+    assert tokens.committed(("r", "t-3"), items) is True
+    assert tokens.committed(("r", "t-3"), tokens.digest([])) is False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ from local.gateway.api import Route, TemplateError, _preflights, check_parameter
 from local.gateway.auth import AuthorizerCache, AuthorizerFailedError, AuthorizerResult
 from local.gateway.intrinsics import LocalNames, Resolver, UnsupportedIntrinsicError
 from local.gateway.plans import KeyBinding, UsagePlans
-from local.gateway.server import BadRequestError, HttpResponse, encode_response, read_request
 
 STAGE = "arn:aws:execute-api:us-east-1:123456789012:api0000000/v1"
 
@@ -199,73 +197,12 @@ def test_request_time_is_api_gateways_clf_text_in_the_log_and_the_event() -> Non
 # ------------------------------------------------------------------------------ HTTP parsing
 
 
-class _Socket:
-    def __init__(self) -> None:
-        self.sent = b""
-
-    def sendall(self, data: bytes) -> None:
-        self.sent += data
-
-
-def _parse(raw: bytes, max_body: int = 1024) -> Any:
-    return read_request(io.BytesIO(raw), _Socket(), "127.0.0.1", max_body)  # type: ignore[arg-type]
-
-
 def test_metering_flushes_are_spaced_by_what_the_last_one_cost() -> None:
     # A quiet stack flushes at its interval; a flush that cost more is followed by a longer wait,
     # proportionally, up to the cap
     assert next_flush_wait(0.001, 0.5) == 0.5
     assert next_flush_wait(0.05, 0.5) == pytest.approx(0.05 * METERING_SHARE)
     assert next_flush_wait(0.05 * METERING_SHARE, 0.5) == MAX_FLUSH_SECONDS
-
-
-def test_request_with_repeated_headers_and_body() -> None:
-    request = _parse(b"POST /x?a=1 HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 3\r\n\r\nabcNEXT")
-    assert (request.method, request.target, request.body) == ("POST", "/x?a=1", b"abc")
-    assert request.header("X-A") == "2"
-    assert request.headers == [("X-A", "1"), ("x-a", "2"), ("Content-Length", "3")]
-
-
-def test_expect_continue_gets_an_interim_answer() -> None:
-    connection = _Socket()
-    raw = b"PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok"
-    request = read_request(io.BytesIO(raw), connection, "127.0.0.1", 1024)  # type: ignore[arg-type]
-    assert request is not None and request.body == b"ok"
-    assert connection.sent == b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-def test_chunked_body_and_an_oversized_one() -> None:
-    assert (
-        _parse(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n").body == b"abc"
-    )
-    too_big = _parse(b"POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n12345", max_body=4)
-    assert too_big.body_too_large and too_big.body == b""
-
-
-def test_closed_connection_between_requests_is_none() -> None:
-    assert _parse(b"") is None
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b"GET\r\n\r\n",
-        b"GET /x HTTP/2\r\n\r\n",
-        b"GET x HTTP/1.1\r\n\r\n",
-        b"GET /x HTTP/1.1\r\n bad: header\r\n\r\n",
-        b"GET /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
-        b"POST /x HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort",
-        b"GET /x HTTP/1.1\r\nX: y\r\n",
-    ],
-)
-def test_malformed_requests_raise_bad_request(raw: bytes) -> None:
-    with pytest.raises(BadRequestError):
-        _parse(raw)
-
-
-def test_answers_are_one_piece_with_length_and_no_injected_lines() -> None:
-    encoded = encode_response(HttpResponse(200, [("X-A", "1\r\nSet-Cookie: evil=1")], b"{}"), keep_alive=True)
-    assert encoded == b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}"
 
 
 # ------------------------------------------------------------------------------ template
@@ -399,87 +336,3 @@ def test_parameters_the_template_accepts() -> None:
     assert check_parameters(["CorsAllowOrigin=http://localhost:5173"]) == {
         "CorsAllowOrigin": "http://localhost:5173"
     }
-
-
-# ------------------------------------------------------------------------------ sandboxes in threads
-
-
-def test_two_sandboxes_resolving_at_once_each_see_their_own_event() -> None:
-    # Given two sandboxes' resolvers (Powertools shared, as in the local stack) with the router
-    # state made per thread, and a route that reads the event only once both have started
-    import json
-    import threading
-
-    from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-
-    from local.gateway import sandbox
-
-    sandbox.router_state_per_thread()
-    both_started = threading.Barrier(2)
-
-    def make_app() -> APIGatewayRestResolver:
-        app = APIGatewayRestResolver()
-
-        @app.post("/x")
-        def route() -> dict[str, Any]:
-            both_started.wait(10)
-            return {"seen": app.current_event.json_body}
-
-        return app
-
-    apps = [make_app(), make_app()]
-    answers: dict[int, Any] = {}
-
-    def resolve(number: int) -> None:
-        event = {
-            "httpMethod": "POST",
-            "path": "/x",
-            "resource": "/x",
-            "headers": {"Content-Type": "application/json"},
-            "multiValueHeaders": {},
-            "queryStringParameters": None,
-            "body": json.dumps({"n": number}),
-            "isBase64Encoded": False,
-            "requestContext": {"requestId": f"r{number}", "stage": "v1"},
-        }
-        answers[number] = apps[number].resolve(event, None)  # type: ignore[arg-type]
-
-    # When both resolve at the same time in two threads
-    threads = [threading.Thread(target=resolve, args=(number,)) for number in (0, 1)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(20)
-    # Then each route saw its own request's body (Powertools keeps it on a class otherwise)
-    assert {number: json.loads(answer["body"])["seen"] for number, answer in answers.items()} == {
-        0: {"n": 0},
-        1: {"n": 1},
-    }
-
-
-def test_each_sandbox_reads_its_own_functions_env_through_getenv(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given the layered os.environ with a variable some function of the template sets, a variable
-    # only the process has, and one nobody has
-    import os
-
-    from local.gateway import sandbox
-
-    sandbox.install_layered_environ({"TENANTRY_TEST_SCOPED"})
-    monkeypatch.setenv("TENANTRY_TEST_SCOPED", "process")
-    monkeypatch.setenv("TENANTRY_TEST_SHARED", "process")
-    monkeypatch.delenv("TENANTRY_TEST_NOBODY", raising=False)
-    # When a function that sets the scoped variable reads them
-    with sandbox.function_env({"TENANTRY_TEST_SCOPED": "chat"}):
-        # Then it sees its own value, the process's shared one, and the default for the missing one
-        assert os.getenv("TENANTRY_TEST_SCOPED") == "chat"
-        assert os.environ.get("TENANTRY_TEST_SHARED") == "process"
-        assert os.getenv("TENANTRY_TEST_NOBODY", "default") == "default"
-    # When a function that does not set the scoped variable reads it
-    with sandbox.function_env({}):
-        # Then it does not see another function's (or the process's) value, as in its own sandbox
-        assert os.getenv("TENANTRY_TEST_SCOPED") is None
-        assert os.environ.get("TENANTRY_TEST_SCOPED", "default") == "default"
-        assert "TENANTRY_TEST_SCOPED" not in os.environ
-        assert os.getenv("TENANTRY_TEST_SHARED") == "process"
-    # And outside any function the process's own value reads as ever
-    assert os.getenv("TENANTRY_TEST_SCOPED") == "process"

@@ -59,6 +59,11 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def timestamp() -> str:
+    """Now, as the stores keep a moment (``created_at``…): ISO 8601 in UTC to the second."""
+    return _iso(_now())
+
+
 def _new_tenant_id(name: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "tenant"
     if len(slug) < 3:

@@ -1,0 +1,176 @@
+"""Sandboxes as Lambda runs them (local/gateway/sandbox.py, local/gateway/runtime.py): a process per
+sandbox, with its function's env, its own log file, one invocation at a time, and Lambda's errors."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.gateway.api import FunctionSpec
+from local.gateway.sandbox import FunctionError, FunctionPool, FunctionTimeoutError, PoolSettings
+
+HANDLER = """
+import json, os, sys, time
+
+STATE = []  # module state: it lives as long as the sandbox
+
+
+def lambda_handler(event, context):
+    if event.get("print"):
+        print(event["print"])
+        print("to stderr", file=sys.stderr)
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event.get("fail"):
+        raise ValueError(event["fail"])
+    if event.get("exit"):
+        os._exit(3)
+    if event.get("not_json"):
+        return {"when": object()}
+    STATE.append(event.get("n"))
+    return {
+        "pid": os.getpid(),
+        "scoped": os.environ.get("SCOPED"),
+        "shared": os.environ.get("SHARED"),
+        "function": context.function_name,
+        "remaining": context.get_remaining_time_in_millis(),
+        "state": STATE,
+        "n": event.get("n"),
+    }
+"""
+
+
+def _spec(folder: Path, logical_id: str, env: dict[str, str], timeout_s: int = 3) -> FunctionSpec:
+    code = folder / logical_id
+    code.mkdir(parents=True, exist_ok=True)
+    (code / "app.py").write_text(HANDLER, encoding="utf-8")
+    return FunctionSpec(
+        logical_id=logical_id,
+        name=f"test-{logical_id}",
+        arn=f"arn:aws:lambda:us-east-1:123456789012:function:test-{logical_id}",
+        code_dir=code,
+        module_file=code / "app.py",
+        handler_name="lambda_handler",
+        memory_mb=128,
+        timeout_s=timeout_s,
+        env=env,
+    )
+
+
+@pytest.fixture
+def pools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., FunctionPool]]:
+    """Pools of the test handler; ``SCOPED`` is a variable of the template's functions."""
+    monkeypatch.setenv("SHARED", "process")
+    monkeypatch.setenv("SCOPED", "process")
+    made: list[FunctionPool] = []
+
+    def make(logical_id: str, env: dict[str, str], **spec: Any) -> FunctionPool:
+        settings = PoolSettings(
+            local_env={},
+            scoped_names=frozenset({"SCOPED"}),
+            layer_dirs=(),
+            max_size=2,
+            log_folder=tmp_path / "logs",
+        )
+        pool = FunctionPool(_spec(tmp_path / "code", logical_id, env, **spec), settings)
+        made.append(pool)
+        return pool
+
+    yield make
+    for pool in made:
+        pool.close()
+
+
+def test_each_function_sees_its_own_env_and_not_another_functions(pools: Callable[..., FunctionPool]) -> None:
+    # Given two functions, one that sets SCOPED and one that does not, in one gateway process
+    chat = pools("Chat", {"SCOPED": "chat"})
+    health = pools("Health", {})
+    # When each is invoked
+    chat_answer = chat.invoke({"n": 1}, "r1")
+    health_answer = health.invoke({"n": 1}, "r2")
+    # Then each reads its own value, the process's shared one, and never another function's
+    assert (chat_answer["scoped"], chat_answer["shared"]) == ("chat", "process")
+    assert (health_answer["scoped"], health_answer["shared"]) == (None, "process")
+    assert chat_answer["function"] == "test-Chat" and chat_answer["pid"] != health_answer["pid"]
+
+
+def test_concurrent_invocations_each_get_a_sandbox_of_their_own(pools: Callable[..., FunctionPool]) -> None:
+    # Given a function and two invocations at once, each holding its sandbox for a while
+    echo = pools("Echo", {})
+    answers: dict[int, Any] = {}
+
+    def invoke(number: int) -> None:
+        answers[number] = echo.invoke({"n": number, "sleep": 0.3}, f"r{number}")
+
+    threads = [threading.Thread(target=invoke, args=(number,)) for number in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # Then each answered its own event from its own process, whose module state is its own
+    assert answers[1]["n"] == 1 and answers[2]["n"] == 2
+    assert answers[1]["pid"] != answers[2]["pid"]
+    assert answers[1]["state"] == [1] and answers[2]["state"] == [2]
+    # And a warm sandbox keeps its state for the next invocation
+    again = echo.invoke({"n": 3}, "r3")
+    assert again["state"] in ([1, 3], [2, 3])
+
+
+def test_output_goes_to_the_functions_own_log_file(
+    pools: Callable[..., FunctionPool], tmp_path: Path
+) -> None:
+    # Given two functions that print
+    first, second = pools("First", {}), pools("Second", {})
+    # When each prints a line (and one to stderr)
+    first.invoke({"print": "from first"}, "r1")
+    second.invoke({"print": "from second"}, "r2")
+    # Then each function's lines are in its own file, none in the other's
+    first_log = (tmp_path / "logs" / "First.log").read_text(encoding="utf-8")
+    second_log = (tmp_path / "logs" / "Second.log").read_text(encoding="utf-8")
+    assert first_log.splitlines() == ["from first", "to stderr"]
+    assert second_log.splitlines() == ["from second", "to stderr"]
+
+
+def test_an_invocation_past_the_timeout_ends_its_sandbox(pools: Callable[..., FunctionPool]) -> None:
+    # Given a function with a Timeout of 1 s, warm
+    slow = pools("Slow", {}, timeout_s=1)
+    before = slow.invoke({"n": 1}, "r1")
+    assert 0 < before["remaining"] <= 1000
+    # When an invocation runs past it
+    with pytest.raises(FunctionTimeoutError):
+        slow.invoke({"sleep": 5}, "r2")
+    # Then Lambda's answer is a timeout, and the next invocation cold-starts a new sandbox
+    after = slow.invoke({"n": 3}, "r3")
+    assert after["pid"] != before["pid"] and after["state"] == [3]
+
+
+@pytest.mark.parametrize(
+    ("event", "error_type"),
+    [
+        ({"fail": "boom"}, "ValueError"),
+        ({"not_json": True}, "Runtime.MarshalError"),
+        ({"exit": True}, "Runtime.ExitError"),
+    ],
+)
+def test_a_failed_invocation_is_lambdas_error_and_the_pool_recovers(
+    pools: Callable[..., FunctionPool], event: dict[str, Any], error_type: str
+) -> None:
+    function = pools("Failing", {})
+    with pytest.raises(FunctionError) as failed:
+        function.invoke(event, "r1")
+    assert failed.value.error_type == error_type
+    assert function.invoke({"n": 2}, "r2")["n"] == 2
+
+
+def test_a_handler_that_cannot_be_imported_is_an_import_error(pools: Callable[..., FunctionPool]) -> None:
+    broken = pools("Broken", {})
+    broken.spec.module_file.write_text("import not_a_module_anywhere\n", encoding="utf-8")
+    with pytest.raises(FunctionError) as failed:
+        broken.invoke({}, "r1")
+    assert failed.value.error_type == "Runtime.ImportModuleError"
+    assert "not_a_module_anywhere" in json.dumps(failed.value.message)
