@@ -28,7 +28,7 @@ def test_a_purge_that_goes_on_is_said_with_how_to_follow_it(monkeypatch: pytest.
 
     monkeypatch.setattr(cli_ops, "call", call)
     monkeypatch.setattr(cli_ops, "_admin_key", lambda args: ("tnt_admin_x", "test"))
-    args = argparse.Namespace(url="http://127.0.0.1:1", tenant_id="bigco", force=True)
+    args = argparse.Namespace(url="http://127.0.0.1:1", tenant_id="bigco", force=True, yes=True)
     # When the operator offboards it
     returned, text = cli_ops.tenants_delete(args)
     # Then the command succeeds, counts what went, and says the purge goes on and how to follow it
