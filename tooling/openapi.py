@@ -16,7 +16,7 @@ from typing import Any
 
 from local import template
 from tenantry import routes
-from tenantry.http import ANSWERS_EXTENSION
+from tenantry.http import ANSWERS_EXTENSION, STREAM_EXTENSION
 from tenantry.models.errors import ErrorBody
 
 TITLE = "Tenantry API"
@@ -75,6 +75,7 @@ def build_spec() -> dict[str, Any]:
         for method, operation in operations.items():
             operation["security"] = security_by_operation.get((path, method), [{"ApiKey": []}])
             _document_answers(operation)
+            _document_stream(operation, schemas)
     _add_error_schemas(schemas)
     for operations in paths.values():
         for operation in operations.values():
@@ -231,6 +232,61 @@ def _document_answers(operation: dict[str, Any]) -> None:
     operation["responses"] = {str(status): responses[status] for status in sorted(responses, key=int)}
 
 
+# ---------------------------------------------------------------------------- streams
+EVENT_STREAM = "text/event-stream"
+STREAM_FORMAT = (
+    "Server-Sent Events, UTF-8: each event is an `event:` line naming it and one `data:` line of "
+    "JSON, then a blank line; lines starting with `:` are keep-alive comments. `contentSchema` "
+    "describes the stream decoded into its events, in order, each `{event, data}`."
+)
+
+
+def _document_stream(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A route declared with ``http.streams``: its 200 also answers ``text/event-stream``, every
+    event's ``data`` schema in the components (an error's is ErrorBody)."""
+    declared = operation.pop(STREAM_EXTENSION, None)
+    if declared is None:
+        return
+    variants: list[dict[str, Any]] = []
+    for name, schema in declared["events"].items():
+        if schema is None:
+            data: dict[str, Any] = ERROR_REF
+        else:
+            schemas.update(schema.pop("$defs", {}))
+            schemas[schema["title"]] = schema
+            data = {"$ref": f"#/components/schemas/{schema['title']}"}
+        variants.append(
+            {
+                "type": "object",
+                "title": f"{name} event",
+                "properties": {"event": {"const": name}, "data": data},
+                "required": ["event", "data"],
+            }
+        )
+    media_type = {
+        "schema": {
+            "type": "string",
+            "description": f"{declared['description']}. {STREAM_FORMAT}",
+            "contentMediaType": EVENT_STREAM,
+            "contentSchema": {"type": "array", "items": {"oneOf": variants}},
+        }
+    }
+    operation["responses"]["200"].setdefault("content", {})[EVENT_STREAM] = media_type
+
+
+def _stream_example(media_type: dict[str, Any], schemas: dict[str, Any]) -> str:
+    """An example stream that went well: one event of each kind in the order declared, but the
+    error (the alternative to the last)."""
+    lines: list[str] = []
+    for variant in media_type["schema"]["contentSchema"]["items"]["oneOf"]:
+        name = variant["properties"]["event"]["const"]
+        if variant["properties"]["data"] == ERROR_REF:
+            continue
+        data = _example(variant["properties"]["data"], schemas)
+        lines.append(f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n")
+    return "\n".join(lines)
+
+
 def _add_error_schemas(schemas: dict[str, Any]) -> None:
     # Powertools' own validation shapes: the API never answers them (its 422 is ErrorBody).
     for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
@@ -263,6 +319,8 @@ _EXAMPLE_BY_NAME: dict[str, Any] = {
     "currency": "USD",
     "prices_recorded_on": "2026-11-01",
     "status": "active",
+    "text": "Hello",
+    "stop_reason": "end_turn",
 }
 
 
@@ -316,6 +374,9 @@ def _add_examples(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
     bodies = [operation.get("requestBody", {}), *operation["responses"].values()]
     for body in bodies:
         for media_type, content in (body.get("content") or {}).items():
+            if media_type == EVENT_STREAM:
+                content.setdefault("example", _stream_example(content, schemas))
+                continue
             if "schema" not in content and media_type != "application/json":
                 content["schema"] = {"type": "string"}
                 content.setdefault("example", f"(the {media_type} text)")
