@@ -27,9 +27,7 @@ from aws_lambda_powertools.event_handler import Response
 from tenantry.errors import ApiError
 from tenantry.observability import logger
 
-# The Content-Type a streaming function's Runtime API response carries when it holds an HTTP
-# integration answer (prelude, delimiter, body), and the delimiter itself.
-HTTP_INTEGRATION_RESPONSE: Final = "application/vnd.awslambda.http-integration-response"
+# What separates the prelude from the body.
 DELIMITER: Final = b"\x00" * 8
 # API Gateway looks for the prelude and its delimiter in the first 16 KB of the stream.
 MAX_PRELUDE_BYTES: Final = 16 * 1024
