@@ -120,7 +120,7 @@ def _handler(fake: FakeRuntimeApi) -> type[BaseHTTPRequestHandler]:
                 fake.init_failed.set()
                 self._reply(202)
                 return
-            _, kind, request_id, outcome = path.split("/")
+            request_id, outcome = path.split("/")[2:]
             answer = fake.answers[request_id]
             answer.headers = {name.lower(): value for name, value in self.headers.items()}
             if outcome == "error":
