@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from local.gateway import runtime
 from local.gateway.api import FunctionSpec
@@ -96,6 +96,30 @@ class FunctionTimeoutError(FunctionError):
     """The invocation passed the function's Timeout: Lambda ended it (and its sandbox)."""
 
 
+class StreamReceiver(Protocol):
+    """Who reads a streamed invocation's output as the function writes it (InvokeWithResponseStream)."""
+
+    def chunk(self, data: bytes) -> bool:
+        """A piece the function wrote; False once nobody reads the stream any more."""
+        ...
+
+    def tick(self) -> bool:
+        """Called about every :data:`STREAM_TICK_SECONDS` while the function runs; False once
+        nobody reads the stream any more."""
+        ...
+
+
+STREAM_TICK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A streamed invocation's end: what it wrote went to its receiver (or, with none, is in
+    ``payload``, as Invoke buffers a streaming function's output)."""
+
+    payload: bytes = b""
+
+
 @dataclass
 class InvokePhases:
     """When an invocation passes each point, so the gateway can time it as AWS does: ``admitted``
@@ -133,7 +157,16 @@ class Sandbox:
             self.close()
             raise FunctionError(ready["error"])
 
-    def invoke(self, event: Any, request_id: str, tenant_id: str | None, timeout_s: float) -> Any:
+    def invoke(
+        self,
+        event: Any,
+        request_id: str,
+        tenant_id: str | None,
+        timeout_s: float,
+        receiver: StreamReceiver | None = None,
+    ) -> Any:
+        """Run one invocation; its result, or :class:`Streamed` when the function streamed (its
+        pieces went to ``receiver`` as they came). Raises :class:`FunctionError`."""
         deadline_ms = int((time.time() + timeout_s) * 1000)
         message = {
             "event": event,
@@ -141,17 +174,34 @@ class Sandbox:
             "deadline_ms": deadline_ms,
             "tenant_id": tenant_id,
         }
+        deadline = time.monotonic() + timeout_s
+        pieces: list[bytes] = []
+        told_gone = False
         try:
             self._connection.send_bytes(json.dumps(message).encode())
-            if not self._connection.poll(timeout_s):
-                self.close()
-                raise FunctionTimeoutError(
-                    {
-                        "errorType": "Sandbox.Timedout",
-                        "errorMessage": f"Task timed out after {timeout_s:.2f} seconds",
-                    }
-                )
-            answer = json.loads(self._connection.recv_bytes())
+            while True:
+                left = deadline - time.monotonic()
+                wait = left if receiver is None else min(left, STREAM_TICK_SECONDS)
+                if left <= 0 or not self._connection.poll(max(0.0, wait)):
+                    if time.monotonic() >= deadline:
+                        self.close()
+                        raise FunctionTimeoutError(
+                            {
+                                "errorType": "Sandbox.Timedout",
+                                "errorMessage": f"Task timed out after {timeout_s:.2f} seconds",
+                            }
+                        )
+                    if receiver is not None and not receiver.tick() and not told_gone:
+                        told_gone = self._tell_gone()
+                    continue
+                data = self._connection.recv_bytes()
+                if data[:1] != runtime.CHUNK:
+                    answer = json.loads(data)
+                    break
+                if receiver is None:
+                    pieces.append(data[1:])
+                elif not receiver.chunk(data[1:]) and not told_gone:
+                    told_gone = self._tell_gone()
         except (EOFError, OSError):
             self.close()
             raise FunctionError(
@@ -159,7 +209,13 @@ class Sandbox:
             ) from None
         if "error" in answer:
             raise FunctionError(answer["error"])
+        if answer.get("streamed"):
+            return Streamed(b"".join(pieces))
         return answer["result"]
+
+    def _tell_gone(self) -> bool:
+        self._connection.send_bytes(runtime.GONE)
+        return True
 
     @property
     def alive(self) -> bool:
@@ -218,6 +274,7 @@ class FunctionPool:
             log_path=log_path,
             stdout_to_stderr=self.settings.stdout_to_stderr,
             record_calls_for=self.settings.record_calls_for,
+            streaming=self.spec.streaming_runtime,
         )
 
     def retire(self) -> None:
@@ -274,9 +331,11 @@ class FunctionPool:
         request_id: str,
         tenant_id: str | None = None,
         phases: InvokePhases | None = None,
+        receiver: StreamReceiver | None = None,
     ) -> Any:
         """Run the handler with ``event`` in a free sandbox. A failed invocation raises
-        :class:`FunctionError` (:class:`FunctionTimeoutError` past the function's Timeout).
+        :class:`FunctionError` (:class:`FunctionTimeoutError` past the function's Timeout). With a
+        ``receiver``, it is InvokeWithResponseStream: what the function streams goes to it.
 
         A function in tenant isolation mode runs in the tenant's own sandboxes (created on its
         first request, never lent to another tenant), and its context reports ``tenant_id``."""
@@ -285,12 +344,12 @@ class FunctionPool:
                 raise TenantIdRequiredError(
                     f"{self.spec.name} is tenant-isolated: an invoke needs a tenant id"
                 )
-            return self._tenant_pool(tenant_id).invoke(event, request_id, tenant_id, phases)
+            return self._tenant_pool(tenant_id).invoke(event, request_id, tenant_id, phases, receiver)
         sandbox = self.acquire(phases)
         try:
             if phases is not None:
                 phases.started.set()
-            return sandbox.invoke(event, request_id, tenant_id, float(self.spec.timeout_s))
+            return sandbox.invoke(event, request_id, tenant_id, float(self.spec.timeout_s), receiver)
         finally:
             self.release(sandbox)
 
