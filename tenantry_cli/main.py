@@ -6,13 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tenantry_cli import admin, dev, logs, metering, ops
+from tenantry_cli import admin, chat, dev, logs, metering, ops
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tenantry", description=__doc__)
     subcommands = parser.add_subparsers(dest="command", required=True)
-    for area in (admin, dev, logs, metering, ops):
+    for area in (admin, chat, dev, logs, metering, ops):
         area.register(subcommands)
     return parser
 
