@@ -62,17 +62,45 @@ class Contract:
         if media_type not in documented:
             return [f"{where}: Content-Type {media_type!r} not documented ({', '.join(content)})"]
         schema = documented[media_type].get("schema")
-        if media_type != "application/json" or schema is None:
+        if media_type == "text/event-stream" and schema is not None and "contentSchema" in schema:
+            # A stream: its events, decoded, against the documented events (contentSchema).
+            schema, body = schema["contentSchema"], decoded_events(seen.raw)
+        elif media_type != "application/json" or schema is None:
             return []
-        try:
-            body = json.loads(seen.raw)
-        except ValueError:
-            return [f"{where}: body is not JSON: {seen.raw[:80]!r}"]
+        else:
+            try:
+                body = json.loads(seen.raw)
+            except ValueError:
+                return [f"{where}: body is not JSON: {seen.raw[:80]!r}"]
         validator = Draft202012Validator({**schema, "components": self.spec["components"]})
         return [
             f"{where}: {'/'.join(str(part) for part in error.absolute_path) or 'body'}: {error.message}"
             for error in validator.iter_errors(body)
         ]
+
+
+def decoded_events(raw: bytes) -> list[dict[str, Any]]:
+    """A Server-Sent Events body as its events, ``{event, data}`` with each ``data`` decoded from
+    JSON (a line that is not JSON stays text, and fails the schema); comments are skipped."""
+    events: list[dict[str, Any]] = []
+    for block in raw.decode("utf-8", errors="replace").replace("\r\n", "\n").split("\n\n"):
+        name, data = "message", []
+        for line in block.split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            field, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+        if data:
+            text = "\n".join(data)
+            try:
+                events.append({"event": name, "data": json.loads(text)})
+            except ValueError:
+                events.append({"event": name, "data": text})
+    return events
 
 
 def _bare(media_type: str) -> str:
