@@ -57,6 +57,9 @@ class FakeAnthropic:
     requests: list[dict[str, Any]] = field(default_factory=list)
     script: list[Reply] = field(default_factory=list)  # consumed first, then ``default``
     default: Reply = field(default_factory=Reply)
+    # When (time.monotonic(), shared by every process of the machine) each streamed request came
+    # and each of its deltas went out: what the stream benchmark measures the stack against.
+    stream_log: list[tuple[str, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_reply(self, request: dict[str, Any]) -> Reply:
@@ -78,6 +81,7 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
             """Quiet: tests read ``fake.requests`` instead."""
 
         def do_POST(self) -> None:
+            arrived = time.monotonic()
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
             headers = {name.lower(): value for name, value in self.headers.items()}
@@ -87,7 +91,7 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
             if delay:
                 time.sleep(delay)
             if reply.status == 200 and body.get("stream"):
-                self._stream(reply, body)
+                self._stream(reply, body, arrived)
                 return
             if reply.status == 200:
                 last_user = next(
@@ -118,7 +122,8 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
             except OSError:
                 pass  # the client gave up (a timeout test)
 
-        def _stream(self, reply: Reply, body: dict[str, Any]) -> None:
+        def _stream(self, reply: Reply, body: dict[str, Any], arrived: float) -> None:
+            fake.stream_log.append(("request", arrived))
             text = reply.text or f"fake reply to: {_last_user(body)}"
             pieces = reply.pieces if reply.pieces is not None else _words(text)
             model = body.get("model", "unknown")
@@ -176,6 +181,7 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
                             "delta": {"type": "text_delta", "text": piece},
                         },
                     )
+                    fake.stream_log.append(("delta", time.monotonic()))
                 self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
                 self._event(
                     "message_delta",
