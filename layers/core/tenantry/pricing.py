@@ -54,7 +54,7 @@ ROUTE_REQUEST_UNITS: Final[dict[str, tuple[float, float]]] = {
     "GET /metrics": (1.0, 0.0),
     "PUT /consumers/{name}": (1.0, 1.0),
     "GET /consumers/{name}": (1.0, 0.0),
-    "POST /chat": (5.0, 8.0),  # batch get, window query, transaction of three writes
+    "POST /chat": (5.0, 10.0),  # batch get, window query, transaction: turn, session, bill marker, month, day
     "GET /sessions": (2.0, 0.0),
     "GET /sessions/{session_id}": (3.0, 0.0),
     "DELETE /sessions/{session_id}": (2.0, 4.0),
