@@ -12,6 +12,10 @@ arrived) compare directly:
 - per-chunk delay = client's arrival of delta i - model's sending of delta i: the SDK's parsing,
   the function's writes across the sandbox's pipe, the gateway's relay.
 
+The baseline, measured in the same run: JSON turns (``"stream": false``) through the same stack,
+the time from the client's send until the model has the request. What streaming adds before the
+first token is the streamed turn's figure beyond it.
+
 Not a timed test: figures go to docs/performance.md. Run: make bench (or .venv/bin/python
 bench/stream.py [TURNS]).
 """
@@ -37,6 +41,20 @@ from tests.fakes.anthropic_server import Reply, fake_anthropic  # noqa: E402
 PIECES = 20
 PIECE_DELAY_SECONDS = 0.02
 WARM_UP_TURNS = 5
+
+
+def json_turn(url: str, key: str, message: str) -> float:
+    """When a JSON turn's request was sent."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+    headers = {"Content-Type": "application/json", "X-API-Key": key, "X-User-ID": "bench"}
+    sent = time.monotonic()
+    connection.request("POST", "/chat", body=json.dumps({"message": message}), headers=headers)
+    response = connection.getresponse()
+    assert response.status == 200, response.read()
+    response.read()
+    connection.close()
+    return sent
 
 
 def stream_turn(url: str, key: str, message: str) -> tuple[float, list[float]]:
@@ -82,8 +100,13 @@ def main() -> int:
             _, key = stack.create_tenant("enterprise")
             added_first: list[float] = []
             before_model: list[float] = []
+            json_before_model: list[float] = []
             chunk_delays: list[float] = []
             for number in range(WARM_UP_TURNS + turns):
+                model.stream_log.clear()
+                sent = json_turn(stack.url, key, f"json {number}")
+                if number >= WARM_UP_TURNS:
+                    json_before_model.append(model.stream_log[0][1] - sent)
                 model.stream_log.clear()
                 sent, arrivals = stream_turn(stack.url, key, f"turn {number}")
                 received = next(at for kind, at in model.stream_log if kind == "request")
@@ -108,6 +131,8 @@ def main() -> int:
         f"    of which before the model got the request: p50 {statistics.median(before_model) * ms:.1f} ms,"
         f" p99 {percentile(before_model, 0.99) * ms:.1f} ms"
     )
+    json_p50, json_p99 = statistics.median(json_before_model) * ms, percentile(json_before_model, 0.99) * ms
+    print(f"  baseline, a JSON turn until the model got it: p50 {json_p50:.1f} ms, p99 {json_p99:.1f} ms")
     median_delay, p99_delay = statistics.median(chunk_delays) * ms, percentile(chunk_delays, 0.99) * ms
     print(
         f"  model-to-client delay per delta ({len(chunk_delays)}): p50 {median_delay:.2f} ms,"

@@ -57,8 +57,8 @@ class FakeAnthropic:
     requests: list[dict[str, Any]] = field(default_factory=list)
     script: list[Reply] = field(default_factory=list)  # consumed first, then ``default``
     default: Reply = field(default_factory=Reply)
-    # When (time.monotonic(), shared by every process of the machine) each streamed request came
-    # and each of its deltas went out: what the stream benchmark measures the stack against.
+    # When (time.monotonic(), shared by every process of the machine) each request came and each
+    # streamed delta went out: what the stream benchmark measures the stack against.
     stream_log: list[tuple[str, float]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -82,6 +82,7 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             arrived = time.monotonic()
+            fake.stream_log.append(("request", arrived))
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
             headers = {name.lower(): value for name, value in self.headers.items()}
@@ -123,7 +124,6 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
                 pass  # the client gave up (a timeout test)
 
         def _stream(self, reply: Reply, body: dict[str, Any], arrived: float) -> None:
-            fake.stream_log.append(("request", arrived))
             text = reply.text or f"fake reply to: {_last_user(body)}"
             pieces = reply.pieces if reply.pieces is not None else _words(text)
             model = body.get("model", "unknown")
