@@ -196,8 +196,9 @@ def test_a_model_slower_than_the_deadline_is_cut_with_model_timeout_before_the_f
     # Then the stream ends with model_timeout well before the invocation's end, nothing stored
     assert recorded.events[-1][0] == "error"
     assert recorded.events[-1][1]["error"] == "model_timeout"
-    assert 2 < elapsed < 8 - chat.STREAM_WRITE_RESERVE_SECONDS + 2
-    assert 2 <= len([name for name, _ in recorded.events if name == "delta"]) <= 7
+    # (the model alone would take 10 s; the invocation has 8)
+    assert 8 - chat.STREAM_WRITE_RESERVE_SECONDS <= elapsed < 8
+    assert 1 <= len([name for name, _ in recorded.events if name == "delta"]) <= 7
     assert stored_turns(api, recorded.events[0][1]["session_id"]) == []
     # And what the model had reported is metered
     assert month_tokens("acme", fixed_clock) == (4, 1)
