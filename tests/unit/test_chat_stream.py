@@ -197,7 +197,7 @@ def test_a_model_slower_than_the_deadline_is_cut_with_model_timeout_before_the_f
     assert recorded.events[-1][0] == "error"
     assert recorded.events[-1][1]["error"] == "model_timeout"
     # (the model alone would take 10 s; the invocation has 8)
-    assert 8 - chat.STREAM_WRITE_RESERVE_SECONDS <= elapsed < 8
+    assert 8 - chat.STREAM_WRITE_RESERVE_SECONDS - 0.5 <= elapsed < 8
     assert 1 <= len([name for name, _ in recorded.events if name == "delta"]) <= 7
     assert stored_turns(api, recorded.events[0][1]["session_id"]) == []
     # And what the model had reported is metered
