@@ -58,7 +58,7 @@ $(STAMP): pyproject.toml layers/core/requirements.txt $(DEV_LOCK)
 # uv resolves both locks; it is the one tool installed before them, at the dev lock's version.
 $(BIN)/uv:
 	$(require_python)
-	$(BIN)/pip install --quiet "uv==$$(sed -n 's/^uv==\([^ ]*\).*/\1/p' $(DEV_LOCK))"
+	$(BIN)/pip install --progress-bar on "uv==$$(sed -n 's/^uv==\([^ ]*\).*/\1/p' $(DEV_LOCK))"
 
 venv: $(STAMP)
 

@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
 from botocore.config import Config
@@ -54,8 +55,9 @@ from botocore.config import Config
 from local import access, faults, journal, template, transport
 from local.apigateway_rules import ApiGatewayRules
 from local.dynamodb_rules import DynamoDBRules
+from local.gateway.server import HttpRequest, HttpResponse, ThreadedHttpServer
 from local.transactions import ItemLevelTransactions
-from local.wire import read_body
+from local.wire import Answer, WsgiApp, call, read_body, request_environ, respond, signature
 
 REGION = template.REGION
 ACCOUNT_ID = template.ACCOUNT_ID
@@ -66,6 +68,12 @@ ENDPOINT_FILE = "embedded.json"
 SNAPSHOT_EVERY_SECONDS = 30.0
 SNAPSHOT_JOURNAL_BYTES = 16 * 1024 * 1024
 SNAPSHOT_CHECK_SECONDS = 2.0
+# DynamoDB's largest request (a BatchWriteItem of 25 items of 400 KB) with room to spare.
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+# The services whose requests go straight to their moto handler (what the stack and its functions
+# call), with the host their backend's URL table expects where it is not <service>.<region>.
+_ROUTED_SERVICES = frozenset({"dynamodb", "apigateway", "sts", "sqs", "ssm", "logs", "scheduler"})
+_SERVICE_HOSTS = {"sts": "sts.amazonaws.com"}
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 # DynamoDB operations that never change state; everything else marks the snapshot dirty.
@@ -165,6 +173,80 @@ def resource_for(service: str, endpoint_url: str, timeout: float = 5) -> Any:
     return boto3.resource(service, **_connection(endpoint_url, timeout))  # type: ignore[call-overload]
 
 
+class _ServiceRouter:
+    """Moto's services, each request handed to its service's handler the way moto's in-process mock
+    hands it (``moto.core.botocore_stubber``): the service from the request's signature, the
+    handler from that backend's URL table, moto's own request type. Moto's server wraps the same
+    handlers in a Flask app per service, found anew for every request by its host, which cost about
+    as much as the handler. A request this does not place goes to that server app unchanged."""
+
+    def __init__(self) -> None:
+        from moto import backends  # noqa: PLC0415 - moto's server is heavy to import
+        from moto.core.request import Request  # noqa: PLC0415
+        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415
+            DomainDispatcherApplication,
+            create_backend_app,
+        )
+
+        self._backends: Any = backends
+        self._request_type: Any = Request
+        self._server_app: WsgiApp = DomainDispatcherApplication(create_backend_app)
+        self._urls: dict[str, list[tuple[re.Pattern[str], Callable[..., Any]]]] = {}
+
+    def _handlers(self, service: str) -> list[tuple[re.Pattern[str], Callable[..., Any]]]:
+        found = self._urls.get(service)
+        if found is None:
+            # Any instance serves: only its URL table is read (as moto's own stub picks one).
+            per_account = self._backends.get_backend(service)[ACCOUNT_ID]
+            backend = per_account[REGION] if REGION in per_account else per_account["aws"]
+            found = self._urls[service] = [
+                (re.compile(url), handler) for url, handler in backend.urls.items()
+            ]
+        return found
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        from werkzeug.exceptions import HTTPException  # noqa: PLC0415 - moto raises werkzeug's
+
+        signed = signature(str(environ.get("HTTP_AUTHORIZATION", "")))
+        if signed is None or signed.service not in _ROUTED_SERVICES:
+            return self._server_app(environ, start_response)
+        host = _SERVICE_HOSTS.get(signed.service, "{service}.{region}.amazonaws.com")
+        origin = host.format(service=signed.service, region=signed.region)
+        url = f"https://{origin}{environ.get('PATH_INFO', '/')}"
+        handler = next(
+            (handler for pattern, handler in self._handlers(signed.service) if pattern.match(url)), None
+        )
+        if handler is None:
+            return self._server_app(environ, start_response)
+        request = self._request_type(environ)  # as moto's server builds it, from the environ
+        try:
+            status, answer_headers, body = handler(request, request.raw_url, dict(request.headers))
+        except HTTPException as exc:
+            status, answer_headers, body = exc.code, exc.get_headers(), exc.get_body()
+        data = body.encode() if isinstance(body, str) else bytes(body or b"")
+        code = int(dict(answer_headers).get("status", status))
+        listed = [(str(name), str(value)) for name, value in dict(answer_headers).items() if name != "status"]
+        return respond(start_response, Answer(code, tuple(listed), data))
+
+
+def wsgi_handler(app: WsgiApp) -> Callable[[HttpRequest], HttpResponse]:
+    """The embedded server's HTTP requests, each as a WSGI request to ``app``."""
+
+    def handle(request: HttpRequest) -> HttpResponse:
+        path, _, query = request.target.partition("?")
+        headers: dict[str, str] = {}
+        for name, value in request.headers:
+            if name.lower() != "content-length":
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        environ = request_environ(request.method, unquote(path), request.body, headers)
+        environ["QUERY_STRING"] = query
+        environ["REMOTE_ADDR"] = request.client_ip
+        answer = call(app, environ)
+        return HttpResponse(answer.status, list(answer.headers), answer.body)
+
+    return handle
+
+
 class _SerializedApp:
     """WSGI middleware: one request at a time into moto, plus the flush route, change signals and
     the journal (an answer leaves only once what it did, or saw, is on disk)."""
@@ -226,10 +308,9 @@ class EmbeddedAws:
         self.port = port
         self.endpoint_url = ""
         self.api_id = ""
-        self._server: Any = None
+        self._server: ThreadedHttpServer | None = None
         # IAM's tenant wall (dynamodb:LeadingKeys for TenantDataRole sessions), inside the lock.
         self.access = access.Enforcer(access.KeySchemas(), access.Grants())
-        self._thread: threading.Thread | None = None
         self._app: _SerializedApp | None = None
         self.fault_injector: faults.FaultInjector | None = None
         self._flush_listeners: list[FlushListener] = []
@@ -252,15 +333,8 @@ class EmbeddedAws:
         self.stop()
 
     def start(self) -> None:
-        from moto.moto_server.werkzeug_app import (  # noqa: PLC0415 - moto's server is heavy to import
-            DomainDispatcherApplication,
-            MotoRequestHandler,
-            create_backend_app,
-        )
-        from werkzeug.serving import make_server  # noqa: PLC0415
 
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        moto_app = DomainDispatcherApplication(create_backend_app)
+        moto_app = _ServiceRouter()
         keys = template.key_attributes()
         rules = DynamoDBRules(
             ApiGatewayRules(ItemLevelTransactions(moto_app, lambda table: keys.get(table, ())))
@@ -269,16 +343,17 @@ class EmbeddedAws:
         # Faults decide from the request before it queues for the lock, as a real service would.
         served = faults.wrap(self._app, self.fault_spec)
         self.fault_injector = served.injector if isinstance(served, faults.FaultMiddleware) else None
-        self._server = make_server(
-            self.host, self.port, served, threaded=True, request_handler=MotoRequestHandler
+        self._server = ThreadedHttpServer(
+            wsgi_handler(served),
+            self.host,
+            self.port,
+            max_body=MAX_REQUEST_BYTES,
+            bad_request=lambda status: HttpResponse(status, [("Content-Type", "text/plain")], b"bad request"),
         )
-        self.port = int(self._server.server_address[1])
+        self.port = self._server.port
         self.endpoint_url = f"http://{self.host}:{self.port}"
         transport.register(self.endpoint_url, served)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="embedded-aws", kwargs={"poll_interval": 0.2}, daemon=True
-        )
-        self._thread.start()
+        self._server.start()
         if self.home is not None:
             self.home.mkdir(parents=True, exist_ok=True)
         journal_seq = self._provision()
@@ -307,10 +382,7 @@ class EmbeddedAws:
                 endpoint_file = self.home / ENDPOINT_FILE
                 if json.loads(endpoint_file.read_text(encoding="utf-8")).get("pid") == os.getpid():
                     endpoint_file.unlink()
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        self._server.stop()
         transport.unregister(self.endpoint_url)
         if self._journal is not None:
             self._journal.close()

@@ -9,6 +9,7 @@ Ctrl-C or SIGTERM. ``invoke`` runs one function with one event against the same 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -279,8 +280,10 @@ def _invoke(args: argparse.Namespace) -> int:
             return 2
         os.environ.update(shared_env(model))
         if samples.needs_the_sample_tenant(event):
-            for done in samples.ensure_sample_tenant():
-                print(f"tenantry invoke: {done} for the sample events", file=sys.stderr)
+            # The layer logs to stdout; here stdout carries the result only.
+            with contextlib.redirect_stdout(sys.stderr):
+                for done in samples.ensure_sample_tenant():
+                    print(f"tenantry invoke: {done} for the sample events", file=sys.stderr)
         # One sandbox, as sam local invoke runs one container: the handler's logs on stderr, the
         # result (or Lambda's error object) on stdout.
         pool = sandbox.FunctionPool(
@@ -386,7 +389,9 @@ def register(subcommands: Any) -> None:
     dev.add_argument("--quiet", action="store_true", help="do not echo access-log lines to stderr")
     dev.set_defaults(handler=_dev)
 
-    invoke = subcommands.add_parser("invoke", help="Invoke one function in process, like sam local invoke")
+    invoke = subcommands.add_parser(
+        "invoke", help="Invoke one function in a local sandbox, like sam local invoke (no Docker)"
+    )
     invoke.add_argument("function", help="the function's logical id in template.yaml, e.g. HealthFunction")
     invoke.add_argument("-e", "--event", help="event JSON file, e.g. events/health.json")
     invoke.add_argument("--home", default=os.environ.get("TENANTRY_HOME", ".tenantry"), help="state folder")

@@ -152,7 +152,22 @@ def tenants_resume(args: argparse.Namespace) -> tuple[Any, str]:
     return _set_status(args, "active")
 
 
+def _confirm_offboarding(tenant_id: str) -> None:
+    """An operator types the tenant id to offboard it (nothing of it survives); --yes skips this."""
+    if not sys.stdin.isatty():
+        raise CliError(f"offboarding {tenant_id} deletes all its data: pass --yes to confirm", 2)
+    print(
+        f"Offboarding {tenant_id} revokes its keys and deletes every item it has; this cannot be undone.",
+        file=sys.stderr,
+    )
+    typed = input(f"Type the tenant id ({tenant_id}) to confirm: ").strip()
+    if typed != tenant_id:
+        raise CliError(f"not confirmed ({typed!r} is not {tenant_id!r}); nothing was deleted", 1)
+
+
 def tenants_delete(args: argparse.Namespace) -> tuple[Any, str]:
+    if not args.yes:
+        _confirm_offboarding(args.tenant_id)
     if not args.force:
         # The API's offboarding is safe to repeat and answers 200 for any id; an operator who
         # mistyped one should hear so. --force finishes an interrupted offboarding.
@@ -194,12 +209,20 @@ USAGE_COLUMNS = ("period", "requests", "allowed", "denied", "client_errors", "er
                  "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "tokens_in", "tokens_out")  # fmt: skip
 
 
+def period_label(period: str) -> str:
+    """A counter's period as a date: ``day#2026-12-07`` is 2026-12-07, ``month#2026-12`` 2026-12."""
+    return period.partition("#")[2] or period
+
+
 def usage(args: argparse.Namespace) -> tuple[Any, str]:
     answer = _request(args, "GET", f"/tenants/{_quoted(args.tenant_id)}/usage?days={args.days}")
-    rows = answer["days"] or [answer["today"]]
+    rows = [
+        {**row, "period": period_label(str(row.get("period", "")))}
+        for row in [*(answer["days"] or [answer["today"]]), answer["month"]]
+    ]
     cost = answer["estimated_cost"]
     text = (
-        f"{answer['tenant_id']} ({answer['tier']})\n{table([*rows, answer['month']], USAGE_COLUMNS)}\n\n"
+        f"{answer['tenant_id']} ({answer['tier']})\n{table(rows, USAGE_COLUMNS)}\n\n"
         f"estimated cost this month: {cost['total']:.6f} {cost['currency']} "
         f"(API Gateway {cost['api_gateway']:.6f}, Lambda {cost['lambda_compute']:.6f}, "
         f"DynamoDB {cost['dynamodb']:.6f}, LLM {cost['llm']:.6f})"
@@ -207,8 +230,8 @@ def usage(args: argparse.Namespace) -> tuple[Any, str]:
     return answer, text
 
 
-STATS_COLUMNS = ("tenant_id", "tier", "requests", "allowed", "denied", "avg_latency_ms", "p50_latency_ms",
-                 "p95_latency_ms", "p99_latency_ms")  # fmt: skip
+STATS_COLUMNS = ("tenant_id", "tier", "status", "requests", "allowed", "denied", "avg_latency_ms",
+                 "p99_latency_ms", "tokens_in", "tokens_out", "estimated_cost_usd")  # fmt: skip
 
 
 def stats(args: argparse.Namespace) -> tuple[Any, str]:
@@ -231,8 +254,15 @@ def _run(command: Any) -> Any:
 
 
 def _common(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--url", default=os.environ.get("TENANTRY_URL", DEFAULT_URL), help="API base URL")
-    parser.add_argument("--admin-key", help="admin key (default: $TENANTRY_ADMIN_KEY)")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("TENANTRY_URL", DEFAULT_URL),
+        help=f"the API's base URL (default: $TENANTRY_URL, else {DEFAULT_URL}, the local stack)",
+    )
+    parser.add_argument(
+        "--admin-key",
+        help="admin key (default: $TENANTRY_ADMIN_KEY, else the local stack's $TENANTRY_HOME/admin-key)",
+    )
     parser.add_argument("--json", action="store_true", help="print the API's JSON")
     return parser
 
@@ -261,6 +291,9 @@ def register(subcommands: Any) -> None:
         if name == "delete":
             parser.add_argument(
                 "--force", action="store_true", help="offboard even if the tenant item is gone (a retry)"
+            )
+            parser.add_argument(
+                "--yes", action="store_true", help="do not ask to type the tenant id (scripts, CI)"
             )
     set_tier = _common(actions.add_parser("set-tier", help="Move a tenant (and its keys) to another tier"))
     set_tier.add_argument("tenant_id")
@@ -294,6 +327,6 @@ def register(subcommands: Any) -> None:
     usage_parser.set_defaults(handler=_run(usage))
 
     stats_parser = _common(
-        subcommands.add_parser("stats", help="Every tenant's requests, allowed, denied, latency")
+        subcommands.add_parser("stats", help="Every tenant's status, requests, latency, tokens and cost")
     )
     stats_parser.set_defaults(handler=_run(stats))

@@ -50,15 +50,7 @@ def failure_record(
         },
         "requestPayload": event,
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
-        "responsePayload": {
-            "errorMessage": error.message if isinstance(error, FunctionError) else str(error),
-            "errorType": error.error_type if isinstance(error, FunctionError) else type(error).__name__,
-            "stackTrace": (
-                error.stack_trace
-                if isinstance(error, FunctionError)
-                else traceback.format_tb(error.__traceback__)
-            ),
-        },
+        "responsePayload": _error_payload(error),
     }
 
 

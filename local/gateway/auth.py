@@ -32,8 +32,9 @@ if TYPE_CHECKING:
     from local.gateway.api import ApiModel, Route
     from local.gateway.exchange import Exchange
     from local.gateway.proxyevent import ProxyEvents
-    from local.gateway.sandbox import FunctionPool
     from local.gateway.server import HttpRequest
+
+from local.gateway.sandbox import FunctionError, FunctionPool
 
 _log = logging.getLogger("tenantry.local.gateway")
 
@@ -222,6 +223,7 @@ def _invoke(
     except Exception as exc:
         if str(exc) == "Unauthorized":
             raise UnauthorizedError from exc
-        _log.exception("authorizer function %s raised", function)
-        raise AuthorizerFailedError(f"{type(exc).__name__} in the authorizer") from exc
+        kind = exc.error_type if isinstance(exc, FunctionError) else type(exc).__name__
+        _log.error("authorizer function %s failed: %s: %s", function, kind, exc)
+        raise AuthorizerFailedError(f"{kind} in the authorizer") from exc
     return AuthorizerResult.parse(answer)

@@ -116,9 +116,20 @@ class LambdaProxyIntegration:
                     # Lambda's Invoke refuses the call; API Gateway answers a configuration error.
                     _log.error("%s %s: %s", exchange.method, exchange.path, error)
                     return gateway_answer(INVOKE_REFUSED, exchange, model)
-                _log.error(
-                    "%s failed on %s %s", route.function, exchange.method, exchange.path, exc_info=error
-                )
+                if isinstance(error, sandbox.FunctionError):
+                    _log.error(
+                        "%s failed on %s %s: %s: %s\n%s",
+                        route.function,
+                        exchange.method,
+                        exchange.path,
+                        error.error_type,
+                        error.message,
+                        "".join(error.stack_trace),
+                    )
+                else:
+                    _log.error(
+                        "%s failed on %s %s", route.function, exchange.method, exchange.path, exc_info=error
+                    )
                 return gateway_answer(HANDLER_FAILURE, exchange, model)
             payload_bytes = _payload_bytes(outcome["result"])
             if payload_bytes > MAX_SYNC_RESPONSE_BYTES:

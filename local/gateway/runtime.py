@@ -42,6 +42,7 @@ PRELOAD = (
     "aws_lambda_powertools.metrics",
     "aws_lambda_powertools.utilities.idempotency",
     "anthropic",
+    "local.gateway.preload",
 )
 
 

@@ -87,9 +87,9 @@ class FunctionError(RuntimeError):
 
     def __init__(self, error: dict[str, Any]) -> None:
         self.error_type = str(error.get("errorType", "Error"))
-        self.stack_trace = [str(line) for line in error.get("stackTrace") or []]
-        super().__init__(f"{self.error_type}: {error.get('errorMessage', '')}")
         self.message = str(error.get("errorMessage", ""))
+        self.stack_trace = [str(line) for line in error.get("stackTrace") or []]
+        super().__init__(self.message)  # str(): the errorMessage, as Lambda reports it
 
 
 class FunctionTimeoutError(FunctionError):

@@ -427,6 +427,8 @@ class _Connection(asyncio.Protocol):
         self._next()
 
     def eof_received(self) -> bool:
+        if self._closing:
+            return True  # an early answer is lingering: it closes the connection itself
         if self._stream is not None:
             return False  # the client went away mid-stream: connection_lost tells the producer
         if self._busy:
@@ -495,7 +497,7 @@ class _Connection(asyncio.Protocol):
             transport.write(_head(response, self._keep_alive, framing))
             self._stream = response.body
             stream = response.body
-            stream._attach(lambda: self._loop.call_soon_threadsafe(self._pump_if, stream))
+            stream._attach(lambda: self._wake_stream(stream))
             return
         transport.write(encode_response(response, keep_alive))
         self._finish(keep_alive)
@@ -514,6 +516,10 @@ class _Connection(asyncio.Protocol):
         self._next()
 
     # ------------------------------------------------------------------ streamed answers
+    def _wake_stream(self, stream: ResponseStream) -> None:
+        """From the producer's thread: have the loop send what it wrote."""
+        self._loop.call_soon_threadsafe(self._pump_if, stream)
+
     def _pump_if(self, stream: ResponseStream) -> None:
         if self._stream is stream:
             self._pump()
@@ -629,3 +635,96 @@ class HttpServer:
 
     def running_loop(self) -> Any:
         return self.loop
+
+
+class ThreadedHttpServer:
+    """One thread per connection, each request answered on the thread that read it: for a server
+    whose answers are short and whose handler serializes anyway (the embedded AWS, behind its one
+    lock), where handing each request to another thread and back cost more than the request. No
+    streamed answers."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        host: str,
+        port: int,
+        *,
+        max_body: int,
+        bad_request: Callable[[int], HttpResponse],
+    ) -> None:
+        self.handler = handler
+        self.max_body = max_body
+        self.bad_request = bad_request
+        self._listener = socket.create_server((host, port), reuse_port=False, backlog=256)
+        self.host = host
+        self.port = int(self._listener.getsockname()[1])
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._accept, name="http-accept", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                connection, address = self._listener.accept()
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                continue
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            connection.settimeout(IDLE_TIMEOUT_SECONDS)
+            with self._lock:
+                self._connections.add(connection)
+            threading.Thread(
+                target=self._serve, args=(connection, str(address[0])), name="http-connection", daemon=True
+            ).start()
+
+    def _serve(self, connection: socket.socket, client_ip: str) -> None:
+        parser = RequestParser(client_ip, self.max_body)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    request = parser.next_request()
+                    while request is None:
+                        data = connection.recv(65536)
+                        if not data:
+                            parser.at_eof()
+                            return
+                        parser.feed(data)
+                        if parser.continue_wanted:
+                            parser.continue_wanted = False
+                            connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                        request = parser.next_request()
+                except BadRequestError as exc:
+                    connection.sendall(encode_response(self.bad_request(exc.status), keep_alive=False))
+                    return
+                keep_alive = _keep_alive(request)
+                response = self.handler(request)
+                keep_alive = keep_alive and not response.close
+                connection.sendall(encode_response(response, keep_alive))
+                if not keep_alive:
+                    return
+        except OSError:
+            return  # the client went away or timed out
+        finally:
+            with contextlib.suppress(OSError):
+                connection.close()
+            with self._lock:
+                self._connections.discard(connection)

@@ -2,32 +2,32 @@
 is allowed by that function's role in the translated template, and every grant is used.
 
 ``make test`` records the calls first (``TENANTRY_AWS_CALLS``, see ``local/aws_calls.py``) while it
-runs ``tests/unit`` and the integration suite, then runs this module. Run on its own, it skips.
+runs ``tests/unit`` and the integration suite, then runs this module. Run on its own, it finds the
+last recording or makes one (``tests/iam/conftest.py``).
 """
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
 from local import aws_calls
+from tests.iam.conftest import recorded_calls_folder
 from tooling import iam_policy
 from tooling.sam_translate import translated_template
 
-FOLDER = os.environ.get(aws_calls.ENV_VAR)
-pytestmark = pytest.mark.skipif(
-    not FOLDER, reason=f"no recorded calls: make test sets {aws_calls.ENV_VAR} and runs the suites first"
-)
+
+@pytest.fixture(scope="module")
+def folder() -> Path:
+    return recorded_calls_folder()
 
 
 @pytest.fixture(scope="module")
-def calls() -> dict[str, list[aws_calls.Call]]:
-    assert FOLDER is not None
-    recorded = aws_calls.read_calls(Path(FOLDER))
-    assert recorded, f"{FOLDER} holds no recorded calls: did the unit and integration suites run?"
+def calls(folder: Path) -> dict[str, list[aws_calls.Call]]:
+    recorded = aws_calls.read_calls(folder)
+    assert recorded, f"{folder} holds no recorded calls: did the unit and integration suites run?"
     template_functions = set(iam_policy.functions(translated_template()))
     by_function: dict[str, list[aws_calls.Call]] = defaultdict(list)
     for call in recorded:
@@ -40,11 +40,10 @@ def calls() -> dict[str, list[aws_calls.Call]]:
 
 
 @pytest.fixture(scope="module")
-def role_calls() -> dict[str, list[aws_calls.Call]]:
+def role_calls(folder: Path) -> dict[str, list[aws_calls.Call]]:
     """Calls made with sessions of the template's own roles (TenantDataRole), by role."""
-    assert FOLDER is not None
     by_role: dict[str, list[aws_calls.Call]] = defaultdict(list)
-    for call in aws_calls.read_calls(Path(FOLDER)):
+    for call in aws_calls.read_calls(folder):
         if call.role and _names_a_template_table(call):
             by_role[call.role].append(call)
     return by_role

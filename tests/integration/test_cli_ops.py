@@ -61,7 +61,7 @@ def test_tenant_lifecycle_through_the_cli(
     code, out, _ = run(capsys, "stats", "--json")
     assert code == 0 and any(row["tenant_id"] == "cli-corp" for row in json.loads(out)["tenants"])
     # Offboard
-    code, out, _ = run(capsys, "tenants", "delete", "cli-corp")
+    code, out, _ = run(capsys, "tenants", "delete", "cli-corp", "--yes")
     assert code == 0 and out.startswith("offboarded cli-corp")
 
 
@@ -124,7 +124,7 @@ def test_refusals_name_each_field_the_missing_tenant_and_the_keys_origin(
     code, _, err = run(capsys, "tenants", "set-tier", "cli-corp-none", "gold")
     assert code == 1 and "  tier: " in err
     # Offboarding a tenant that does not exist exits non-zero
-    code, _, err = run(capsys, "tenants", "delete", "no-such-tenant")
+    code, _, err = run(capsys, "tenants", "delete", "no-such-tenant", "--yes")
     assert code == 1 and err.startswith("tenantry: 404")
     # A refused key names where it came from: the option, the variable, the file
     code, _, err = run(capsys, "stats", "--admin-key", "tnt_admin_wrong")
