@@ -62,9 +62,9 @@ class Contract:
         if media_type not in documented:
             return [f"{where}: Content-Type {media_type!r} not documented ({', '.join(content)})"]
         schema = documented[media_type].get("schema")
-        if media_type == "text/event-stream" and schema is not None and "contentSchema" in schema:
-            # A stream: its events, decoded, against the documented events (contentSchema).
-            schema, body = schema["contentSchema"], decoded_events(seen.raw)
+        if media_type == "text/event-stream" and schema is not None and "oneOf" in schema:
+            # A stream: each event against the documented events, its data decoded (contentSchema).
+            schema, body = {"type": "array", "items": decoded_event_schema(schema)}, decoded_events(seen.raw)
         elif media_type != "application/json" or schema is None:
             return []
         else:
@@ -77,6 +77,17 @@ class Contract:
             f"{where}: {'/'.join(str(part) for part in error.absolute_path) or 'body'}: {error.message}"
             for error in validator.iter_errors(body)
         ]
+
+
+def decoded_event_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema of an event whose JSON ``data`` is decoded: each variant's ``data`` is the
+    ``contentSchema`` its string's content must fit."""
+    variants = []
+    for variant in schema["oneOf"]:
+        properties = dict(variant["properties"])
+        properties["data"] = properties["data"]["contentSchema"]
+        variants.append({**variant, "properties": properties})
+    return {"oneOf": variants}
 
 
 def decoded_events(raw: bytes) -> list[dict[str, Any]]:

@@ -236,8 +236,9 @@ def _document_answers(operation: dict[str, Any]) -> None:
 EVENT_STREAM = "text/event-stream"
 STREAM_FORMAT = (
     "Server-Sent Events, UTF-8: each event is an `event:` line naming it and one `data:` line of "
-    "JSON, then a blank line; lines starting with `:` are keep-alive comments. `contentSchema` "
-    "describes the stream decoded into its events, in order, each `{event, data}`."
+    "JSON, then a blank line; lines starting with `:` are keep-alive comments. The schema is each "
+    "event's, `{event, data}` (as OpenAPI 3.2's `itemSchema`), its `data` JSON described by "
+    "`contentSchema`."
 )
 
 
@@ -250,11 +251,12 @@ def _document_stream(operation: dict[str, Any], schemas: dict[str, Any]) -> None
     variants: list[dict[str, Any]] = []
     for name, schema in declared["events"].items():
         if schema is None:
-            data: dict[str, Any] = ERROR_REF
+            payload: dict[str, Any] = ERROR_REF
         else:
             schemas.update(schema.pop("$defs", {}))
             schemas[schema["title"]] = schema
-            data = {"$ref": f"#/components/schemas/{schema['title']}"}
+            payload = {"$ref": f"#/components/schemas/{schema['title']}"}
+        data = {"type": "string", "contentMediaType": "application/json", "contentSchema": payload}
         variants.append(
             {
                 "type": "object",
@@ -263,28 +265,19 @@ def _document_stream(operation: dict[str, Any], schemas: dict[str, Any]) -> None
                 "required": ["event", "data"],
             }
         )
-    media_type = {
-        "schema": {
-            "type": "string",
-            "description": f"{declared['description']}. {STREAM_FORMAT}",
-            "contentMediaType": EVENT_STREAM,
-            "contentSchema": {"type": "array", "items": {"oneOf": variants}},
-        }
-    }
+    media_type = {"schema": {"description": f"{declared['description']}. {STREAM_FORMAT}", "oneOf": variants}}
     operation["responses"]["200"].setdefault("content", {})[EVENT_STREAM] = media_type
 
 
-def _stream_example(media_type: dict[str, Any], schemas: dict[str, Any]) -> str:
-    """An example stream that went well: one event of each kind in the order declared, but the
-    error (the alternative to the last)."""
-    lines: list[str] = []
-    for variant in media_type["schema"]["contentSchema"]["items"]["oneOf"]:
-        name = variant["properties"]["event"]["const"]
-        if variant["properties"]["data"] == ERROR_REF:
-            continue
-        data = _example(variant["properties"]["data"], schemas)
-        lines.append(f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n")
-    return "\n".join(lines)
+def _stream_example(media_type: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """An example event, as the schema describes one: the first declared, its data as JSON text
+    (on the wire: ``event: <name>``, then ``data: <that text>``)."""
+    variant = media_type["schema"]["oneOf"][0]
+    payload = _example(variant["properties"]["data"]["contentSchema"], schemas)
+    return {
+        "event": variant["properties"]["event"]["const"],
+        "data": json.dumps(payload, separators=(",", ":")),
+    }
 
 
 def _add_error_schemas(schemas: dict[str, Any]) -> None:
