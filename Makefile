@@ -18,7 +18,7 @@ PARAMS ?=
 export SAM_CLI_TELEMETRY := 0
 export SAM_CLI_CONTAINER_CONNECTION_TIMEOUT := 1
 
-.PHONY: help venv dev dev-reset test lint typecheck validate build unit integration browser screenshots openapi bench clean lock lock-dev e2e
+.PHONY: help venv dev dev-reset test lint lint-openapi typecheck validate build unit integration browser screenshots openapi bench clean lock lock-dev e2e
 
 help:
 	@echo "make dev        serve the API on http://$(HOST):$(PORT) (embedded DynamoDB, local gateway)"
@@ -29,6 +29,7 @@ help:
 	@echo "make e2e API_URL=https://…/v1 ADMIN_KEY=…   the integration suite against a deployed stage"
 	@echo "make bench      run the benchmarks under bench/"
 	@echo "make openapi    regenerate docs/openapi.json"
+	@echo "make lint-openapi  lint docs/openapi.json with Spectral and Redocly (npm; make test runs it)"
 	@echo "make lock       re-resolve the layer's lock (layers/core/requirements.txt) from requirements.in"
 	@echo "make lock-dev   re-resolve the dev lock (requirements-dev.txt) from pyproject.toml; UPGRADE=1 for newest"
 	@echo "make screenshots  regenerate docs/console-*.png (needs /usr/bin/chromium)"
@@ -72,6 +73,11 @@ dev-reset:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# docs/openapi.json through Spectral's oas ruleset and Redocly's recommended rules (npm, pinned by
+# tooling/openapi-lint/package-lock.json, installed once into .cache/).
+lint-openapi:
+	tooling/openapi-lint/run docs/openapi.json
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -125,7 +131,7 @@ openapi: $(STAMP)
 # each function's role in the translated template.
 AWS_CALLS := $(CURDIR)/.aws-sam/aws-calls
 
-test: lint typecheck validate build
+test: lint lint-openapi typecheck validate build
 	rm -rf $(AWS_CALLS)
 	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest tests/unit
 	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(MAKE) --no-print-directory e2e API_URL= ADMIN_KEY=

@@ -54,6 +54,16 @@ def main() -> int:
         single_seconds = time.perf_counter() - started
         single_trips = len(calls) / SINGLES
 
+        # Keyed publishes (Idempotency-Key): warm, each with a new key.
+        body = event.model_dump(exclude_none=True)
+        events.publish("bench-keyed", body, "warm-up")
+        calls.clear()
+        started = time.perf_counter()
+        for number in range(SINGLES):
+            events.publish("bench-keyed", body, f"key-{number}")
+        keyed_seconds = time.perf_counter() - started
+        keyed_trips = len(calls) / SINGLES
+
         calls.clear()
         started = time.perf_counter()
         for _ in range(BATCHES):
@@ -80,6 +90,11 @@ def main() -> int:
         print(
             f"single publish: {SINGLES / single_seconds:8.0f} events/s  "
             f"{single_seconds / SINGLES * 1000:6.2f} ms each  {single_trips:.2f} round trips per publish"
+        )
+        print(
+            f"keyed publish: {SINGLES / keyed_seconds:8.0f} events/s  "
+            f"{keyed_seconds / SINGLES * 1000:6.2f} ms each  {keyed_trips:.2f} round trips per publish  "
+            f"({single_seconds / keyed_seconds:.2f}x the unkeyed rate)"
         )
         print(
             f"batch of {BATCH_SIZE}: {BATCHES * BATCH_SIZE / batch_seconds:8.0f} events/s  "

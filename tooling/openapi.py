@@ -35,6 +35,19 @@ DESCRIPTION = (
 )
 
 
+# Every operation's tag, described once (the order readers see them in).
+TAGS = {
+    "tenants": "Admin: onboard, change and offboard tenants",
+    "keys": "Admin: issue, list and revoke a tenant's API keys",
+    "usage": "Request and token counters: the tenant's own, and every tenant's for admins",
+    "tenant": "The calling tenant's own profile",
+    "events": "The tenant's event store: publish, read, count, consumer checkpoints",
+    "chat": "The tenant's chat with an LLM, in per-user sessions",
+    "health": "Probes that need no key",
+    "console": "The operator console's page and assets",
+}
+
+
 def _code_dir(resource: dict[str, Any]) -> Path:
     return template.REPO_ROOT / str(resource["Properties"]["CodeUri"]).rstrip("/")
 
@@ -76,6 +89,8 @@ def build_spec() -> dict[str, Any]:
             operation["security"] = security_by_operation.get((path, method), [{"ApiKey": []}])
             _document_answers(operation)
             _document_stream(operation, schemas)
+            _bounds_in_json_schema(operation)
+    _links_by_operation_id(paths)
     _add_error_schemas(schemas)
     for operations in paths.values():
         for operation in operations.values():
@@ -87,6 +102,7 @@ def build_spec() -> dict[str, Any]:
             {"url": "/v1", "description": "API Gateway stage"},
             {"url": "/", "description": "make dev"},
         ],
+        "tags": [{"name": name, "description": description} for name, description in TAGS.items()],
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": dict(sorted(schemas.items())),
@@ -120,13 +136,15 @@ RETRY_AFTER_REF = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
 # 429, 500, 502, 504) come from template.yaml's GatewayResponses and keep API Gateway's text.
 ANSWERS: dict[int, tuple[str, str | None, str]] = {
     400: (
-        "Malformed JSON, NaN/Infinity, a body that is not UTF-8, or a bad page token",
+        "Malformed JSON, NaN/Infinity, a key twice in one object (duplicate_key, naming it), a body "
+        "that is not UTF-8, or a bad page token",
         "Malformed JSON body: Expecting value: line 1 column 1 (char 0)",
         "malformed_json",
     ),
     401: ("API Gateway: no key, or an unknown, revoked or expired one", "Unauthorized", "unauthorized"),
     403: (
-        "API Gateway: the key's role may not call this route, or its tenant is suspended; or a "
+        "API Gateway: the key's role may not call this route (access_denied), or its tenant is "
+        "suspended (tenant_suspended); or a "
         "feature outside the tenant's tier; or tenant_offboarded: the tenant was offboarded after "
         "the request was authorized, and nothing was written",
         "User is not authorized to access this resource with an explicit deny",
@@ -150,8 +168,8 @@ ANSWERS: dict[int, tuple[str, str | None, str]] = {
         "unsupported_media_type",
     ),
     422: (
-        "A field is invalid; `errors` names each one (nesting over 32 levels, lone surrogates, "
-        "booleans or floats for integers included)",
+        "A field is invalid; `errors` names each one, `field` the first (nesting over 32 levels, "
+        "lone surrogates, booleans or fractions for integers included)",
         "Invalid request: tier",
         "validation_error",
     ),
@@ -161,8 +179,8 @@ ANSWERS: dict[int, tuple[str, str | None, str]] = {
         "client_error",
     ),
     429: (
-        "API Gateway: the tier's rate (throttled) or monthly quota (quota_exceeded) is spent; or "
-        "the tenant's LLM token budget",
+        "API Gateway: the tier's rate (throttled, with Retry-After) or monthly quota "
+        "(quota_exceeded) is spent; or the tenant's LLM token budget (with Retry-After)",
         "Too Many Requests",
         "throttled",
     ),
@@ -196,6 +214,7 @@ def _error_response(status: int) -> dict[str, Any]:
     description, message, code = ANSWERS[status]
     example: dict[str, Any] = {"message": message, "error": code, "request_id": EXAMPLE_REQUEST_ID}
     if status == 422:
+        example["field"] = "tier"
         example["errors"] = [{"field": "tier", "message": "Field required", "type": "missing"}]
     response: dict[str, Any] = {
         "description": description,
@@ -278,6 +297,37 @@ def _stream_example(media_type: dict[str, Any], schemas: dict[str, Any]) -> dict
         "event": variant["properties"]["event"]["const"],
         "data": json.dumps(payload, separators=(",", ":")),
     }
+
+
+# Powertools writes a parameter's bounds under pydantic's names when its type carries a validator
+# of its own (tenantry.models.numbers.QueryInt); JSON Schema's names are these.
+_JSON_SCHEMA_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
+
+
+def _bounds_in_json_schema(operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters") or []:
+        schema = parameter.get("schema") or {}
+        for pydantic_name, json_schema_name in _JSON_SCHEMA_BOUNDS.items():
+            if pydantic_name in schema:
+                schema[json_schema_name] = schema.pop(pydantic_name)
+
+
+def _links_by_operation_id(paths: dict[str, Any]) -> None:
+    """Links name their target by ``operationId``: a JSON-pointer ``operationRef`` to a templated
+    path holds ``{`` and ``}``, which a URI reference may not (Spectral's ``oas3-schema``), and
+    every generator and schemathesis resolve an id alike."""
+    ids = {
+        "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method: operation["operationId"]
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }
+    for operations in paths.values():
+        for operation in operations.values():
+            for response in operation["responses"].values():
+                for link in (response.get("links") or {}).values():
+                    reference = link.pop("operationRef", None)
+                    if reference is not None:
+                        link["operationId"] = ids[reference]
 
 
 def _add_error_schemas(schemas: dict[str, Any]) -> None:

@@ -29,7 +29,16 @@ def _html(description: str) -> dict[int, Any]:
     return {200: {"description": description, "content": {console.PAGE_TYPE: {"schema": {"type": "string"}}}}}
 
 
-@app.get("/console", tags=["console"], responses=_html("The operator console (HTML)"))
+@app.get(
+    "/console",
+    tags=["console"],
+    responses=_html("The operator console (HTML)"),
+    summary="Open the operator console",
+    description=(
+        "The operator console's HTML page; it asks for an admin key in the browser and calls the admin "
+        "API with it."
+    ),
+)
 def page() -> Response[str]:
     return _answer(CONSOLE.page)
 
@@ -39,14 +48,16 @@ def page() -> Response[str]:
     tags=["console"],
     responses={
         200: {
-            "description": "The console's script or stylesheet",
+            "description": "The console's script, stylesheet or icon",
             "content": {
                 media_type: {"schema": {"type": "string"}} for media_type in console.ASSET_TYPES.values()
             },
         }
     },
+    summary="Fetch a console asset",
+    description="The console's script, stylesheet or icon (SVG).",
 )
-def asset(asset: Annotated[str, PathParam(pattern=r"^console\.(js|css)$")]) -> Response[str]:
+def asset(asset: Annotated[str, PathParam(pattern=r"^(console\.(js|css)|favicon\.svg)$")]) -> Response[str]:
     return _answer(CONSOLE.asset(asset))
 
 

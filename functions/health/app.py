@@ -21,7 +21,15 @@ class Ready(BaseModel):
     ready: bool
 
 
-@app.get("/health", tags=["health"], responses=http.healthy_or_not(Health))
+@app.get(
+    "/health",
+    tags=["health"],
+    responses=http.healthy_or_not(Health),
+    summary="Check health",
+    description=(
+        "Whether the API reaches DynamoDB, with the probe's latency; 503 when it does not. Needs no key."
+    ),
+)
 def get_health() -> Response[Health]:
     dynamodb = health.check_dynamodb()
     healthy = dynamodb["status"] == "healthy"
@@ -29,7 +37,13 @@ def get_health() -> Response[Health]:
     return Response(status_code=200 if healthy else 503, content_type=http.JSON, body=body)
 
 
-@app.get("/ready", tags=["health"], responses=http.healthy_or_not(Ready))
+@app.get(
+    "/ready",
+    tags=["health"],
+    responses=http.healthy_or_not(Ready),
+    summary="Check readiness",
+    description="Whether the API is ready to serve requests; 503 when it is not. Needs no key.",
+)
 def get_ready() -> Response[Ready]:
     ready = health.check_dynamodb()["status"] == "healthy"
     return Response(status_code=200 if ready else 503, content_type=http.JSON, body=Ready(ready=ready))

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tenantry import exposition, http, tasks, tenancy, usage
 from tenantry.edge import Stage
+from tenantry.models.numbers import QueryInt
 from tenantry.models.tenants import (
     KEY_ID_PATTERN,
     TENANT_ID_PATTERN,
@@ -32,7 +33,9 @@ from tenantry.observability import logger, metrics, tracer
 app = http.create_resolver()
 
 TenantIdParam = Annotated[str, Path(pattern=TENANT_ID_PATTERN)]
-DaysParam = Annotated[int, Query(ge=1, le=31, description="Daily history length (tiers with usage history)")]
+DaysParam = Annotated[
+    QueryInt, Query(ge=1, le=31, description="Daily history length (tiers with usage history)")
+]
 
 
 def _stage() -> Stage:
@@ -59,33 +62,67 @@ def _stage() -> Stage:
         },
     ),
     openapi_extensions=http.may_answer(409),
+    summary="Onboard a tenant",
+    description=(
+        "Creates a tenant in a rate tier with its usage plan and its first API key, which is shown only "
+        "in this answer."
+    ),
 )
 def create_tenant(request: CreateTenantRequest) -> Response[CreatedTenant]:
     created = tenancy.create_tenant(request)
     return Response(status_code=201, content_type=http.JSON, body=created)
 
 
-@app.get("/tenants", tags=["tenants"], openapi_extensions=http.may_answer(400))
+@app.get(
+    "/tenants",
+    tags=["tenants"],
+    openapi_extensions=http.may_answer(400),
+    summary="List tenants",
+    description="Every tenant, optionally of one `tier` or `status`, a page at a time (`next_token`).",
+)
 def list_tenants(
     tier: Annotated[str | None, Query(pattern=r"^[a-z]{1,20}$")] = None,
     status: Annotated[TenantStatus | None, Query()] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: Annotated[QueryInt, Query(ge=1, le=100)] = 50,
     next_token: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> TenantPage:
     return tenancy.list_tenants(tier=tier, status=status, limit=limit, next_token=next_token)
 
 
-@app.get("/tenants/<tenant_id>", tags=["tenants"], openapi_extensions=http.may_answer(404))
+@app.get(
+    "/tenants/<tenant_id>",
+    tags=["tenants"],
+    openapi_extensions=http.may_answer(404),
+    summary="Read a tenant",
+    description="A tenant's name, tier, status and chat settings.",
+)
 def get_tenant(tenant_id: TenantIdParam) -> Tenant:
     return tenancy.get_tenant(tenant_id)
 
 
-@app.patch("/tenants/<tenant_id>", tags=["tenants"], openapi_extensions=http.may_answer(404))
+@app.patch(
+    "/tenants/<tenant_id>",
+    tags=["tenants"],
+    openapi_extensions=http.may_answer(404),
+    summary="Change a tenant",
+    description=(
+        "Renames a tenant, moves it to another tier, suspends or reactivates it, or changes its chat "
+        "settings; only the fields sent change."
+    ),
+)
 def update_tenant(tenant_id: TenantIdParam, request: UpdateTenantRequest) -> Tenant:
     return tenancy.update_tenant(tenant_id, request, _stage())
 
 
-@app.delete("/tenants/<tenant_id>", tags=["tenants"])
+@app.delete(
+    "/tenants/<tenant_id>",
+    tags=["tenants"],
+    summary="Offboard a tenant",
+    description=(
+        "Revokes every key of the tenant, deletes its usage plan key and purges every item it owns; "
+        "answers the counts. Safe to send again."
+    ),
+)
 def offboard_tenant(tenant_id: TenantIdParam) -> OffboardResult:
     return tenancy.offboard_tenant(tenant_id, _stage(), task_target=app.lambda_context.invoked_function_arn)
 
@@ -96,29 +133,63 @@ def offboard_tenant(tenant_id: TenantIdParam) -> OffboardResult:
     responses=http.created(IssuedKey, "Issued; the key is shown once"),
     # 409 key_operation_conflict: a concurrent rotation abandoned this one's new key; send it again
     openapi_extensions=http.may_answer(404, 409),
+    summary="Issue a tenant key",
+    description=(
+        "Issues a new API key for the tenant (shown only in this answer). With rotation (the default), "
+        "the tenant's older keys stop after `grace_seconds`."
+    ),
 )
 def issue_key(tenant_id: TenantIdParam, request: IssueKeyRequest | None = None) -> Response[IssuedKey]:
     issued = tenancy.issue_key(tenant_id, request or IssueKeyRequest(), _stage())
     return Response(status_code=201, content_type=http.JSON, body=issued)
 
 
-@app.get("/tenants/<tenant_id>/keys", tags=["keys"], openapi_extensions=http.may_answer(404))
+@app.get(
+    "/tenants/<tenant_id>/keys",
+    tags=["keys"],
+    openapi_extensions=http.may_answer(404),
+    summary="List a tenant's keys",
+    description="The tenant's keys with their status and hint; never their secrets.",
+)
 def list_keys(tenant_id: TenantIdParam) -> KeyList:
     return KeyList(keys=tenancy.list_keys(tenant_id))
 
 
-@app.delete("/tenants/<tenant_id>/keys/<key_id>", tags=["keys"], openapi_extensions=http.may_answer(404))
+@app.delete(
+    "/tenants/<tenant_id>/keys/<key_id>",
+    tags=["keys"],
+    openapi_extensions=http.may_answer(404),
+    summary="Revoke a tenant key",
+    description=(
+        "Revokes one key of the tenant at once in the key table; API Gateway may admit it until its "
+        "authorizer cache expires (300 s)."
+    ),
+)
 def revoke_key(tenant_id: TenantIdParam, key_id: Annotated[str, Path(pattern=KEY_ID_PATTERN)]) -> KeyInfo:
     return tenancy.revoke_key(tenant_id, key_id, _stage())
 
 
-@app.get("/usage", tags=["usage"])
+@app.get(
+    "/usage",
+    tags=["usage"],
+    summary="Read my usage",
+    description=(
+        "The calling tenant's request and token counters: today, this month, and (tiers with usage "
+        "history) the last `days` days."
+    ),
+)
 def my_usage(days: DaysParam = 1) -> UsageReport:
     caller = http.caller(app)
     return usage.report(caller.tenant_id, days)
 
 
-@app.get("/tenants/<tenant_id>/usage", tags=["usage"], openapi_extensions=http.may_answer(404))
+@app.get(
+    "/tenants/<tenant_id>/usage",
+    tags=["usage"],
+    openapi_extensions=http.may_answer(404),
+    summary="Read a tenant's usage",
+    description="A tenant's request and token counters, as GET /usage shows them to the tenant.",
+)
 def tenant_usage(tenant_id: TenantIdParam, days: DaysParam = 1) -> UsageReport:
     return usage.report(tenant_id, days, as_admin=True)
 
@@ -149,9 +220,14 @@ def _prometheus(tier: str | None) -> Response[str]:
             },
         }
     },
+    summary="Read every tenant's statistics",
+    description=(
+        "Each tenant's requests, allowed, denied and average latency this month, a page at a time; as "
+        "Prometheus text when the Accept header prefers text/plain."
+    ),
 )
 def stats(
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: Annotated[QueryInt, Query(ge=1, le=100)] = 50,
     next_token: Annotated[str | None, Query(max_length=2048)] = None,
     tier: TierParam = None,
 ) -> Response[Any]:
@@ -160,12 +236,24 @@ def stats(
     return Response(status_code=200, content_type=http.JSON, body=usage.stats(limit, next_token, tier=tier))
 
 
-@app.get("/stats/prometheus", tags=["usage"], responses=PROMETHEUS_RESPONSE)
+@app.get(
+    "/stats/prometheus",
+    tags=["usage"],
+    responses=PROMETHEUS_RESPONSE,
+    summary="Export statistics for Prometheus",
+    description="Every tenant's counters this month in Prometheus' text format, for a scraper.",
+)
 def stats_prometheus(tier: TierParam = None) -> Response[str]:
     return _prometheus(tier)
 
 
-@app.get("/me", tags=["tenant"], openapi_extensions=http.may_answer(404))
+@app.get(
+    "/me",
+    tags=["tenant"],
+    openapi_extensions=http.may_answer(404),
+    summary="Describe my tenant",
+    description="The calling tenant's id, name, tier, status, effective limits and features.",
+)
 def me() -> Me:
     caller = http.caller(app)
     return tenancy.describe_me(caller.tenant_id, caller.key_id)

@@ -75,7 +75,8 @@ def decoded_path(raw_path: str) -> str:
 def gateway_answer(answer: GatewayAnswer, exchange: Exchange, model: ApiModel) -> HttpResponse:
     """API Gateway's own answer, rendered from the template's gateway responses."""
     exchange.error_type = answer.error_type
-    status, headers, body = responses.render(model.gateway_responses, answer, exchange.request_id)
+    authorizer = exchange.authorizer.context if exchange.authorizer is not None else None
+    status, headers, body = responses.render(model.gateway_responses, answer, exchange.request_id, authorizer)
     return HttpResponse(
         status,
         [

@@ -17,6 +17,8 @@ from typing import Any
 # $context variables a gateway response template may use locally.
 _VARIABLES = re.compile(r"\$(?:\{context\.([A-Za-z.]+)\}|context\.([A-Za-z.]+[A-Za-z]))")
 SUPPORTED = ("requestId", "error.message", "error.messageString", "error.responseType")
+# ``$context.authorizer.<key>``: a value of the authorizer's context (empty when it has none).
+AUTHORIZER_PREFIX = "authorizer."
 
 
 class GatewayResponseError(ValueError):
@@ -101,7 +103,7 @@ def parse(raw: dict[str, Any] | None) -> dict[str, GatewayResponseSpec]:
         if template is not None:
             for match in _VARIABLES.finditer(str(template)):
                 name = match.group(1) or match.group(2)
-                if name not in SUPPORTED:
+                if name not in SUPPORTED and not name.startswith(AUTHORIZER_PREFIX):
                     raise GatewayResponseError(f"{response_type}: $context.{name} is not rendered locally")
         headers = (entry.get("ResponseParameters") or {}).get("Headers") or {}
         status = entry.get("StatusCode")
@@ -121,7 +123,10 @@ def _lookup(specs: dict[str, GatewayResponseSpec], answer: GatewayAnswer) -> Gat
 
 
 def render(
-    specs: dict[str, GatewayResponseSpec], answer: GatewayAnswer, request_id: str
+    specs: dict[str, GatewayResponseSpec],
+    answer: GatewayAnswer,
+    request_id: str,
+    authorizer: dict[str, str] | None = None,
 ) -> tuple[int, list[tuple[str, str]], bytes]:
     """Status, headers and body of ``answer`` as API Gateway would send them for this API."""
     spec = _lookup(specs, answer)
@@ -135,8 +140,9 @@ def render(
             "error.message": answer.message or "",
             "error.messageString": json.dumps(answer.message),
             "error.responseType": answer.error_type,
+            **{AUTHORIZER_PREFIX + name: value for name, value in (authorizer or {}).items()},
         }
-        text = _VARIABLES.sub(lambda match: values[match.group(1) or match.group(2)], spec.template)
+        text = _VARIABLES.sub(lambda match: values.get(match.group(1) or match.group(2), ""), spec.template)
         body = text.encode()
         headers = list(spec.headers)
         status = answer.status if spec.status is None else spec.status

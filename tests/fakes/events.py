@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tenantry.stores import events as store
+from tenantry.stores import receipts
 from tenantry.stores.events import StoredCheckpoint, StoredEvent, StreamEvent, StreamPage
+from tenantry.stores.receipts import FoundReceipt, Receipt
 
 # DynamoDB's item limit, counted as it counts: attribute names and values, in UTF-8 bytes.
 _ITEM_LIMIT_BYTES = 400 * 1024
@@ -39,6 +41,7 @@ class InMemoryEvents:
         self._checkpoints: dict[tuple[str, str], StoredCheckpoint] = {}
         self._tenants: dict[str, _Tenant] = {}
         self._failures: list[Exception] = []
+        self._receipts: dict[tuple[str, str], FoundReceipt] = {}
         self.appends = 0
 
     def set_tenant(self, tenant_id: str, status: str = "active", incarnation: str = "") -> None:
@@ -70,10 +73,17 @@ class InMemoryEvents:
         events: Sequence[StoredEvent],
         updated_at: str,
         incarnation: str = "",
+        *,
+        receipt: Receipt | None = None,
+        token: str | None = None,
     ) -> list[int]:
         self.appends += 1
         if self._failures:
             raise self._failures.pop(0)
+        if receipt is not None:
+            held = self._receipts.get((tenant_id, receipt.record_id))
+            if held is not None and held.live(receipt.written_at):
+                raise store.ReceiptExistsError
         head = self._heads.get(tenant_id)
         if head is None:
             raise store.HeadMissingError
@@ -91,7 +101,14 @@ class InMemoryEvents:
             data = json.loads(event.data_json)
             stream[position] = StreamEvent(position, event.type, data, event.timestamp, event.recorded_at)
         head.last = expected_last + len(events)
+        if receipt is not None:
+            self._receipts[(tenant_id, receipt.record_id)] = FoundReceipt(
+                receipts.COMPLETED, receipt.payload_hash, dict(receipt.answer), receipt.expires_at, 0
+            )
         return positions
+
+    def read_receipt(self, tenant_id: str, receipt_id: str) -> FoundReceipt | None:
+        return self._receipts.get((tenant_id, receipt_id))
 
     def close_stream(self, tenant_id: str) -> int:
         return 0 if self._heads.pop(tenant_id, None) is None else 1

@@ -60,10 +60,13 @@ def test_suspended_tenant_is_403_at_once(gateway: LocalStack) -> None:
     patched = gateway.request(
         "PATCH", f"/tenants/{tenant_id}", key=gateway.admin_key, body={"status": "suspended"}
     )
-    # Then the next request is refused, although the cache TTL has not passed
+    # Then the next request is refused, although the cache TTL has not passed, saying why
     assert patched.status == 200
     answer = gateway.request("GET", "/me", key=key)
     assert answer.status == 403
+    assert answer.json == gateway_error(
+        answer, "User is not authorized to access this resource with an explicit deny", "tenant_suspended"
+    )
     # And resuming lets it back in
     gateway.request("PATCH", f"/tenants/{tenant_id}", key=gateway.admin_key, body={"status": "active"})
     assert gateway.request("GET", "/me", key=key).status == 200

@@ -27,7 +27,7 @@ def decide(operation: str, body: dict[str, Any], tenant: str = "acme") -> access
 
 @pytest.mark.parametrize(
     ("operation", "table"),
-    [("GetItem", EVENTS), ("UpdateItem", EVENTS), ("DeleteItem", "t-IdempotencyTable")],
+    [("GetItem", EVENTS), ("UpdateItem", EVENTS), ("GetItem", "t-IdempotencyTable")],
 )
 def test_single_item_operations_follow_the_key(operation: str, table: str) -> None:
     assert decide(operation, {"TableName": table, "Key": key("acme")}) is None

@@ -187,9 +187,34 @@ def test_suspended_tenant_gets_a_deny_everything_policy(tenant_key: tuple[str, s
     assert answer["principalId"] == tenant_id
     assert not allows(answer["policyDocument"], f"{STAGE_ARN}/GET/me")
     assert not allows(answer["policyDocument"], f"{STAGE_ARN}/POST/events")
+    # And API Gateway's 403 will say why (template.yaml's ACCESS_DENIED reads the code)
+    assert answer["context"]["denial"] == "tenant_suspended"
     # And resuming restores access
     tenancy.update_tenant(tenant_id, UpdateTenantRequest(status="active"), None)
     assert allows(authorizer.authorize(authorizer_event(key))["policyDocument"], f"{STAGE_ARN}/GET/me")
+
+
+def test_a_decision_is_logged_with_its_time_like_every_function_line(tenant_key: tuple[str, str]) -> None:
+    import io
+    import logging
+    from datetime import datetime
+
+    # Given the authorizer's log captured
+    captured = io.StringIO()
+    handler = logging.StreamHandler(captured)
+    logging.getLogger("tenantry.authorizer").addHandler(handler)
+    try:
+        before = time.time()
+        # When it authorizes a key
+        answer = authorizer.authorize(authorizer_event(tenant_key[1]))
+        after = time.time()
+    finally:
+        logging.getLogger("tenantry.authorizer").removeHandler(handler)
+    # Then its line carries an RFC 3339 timestamp of that moment, as Powertools' lines do
+    line = json.loads(captured.getvalue().splitlines()[-1])
+    assert answer["context"]["denial"] == "access_denied"
+    assert line["message"] == "authorizer decision"
+    assert before - 0.001 <= datetime.fromisoformat(line["timestamp"]).timestamp() <= after
 
 
 def test_tier_change_reaches_the_authorizer_context(tenant_key: tuple[str, str]) -> None:

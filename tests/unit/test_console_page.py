@@ -77,14 +77,24 @@ def test_page_is_html_with_a_strict_csp_and_nothing_inline(lambda_context: Any) 
     # And it names only its own versioned assets (relative: the page works under /v1 and locally)
     assert sorted(parser.sources) == sorted(
         f"console/{name}?v={re.escape(version)}"
-        for name, version in re.findall(r"console/(console\.(?:js|css))\?v=([0-9a-f]{16})", response["body"])
+        for name, version in re.findall(
+            r"console/(console\.(?:js|css)|favicon\.svg)\?v=([0-9a-f]{16})", response["body"]
+        )
     )
-    assert len(parser.sources) == 2
+    assert len(parser.sources) == 3
+    # And it names its icon, served beside it (no browser asks the API root for /favicon.ico)
+    assert re.search(
+        r'<link rel="icon" type="image/svg\+xml" href="console/favicon\.svg\?v=[0-9a-f]{16}">',
+        response["body"],
+    )
     assert f'content="{",".join(TIERS)}"' in response["body"]
     assert "{{" not in response["body"]
 
 
-@pytest.mark.parametrize(("asset", "kind"), [("console.js", "text/javascript"), ("console.css", "text/css")])
+@pytest.mark.parametrize(
+    ("asset", "kind"),
+    [("console.js", "text/javascript"), ("console.css", "text/css"), ("favicon.svg", "image/svg+xml")],
+)
 def test_assets_are_served_with_their_type_and_cached(lambda_context: Any, asset: str, kind: str) -> None:
     response = get(f"/console/{asset}", lambda_context, asset=asset)
     assert response["statusCode"] == 200
@@ -107,7 +117,7 @@ def test_anything_else_under_console_is_refused(lambda_context: Any, asset: str)
 
 
 def test_an_unknown_placeholder_in_the_page_fails_loudly(tmp_path: Any) -> None:
-    for name in ("console.js", "console.css"):
+    for name in console.ASSET_TYPES:
         (tmp_path / name).write_text("/* */", encoding="utf-8")
     (tmp_path / "console.html").write_text('<script src="{{other.js}}"></script>', encoding="utf-8")
     with pytest.raises(ValueError, match="asset"):
@@ -122,5 +132,5 @@ def test_sam_build_ships_the_page_and_its_assets() -> None:
             pytest.fail("the built ConsoleFunction is missing: make test runs `sam build` first")
         pytest.skip("run `make build` first")
     # Then the deployed function holds exactly the files the page needs
-    for name in ("console.html", "console.js", "console.css"):
+    for name in ("console.html", *console.ASSET_TYPES):
         assert (built / name).read_bytes() == (console_folder() / name).read_bytes(), name

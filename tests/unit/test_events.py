@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
 from tenantry import aws as clients
 from tenantry import events, settings, tenancy
@@ -230,60 +230,102 @@ def test_idempotency_keys_are_per_tenant(api: EventsApi) -> None:
     assert api.total("globex") == 1
 
 
-def test_idempotency_records_live_in_the_tenants_partition(api: EventsApi, aws: dict[str, str]) -> None:
-    # When a tenant publishes with an Idempotency-Key
-    api.publish(event(), "acme", key="k-1")
-    # Then its record is under the tenant's partition key, where its scoped credentials reach
-    items = clients.dynamodb_client().scan(TableName=aws["IdempotencyTable"])["Items"]
-    assert [item["tenant_id"]["S"] for item in items] == ["acme"]
-    # And its sort key has the stable public prefix, not the function's deployed name
-    assert items[0]["id"]["S"].startswith(f"{events.IDEMPOTENCY_KEY_PREFIX}#")
+def test_a_warm_keyed_publish_is_one_round_trip(api: EventsApi, round_trips: list[str]) -> None:
+    # Given a warm function that has published before
+    api.publish(event())
+    round_trips.clear()
+    # When it publishes with an Idempotency-Key
+    assert api.publish(event(), key="order-1") == (201, {"position": 2})
+    # Then the events and their receipt went in one transaction, and nothing else was called
+    assert round_trips == ["TransactWriteItems"]
 
 
-def test_the_persistence_layer_is_built_once_per_warm_tenant(
-    api: EventsApi, monkeypatch: pytest.MonkeyPatch
+def test_a_keyed_batch_leaves_the_transactions_last_place_to_its_receipt(api: EventsApi) -> None:
+    # When a keyed batch of 99 events (HEAD, 99 events and a receipt would be 101 items) is sent
+    status, answer = api.publish({"events": [event()] * events.MAX_KEYED_BATCH + [event()]}, key="b-1")
+    # Then it is refused, naming the field, and 98 with a key, or 99 without, are stored
+    assert (status, answer["field"]) == (422, "events")
+    assert api.publish({"events": [event()] * events.MAX_KEYED_BATCH}, key="b-2")[0] == 201
+    assert api.publish({"events": [event()] * (events.MAX_KEYED_BATCH + 1)})[0] == 201
+    assert api.total() == 2 * events.MAX_KEYED_BATCH + 1
+
+
+def test_a_record_an_earlier_release_left_in_progress_answers_409_until_its_invocation_ended(
+    api: EventsApi, aws: dict[str, str]
 ) -> None:
-    # Given a count of the persistence layers built
-    built: list[str] = []
+    # Given Powertools' in-progress record of an earlier release's publish, its invocation running
+    from tenantry.stores import receipts
 
-    class Counted(DynamoDBPersistenceLayer):
-        def __init__(self, **kwargs: Any) -> None:
-            built.append(kwargs["static_pk_value"])
-            super().__init__(**kwargs)
-
-    monkeypatch.setattr(events, "DynamoDBPersistenceLayer", Counted)
-    # When two tenants publish three keyed events each (warm sandbox, same scoped clients)
-    for number in range(3):
-        for tenant_id in ("acme", "globex"):
-            assert api.publish(event(n=number), tenant_id, key=f"k-{number}")[0] == 201
-    # Then one layer was built per tenant, and each record was written once
-    assert sorted(built) == ["acme", "globex"]
-    assert api.total("acme") == api.total("globex") == 3
-
-
-def test_a_failed_publish_frees_its_idempotency_key_for_the_retry(
-    api: EventsApi, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given DynamoDB fails the first transaction (an internal error past the SDK's retries; a
-    # throttle would be retried within the deadline instead)
-    from botocore.exceptions import ClientError
-
-    real_append = store.DYNAMODB.append
-    failures = iter([True])
-
-    def throttled_once(*args: Any, **kwargs: Any) -> list[int]:
-        if next(failures, False):
-            error = {"Error": {"Code": "InternalServerError", "Message": "internal error"}}
-            raise ClientError(error, "TransactWriteItems")  # type: ignore[arg-type]
-        return real_append(*args, **kwargs)
-
-    monkeypatch.setattr(store.DYNAMODB, "append", throttled_once)
-    # When a publish with an Idempotency-Key fails (the invocation errors: API Gateway answers 502)
-    with pytest.raises(ClientError):
-        api.publish(event(), key="order-9")
-    # Then the key's in-progress record is gone: the retry publishes at once, exactly once
-    assert api.publish(event(), key="order-9") == (201, {"position": 1})
+    now = int(time.time())
+    record_id = receipts.record_id("acme", "order-1")
+    item = {
+        "tenant_id": {"S": "acme"},
+        "id": {"S": record_id},
+        "status": {"S": "INPROGRESS"},
+        "expiration": {"N": str(now + 3600)},
+        "in_progress_expiration": {"N": str((now + 60) * 1000)},
+        "validation": {"S": receipts.payload_hash(event())},
+    }
+    clients.dynamodb_client().put_item(TableName=aws["IdempotencyTable"], Item=item)
+    # When the key comes back
+    status, answer = api.publish(event(), key="order-1")
+    # Then it is 409 with Retry-After, and nothing was stored
+    assert (status, answer["error"]) == (409, "idempotency_in_progress")
+    assert api.total() == 0
+    # And once that invocation's time is over, the key publishes, once
+    item["in_progress_expiration"] = {"N": str((now - 1) * 1000)}
+    clients.dynamodb_client().put_item(TableName=aws["IdempotencyTable"], Item=item)
+    assert (
+        api.publish(event(), key="order-1") == api.publish(event(), key="order-1") == (201, {"position": 1})
+    )
     assert api.total() == 1
+
+
+def test_a_receipt_past_its_24_hours_no_longer_answers(api: EventsApi, aws: dict[str, str]) -> None:
+    # Given a receipt whose 24 h are over (moto never expires it by TTL)
+    assert api.publish(event(), key="order-1") == (201, {"position": 1})
+    table = clients.dynamodb().Table(aws["IdempotencyTable"])
+    (receipt,) = table.scan()["Items"]
+    table.update_item(
+        Key={"tenant_id": receipt["tenant_id"], "id": receipt["id"]},
+        UpdateExpression="SET expiration = :past",
+        ExpressionAttributeValues={":past": int(time.time()) - 1},
+    )
+    # When the key comes back, then it is a new publish
+    assert api.publish(event(), key="order-1") == (201, {"position": 2})
+
+
+def test_a_powertools_record_of_an_earlier_release_still_answers(
+    api: EventsApi, aws: dict[str, str], lambda_context: Any
+) -> None:
+    # Given a publish recorded by Powertools' idempotency, as earlier releases did
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    layer = DynamoDBPersistenceLayer(
+        table_name=aws["IdempotencyTable"], key_attr="tenant_id", sort_key_attr="id", static_pk_value="acme"
+    )
+    config = IdempotencyConfig(
+        event_key_jmespath="[tenant_id, idempotency_key]", payload_validation_jmespath="body"
+    )
+
+    config.register_lambda_context(lambda_context)
+
+    @idempotent_function(
+        data_keyword_argument="request", persistence_store=layer, config=config, key_prefix="publish"
+    )
+    def earlier_release(request: dict[str, Any]) -> dict[str, Any]:
+        return {"position": 7}
+
+    earlier_release(request={"tenant_id": "acme", "idempotency_key": "order-1", "body": event()})
+    # When the same key and body come to this release, then its answer is replayed, nothing stored
+    assert api.publish(event(), key="order-1") == (201, {"position": 7})
+    assert api.total() == 0
+    # And another body with that key is refused
+    assert api.publish(event(n=2), key="order-1")[0] == 422
 
 
 def test_bad_idempotency_key_is_422(api: EventsApi) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -10,6 +11,7 @@ from local import template
 from local.gateway import responses
 from local.gateway.api import load_api
 from local.gateway.responses import GatewayAnswer
+from tenantry.tiers import TIERS
 
 REQUIRED = {
     "UNAUTHORIZED": "unauthorized",
@@ -48,8 +50,8 @@ def test_each_answer_renders_as_json_with_message_error_and_request_id(response_
         else 400
     )
     answer = GatewayAnswer(status, 'He said "no" \\ twice', response_type, "X")
-    # When the local gateway renders it
-    rendered_status, _, body = responses.render(specs, answer, "req-1")
+    # When the local gateway renders it (after an authorizer's answer, as API Gateway would)
+    rendered_status, _, body = responses.render(specs, answer, "req-1", {"denial": "access_denied"})
     # Then it is valid JSON with API Gateway's text, the code and the request id
     assert rendered_status == status
     assert json.loads(body) == {"message": 'He said "no" \\ twice', "error": code, "request_id": "req-1"}
@@ -108,3 +110,32 @@ def test_a_template_the_local_gateway_cannot_render_is_refused_at_load() -> None
         responses.parse(
             {"DEFAULT_4XX": {"ResponseParameters": {"Headers": {"X": "method.request.header.Y"}}}}
         )
+
+
+def test_a_throttled_answer_says_when_the_slowest_tier_has_a_token_again() -> None:
+    # Given the tier table's slowest refill (one token every 60/requests_per_minute seconds)
+    slowest = max(60 / tier.requests_per_minute for tier in TIERS.values())
+    specs = load_api().gateway_responses
+    # When API Gateway throttles a request (the usage plan's token bucket is empty)
+    status, headers, _ = responses.render(
+        specs, GatewayAnswer(429, "Too Many Requests", "THROTTLED", "X"), "r"
+    )
+    # Then it carries Retry-After: that refill, in whole seconds, a bound for every tier
+    assert status == 429
+    assert dict(headers)["Retry-After"] == str(math.ceil(slowest))
+    # And a spent monthly quota does not (no number of seconds is right until the month ends)
+    _, quota_headers, _ = responses.render(
+        specs, GatewayAnswer(429, "Limit Exceeded", "QUOTA_EXCEEDED", "X"), "r"
+    )
+    assert "Retry-After" not in dict(quota_headers)
+
+
+def test_a_denial_carries_the_authorizers_code() -> None:
+    # Given the authorizer's answer for a suspended tenant's key
+    specs = load_api().gateway_responses
+    denied = GatewayAnswer(
+        403, "User is not authorized to access this resource with an explicit deny", "ACCESS_DENIED", "X"
+    )
+    # When its policy denies the route, then API Gateway's 403 says the tenant is suspended
+    _, _, body = responses.render(specs, denied, "r", {"denial": "tenant_suspended", "tenant_id": "acme"})
+    assert json.loads(body)["error"] == "tenant_suspended"

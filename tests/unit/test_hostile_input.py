@@ -171,24 +171,86 @@ def test_nan_and_infinity_are_400_and_nothing_is_stored(events: Events, raw: str
     assert events.total() == 0
 
 
-@pytest.mark.parametrize("value", ["true", "1.0", '"1"'])
-def test_a_checkpoint_position_must_be_an_integer(events: Events, value: str) -> None:
-    # Given one event, so position 1 would be valid
-    assert events.publish_raw('{"type":"x","data":{}}')[0] == 201
-    # When a checkpoint is saved with a boolean, a float or a string for the position
-    status, body = events.send(
+def _checkpoint(events: Events, raw_body: str) -> tuple[int, Any]:
+    return events.send(
         api_event(
             "PUT",
             "/consumers/c1",
-            raw_body=f'{{"position": {value}}}',
+            raw_body=raw_body,
             authorizer=tenant_context("acme"),
             resource="/consumers/{name}",
             path_parameters={"name": "c1"},
         )
     )
-    # Then 422 naming position
+
+
+@pytest.mark.parametrize("value", ["true", "1.5", "1e-1", '"1"', "null"])
+def test_a_checkpoint_position_must_be_an_integer(events: Events, value: str) -> None:
+    # Given one event, so position 1 would be valid
+    assert events.publish_raw('{"type":"x","data":{}}')[0] == 201
+    # When a checkpoint is saved with a boolean, a fraction, a string or null for the position
+    status, body = _checkpoint(events, f'{{"position": {value}}}')
+    # Then 422 naming position, in both places every error body names a field
     assert status == 422, body
-    assert body["errors"][0]["field"] == "position"
+    assert body["field"] == body["errors"][0]["field"] == "position"
+
+
+@pytest.mark.parametrize("value", ["1.0", "1e0", "0.1e1", "1.000"])
+def test_an_integral_number_is_the_integer_it_stands_for_in_a_body_as_in_a_query(
+    events: Events, value: str
+) -> None:
+    # Given one event
+    assert events.publish_raw('{"type":"x","data":{}}')[0] == 201
+    # When a checkpoint's position, and a read's limit, are written as integral numbers
+    saved = _checkpoint(events, f'{{"position": {value}}}')
+    read = events.send(api_event("GET", "/events", query={"limit": value}, authorizer=tenant_context("acme")))
+    # Then both are read as 1, as JSON Schema reads them
+    assert saved[0] == 200 and saved[1]["position"] == 1, saved
+    assert read[0] == 200 and len(read[1]["events"]) == 1, read
+
+
+@pytest.mark.parametrize("value", ["1.5", "+1", "01", " 1", "1_0", "0x1", "1e400"])
+def test_a_query_integer_is_a_json_integer_or_refused(events: Events, value: str) -> None:
+    # When a read's limit is a fraction, or text that is not a JSON number
+    status, body = events.send(
+        api_event("GET", "/events", query={"limit": value}, authorizer=tenant_context("acme"))
+    )
+    # Then 422 naming limit
+    assert status == 422, body
+    assert body["field"] == body["errors"][0]["field"] == "limit"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        ('{"type":"x","type":"y","data":{}}', "type"),
+        ('{"type":"x","data":{"a":1,"b":{"c":1,"c":1}}}', "data.b.c"),
+        ('{"events":[{"type":"x","data":{}},{"type":"x","data":{},"data":{}}]}', "events.1.data"),
+    ],
+)
+def test_a_duplicate_key_at_any_depth_is_400_naming_it_and_nothing_is_stored(
+    events: Events, raw: str, field: str
+) -> None:
+    # When a body holds an object with a key twice
+    status, body = events.publish_raw(raw)
+    # Then 400 duplicate_key naming the key's path, and nothing is stored
+    assert (status, body["error"], body["field"]) == (400, "duplicate_key", field), body
+    assert body["errors"] == [{"field": field, "message": body["message"], "type": "duplicate_key"}]
+    assert events.total() == 0
+
+
+def test_a_duplicate_tier_never_onboards_a_tenant(aws: dict[str, str], lambda_context: Any) -> None:
+    # When an onboarding names the tier twice (a proxy reading the first value sees basic)
+    tenants = load_function("tenants").lambda_handler
+    raw = '{"name":"dup","tier":"basic","tier":"enterprise"}'
+    response = tenants(
+        api_event("POST", "/tenants", raw_body=raw, authorizer=admin_context()), lambda_context
+    )
+    # Then it is 400 naming tier, and no tenant exists
+    assert response["statusCode"] == 400
+    assert response_json(response)["field"] == "tier"
+    listed = tenants(api_event("GET", "/tenants", authorizer=admin_context()), lambda_context)
+    assert response_json(listed)["tenants"] == []
 
 
 def _issue_key_raw(lambda_context: Any, raw_body: str) -> dict[str, Any]:
@@ -211,11 +273,14 @@ def _issue_key_raw(lambda_context: Any, raw_body: str) -> dict[str, Any]:
     return response
 
 
-@pytest.mark.parametrize("value", ["true", "60.0"])
-def test_key_lifetimes_must_be_integers(aws: dict[str, str], lambda_context: Any, value: str) -> None:
+@pytest.mark.parametrize(("value", "status"), [("true", 422), ("60.5", 422), ("60.0", 201)])
+def test_key_lifetimes_must_be_integers(
+    aws: dict[str, str], lambda_context: Any, value: str, status: int
+) -> None:
     response = _issue_key_raw(lambda_context, f'{{"grace_seconds": {value}}}')
-    assert response["statusCode"] == 422
-    assert response_json(response)["errors"][0]["field"] == "grace_seconds"
+    assert response["statusCode"] == status
+    if status == 422:
+        assert response_json(response)["errors"][0]["field"] == "grace_seconds"
 
 
 @pytest.mark.parametrize(

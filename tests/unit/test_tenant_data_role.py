@@ -67,7 +67,8 @@ def allowed(action: str, resource: str, tenant: str | None, leading_keys: list[s
         ("dynamodb:PutItem", "EventsTable"),
         ("dynamodb:PutItem", "ConsumersTable"),
         ("dynamodb:BatchWriteItem", "ConversationsTable"),
-        ("dynamodb:DeleteItem", "IdempotencyTable"),
+        ("dynamodb:GetItem", "IdempotencyTable"),
+        ("dynamodb:PutItem", "IdempotencyTable"),
     ],
 )
 def test_tenant_a_reaches_its_own_partition(action: str, table: str) -> None:

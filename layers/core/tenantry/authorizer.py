@@ -165,10 +165,17 @@ def policy_for(role: str, stage_arn: str, suspended: bool) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def _rfc3339(moment: float) -> str:
+    milliseconds = int(moment * 1000) % 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(moment)) + f".{milliseconds:03d}+00:00"
+
+
 def _log_decision(decision: str, reason: str, item: dict[str, str] | None = None) -> None:
     line: dict[str, str] = {
         "level": "INFO",
         "message": "authorizer decision",
+        # As the Powertools functions write it (RFC 3339, milliseconds, UTC), so lines sort alike.
+        "timestamp": _rfc3339(time.time()),
         "decision": decision,
         "reason": reason,
     }
@@ -218,6 +225,9 @@ def authorize(
             # When the key stops (a rotation's grace end, or its own expiry): API Gateway keeps this
             # answer for 300 s, so the functions refuse the key themselves once it has passed.
             "expires_at": item.get("expires_at", ""),
+            # The error code of API Gateway's 403 when this policy denies a route (template.yaml's
+            # ACCESS_DENIED gateway response reads it): a suspended tenant's keys say so.
+            "denial": "tenant_suspended" if suspended else "access_denied",
         },
         "usageIdentifierKey": presented,
     }

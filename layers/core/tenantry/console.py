@@ -1,4 +1,4 @@
-"""The operator console's static files: one HTML page, its script and its stylesheet.
+"""The operator console's static files: one HTML page, its script, its stylesheet and its icon.
 
 The page holds no inline script or style, so its Content-Security-Policy allows only this origin
 (``'self'``) and nothing inline: an injected ``<script>`` or ``style=`` attribute does not run. Asset
@@ -38,6 +38,9 @@ SECURITY_HEADERS: Final = {
 ASSET_TYPES: Final = {
     "console.js": "text/javascript; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
+    # The page names its icon, so a browser never asks the API root for /favicon.ico (API
+    # Gateway's 403 for a path no route has).
+    "favicon.svg": "image/svg+xml",
 }
 PAGE_TYPE: Final = "text/html; charset=utf-8"
 PAGE_FILE: Final = "console.html"

@@ -9,28 +9,20 @@ exactly one DynamoDB round trip.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
-from collections import OrderedDict
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from tenantry import aws, caches, deadline, observability, retry, settings
-from tenantry.errors import ApiError, Conflict, NotFound, PayloadTooLarge, Unprocessable
+from tenantry import aws, caches, deadline, observability, retry
+from tenantry.errors import ApiError, Conflict, NotFound, PayloadTooLarge, Unprocessable, validation_message
 from tenantry.models.events import (
     MAX_BATCH,
     Checkpoint,
@@ -44,7 +36,9 @@ from tenantry.models.events import (
 )
 from tenantry.observability import logger
 from tenantry.stores import events as events_store
+from tenantry.stores import receipts
 from tenantry.stores.events import EventStore, StoredCheckpoint, StoredEvent, StreamEvent
+from tenantry.stores.receipts import Receipt
 
 # Retries are bounded by time, not count: under 50 concurrent writers a publish may lose many
 # rounds, and each round costs milliseconds. The budget is also capped by the invocation's
@@ -53,13 +47,17 @@ RETRY_BUDGET_SECONDS = 10.0
 # DynamoDB's item limit is 400 KB including attribute names and the other attributes.
 MAX_EVENT_ITEM_BYTES = 400 * 1024
 _ITEM_OVERHEAD_BYTES = 256
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
-# Powertools' public key_prefix: a record's sort key is ``publish#<hash of tenant and key>``,
-# the same whatever the function's deployed name or this module's layout.
-IDEMPOTENCY_KEY_PREFIX = "publish"
-# Warm tenants' persistence layers, at most this many (a layer holds the tenant's scoped client).
-_PERSISTENCE_CACHE_SIZE = 256
+# A keyed publish's transaction holds HEAD, the events and the receipt: one event fewer fits.
+MAX_KEYED_BATCH = MAX_BATCH - 1
+# A transaction that failed this way may have committed all the same (an answer lost, then every
+# resend of botocore's refused): it is sent again with the same token, which DynamoDB answers as
+# done if it was, instead of as a new append at the next position.
+_UNKNOWN_OUTCOME_CODES = frozenset(
+    {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
+)
+# A receipt found, then gone by the time it is read (its 24 h ended in between): append anew.
+_RECEIPT_ROUNDS = 3
 
 # This warm process's view of each tenant's last position; wrong views cost one retry, never a gap.
 _known_heads: dict[str, int] = {}
@@ -67,8 +65,6 @@ _known_heads: dict[str, int] = {}
 # before the transaction, a cheap read instead of a failed transactional write, until a read finds
 # the view still right (this sandbox is again the stream's only writer) and it is trusted again.
 _doubted_heads: set[str] = set()
-# Each warm tenant's idempotency persistence layer, with the client it was built on.
-_persistence: OrderedDict[str, tuple[Any, DynamoDBPersistenceLayer]] = OrderedDict()
 
 
 class WriteContention(ApiError):
@@ -91,32 +87,6 @@ def _now() -> datetime:
 def _forget_heads() -> None:
     _known_heads.clear()
     _doubted_heads.clear()
-    _persistence.clear()
-
-
-def _persistence_for(tenant_id: str) -> DynamoDBPersistenceLayer:
-    """The tenant's idempotency persistence layer, built once per tenant and client.
-
-    Records live under the tenant's own partition (sort key ``id``), so the tenant's scoped
-    credentials can reach them (dynamodb:LeadingKeys) and offboarding purges them by partition;
-    Powertools takes that partition as ``static_pk_value``, fixed per layer, hence one per tenant.
-    A new scoped client (credentials renewed) gets a new layer."""
-    client = aws.data_client()
-    cached = _persistence.get(tenant_id)
-    if cached is not None and cached[0] is client:
-        _persistence.move_to_end(tenant_id)
-        return cached[1]
-    layer = DynamoDBPersistenceLayer(
-        table_name=settings.table_name(settings.IDEMPOTENCY_TABLE),
-        key_attr="tenant_id",
-        sort_key_attr="id",
-        static_pk_value=tenant_id,
-        boto3_client=client,
-    )
-    _persistence[tenant_id] = (client, layer)
-    while len(_persistence) > _PERSISTENCE_CACHE_SIZE:
-        _persistence.popitem(last=False)
-    return layer
 
 
 def _stored(event: EventIn, index: int | None, recorded_at: str) -> StoredEvent:
@@ -136,13 +106,16 @@ def append(
     *,
     batch: bool,
     incarnation: str = "",
+    receipt: Receipt | None = None,
     sleep: Callable[[float], None] = time.sleep,
     store: EventStore = events_store.DYNAMODB,
 ) -> list[int]:
     """Append ``events`` consecutively to the tenant's stream, all or none; their positions.
 
     ``incarnation`` is the caller's tenant incarnation (from its key): the append lands only in
-    that incarnation's stream, so nothing authorized before an offboarding lands after it."""
+    that incarnation's stream, so nothing authorized before an offboarding lands after it.
+    ``receipt`` (its answer filled in here) is written in the same transaction; ReceiptExistsError
+    if its key already has a live one."""
     if not 1 <= len(events) <= MAX_BATCH:
         raise Unprocessable(f"A publish holds 1 to {MAX_BATCH} events", field="events")
     recorded_at = iso_utc(_now())
@@ -152,6 +125,11 @@ def append(
     check_view = expected is not None and tenant_id in _doubted_heads
     give_up_at = time.monotonic() + min(RETRY_BUDGET_SECONDS, deadline.remaining() - retry.RESERVE_SECONDS)
     attempt = 0
+    # The transaction's ClientRequestToken, and the HEAD it was made for: sent again only with the
+    # very same items, after a failure that may hide a commit; a fresh one after any answer that
+    # says nothing was written.
+    token: str | None = None
+    token_head: int | None = None
     while time.monotonic() < give_up_at:
         attempt += 1
         try:
@@ -167,10 +145,18 @@ def append(
                 # No HEAD: a new stream (once per tenant), or one offboarding closed.
                 store.open_stream(tenant_id, incarnation, recorded_at)
                 expected = 0
-            positions = store.append(tenant_id, expected, stored, recorded_at, incarnation)
+            if token is None or token_head != expected:
+                token, token_head = uuid.uuid4().hex, expected
+            answered = None
+            if receipt is not None:
+                planned = list(range(expected + 1, expected + len(stored) + 1))
+                answered = dataclasses.replace(receipt, answer=_answer(planned, batch))
+            positions = store.append(
+                tenant_id, expected, stored, recorded_at, incarnation, receipt=answered, token=token
+            )
         except events_store.HeadMissingError:
             _known_heads.pop(tenant_id, None)
-            expected = None
+            expected, token = None, None
             continue
         except events_store.StreamClosedError as exc:
             _known_heads.pop(tenant_id, None)
@@ -180,6 +166,7 @@ def append(
         except events_store.HeadMovedError as moved:
             _known_heads.pop(tenant_id, None)
             _doubted_heads.add(tenant_id)
+            token = None
             if attempt == 1:
                 # One stale view (another sandbox wrote): retry at once from the head DynamoDB returned.
                 expected = moved.current_last
@@ -193,12 +180,16 @@ def append(
         except events_store.ContendedError:
             # DynamoDB cancelled for a conflicting transaction or throttling: nothing was written
             # and our view of HEAD may still be right, so retry it as is after a jittered pause.
+            token = None
             if not retry.pause(attempt, sleep=sleep):
                 break
             continue
         except ClientError as exc:
-            # HEAD's read throttled past botocore's own attempts: nothing was written either.
-            if retry.is_lost_race(exc) and retry.pause(attempt, sleep=sleep):
+            # Throttled past botocore's own attempts (a read of HEAD, or the append, whose earlier
+            # attempts may have committed: the same token then answers it as done), or an append
+            # whose outcome is unknown: sent again as it was.
+            unknown = aws.error_code(exc) in _UNKNOWN_OUTCOME_CODES
+            if (retry.is_lost_race(exc) or unknown) and retry.pause(attempt, sleep=sleep):
                 continue
             raise
         except events_store.PositionTakenError as exc:
@@ -227,9 +218,18 @@ def parse_publish(body: Any) -> tuple[list[EventIn], bool]:
             return EventBatch.model_validate(body).events, True
         return [EventIn.model_validate(body)], False
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise Unprocessable(f"{field}: {first['msg']}", field=field) from exc
+        errors = [
+            {
+                "field": ".".join(str(part) for part in error["loc"]) or "body",
+                "message": validation_message(error),
+                "type": error["type"],
+            }
+            for error in exc.errors()
+        ]
+        first = errors[0]
+        raise Unprocessable(
+            f"{first['field']}: {first['message']}", field=first["field"], errors=errors
+        ) from exc
 
 
 def _answer(positions: list[int], batch: bool) -> dict[str, Any]:
@@ -240,55 +240,59 @@ def publish(
     tenant_id: str,
     body: Any,
     idempotency_key: str | None,
-    lambda_context: Any | None = None,
     incarnation: str = "",
     *,
     store: EventStore = events_store.DYNAMODB,
 ) -> dict[str, Any]:
-    """POST /events: validate, then append (once per Idempotency-Key)."""
+    """POST /events: validate, then append; with an Idempotency-Key, at most once per key for 24 h.
+
+    The publish's receipt is written by its own transaction, so a resend finds it exactly when the
+    events landed, whatever DynamoDB answered on the way, and gets the first answer back."""
     events, batch = parse_publish(body)
     if idempotency_key is None:
         return _answer(append(tenant_id, events, batch=batch, incarnation=incarnation, store=store), batch)
-
-    def publish_once(request: dict[str, Any]) -> dict[str, Any]:
-        return _answer(append(tenant_id, events, batch=batch, incarnation=incarnation, store=store), batch)
-
-    # The config is per request: it carries this invocation's context (its remaining time).
-    config = IdempotencyConfig(
-        event_key_jmespath="[tenant_id, idempotency_key]",
-        payload_validation_jmespath="body",
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=IDEMPOTENCY_TTL_SECONDS,
-    )
-    if lambda_context is not None:
-        # Lets an in-progress record expire with the invocation, so a timed-out publish can be retried.
-        config.register_lambda_context(lambda_context)
-    once = idempotent_function(
-        data_keyword_argument="request",
-        persistence_store=_persistence_for(tenant_id),
-        config=config,
-        key_prefix=IDEMPOTENCY_KEY_PREFIX,
-    )(publish_once)
-    # The incarnation is part of the key (keys from before incarnations hash as they did): a record
+    if len(events) > MAX_KEYED_BATCH:
+        raise Unprocessable(
+            f"A publish with an Idempotency-Key holds 1 to {MAX_KEYED_BATCH} events (its receipt takes"
+            " the transaction's last place)",
+            field="events",
+        )
+    # The incarnation is part of the key (keys from before incarnations hash as they did): a receipt
     # an offboarded tenant left behind never answers for a new tenant with the same id.
     scope = f"{tenant_id}/{incarnation}" if incarnation else tenant_id
-    request = {"tenant_id": scope, "idempotency_key": idempotency_key, "body": body}
-    try:
-        result: dict[str, Any] = once(request=request)
-    except IdempotencyValidationError as exc:
-        raise Unprocessable(
-            "This Idempotency-Key was used with a different body",
-            code="idempotency_key_reused",
-            field="Idempotency-Key",
-        ) from exc
-    except IdempotencyAlreadyInProgressError as exc:
-        raise Conflict(
-            "A request with this Idempotency-Key is in progress; retry shortly",
-            code="idempotency_in_progress",
-            field="Idempotency-Key",
-            headers={"Retry-After": "1"},
-        ) from exc
-    return result
+    receipt = Receipt(
+        record_id=receipts.record_id(scope, idempotency_key),
+        payload_hash=receipts.payload_hash(body),
+        answer={},
+        written_at=int(time.time()),
+    )
+    for _ in range(_RECEIPT_ROUNDS):
+        try:
+            positions = append(
+                tenant_id, events, batch=batch, incarnation=incarnation, receipt=receipt, store=store
+            )
+        except events_store.ReceiptExistsError:
+            found = retry.call(lambda: store.read_receipt(tenant_id, receipt.record_id))
+        else:
+            return _answer(positions, batch)
+        if found is None or not found.live(time.time()):
+            continue  # its 24 h ended since the append was refused: the key is free again
+        if found.payload_hash != receipt.payload_hash:
+            raise Unprocessable(
+                "This Idempotency-Key was used with a different body",
+                code="idempotency_key_reused",
+                field="Idempotency-Key",
+            )
+        if found.answer is None:
+            # Only an earlier release's record, while its invocation may still be running.
+            raise Conflict(
+                "A request with this Idempotency-Key is in progress; retry shortly",
+                code="idempotency_in_progress",
+                field="Idempotency-Key",
+                headers={"Retry-After": "1"},
+            )
+        return dict(found.answer)
+    raise WriteContention("Too many concurrent writers; retry shortly", headers={"Retry-After": "1"})
 
 
 def _event(found: StreamEvent) -> Event:

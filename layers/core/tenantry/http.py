@@ -31,6 +31,8 @@ from tenantry.errors import (
     ServiceBusy,
     Unauthorized,
     UnsupportedMediaType,
+    error_body,
+    validation_message,
 )
 from tenantry.observability import logger, metrics, tracer
 
@@ -146,25 +148,18 @@ def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
 def _validation_answer(exc: RequestValidationError, request_id: str) -> Response[Any]:
     errors = list(exc.errors())
     if any(error.get("type") == "json_invalid" for error in errors):
-        return error_response(
-            400,
-            {"message": "Malformed JSON body", "error": "malformed_json", "field": "body"},
-            request_id,
-        )
+        return error_response(400, error_body("Malformed JSON body", "malformed_json", "body"), request_id)
     details = [
         {
             "field": _field_of(error.get("loc", ())),
-            "message": str(error.get("msg", "invalid")),
+            "message": validation_message(error),
             "type": str(error.get("type", "")),
         }
         for error in errors
     ]
     fields = ", ".join(dict.fromkeys(detail["field"] for detail in details))
-    return error_response(
-        422,
-        {"message": f"Invalid request: {fields}", "error": "validation_error", "errors": details},
-        request_id,
-    )
+    body = error_body(f"Invalid request: {fields}", "validation_error", errors=details)
+    return error_response(422, body, request_id)
 
 
 def cors_config() -> CORSConfig | None:
@@ -297,9 +292,7 @@ def _refuse_body(event: dict[str, Any]) -> dict[str, Any] | None:
     event["body"], event["isBase64Encoded"] = text, False
     problem = jsonguard.check(text)
     if problem is not None:
-        body: dict[str, object] = {"message": problem.message, "error": problem.code, "field": problem.field}
-        if problem.status == 422:
-            body["errors"] = [{"field": problem.field, "message": problem.message, "type": problem.code}]
+        body = error_body(problem.message, problem.code, problem.field)
         return _plain_response(problem.status, body, _request_id(event))
     return None
 

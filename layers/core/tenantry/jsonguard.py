@@ -1,10 +1,11 @@
 """Hostile-body checks that run before any handler parses a body, so no input can cause a 5xx.
 
 API Gateway hands a handler whatever bytes the client sent. Python's ``json`` module then accepts
-things no store can keep or give back: ``NaN`` and ``Infinity`` (not JSON, read back as null),
-nesting deep enough to raise ``RecursionError`` (or to be stored and never read: DynamoDB keeps
-32 levels), and lone UTF-16 surrogates that cannot be encoded as UTF-8. Each is refused here with
-a 4xx that names the field.
+an object with a duplicate key (the last value wins, where a proxy or a WAF reading the first would
+disagree with the API about what was sent), and things no store can keep or give back: ``NaN``
+and ``Infinity`` (not JSON, read back as null), nesting deep enough to raise ``RecursionError``
+(or to be stored and never read: DynamoDB keeps 32 levels), and lone UTF-16 surrogates that cannot
+be encoded as UTF-8. Each is refused here with a 4xx that names the field.
 """
 
 from __future__ import annotations
@@ -68,6 +69,35 @@ def too_deep(text: str, limit: int = MAX_JSON_DEPTH) -> str | None:
     return None
 
 
+class _Duplicated(dict[str, Any]):
+    """An object in which ``key`` came twice (its other keys as parsed)."""
+
+    key: str = ""
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            duplicated = _Duplicated(found)
+            duplicated.key = key
+            return duplicated
+        found[key] = value
+    return found
+
+
+def _duplicate(value: Any, parts: list[str | int]) -> list[str | int] | None:
+    """The path of the first duplicate key, in document order, or None."""
+    if isinstance(value, _Duplicated):
+        return [*parts, value.key]
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for name, item in items:
+        found = _duplicate(item, [*parts, name])
+        if found is not None:
+            return found
+    return None
+
+
 def _not_a_number(constant: str) -> float:
     raise ValueError(f"{constant} is not JSON")
 
@@ -114,9 +144,17 @@ def check(text: str) -> BodyProblem | None:
             deep,
         )
     try:
-        parsed = json.loads(text, parse_constant=_not_a_number, parse_float=_finite)
+        parsed = json.loads(
+            text, parse_constant=_not_a_number, parse_float=_finite, object_pairs_hook=_object
+        )
     except (ValueError, RecursionError) as exc:
         return BodyProblem(400, "malformed_json", f"Malformed JSON body: {exc}", "body")
+    duplicate = _duplicate(parsed, [])
+    if duplicate is not None:
+        field = _path(duplicate)
+        return BodyProblem(
+            400, "duplicate_key", f"{field}: the key {duplicate[-1]!r} appears twice in one object", field
+        )
     if parsed is not None and not isinstance(parsed, dict):
         # Every body of this API is an object (null only where it is optional, as documented); an
         # optional one must not turn `[null]` into "absent".

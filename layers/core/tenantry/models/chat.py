@@ -6,13 +6,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tenantry.models.numbers import IntegralNumbers
+
 USER_ID_PATTERN = r"^[A-Za-z0-9_.@:-]{1,128}$"
 SESSION_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 MAX_MESSAGE_CHARS = 32_000
 
 
-class ChatRequest(BaseModel):
-    # strict: a boolean or a float is never taken for an integer, nor a number for a string.
+class ChatRequest(IntegralNumbers):
+    # strict: a boolean or a fraction is never taken for an integer, nor a number for a string.
     model_config = ConfigDict(
         extra="forbid",
         str_strip_whitespace=True,

@@ -20,6 +20,7 @@ class ErrorBody(BaseModel):
                     "message": "Invalid request: tier",
                     "error": "validation_error",
                     "request_id": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+                    "field": "tier",
                     "errors": [{"field": "tier", "message": "Field required", "type": "missing"}],
                 }
             ]
@@ -31,5 +32,11 @@ class ErrorBody(BaseModel):
     )
     error: str = Field(description="A stable code, e.g. `not_found`, `validation_error`, `throttled`")
     request_id: str = Field(description="The request's id; also the `x-amzn-RequestId` header")
-    field: str | None = Field(default=None, description="The field the error is about, when there is one")
-    errors: list[FieldError] | None = Field(default=None, description="Every invalid field (400/422)")
+    field: str | None = Field(
+        default=None,
+        description="The field the error is about (the first of `errors`); present exactly when `errors` is",
+    )
+    errors: list[FieldError] | None = Field(
+        default=None,
+        description="Every field at fault, each with its own message; present exactly when `field` is",
+    )

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, field_v
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from tenantry.models.numbers import IntegralNumbers
+
 EVENT_TYPE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 CONSUMER_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 # The largest integer every JSON parser holds exactly (JavaScript's, and validators that read
@@ -18,8 +20,9 @@ POSITION_PATTERN = r"^[1-9][0-9]{0,18}$"  # canonical decimal only: not " 1", "+
 MAX_BATCH = 99  # a transaction holds 100 items: the events and the HEAD update
 
 
-class _Request(BaseModel):
-    # strict: a boolean or a float is never taken for an integer (``{"position": true}`` is not 1).
+class _Request(IntegralNumbers):
+    # strict: a boolean is never taken for an integer (``{"position": true}`` is not 1), nor a
+    # number with a fraction (``7.0`` is 7, as JSON Schema reads it: IntegralNumbers).
     model_config = ConfigDict(extra="forbid", strict=True)
 
 

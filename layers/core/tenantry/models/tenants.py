@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tenantry.models.numbers import IntegralNumbers
 from tenantry.tiers import TIER_NAMES, TIERS
 
 TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
@@ -31,8 +32,9 @@ def _check_tier(value: str) -> str:
     return value
 
 
-class RequestModel(BaseModel):
-    # strict: a boolean or a float is never taken for an integer (``true`` is not 1).
+class RequestModel(IntegralNumbers):
+    # strict: a boolean is never taken for an integer (``true`` is not 1), nor a number with a
+    # fraction (``7.0`` is 7, as JSON Schema reads it: IntegralNumbers).
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
@@ -101,7 +103,11 @@ class Tenant(BaseModel):
     name: str
     tier: str
     status: TenantStatus
-    config: dict[str, object] = Field(default_factory=dict)
+    # Titled: an inline object titled "Config" is named TenantConfig by client generators, a second
+    # model of the request's TenantConfig name (openapi-python-client then drops both).
+    config: dict[str, object] = Field(
+        default_factory=dict, title="Settings", description="The chat settings set (TenantConfig's fields)"
+    )
     created_at: str
     updated_at: str
 

@@ -21,7 +21,8 @@ from typing import Any, Final, Protocol
 from botocore.exceptions import ClientError
 
 from tenantry import aws, retry, settings
-from tenantry.stores import updates, values
+from tenantry.stores import receipts, updates, values
+from tenantry.stores.receipts import FoundReceipt, Receipt
 
 HEAD_POSITION = 0
 # Bounded work per request: a type-filtered read examines at most this many items (DynamoDB's
@@ -63,6 +64,12 @@ class ContendedError(Exception):
 
 class ItemTooLargeError(Exception):
     """DynamoDB refused an item over its 400 KB limit."""
+
+
+class ReceiptExistsError(Exception):
+    """The append's receipt could not be written: a live receipt holds its Idempotency-Key (an
+    earlier send of the same publish landed, or another request with that key). Nothing was
+    written; the receipt answers instead (:meth:`EventStore.read_receipt`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +165,21 @@ class EventStore(Protocol):
         events: Sequence[StoredEvent],
         updated_at: str,
         incarnation: str = "",
+        *,
+        receipt: Receipt | None = None,
+        token: str | None = None,
     ) -> list[int]:
-        """Write ``events`` at expected_last+1… all or none; their positions. HeadMovedError if
-        HEAD moved, HeadMissingError if there is none, StreamClosedError if it is another
-        incarnation's, PositionTakenError, ContendedError, ItemTooLargeError."""
+        """Write ``events`` at expected_last+1… all or none, with ``receipt`` if given (in the same
+        transaction); their positions. ReceiptExistsError if a live receipt holds its key (checked
+        before HEAD: a resend whose first send landed is answered by its receipt, whatever HEAD
+        says now), HeadMovedError if HEAD moved, HeadMissingError if there is none,
+        StreamClosedError if it is another incarnation's, PositionTakenError, ContendedError,
+        ItemTooLargeError. ``token`` is the transaction's ClientRequestToken: the caller sends the
+        same one again only with the same arguments, after a failure that may hide a commit."""
+        ...
+
+    def read_receipt(self, tenant_id: str, receipt_id: str) -> FoundReceipt | None:
+        """The receipt stored under ``receipt_id`` (expired or not), or None; a consistent read."""
         ...
 
     def close_stream(self, tenant_id: str) -> int:
@@ -206,10 +224,10 @@ def _same_incarnation(incarnation: str, names: dict[str, str], expression_values
     return " AND #incarnation = :incarnation"
 
 
-def _transact(items: list[dict[str, Any]]) -> None:
+def _transact(items: list[dict[str, Any]], token: str | None = None) -> None:
     # The token makes botocore's own retry of a transaction that did commit (a timeout on the
     # answer) a no-op instead of a condition failure that would make us append twice.
-    aws.data_transact_write(items, token=uuid.uuid4().hex)
+    aws.data_transact_write(items, token=token or uuid.uuid4().hex)
 
 
 def _stream_event(item: Mapping[str, Any]) -> StreamEvent:
@@ -288,6 +306,9 @@ class DynamoDBEvents:
         events: Sequence[StoredEvent],
         updated_at: str,
         incarnation: str = "",
+        *,
+        receipt: Receipt | None = None,
+        token: str | None = None,
     ) -> list[int]:
         table = _events_table()
         new_last = expected_last + len(events)
@@ -325,12 +346,18 @@ class DynamoDBEvents:
                     }
                 }
             )
+        if receipt is not None:
+            # Last: a cancellation's reasons list it last, whatever the batch's size.
+            items.append(receipts.put_operation(tenant_id, receipt))
         try:
-            _transact(items)
+            _transact(items, token)
         except ClientError as exc:
-            _raise_append_failure(exc, incarnation)
+            _raise_append_failure(exc, incarnation, with_receipt=receipt is not None)
             raise
         return positions
+
+    def read_receipt(self, tenant_id: str, receipt_id: str) -> FoundReceipt | None:
+        return receipts.read(tenant_id, receipt_id)
 
     def close_stream(self, tenant_id: str) -> int:
         response = aws.data_table(_events_table()).delete_item(
@@ -402,13 +429,18 @@ class DynamoDBEvents:
         )
 
 
-def _raise_append_failure(exc: ClientError, incarnation: str) -> None:
+def _raise_append_failure(exc: ClientError, incarnation: str, *, with_receipt: bool) -> None:
     """Map a failed append to what it means for the writer (returns if it is none of them)."""
     code = aws.error_code(exc)
     if retry.is_lost_race(exc):
         raise ContendedError from exc
     if code == "TransactionCanceledException":
         cancellations: list[Any] = list(exc.response.get("CancellationReasons", []))
+        if with_receipt and cancellations:
+            # The receipt's verdict comes first: its key's earlier publish answers, not HEAD.
+            if cancellations[-1].get("Code", "") == "ConditionalCheckFailed":
+                raise ReceiptExistsError from exc
+            cancellations = cancellations[:-1]
         reasons = [reason.get("Code", "") for reason in cancellations]
         if not reasons or "ConditionalCheckFailed" in reasons:
             if reasons and reasons[0] != "ConditionalCheckFailed":
