@@ -153,7 +153,9 @@ ANSWERS: dict[int, tuple[str, str | None, str]] = {
     404: ("Not found (another tenant's data does not exist for you)", "Not found", "not_found"),
     409: (
         "Conflict: the id exists (tenant_exists), or is still being offboarded "
-        "(tenant_offboarding, with Retry-After), or a request with this Idempotency-Key is in progress",
+        "(tenant_offboarding, with Retry-After), or a request with this Idempotency-Key is in progress; "
+        "or the stream's last position is not `expected_position` (wrong_expected_position, with "
+        "`current_position`: nothing was stored)",
         "Tenant acme already exists",
         "conflict",
     ),

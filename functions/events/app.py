@@ -43,8 +43,11 @@ ConsumerName = Annotated[str, Path(pattern=CONSUMER_NAME_PATTERN)]
     summary="Publish events",
     description=(
         "Appends one event, or a batch of 1-99 in order, to the tenant's stream at the next gapless "
-        "positions, all or none. With an `Idempotency-Key` (a batch then holds at most 98 events), the "
-        "first answer is stored with the events and replayed for 24 h to any resend with the same body; "
+        "positions, all or none. With `expected_position` the append happens only if the stream's last "
+        "position is that one (0: empty), else 409 `wrong_expected_position` with `current_position` "
+        "and nothing stored (optimistic concurrency). With an `Idempotency-Key` (a batch then holds at "
+        "most 98 events), the first answer is stored with the events and replayed for 24 h to any resend "
+        "with the same body (a conditional one included: its resend answers its first result, not 409); "
         "the same key with another body is 422 `idempotency_key_reused`."
     ),
 )
@@ -69,17 +72,20 @@ def publish(
     tags=["events"],
     summary="Read the event stream",
     description=(
-        "The tenant's events from position `from` on, in order, optionally of one `type`; follow "
-        "`next_from` until it is null."
+        "The tenant's events from position `from` on, up to `to` (inclusive) if given, in order, "
+        "optionally of one `type`; follow `next_from` until it is null. A `to` before `from` is 422."
     ),
 )
 def read_events(
     start: Annotated[QueryInt, Query(alias="from", ge=1, le=MAX_POSITION)] = 1,
     limit: Annotated[QueryInt, Query(ge=1, le=1000)] = 100,
     event_type: Annotated[str | None, Query(alias="type", pattern=EVENT_TYPE_PATTERN)] = None,
+    to: Annotated[
+        QueryInt | None, Query(ge=1, le=MAX_POSITION, description="The last position to read (inclusive)")
+    ] = None,
 ) -> EventPage:
     caller = http.caller(app)
-    return events.read_events(caller.tenant_id, start, limit, event_type)
+    return events.read_events(caller.tenant_id, start, limit, event_type, to)
 
 
 @app.get(

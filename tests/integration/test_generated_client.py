@@ -157,8 +157,8 @@ def test_every_operation_of_the_generated_client_works(
     call("keys.list_keys_tenants_tenant_id_keys_get", 200, models.KeyList, client=admin, tenant_id=tenant_id)
     # And the tenant describes itself, publishes (once per Idempotency-Key) and reads its stream
     call("tenant.me_me_get", 200, models.Me, client=tenant)
-    event = models.PublishEventsPostEventIn(
-        type_="order.placed", data=models.PublishEventsPostEventInData.from_dict({"order_id": "o-1"})
+    event = models.PublishEventsPostSingleEventIn(
+        type_="order.placed", data=models.PublishEventsPostSingleEventInData.from_dict({"order_id": "o-1"})
     )
     first = call(
         "events.publish_events_post", 201, models.Published, client=tenant, body=event, idempotency_key="k-1"

@@ -48,7 +48,7 @@ def test_the_api_answers_201_where_it_creates(contract: Contract) -> None:
 def test_the_publish_body_is_one_event_or_a_batch(contract: Contract) -> None:
     body = contract.spec["paths"]["/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     titles = [option.get("title") for option in body["oneOf"]]
-    assert titles == ["EventIn", "EventBatch"]
+    assert titles == ["SingleEventIn", "EventBatch"]
 
 
 def test_every_body_has_an_example_that_fits_its_schema(contract: Contract) -> None:
