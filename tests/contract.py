@@ -91,11 +91,12 @@ def decoded_event_schema(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def decoded_events(raw: bytes) -> list[dict[str, Any]]:
-    """A Server-Sent Events body as its events, ``{event, data}`` with each ``data`` decoded from
-    JSON (a line that is not JSON stays text, and fails the schema); comments are skipped."""
+    """A Server-Sent Events body as its events, ``{event, data}`` (and ``id`` when the event has
+    one) with each ``data`` decoded from JSON (a line that is not JSON stays text, and fails the
+    schema); comments are skipped."""
     events: list[dict[str, Any]] = []
     for block in raw.decode("utf-8", errors="replace").replace("\r\n", "\n").split("\n\n"):
-        name, data = "message", []
+        name, data, identity = "message", [], {}
         for line in block.split("\n"):
             if not line or line.startswith(":"):
                 continue
@@ -105,12 +106,14 @@ def decoded_events(raw: bytes) -> list[dict[str, Any]]:
                 name = value
             elif field == "data":
                 data.append(value)
+            elif field == "id":
+                identity = {"id": value}
         if data:
             text = "\n".join(data)
             try:
-                events.append({"event": name, "data": json.loads(text)})
+                events.append({"event": name, "data": json.loads(text), **identity})
             except ValueError:
-                events.append({"event": name, "data": text})
+                events.append({"event": name, "data": text, **identity})
     return events
 
 

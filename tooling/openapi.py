@@ -263,6 +263,10 @@ STREAM_FORMAT = (
 )
 
 
+# An event's `id:` line: the position of the stream it stands at (what Last-Event-ID sends back).
+STREAM_EVENT_ID = {"type": "string", "pattern": "^(0|[1-9][0-9]*)$", "description": "A position"}
+
+
 def _document_stream(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
     """A route declared with ``http.streams``: its 200 also answers ``text/event-stream``, every
     event's ``data`` schema in the components (an error's is ErrorBody)."""
@@ -278,16 +282,21 @@ def _document_stream(operation: dict[str, Any], schemas: dict[str, Any]) -> None
             schemas[schema["title"]] = schema
             payload = {"$ref": f"#/components/schemas/{schema['title']}"}
         data = {"type": "string", "contentMediaType": "application/json", "contentSchema": payload}
+        properties: dict[str, Any] = {"event": {"const": name}, "data": data}
+        required = ["event", "data"]
+        if name in declared.get("identified", ()):
+            properties["id"] = STREAM_EVENT_ID
+            required.append("id")
         variants.append(
-            {
-                "type": "object",
-                "title": f"{name} event",
-                "properties": {"event": {"const": name}, "data": data},
-                "required": ["event", "data"],
-            }
+            {"type": "object", "title": f"{name} event", "properties": properties, "required": required}
         )
     media_type = {"schema": {"description": f"{declared['description']}. {STREAM_FORMAT}", "oneOf": variants}}
-    operation["responses"]["200"].setdefault("content", {})[EVENT_STREAM] = media_type
+    answer = operation["responses"]["200"]
+    if declared.get("only"):
+        # The route answers nothing but the stream: no JSON variant of its 200.
+        answer["content"] = {}
+        answer["description"] = declared["description"]
+    answer.setdefault("content", {})[EVENT_STREAM] = media_type
 
 
 def _stream_example(media_type: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
@@ -295,10 +304,13 @@ def _stream_example(media_type: dict[str, Any], schemas: dict[str, Any]) -> dict
     (on the wire: ``event: <name>``, then ``data: <that text>``)."""
     variant = media_type["schema"]["oneOf"][0]
     payload = _example(variant["properties"]["data"]["contentSchema"], schemas)
-    return {
+    example = {
         "event": variant["properties"]["event"]["const"],
         "data": json.dumps(payload, separators=(",", ":")),
     }
+    if "id" in variant["properties"]:
+        example["id"] = str(payload.get("position", 1)) if isinstance(payload, dict) else "1"
+    return example
 
 
 # Powertools writes a parameter's bounds under pydantic's names when its type carries a validator

@@ -106,15 +106,23 @@ def answers(model: Any, description: str) -> dict[int, OpenAPIResponse]:
     return {200: {"description": description, "content": {JSON: {"model": model}}}}
 
 
-def streams(description: str, **events: type[BaseModel] | None) -> dict[str, Any]:
+def streams(
+    description: str,
+    *,
+    only: bool = False,
+    identified: tuple[str, ...] = (),
+    **events: type[BaseModel] | None,
+) -> dict[str, Any]:
     """A route's ``openapi_extensions=``: its 200 may also be a ``text/event-stream`` of these
-    events (name → the model of its JSON ``data``; None: the error body). tooling/openapi.py turns
-    it into the stream's documented media type, every event's schema with it."""
+    events (name → the model of its JSON ``data``; None: the error body), or with ``only`` is
+    nothing else; the events named in ``identified`` carry an ``id:`` line. tooling/openapi.py
+    turns it into the stream's documented media type, every event's schema with it."""
     schemas = {
         name: None if model is None else model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, model in events.items()
     }
-    return {STREAM_EXTENSION: {"description": description, "events": schemas}}
+    declared = {"description": description, "events": schemas, "only": only, "identified": list(identified)}
+    return {STREAM_EXTENSION: declared}
 
 
 def may_answer(*statuses: int) -> dict[str, Any]:

@@ -37,6 +37,7 @@ ROLES: Final[dict[str, Role]] = {
     "GET /usage": "tenant",
     "POST /events": "tenant",
     "GET /events": "tenant",
+    "GET /events/stream": "tenant",
     "GET /events/{position}": "tenant",
     "GET /metrics": "tenant",
     "PUT /consumers/{name}": "tenant",
@@ -55,7 +56,7 @@ ROLES: Final[dict[str, Role]] = {
 # The routes whose integration streams (template.yaml: ``responseTransferMode: STREAM`` and the
 # ``response-streaming-invocations`` URI): every answer of theirs goes out through the function's
 # response stream (tenantry.streaming), prelude first. A unit test checks the template agrees.
-STREAMED: Final[frozenset[str]] = frozenset({"POST /chat"})
+STREAMED: Final[frozenset[str]] = frozenset({"POST /chat", "GET /events/stream"})
 
 _PARAMETER = re.compile(r"\{[^}/]+\}")
 

@@ -160,6 +160,12 @@ class EventStream:
     def keep_alive(self) -> bool:
         return self._write(sse_comment("keep-alive"))
 
+    def probe(self) -> bool:
+        """Whether the client may still be there, asked without sending anything: a runtime that
+        cannot tell without a write (Lambda's) says yes until a write fails; the local stack's
+        knows at once."""
+        return self._write(b"")
+
     def fail(self, error: ApiError) -> bool:
         """The stream's last event: the error body every JSON error has."""
         return self.send("error", {**error.body(), "request_id": self.request_id})

@@ -17,6 +17,7 @@ CONSUMER_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 # numbers as doubles); DynamoDB numbers stop at 38 digits, so an unbounded one would be a store error.
 MAX_POSITION = 2**53 - 1
 POSITION_PATTERN = r"^[1-9][0-9]{0,18}$"  # canonical decimal only: not " 1", "+1" or "01"
+POSITION_OR_ZERO_PATTERN = r"^(0|[1-9][0-9]{0,15})$"  # a Last-Event-ID: 0 is "nothing received yet"
 MAX_BATCH = 99  # a transaction holds 100 items: the events and the HEAD update
 
 
