@@ -6,8 +6,11 @@
   copy of the layer and the handler module, and one invocation at a time, as a Lambda execution
   environment. Nothing of one function's module state, env or output can reach another's.
 - **Pools.** A pool per function grows on demand (a cold start per sandbox) up to a limit and keeps
-  idle sandboxes warm. Sandboxes fork from :mod:`multiprocessing`'s fork server, which has the
-  heavy third-party packages imported once, so a cold start imports only the function's code.
+  idle sandboxes warm. Streamed invocations (InvokeWithResponseStream) have a pool of their own
+  beside it, with a limit of their own: a subscription holds its sandbox for up to 15 minutes, and
+  Lambda would scale out rather than make the function's other requests wait behind it.
+  Sandboxes fork from :mod:`multiprocessing`'s fork server, which has the heavy third-party
+  packages imported once, so a cold start imports only the function's code.
 - **Limits.** A sandbox that passes its function's ``Timeout`` is ended (Lambda ends the
   execution environment too: its next invocation cold-starts); one that dies answers as Lambda's
   ``Runtime.ExitError``.
@@ -238,6 +241,8 @@ class PoolSettings:
     scoped_names: frozenset[str]
     layer_dirs: tuple[str, ...]
     max_size: int = 8
+    # Sandboxes for streamed invocations, beside max_size (open subscriptions last minutes).
+    max_streams: int = 64
     log_folder: Path | None = None
     stdout_to_stderr: bool = False
     record_calls_for: tuple[str, ...] = ()
@@ -246,7 +251,7 @@ class PoolSettings:
 class FunctionPool:
     """Warm sandboxes of one function; one invocation per sandbox at a time."""
 
-    def __init__(self, spec: FunctionSpec, settings: PoolSettings) -> None:
+    def __init__(self, spec: FunctionSpec, settings: PoolSettings, *, streams_only: bool = False) -> None:
         self.spec = spec
         self.settings = settings
         self.env = sandbox_env(spec, settings.local_env, set(settings.scoped_names))
@@ -255,6 +260,8 @@ class FunctionPool:
         self._generation = 0
         self._available = threading.Condition(threading.Lock())
         self._tenants: dict[str, FunctionPool] = {}  # tenant isolation mode: a pool per tenant
+        self._streams: FunctionPool | None = None  # streamed invocations' own sandboxes
+        self._streams_only = streams_only
 
     def _sandbox_spec(self) -> runtime.SandboxSpec:
         log_path = None
@@ -284,10 +291,10 @@ class FunctionPool:
             idle, self._idle = self._idle, []
             self._size -= len(idle)
             self._available.notify_all()
-            tenants = list(self._tenants.values())
+            others = [*self._tenants.values(), *([self._streams] if self._streams is not None else [])]
         for sandbox in idle:
             sandbox.close()
-        for pool in tenants:
+        for pool in others:
             pool.retire()
 
     close = retire
@@ -345,6 +352,8 @@ class FunctionPool:
                     f"{self.spec.name} is tenant-isolated: an invoke needs a tenant id"
                 )
             return self._tenant_pool(tenant_id).invoke(event, request_id, tenant_id, phases, receiver)
+        if receiver is not None and not self._streams_only:
+            return self._stream_pool().invoke(event, request_id, tenant_id, phases, receiver)
         sandbox = self.acquire(phases)
         try:
             if phases is not None:
@@ -361,9 +370,17 @@ class FunctionPool:
                 self._tenants[tenant_id] = pool
             return pool
 
+    def _stream_pool(self) -> FunctionPool:
+        with self._available:
+            if self._streams is None:
+                settings = dataclasses.replace(self.settings, max_size=self.settings.max_streams)
+                self._streams = FunctionPool(self.spec, settings, streams_only=True)
+            return self._streams
+
     @property
     def warm(self) -> int:
-        return len(self._idle) + sum(pool.warm for pool in list(self._tenants.values()))
+        others = [*self._tenants.values(), *([self._streams] if self._streams is not None else [])]
+        return len(self._idle) + sum(pool.warm for pool in others)
 
 
 # ---------------------------------------------------------------------- hot reload
