@@ -84,6 +84,9 @@ def decoded_event_schema(schema: dict[str, Any]) -> dict[str, Any]:
     ``contentSchema`` its string's content must fit."""
     variants = []
     for variant in schema["oneOf"]:
+        if "properties" not in variant:
+            variants.append(variant)  # the stream-only answer's text variant: no event matches it
+            continue
         properties = dict(variant["properties"])
         properties["data"] = properties["data"]["contentSchema"]
         variants.append({**variant, "properties": properties})

@@ -267,6 +267,14 @@ STREAM_FORMAT = (
 STREAM_EVENT_ID = {"type": "string", "pattern": "^(0|[1-9][0-9]*)$", "description": "A position"}
 
 
+# The last variant of a stream-only 200: the body as text, for clients that read it whole.
+STREAM_TEXT = {
+    "type": "string",
+    "title": "the stream as text",
+    "description": "The whole body as text, for a client that reads it whole rather than event by event",
+}
+
+
 def _document_stream(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
     """A route declared with ``http.streams``: its 200 also answers ``text/event-stream``, every
     event's ``data`` schema in the components (an error's is ErrorBody)."""
@@ -293,9 +301,13 @@ def _document_stream(operation: dict[str, Any], schemas: dict[str, Any]) -> None
     media_type = {"schema": {"description": f"{declared['description']}. {STREAM_FORMAT}", "oneOf": variants}}
     answer = operation["responses"]["200"]
     if declared.get("only"):
-        # The route answers nothing but the stream: no JSON variant of its 200.
+        # The route answers nothing but the stream: no JSON variant of its 200. A code generator
+        # that reads no events (openapi-python-client) hands over the body's text: that is the
+        # one variant it can build from a text/event-stream body. No event is a string, so it
+        # never competes with the events' own variants.
         answer["content"] = {}
         answer["description"] = declared["description"]
+        variants.append(STREAM_TEXT)
     answer.setdefault("content", {})[EVENT_STREAM] = media_type
 
 
@@ -321,9 +333,11 @@ _JSON_SCHEMA_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum
 def _bounds_in_json_schema(operation: dict[str, Any]) -> None:
     for parameter in operation.get("parameters") or []:
         schema = parameter.get("schema") or {}
-        for pydantic_name, json_schema_name in _JSON_SCHEMA_BOUNDS.items():
-            if pydantic_name in schema:
-                schema[json_schema_name] = schema.pop(pydantic_name)
+        # An optional parameter (``QueryInt | None``) carries them in its anyOf's integer member.
+        for member in [schema, *schema.get("anyOf", [])]:
+            for pydantic_name, json_schema_name in _JSON_SCHEMA_BOUNDS.items():
+                if pydantic_name in member:
+                    member[json_schema_name] = member.pop(pydantic_name)
 
 
 def _links_by_operation_id(paths: dict[str, Any]) -> None:

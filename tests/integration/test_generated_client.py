@@ -168,13 +168,21 @@ def test_every_operation_of_the_generated_client_works(
     )
     assert first.position == again.position == 1
     batch = models.PublishEventsPostEventBatch(
-        events=[models.EventIn(type_="order.paid", data=models.EventInData())]
+        events=[models.EventIn(type_="order.paid", data=models.EventInData())], expected_position=1
     )
     assert call(
         "events.publish_events_post", 201, models.PublishedBatch, client=tenant, body=batch
     ).positions == [2]
-    page = call("events.read_events_events_get", 200, models.EventPage, client=tenant, from_=1, limit=10)
+    # (a stale expected position: 409 with the current one)
+    stale = call("events.publish_events_post", 409, models.ErrorBody, client=tenant, body=batch)
+    assert (stale.error, stale.current_position) == ("wrong_expected_position", 2)
+    page = call(
+        "events.read_events_events_get", 200, models.EventPage, client=tenant, from_=1, limit=10, to=2
+    )
     assert [found.position for found in page.events] == [1, 2]
+    # And it subscribes: the stream, read whole, up to `limit` events
+    stream = call("events.subscribe_events_stream_get", 200, str, client=tenant, from_=2, limit=1)
+    assert stream.startswith("event: event\nid: 2\n") and "event: end\nid: 2\n" in stream
     call("events.get_event_events_position_get", 200, models.Event, client=tenant, position="1")
     call("events.stream_metrics_metrics_get", 200, models.StreamMetrics, client=tenant)
     call(
