@@ -124,7 +124,10 @@ def subscribe(  # every parameter by name, as Powertools passes them
     ] = None,
     consumer: Annotated[
         str | None,
-        Query(pattern=CONSUMER_NAME_PATTERN, description="Start after this consumer's checkpoint (or at 1)"),
+        Query(
+            pattern=CONSUMER_NAME_PATTERN,
+            description="Start after this consumer's checkpoint (at 1 if it has none); not with `from`",
+        ),
     ] = None,
     event_type: Annotated[str | None, Query(alias="type", pattern=EVENT_TYPE_PATTERN)] = None,
     max_seconds: Annotated[
