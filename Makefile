@@ -64,7 +64,8 @@ $(BIN)/uv:
 venv: $(STAMP)
 
 dev: $(STAMP)
-	$(BIN)/tenantry dev --host $(HOST) --port $(PORT) --home $(TENANTRY_HOME) $(if $(TENANTS),--tenants $(TENANTS)) \
+	@# python -m: each sandbox the fork server starts imports a script __main__ (the console script) again
+	$(BIN)/python -m tenantry_cli dev --host $(HOST) --port $(PORT) --home $(TENANTRY_HOME) $(if $(TENANTS),--tenants $(TENANTS)) \
 		$(if $(FAULTS),--faults '$(FAULTS)') $(foreach param,$(PARAMS),--parameter '$(param)')
 
 dev-reset:

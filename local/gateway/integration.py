@@ -14,10 +14,8 @@ import base64
 import binascii
 import json
 import logging
-import queue
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from local.gateway import sandbox
@@ -44,12 +42,11 @@ STREAM_IDLE_SECONDS = {"REGIONAL": 300.0, "PRIVATE": 300.0, "EDGE": 30.0}
 
 
 class LambdaProxyIntegration:
-    """Invokes functions for the gateway's requests, each on a thread of its own (``_Invokers``)
-    so a request can stop waiting at a limit while the function runs on."""
+    """Invokes functions for the gateway's requests, on the request's own thread: the sandbox pool
+    stops waiting at the integration timeout and lets the function run on."""
 
     def __init__(self, integration_timeout: float) -> None:
         self.integration_timeout = integration_timeout
-        self._invokers = _Invokers()
 
     def invoke(
         self,
@@ -74,81 +71,44 @@ class LambdaProxyIntegration:
         tenant_id = None
         if route.tenant_id_from is not None and exchange.authorizer is not None:
             tenant_id = exchange.authorizer.context.get(route.tenant_id_from)
-        function_timeout = float(model.functions[route.function].timeout_s)
-        integration_timeout = self.integration_timeout
-        outcome: dict[str, Any] = {}
-        phases = sandbox.InvokePhases()
-        done = threading.Event()
-
-        def run() -> None:
-            try:
-                outcome["result"] = pool.invoke(event, exchange.request_id, tenant_id, phases)
-            except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
-                outcome["error"] = exc
-            finally:
-                phases.end()
-                done.set()
-
-        # Another thread runs the invocation, so a function that outlives its limits can be
-        # abandoned (Python cannot kill it; it finishes in the background, as a timed-out Lambda's
-        # work is lost). Threads are reused: starting one per request cost about 2 % of a request.
-        self._invokers.submit(run)
         try:
-            phases.admitted.wait()
-            integration_deadline = time.monotonic() + integration_timeout
-            function_deadline = integration_deadline  # until the handler starts
-            if phases.started.wait(integration_timeout):
-                function_deadline = time.monotonic() + function_timeout
-                done.wait(max(0.0, min(integration_deadline, function_deadline) - time.monotonic()))
-            if not done.is_set():
-                if integration_deadline <= function_deadline:
-                    _log.warning(
-                        "%s passed the integration timeout (%.1f s)", route.function, integration_timeout
-                    )
-                    return gateway_answer(INTEGRATION_TIMEOUT, exchange, model)
-                _log.warning(
-                    "%s passed its Timeout (%.1f s): Lambda ends it", route.function, function_timeout
-                )
-                return gateway_answer(HANDLER_FAILURE, exchange, model)
-            if "error" in outcome:
-                error = outcome["error"]
-                if isinstance(error, sandbox.TenantIdRequiredError):
-                    # Lambda's Invoke refuses the call; API Gateway answers a configuration error.
-                    _log.error("%s %s: %s", exchange.method, exchange.path, error)
-                    return gateway_answer(INVOKE_REFUSED, exchange, model)
-                if isinstance(error, sandbox.FunctionError):
-                    _log.error(
-                        "%s failed on %s %s: %s: %s\n%s",
-                        route.function,
-                        exchange.method,
-                        exchange.path,
-                        error.error_type,
-                        error.message,
-                        "".join(error.stack_trace),
-                    )
-                else:
-                    _log.error(
-                        "%s failed on %s %s", route.function, exchange.method, exchange.path, exc_info=error
-                    )
-                return gateway_answer(HANDLER_FAILURE, exchange, model)
-            payload_bytes = _payload_bytes(outcome["result"])
-            if payload_bytes > MAX_SYNC_RESPONSE_BYTES:
-                _log.error(
-                    "%s answered %d bytes; Lambda's synchronous limit is %d",
-                    route.function,
-                    payload_bytes,
-                    MAX_SYNC_RESPONSE_BYTES,
-                )
-                return gateway_answer(HANDLER_FAILURE, exchange, model)
-            try:
-                return map_result(outcome["result"], exchange)
-            except Exception:  # noqa: BLE001 - a malformed answer is API Gateway's 502
-                _log.exception(
-                    "%s answered malformed on %s %s", route.function, exchange.method, exchange.path
-                )
-                return gateway_answer(HANDLER_FAILURE, exchange, model)
+            result = pool.invoke(event, exchange.request_id, tenant_id, patience_s=self.integration_timeout)
+        except sandbox.IntegrationTimeoutError:
+            _log.warning(
+                "%s passed the integration timeout (%.1f s)", route.function, self.integration_timeout
+            )
+            return gateway_answer(INTEGRATION_TIMEOUT, exchange, model)
+        except sandbox.TenantIdRequiredError as error:
+            # Lambda's Invoke refuses the call; API Gateway answers a configuration error.
+            _log.error("%s %s: %s", exchange.method, exchange.path, error)
+            return gateway_answer(INVOKE_REFUSED, exchange, model)
+        except sandbox.FunctionError as error:
+            _log.error(
+                "%s failed on %s %s: %s: %s\n%s",
+                route.function,
+                exchange.method,
+                exchange.path,
+                error.error_type,
+                error.message,
+                "".join(error.stack_trace),
+            )
+            return gateway_answer(HANDLER_FAILURE, exchange, model)
         finally:
             exchange.integration_ms = int((time.perf_counter() - started) * 1000)
+        payload_bytes = _payload_bytes(result)
+        if payload_bytes > MAX_SYNC_RESPONSE_BYTES:
+            _log.error(
+                "%s answered %d bytes; Lambda's synchronous limit is %d",
+                route.function,
+                payload_bytes,
+                MAX_SYNC_RESPONSE_BYTES,
+            )
+            return gateway_answer(HANDLER_FAILURE, exchange, model)
+        try:
+            return map_result(result, exchange)
+        except Exception:  # noqa: BLE001 - a malformed answer is API Gateway's 502
+            _log.exception("%s answered malformed on %s %s", route.function, exchange.method, exchange.path)
+            return gateway_answer(HANDLER_FAILURE, exchange, model)
 
     def invoke_streamed(
         self,
@@ -169,45 +129,38 @@ class LambdaProxyIntegration:
         tenant_id = None
         if route.tenant_id_from is not None and exchange.authorizer is not None:
             tenant_id = exchange.authorizer.context.get(route.tenant_id_from)
-        function_timeout = float(model.functions[route.function].timeout_s)
         integration_timeout = route.integration_timeout_s or self.integration_timeout
         relay = StreamRelay(exchange, idle_seconds=idle_seconds)
+        relay.start_clock(integration_timeout)
         outcome: dict[str, Any] = {}
-        phases = sandbox.InvokePhases()
 
         def run() -> None:
+            # The function's Timeout bounds the invocation; the integration timeout bounds the
+            # stream (the relay cuts it), not the function.
             try:
-                outcome["result"] = pool.invoke(event, exchange.request_id, tenant_id, phases, relay)
+                outcome["result"] = pool.invoke(event, exchange.request_id, tenant_id, receiver=relay)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting request or logged
                 outcome["error"] = exc
             finally:
-                phases.end()
                 relay.function_ended(outcome.get("error"), outcome.get("result"), route.function)
 
-        self._invokers.submit(run)
-        phases.admitted.wait()
-        relay.start_clock(integration_timeout)
-        integration_deadline = time.monotonic() + integration_timeout
-        function_deadline = integration_deadline
-        if phases.started.wait(integration_timeout):
-            function_deadline = time.monotonic() + function_timeout
-        relay.ready.wait(max(0.0, min(integration_deadline, function_deadline) - time.monotonic()))
+        # The invocation outlives this request's thread, which returns once the prelude is here.
+        threading.Thread(target=run, name="stream-invoke", daemon=True).start()
+        relay.ready.wait(integration_timeout)
         exchange.integration_ms = int((time.perf_counter() - started) * 1000)
         answer = relay.answer()
         if answer is not None:
             return answer
         relay.give_up()
         if not relay.ready.is_set():
-            if integration_deadline <= function_deadline:
-                _log.warning("%s sent no prelude within the integration timeout", route.function)
-                return gateway_answer(INTEGRATION_TIMEOUT, exchange, model)
-            return gateway_answer(HANDLER_FAILURE, exchange, model)
+            _log.warning("%s sent no prelude within the integration timeout", route.function)
+            return gateway_answer(INTEGRATION_TIMEOUT, exchange, model)
         error = outcome.get("error")
         if isinstance(error, sandbox.TenantIdRequiredError):
             _log.error("%s %s: %s", exchange.method, exchange.path, error)
             return gateway_answer(INVOKE_REFUSED, exchange, model)
         if error is not None:
-            _log.error("%s failed on %s %s", route.function, exchange.method, exchange.path, exc_info=error)
+            _log.error("%s failed on %s %s: %s", route.function, exchange.method, exchange.path, error)
         else:
             # A buffered answer, or bytes without a prelude: API Gateway finds no metadata (502).
             _log.error(
@@ -373,25 +326,3 @@ def _payload_bytes(result: Any) -> int:
         return len(json.dumps(result, separators=(",", ":")).encode())
     except (TypeError, ValueError):
         return 0
-
-
-class _Invokers:
-    """Threads that run invocations, each taken when idle or started when none is."""
-
-    def __init__(self) -> None:
-        self._idle: list[queue.SimpleQueue[Callable[[], None]]] = []
-        self._lock = threading.Lock()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            jobs = self._idle.pop() if self._idle else None
-        if jobs is None:
-            jobs = queue.SimpleQueue()
-            threading.Thread(target=self._serve, args=(jobs,), name="invoke", daemon=True).start()
-        jobs.put(job)
-
-    def _serve(self, jobs: queue.SimpleQueue[Callable[[], None]]) -> None:
-        while True:
-            jobs.get()()
-            with self._lock:
-                self._idle.append(jobs)

@@ -99,6 +99,10 @@ class FunctionTimeoutError(FunctionError):
     """The invocation passed the function's Timeout: Lambda ended it (and its sandbox)."""
 
 
+class IntegrationTimeoutError(RuntimeError):
+    """The caller stopped waiting (API Gateway's integration timeout); the function runs on."""
+
+
 class StreamReceiver(Protocol):
     """Who reads a streamed invocation's output as the function writes it (InvokeWithResponseStream)."""
 
@@ -123,102 +127,91 @@ class Streamed:
     payload: bytes = b""
 
 
-@dataclass
-class InvokePhases:
-    """When an invocation passes each point, so the gateway can time it as AWS does: ``admitted``
-    when it has a sandbox slot (waiting for one is this pool's limit, not Lambda's, which scales
-    out), ``started`` when its handler starts (a cold start is not part of the function's
-    Timeout). Both are set, at the latest, when the invocation ends, even by an error."""
-
-    admitted: threading.Event = dataclasses.field(default_factory=threading.Event)
-    started: threading.Event = dataclasses.field(default_factory=threading.Event)
-
-    def end(self) -> None:
-        self.admitted.set()
-        self.started.set()
-
-
 class Sandbox:
     """One sandbox process and the gateway's end of its connection."""
 
     def __init__(self, spec: runtime.SandboxSpec, generation: int) -> None:
         self.generation = generation
+        self.ready = False  # its cold start (the handler module's import) is over
+        self._pieces: list[bytes] = []  # a streamed answer's pieces, when nobody reads them
+        self._gone_told = False
         self._connection, child_end = _FORKSERVER.Pipe()
         self._process = _FORKSERVER.Process(
             target=runtime.serve, args=(child_end, spec), name=f"sandbox-{spec.logical_id}", daemon=True
         )
         self._process.start()
         child_end.close()
-        try:
-            ready = json.loads(self._connection.recv_bytes())  # the cold start
-        except (EOFError, OSError):
-            self.close()
-            raise FunctionError(
-                {"errorType": "Runtime.ExitError", "errorMessage": "the sandbox exited"}
-            ) from None
-        if "error" in ready:
-            self.close()
-            raise FunctionError(ready["error"])
 
-    def invoke(
-        self,
-        event: Any,
-        request_id: str,
-        tenant_id: str | None,
-        timeout_s: float,
-        receiver: StreamReceiver | None = None,
-    ) -> Any:
-        """Run one invocation; its result, or :class:`Streamed` when the function streamed (its
-        pieces went to ``receiver`` as they came). Raises :class:`FunctionError`."""
-        deadline_ms = int((time.time() + timeout_s) * 1000)
-        message = {
-            "event": event,
-            "request_id": request_id,
-            "deadline_ms": deadline_ms,
-            "tenant_id": tenant_id,
-        }
-        deadline = time.monotonic() + timeout_s
-        pieces: list[bytes] = []
-        told_gone = False
+    def _receive(self, wait_s: float | None, receiver: StreamReceiver | None = None) -> dict[str, Any] | None:
+        """The sandbox's next message, or None when ``wait_s`` passed first. A streaming
+        function's pieces on the way go to ``receiver`` as they come (or are kept, without one)."""
+        deadline = None if wait_s is None else time.monotonic() + wait_s
         try:
-            self._connection.send_bytes(json.dumps(message).encode())
             while True:
-                left = deadline - time.monotonic()
-                wait = left if receiver is None else min(left, STREAM_TICK_SECONDS)
-                if left <= 0 or not self._connection.poll(max(0.0, wait)):
-                    if time.monotonic() >= deadline:
-                        self.close()
-                        raise FunctionTimeoutError(
-                            {
-                                "errorType": "Sandbox.Timedout",
-                                "errorMessage": f"Task timed out after {timeout_s:.2f} seconds",
-                            }
-                        )
-                    if receiver is not None and not receiver.tick() and not told_gone:
-                        told_gone = self._tell_gone()
+                left = None if deadline is None else deadline - time.monotonic()
+                if receiver is None:
+                    wait = left
+                else:
+                    wait = STREAM_TICK_SECONDS if left is None else min(left, STREAM_TICK_SECONDS)
+                if wait is not None and not self._connection.poll(max(0.0, wait)):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return None
+                    if receiver is not None and not receiver.tick():
+                        self._tell_gone()
                     continue
                 data = self._connection.recv_bytes()
                 if data[:1] != runtime.CHUNK:
-                    answer = json.loads(data)
-                    break
+                    message: dict[str, Any] = json.loads(data)
+                    return message
                 if receiver is None:
-                    pieces.append(data[1:])
-                elif not receiver.chunk(data[1:]) and not told_gone:
-                    told_gone = self._tell_gone()
+                    self._pieces.append(data[1:])
+                elif not receiver.chunk(data[1:]):
+                    self._tell_gone()
         except (EOFError, OSError):
             self.close()
-            raise FunctionError(
-                {"errorType": "Runtime.ExitError", "errorMessage": "the sandbox exited"}
-            ) from None
-        if "error" in answer:
-            raise FunctionError(answer["error"])
-        if answer.get("streamed"):
-            return Streamed(b"".join(pieces))
-        return answer["result"]
+            raise FunctionError(_EXITED) from None
 
-    def _tell_gone(self) -> bool:
-        self._connection.send_bytes(runtime.GONE)
+    def _tell_gone(self) -> None:
+        """Nobody reads the stream any more: the function's next write answers False."""
+        if not self._gone_told:
+            self._gone_told = True
+            self._connection.send_bytes(runtime.GONE)
+
+    def wait_ready(self, wait_s: float | None) -> bool:
+        """Wait for the cold start; False if ``wait_s`` passed first. Raises its import error."""
+        if self.ready:
+            return True
+        message = self._receive(wait_s)
+        if message is None:
+            return False
+        if "error" in message:
+            self.close()
+            raise FunctionError(message["error"])
+        self.ready = True
         return True
+
+    def send(self, event: Any, request_id: str, tenant_id: str | None, timeout_s: float) -> None:
+        deadline_ms = int((time.time() + timeout_s) * 1000)
+        message = {"event": event, "request_id": request_id, "deadline_ms": deadline_ms}
+        message["tenant_id"] = tenant_id
+        self._pieces, self._gone_told = [], False
+        try:
+            self._connection.send_bytes(json.dumps(message).encode())
+        except OSError:
+            self.close()
+            raise FunctionError(_EXITED) from None
+
+    def answer(self, wait_s: float | None, receiver: StreamReceiver | None = None) -> tuple[bool, Any]:
+        """(True, the result) once the invocation answered (:class:`Streamed` when the function
+        streamed); (False, None) if ``wait_s`` passed. Raises the function's error."""
+        message = self._receive(wait_s, receiver)
+        if message is None:
+            return False, None
+        if "error" in message:
+            raise FunctionError(message["error"])
+        if message.get("streamed"):
+            return True, Streamed(b"".join(self._pieces))
+        return True, message["result"]
 
     @property
     def alive(self) -> bool:
@@ -299,20 +292,17 @@ class FunctionPool:
 
     close = retire
 
-    def acquire(self, phases: InvokePhases | None = None) -> Sandbox:
+    def acquire(self) -> Sandbox:
+        """A free sandbox: an idle one, or a new one (cold-starting), or the next one released."""
         with self._available:
             while True:
                 if self._idle:
-                    if phases is not None:
-                        phases.admitted.set()
                     return self._idle.pop()
                 if self._size < self.settings.max_size:
                     self._size += 1
                     generation = self._generation
                     break
                 self._available.wait()
-        if phases is not None:
-            phases.admitted.set()
         try:
             return Sandbox(self._sandbox_spec(), generation)
         except BaseException:
@@ -323,7 +313,7 @@ class FunctionPool:
 
     def release(self, sandbox: Sandbox) -> None:
         with self._available:
-            keep = sandbox.generation == self._generation and sandbox.alive
+            keep = sandbox.generation == self._generation and sandbox.alive and sandbox.ready
             if keep:
                 self._idle.append(sandbox)
             else:
@@ -337,12 +327,19 @@ class FunctionPool:
         event: Any,
         request_id: str,
         tenant_id: str | None = None,
-        phases: InvokePhases | None = None,
+        *,
+        patience_s: float | None = None,
         receiver: StreamReceiver | None = None,
     ) -> Any:
         """Run the handler with ``event`` in a free sandbox. A failed invocation raises
-        :class:`FunctionError` (:class:`FunctionTimeoutError` past the function's Timeout). With a
-        ``receiver``, it is InvokeWithResponseStream: what the function streams goes to it.
+        :class:`FunctionError` (:class:`FunctionTimeoutError` past the function's Timeout, which
+        ends the sandbox, as Lambda ends the environment). With a ``receiver``, it is
+        InvokeWithResponseStream: what the function streams goes to it as it comes.
+
+        ``patience_s``: how long the caller waits once it has a sandbox, its cold start included
+        (API Gateway's integration timeout; waiting for a free sandbox is this pool's limit, not
+        Lambda's, which scales out). Past it, :class:`IntegrationTimeoutError`, and the invocation
+        runs on to its end (or its Timeout) in the background before its sandbox is free again.
 
         A function in tenant isolation mode runs in the tenant's own sandboxes (created on its
         first request, never lent to another tenant), and its context reports ``tenant_id``."""
@@ -351,16 +348,61 @@ class FunctionPool:
                 raise TenantIdRequiredError(
                     f"{self.spec.name} is tenant-isolated: an invoke needs a tenant id"
                 )
-            return self._tenant_pool(tenant_id).invoke(event, request_id, tenant_id, phases, receiver)
+            return self._tenant_pool(tenant_id).invoke(
+                event, request_id, tenant_id, patience_s=patience_s, receiver=receiver
+            )
         if receiver is not None and not self._streams_only:
-            return self._stream_pool().invoke(event, request_id, tenant_id, phases, receiver)
-        sandbox = self.acquire(phases)
+            return self._stream_pool().invoke(
+                event, request_id, tenant_id, patience_s=patience_s, receiver=receiver
+            )
+        sandbox = self.acquire()
+        patience = None if patience_s is None else time.monotonic() + patience_s
+        timeout_s = float(self.spec.timeout_s)
         try:
-            if phases is not None:
-                phases.started.set()
-            return sandbox.invoke(event, request_id, tenant_id, float(self.spec.timeout_s), receiver)
-        finally:
+            if not sandbox.wait_ready(None if patience is None else patience - time.monotonic()):
+                # Lambda still runs the invocation once its environment is up.
+                self._finish_later(sandbox, None, (event, request_id, tenant_id))
+                raise IntegrationTimeoutError(self.spec.name)
+            sandbox.send(event, request_id, tenant_id, timeout_s)
+            timeout = time.monotonic() + timeout_s
+            limit = timeout if patience is None else min(timeout, patience)
+            answered, result = sandbox.answer(limit - time.monotonic(), receiver)
+        except FunctionError:
             self.release(sandbox)
+            raise
+        if answered:
+            self.release(sandbox)
+            return result
+        if patience is not None and patience < timeout:
+            self._finish_later(sandbox, timeout)
+            raise IntegrationTimeoutError(self.spec.name)
+        sandbox.close()
+        self.release(sandbox)
+        timed_out = f"Task timed out after {timeout_s:.2f} seconds"
+        raise FunctionTimeoutError({"errorType": "Sandbox.Timedout", "errorMessage": timed_out})
+
+    def _finish_later(
+        self, sandbox: Sandbox, timeout: float | None, pending: tuple[Any, str, str | None] | None = None
+    ) -> None:
+        """Let an invocation the caller gave up on run to its end in the background, then free the
+        sandbox: ``pending`` (event, request id, tenant id) still to send once its cold start is
+        over, else already sent and answering until ``timeout`` (its Timeout, which ends it)."""
+
+        def finish() -> None:
+            try:
+                deadline = timeout
+                if pending is not None:
+                    sandbox.wait_ready(None)
+                    sandbox.send(*pending, float(self.spec.timeout_s))
+                    deadline = time.monotonic() + float(self.spec.timeout_s)
+                assert deadline is not None
+                if not sandbox.answer(deadline - time.monotonic())[0]:
+                    sandbox.close()  # past its Timeout: Lambda ends it
+            except FunctionError:
+                pass
+            self.release(sandbox)
+
+        threading.Thread(target=finish, name="sandbox-finisher", daemon=True).start()
 
     def _tenant_pool(self, tenant_id: str) -> FunctionPool:
         with self._available:

@@ -71,8 +71,14 @@ def test_a_hanging_model_is_chats_504_within_the_integration_timeout_with_nothin
         _, key = stack.create_tenant("pro")
         # (a first turn, answered, warms the function: its cold start counts against API
         # Gateway's clock, not the handler's, on AWS as here)
-        model.script.append(Reply())
-        warm = stack.request("POST", "/chat", key=key, body={"message": "warm"}, headers={"X-User-ID": "u0"})
+        # (on a loaded machine the cold start alone can pass the 6 s: the warm-up is tried again)
+        for _ in range(5):
+            model.script.append(Reply())
+            warm = stack.request(
+                "POST", "/chat", key=key, body={"message": "warm"}, headers={"X-User-ID": "u0"}
+            )
+            if warm.status == 200:
+                break
         assert warm.status == 200
         # When a user chats
         answer = stack.request("POST", "/chat", key=key, body={"message": "hi"}, headers={"X-User-ID": "u1"})
