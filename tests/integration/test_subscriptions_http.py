@@ -211,6 +211,24 @@ def test_a_subscription_conforms_to_the_documented_stream(gateway: LocalStack) -
     assert (refused.status, refused.json["field"]) == (422, "consumer")
 
 
+@pytest.mark.local_only("the local gateway's sandbox pools")
+def test_open_subscriptions_never_make_the_functions_other_requests_wait(gateway: LocalStack) -> None:
+    # Given more open subscriptions than a function's pool holds sandboxes (8)
+    _, key = gateway.create_tenant("enterprise")
+    subscriptions = [opened(gateway, key, max_seconds=60) for _ in range(10)]
+    # When the tenant publishes and reads
+    published = gateway.request("POST", "/events", key=key, body={"type": "t", "data": {}})
+    page = gateway.request("GET", "/events", key=key)
+    # Then both answered while every subscription was still open (as Lambda scales out)
+    assert (published.status, page.status) == (201, 200)
+    assert not any(subscription.ended.is_set() for subscription in subscriptions)
+    # And every subscription got the event
+    for subscription in subscriptions:
+        subscription.wait_for(lambda items: len(items) >= 1)
+        assert subscription.positions() == [1]
+        subscription.response.close()
+
+
 # ---------------------------------------------------------------------------- how it ends
 
 
