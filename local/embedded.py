@@ -314,8 +314,11 @@ class EmbeddedAws:
         host: str = "127.0.0.1",
         port: int = 0,
         fault_spec: faults.FaultSpec | None = None,
+        *,
+        change_feed: bool = True,
     ) -> None:
         self.home = home
+        self._with_change_feed = change_feed
         self.fault_spec = fault_spec
         self.host = host
         self.port = port
@@ -351,8 +354,9 @@ class EmbeddedAws:
 
         moto_app = _ServiceRouter()
         keys = self._key_names = template.key_attributes()
-        self.change_feed = ChangeFeed(self.host)
-        self.change_feed.start()
+        if self._with_change_feed:
+            self.change_feed = ChangeFeed(self.host)
+            self.change_feed.start()
         rules = DynamoDBRules(
             ApiGatewayRules(ItemLevelTransactions(moto_app, lambda table: keys.get(table, ())))
         )
@@ -426,6 +430,8 @@ class EmbeddedAws:
         configure_process(self.endpoint_url)
         if self.change_feed is not None:
             os.environ[FEED_ENV] = self.change_feed.address
+        else:
+            os.environ.pop(FEED_ENV, None)
 
     def add_flush_listener(self, listener: FlushListener) -> None:
         """``listener(api_id, stage)`` runs on every authorizer-cache flush request."""

@@ -179,7 +179,7 @@ def _dev(args: argparse.Namespace) -> int:
     # embedded AWS starts in this one.
     fork_server = threading.Thread(target=sandbox.start_fork_server, name="fork-server-start")
     fork_server.start()
-    aws = embedded.EmbeddedAws(home, fault_spec=fault_spec)
+    aws = embedded.EmbeddedAws(home, fault_spec=fault_spec, change_feed=not args.no_change_feed)
     aws.start()
     fork_server.join()
     gateway = Gateway(
@@ -387,6 +387,11 @@ def register(subcommands: Any) -> None:
         help="inject AWS's failures, e.g. 'conflict=20%%,throttle=20%%' (docs/local-stack.md)",
     )
     dev.add_argument("--quiet", action="store_true", help="do not echo access-log lines to stderr")
+    dev.add_argument(
+        "--no-change-feed",
+        action="store_true",
+        help="subscriptions poll DynamoDB once a second, as on AWS, instead of waking on each write",
+    )
     dev.set_defaults(handler=_dev)
 
     invoke = subcommands.add_parser(
