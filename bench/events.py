@@ -1,4 +1,5 @@
-"""Event store throughput, DynamoDB round trips per publish, and the latency to read 1000 events.
+"""Event store throughput, DynamoDB round trips per publish (plain, keyed, conditional), and the
+latency to read 1000 events.
 
 Runs the logic layer (tenantry.events) in process against the embedded DynamoDB of the local
 stack (moto's server on loopback behind its one lock), so absolute figures are moto's, not
@@ -71,6 +72,19 @@ def main() -> int:
         batch_seconds = time.perf_counter() - started
         batch_trips = len(calls) / BATCHES
 
+        # Conditional publishes (expected_position): each after the last, each from a cold process
+        # (no head known), since the condition is the client's, not this process's view.
+        position = events.append("bench-conditional", [event], batch=False)[-1]
+        calls.clear()
+        started = time.perf_counter()
+        for _ in range(SINGLES):
+            caches.clear_all("tenantry.events.")
+            position = events.append("bench-conditional", [event], batch=False, expected_position=position)[
+                -1
+            ]
+        conditional_seconds = time.perf_counter() - started
+        conditional_trips = len(calls) / SINGLES
+
         for _ in range(10):  # 1000 events to read back
             events.append("reader", [event] * 50, batch=True)
             events.append("reader", [event] * 50, batch=True)
@@ -95,6 +109,12 @@ def main() -> int:
             f"keyed publish: {SINGLES / keyed_seconds:8.0f} events/s  "
             f"{keyed_seconds / SINGLES * 1000:6.2f} ms each  {keyed_trips:.2f} round trips per publish  "
             f"({single_seconds / keyed_seconds:.2f}x the unkeyed rate)"
+        )
+        print(
+            f"conditional publish (expected_position, cold): {SINGLES / conditional_seconds:8.0f} events/s  "
+            f"{conditional_seconds / SINGLES * 1000:6.2f} ms each  "
+            f"{conditional_trips:.2f} round trips per publish  "
+            f"({single_seconds / conditional_seconds:.2f}x the unconditional rate)"
         )
         print(
             f"batch of {BATCH_SIZE}: {BATCHES * BATCH_SIZE / batch_seconds:8.0f} events/s  "

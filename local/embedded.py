@@ -19,7 +19,10 @@ from template.yaml (tables, TTL settings, usage plans) and differs from a bare
   wrapper answers ``DELETE /restapis/{id}/stages/{stage}/cache/authorizers`` itself (202, as API
   Gateway does) and calls the registered flush listeners (the local gateway).
 - **Change signals.** Listeners hear about every API Gateway write (key created, disabled, moved
-  between plans, plan patched), so the gateway's usage-plan view never goes stale.
+  between plans, plan patched), so the gateway's usage-plan view never goes stale. And a change
+  feed (``local/changefeed.py``) tells the processes watching a DynamoDB partition when a write
+  to it succeeded: a publish wakes the stack's open subscriptions at once, where on AWS they
+  poll. Its address is ``TENANTRY_CHANGE_FEED`` in every process this server configures.
 - **Faults, on request.** With a :class:`local.faults.FaultSpec` (``make dev FAULTS=…``) a
   :class:`local.faults.FaultMiddleware` sits in front of the lock and answers some requests with
   AWS's errors (conflicts, throttling, stale index reads…); without one nothing is wrapped.
@@ -54,10 +57,12 @@ from botocore.config import Config
 
 from local import access, faults, journal, template, transport
 from local.apigateway_rules import ApiGatewayRules
+from local.changefeed import ChangeFeed
 from local.dynamodb_rules import DynamoDBRules
 from local.gateway.server import HttpRequest, HttpResponse, ThreadedHttpServer
 from local.transactions import ItemLevelTransactions
 from local.wire import Answer, WsgiApp, call, read_body, request_environ, respond, signature
+from tenantry.changes import FEED_ENV
 
 REGION = template.REGION
 ACCOUNT_ID = template.ACCOUNT_ID
@@ -269,8 +274,14 @@ class _SerializedApp:
         persisted = _persisted(environ)
         changes = persisted and (operation not in _READ_ONLY_TARGETS if target else method != "GET")
         request_body = read_body(environ) if changes and operation in journal.ITEM_WRITES else b""
+        statuses: list[str] = []
+
+        def answering(status: str, headers: Any, *exc_info: Any) -> Any:
+            statuses.append(status)
+            return start_response(status, headers, *exc_info)
+
         with self.lock:
-            body = b"".join(self._app(environ, start_response))
+            body = b"".join(self._app(environ, answering))
             if changes:
                 durable_at, needs_snapshot = self._owner._record(target, path, request_body)
             else:
@@ -278,6 +289,8 @@ class _SerializedApp:
         if needs_snapshot:
             self._owner.snapshot()
         self._owner._wait_durable(durable_at)
+        if request_body and statuses and statuses[-1].startswith("2"):
+            self._owner._signal_items(operation, request_body)
         if changes:
             self._owner._mark_dirty()
             if not target and path.startswith(_APIGATEWAY_PATHS):
@@ -301,8 +314,11 @@ class EmbeddedAws:
         host: str = "127.0.0.1",
         port: int = 0,
         fault_spec: faults.FaultSpec | None = None,
+        *,
+        change_feed: bool = True,
     ) -> None:
         self.home = home
+        self._with_change_feed = change_feed
         self.fault_spec = fault_spec
         self.host = host
         self.port = port
@@ -321,6 +337,8 @@ class EmbeddedAws:
         self._snapshot_lock = threading.Lock()
         self._journal: journal.Journal | None = None
         self._last_snapshot = 0.0
+        self.change_feed: ChangeFeed | None = None
+        self._key_names: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> EmbeddedAws:
@@ -335,7 +353,10 @@ class EmbeddedAws:
     def start(self) -> None:
 
         moto_app = _ServiceRouter()
-        keys = template.key_attributes()
+        keys = self._key_names = template.key_attributes()
+        if self._with_change_feed:
+            self.change_feed = ChangeFeed(self.host)
+            self.change_feed.start()
         rules = DynamoDBRules(
             ApiGatewayRules(ItemLevelTransactions(moto_app, lambda table: keys.get(table, ())))
         )
@@ -383,6 +404,9 @@ class EmbeddedAws:
                 if json.loads(endpoint_file.read_text(encoding="utf-8")).get("pid") == os.getpid():
                     endpoint_file.unlink()
         self._server.stop()
+        if self.change_feed is not None:
+            self.change_feed.stop()
+            self.change_feed = None
         transport.unregister(self.endpoint_url)
         if self._journal is not None:
             self._journal.close()
@@ -396,10 +420,18 @@ class EmbeddedAws:
         return client_for(service, self.endpoint_url)
 
     def client_env(self) -> dict[str, str]:
-        return client_env(self.endpoint_url)
+        """:func:`client_env`, and the change feed's address (tenantry.changes)."""
+        env = client_env(self.endpoint_url)
+        if self.change_feed is not None:
+            env[FEED_ENV] = self.change_feed.address
+        return env
 
     def configure_process(self) -> None:
         configure_process(self.endpoint_url)
+        if self.change_feed is not None:
+            os.environ[FEED_ENV] = self.change_feed.address
+        else:
+            os.environ.pop(FEED_ENV, None)
 
     def add_flush_listener(self, listener: FlushListener) -> None:
         """``listener(api_id, stage)`` runs on every authorizer-cache flush request."""
@@ -434,6 +466,27 @@ class EmbeddedAws:
 
     def _mark_dirty(self) -> None:
         self._dirty.set()
+
+    def _signal_items(self, operation: str, request_body: bytes) -> None:
+        """Tell the change feed's watchers which partitions a successful item write touched."""
+        feed = self.change_feed
+        if feed is None or not feed.watched:
+            return
+        try:
+            touched = journal.touched_items(operation, json.loads(request_body), self._template_key)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return
+        partitions = []
+        for table_name, key in touched:
+            (value,) = key[self._key_names[table_name][0]].values()
+            partitions.append((table_name, str(value)))
+        feed.changed(partitions)
+
+    def _template_key(self, table_name: str, item: dict[str, Any]) -> dict[str, Any] | None:
+        names = self._key_names.get(table_name, ())
+        if not names or not all(name in item for name in names):
+            return None
+        return {name: item[name] for name in names}
 
     # ------------------------------------------------------------------ the journal (request lock held)
     def _record(self, target: str, path: str, request_body: bytes) -> tuple[int, bool]:

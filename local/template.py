@@ -78,13 +78,19 @@ class ApiRoute:
     # which cannot set any.
     request_parameters: Any
     origin: str  # where it is declared, for error messages
+    # responseTransferMode STREAM (InvokeWithResponseStream); only a DefinitionBody method can say so.
+    streamed: bool = False
     # The integration's timeout in milliseconds as written (TimeoutInMillis of an event,
     # timeoutInMillis of a body method; intrinsics unresolved); None: API Gateway's 29 s.
     timeout_millis: Any = None
 
 
-# A Lambda proxy integration's uri, as SAM writes it: …/functions/${Function.Arn}/invocations
-_LAMBDA_INVOCATIONS = re.compile(r"/functions/\$\{([A-Za-z0-9]+)\.Arn\}/invocations$")
+# A Lambda proxy integration's uri, as SAM writes it: …/2015-03-31/functions/${Function.Arn}/invocations,
+# or, for one that streams, …/2021-11-15/functions/${Function.Arn}/response-streaming-invocations.
+_LAMBDA_INVOCATIONS = re.compile(r"/2015-03-31/functions/\$\{([A-Za-z0-9]+)\.Arn\}/invocations$")
+_LAMBDA_STREAMING_INVOCATIONS = re.compile(
+    r"/2021-11-15/functions/\$\{([A-Za-z0-9]+)\.Arn\}/response-streaming-invocations$"
+)
 _OPENAPI_METHODS = {"get", "put", "post", "delete", "options", "head", "patch"}
 _ANY_METHOD = "x-amazon-apigateway-any-method"
 
@@ -129,9 +135,16 @@ def _body_route(path: str, key: str, operation: dict[str, Any], origin: str) -> 
     integration = operation.get("x-amazon-apigateway-integration") or {}
     uri = integration.get("uri")
     text = uri.get("Fn::Sub") if isinstance(uri, dict) else None
-    found = _LAMBDA_INVOCATIONS.search(text) if isinstance(text, str) else None
+    streamed = str(integration.get("responseTransferMode", "BUFFERED")).upper() == "STREAM"
+    pattern = _LAMBDA_STREAMING_INVOCATIONS if streamed else _LAMBDA_INVOCATIONS
+    found = pattern.search(text) if isinstance(text, str) else None
     if integration.get("type") != "aws_proxy" or found is None:
-        raise ValueError(f"{origin}: not a Lambda proxy integration (…/functions/${{Fn.Arn}}/invocations)")
+        expected = (
+            "…/2021-11-15/functions/${Fn.Arn}/response-streaming-invocations (responseTransferMode STREAM)"
+            if streamed
+            else "…/2015-03-31/functions/${Fn.Arn}/invocations"
+        )
+        raise ValueError(f"{origin}: not a Lambda proxy integration ({expected})")
     return ApiRoute(
         function=found.group(1),
         method="ANY" if key == _ANY_METHOD else key.upper(),
@@ -139,6 +152,7 @@ def _body_route(path: str, key: str, operation: dict[str, Any], origin: str) -> 
         auth={},
         request_parameters=integration.get("requestParameters"),
         origin=origin,
+        streamed=streamed,
         timeout_millis=integration.get("timeoutInMillis"),
     )
 

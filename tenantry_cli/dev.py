@@ -179,7 +179,7 @@ def _dev(args: argparse.Namespace) -> int:
     # embedded AWS starts in this one.
     fork_server = threading.Thread(target=sandbox.start_fork_server, name="fork-server-start")
     fork_server.start()
-    aws = embedded.EmbeddedAws(home, fault_spec=fault_spec)
+    aws = embedded.EmbeddedAws(home, fault_spec=fault_spec, change_feed=not args.no_change_feed)
     aws.start()
     fork_server.join()
     gateway = Gateway(
@@ -296,18 +296,65 @@ def _invoke(args: argparse.Namespace) -> int:
                 stdout_to_stderr=True,
             ),
         )
+        streamed = any(
+            route.streamed and route.method == event.get("httpMethod") and route.path == event.get("resource")
+            for route in model.routes
+        )
+        # A STREAM route's event is invoked as API Gateway invokes it (InvokeWithResponseStream):
+        # the prelude on stderr, the body on stdout piece by piece as the function writes it.
+        printer = StreamPrinter() if streamed else None
         try:
-            result, status = pool.invoke(event, str(uuid.uuid4())), 0
+            result, status = pool.invoke(event, str(uuid.uuid4()), receiver=printer), 0
         except sandbox.FunctionError as exc:
             result = {"errorMessage": exc.message, "errorType": exc.error_type, "stackTrace": exc.stack_trace}
             status = 1
         finally:
             pool.close()
+        if printer is not None and printer.started:
+            if status:
+                print(
+                    f"\ntenantry invoke: the stream ended with an error: {json.dumps(result)}",
+                    file=sys.stderr,
+                )
+            return status
         print(json.dumps(result))
         return status
     finally:
         if own_server is not None:
             own_server.stop()
+
+
+class StreamPrinter:
+    """Prints a streamed invocation's output as it comes (a ``sandbox.StreamReceiver``): the
+    prelude (status and headers) on stderr, then the body on stdout."""
+
+    DELIMITER = b"\x00" * 8
+
+    def __init__(self) -> None:
+        self._head = bytearray()
+        self.started = False
+        self.in_body = False
+
+    def chunk(self, data: bytes) -> bool:
+        self.started = True
+        if not self.in_body:
+            self._head += data
+            head, found, rest = bytes(self._head).partition(self.DELIMITER)
+            if not found:
+                return True
+            self.in_body = True
+            print(
+                f"tenantry invoke: streamed answer {head.decode(errors='replace')}",
+                file=sys.stderr,
+                flush=True,
+            )
+            data = rest
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return True
+
+    def tick(self) -> bool:
+        return True
 
 
 def register(subcommands: Any) -> None:
@@ -341,6 +388,11 @@ def register(subcommands: Any) -> None:
         help="inject AWS's failures, e.g. 'conflict=20%%,throttle=20%%' (docs/local-stack.md)",
     )
     dev.add_argument("--quiet", action="store_true", help="do not echo access-log lines to stderr")
+    dev.add_argument(
+        "--no-change-feed",
+        action="store_true",
+        help="subscriptions poll DynamoDB once a second, as on AWS, instead of waking on each write",
+    )
     dev.set_defaults(handler=_dev)
 
     invoke = subcommands.add_parser(

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from tenantry_cli import admin, dev, logs, metering, ops
+from tenantry_cli import admin, chat, dev, events, logs, metering, ops
 
 HELP = """\
 Operate a Tenantry API: onboard and offboard tenants, issue and revoke keys, read usage and stats,
@@ -27,6 +27,7 @@ examples:
   tenantry usage acme-1a2b3c --days 7            daily and monthly counters, estimated cost
   TENANTRY_URL=https://abc.execute-api.eu-west-1.amazonaws.com/v1 tenantry stats
   tenantry tenants delete acme-1a2b3c            offboard (asks you to type the id; --yes skips)
+  TENANTRY_KEY=tnt_live_… tenantry events tail   a tenant's events as they are stored
 """
 
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tenantry", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     subcommands = parser.add_subparsers(dest="command", required=True)
-    for area in (admin, dev, logs, metering, ops):
+    for area in (admin, chat, dev, events, logs, metering, ops):
         area.register(subcommands)
     return parser
 

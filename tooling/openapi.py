@@ -16,7 +16,7 @@ from typing import Any
 
 from local import template
 from tenantry import routes
-from tenantry.http import ANSWERS_EXTENSION
+from tenantry.http import ANSWERS_EXTENSION, STREAM_EXTENSION
 from tenantry.models.errors import ErrorBody
 
 TITLE = "Tenantry API"
@@ -88,6 +88,7 @@ def build_spec() -> dict[str, Any]:
         for method, operation in operations.items():
             operation["security"] = security_by_operation.get((path, method), [{"ApiKey": []}])
             _document_answers(operation)
+            _document_stream(operation, schemas)
             _bounds_in_json_schema(operation)
     _links_by_operation_id(paths)
     _add_error_schemas(schemas)
@@ -152,7 +153,9 @@ ANSWERS: dict[int, tuple[str, str | None, str]] = {
     404: ("Not found (another tenant's data does not exist for you)", "Not found", "not_found"),
     409: (
         "Conflict: the id exists (tenant_exists), or is still being offboarded "
-        "(tenant_offboarding, with Retry-After), or a request with this Idempotency-Key is in progress",
+        "(tenant_offboarding, with Retry-After), or a request with this Idempotency-Key is in progress; "
+        "or the stream's last position is not `expected_position` (wrong_expected_position, with "
+        "`current_position`: nothing was stored)",
         "Tenant acme already exists",
         "conflict",
     ),
@@ -250,6 +253,78 @@ def _document_answers(operation: dict[str, Any]) -> None:
     operation["responses"] = {str(status): responses[status] for status in sorted(responses, key=int)}
 
 
+# ---------------------------------------------------------------------------- streams
+EVENT_STREAM = "text/event-stream"
+STREAM_FORMAT = (
+    "Server-Sent Events, UTF-8: each event is an `event:` line naming it and one `data:` line of "
+    "JSON, then a blank line; lines starting with `:` are keep-alive comments. The schema is each "
+    "event's, `{event, data}` (as OpenAPI 3.2's `itemSchema`), its `data` JSON described by "
+    "`contentSchema`."
+)
+
+
+# An event's `id:` line: the position of the stream it stands at (what Last-Event-ID sends back).
+STREAM_EVENT_ID = {"type": "string", "pattern": "^(0|[1-9][0-9]*)$", "description": "A position"}
+
+
+# The last variant of a stream-only 200: the body as text, for clients that read it whole.
+STREAM_TEXT = {
+    "type": "string",
+    "title": "the stream as text",
+    "description": "The whole body as text, for a client that reads it whole rather than event by event",
+}
+
+
+def _document_stream(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A route declared with ``http.streams``: its 200 also answers ``text/event-stream``, every
+    event's ``data`` schema in the components (an error's is ErrorBody)."""
+    declared = operation.pop(STREAM_EXTENSION, None)
+    if declared is None:
+        return
+    variants: list[dict[str, Any]] = []
+    for name, schema in declared["events"].items():
+        if schema is None:
+            payload: dict[str, Any] = ERROR_REF
+        else:
+            schemas.update(schema.pop("$defs", {}))
+            schemas[schema["title"]] = schema
+            payload = {"$ref": f"#/components/schemas/{schema['title']}"}
+        data = {"type": "string", "contentMediaType": "application/json", "contentSchema": payload}
+        properties: dict[str, Any] = {"event": {"const": name}, "data": data}
+        required = ["event", "data"]
+        if name in declared.get("identified", ()):
+            properties["id"] = STREAM_EVENT_ID
+            required.append("id")
+        variants.append(
+            {"type": "object", "title": f"{name} event", "properties": properties, "required": required}
+        )
+    media_type = {"schema": {"description": f"{declared['description']}. {STREAM_FORMAT}", "oneOf": variants}}
+    answer = operation["responses"]["200"]
+    if declared.get("only"):
+        # The route answers nothing but the stream: no JSON variant of its 200. A code generator
+        # that reads no events (openapi-python-client) hands over the body's text: that is the
+        # one variant it can build from a text/event-stream body. No event is a string, so it
+        # never competes with the events' own variants.
+        answer["content"] = {}
+        answer["description"] = declared["description"]
+        variants.append(STREAM_TEXT)
+    answer.setdefault("content", {})[EVENT_STREAM] = media_type
+
+
+def _stream_example(media_type: dict[str, Any], schemas: dict[str, Any]) -> dict[str, Any]:
+    """An example event, as the schema describes one: the first declared, its data as JSON text
+    (on the wire: ``event: <name>``, then ``data: <that text>``)."""
+    variant = media_type["schema"]["oneOf"][0]
+    payload = _example(variant["properties"]["data"]["contentSchema"], schemas)
+    example = {
+        "event": variant["properties"]["event"]["const"],
+        "data": json.dumps(payload, separators=(",", ":")),
+    }
+    if "id" in variant["properties"]:
+        example["id"] = str(payload.get("position", 1)) if isinstance(payload, dict) else "1"
+    return example
+
+
 # Powertools writes a parameter's bounds under pydantic's names when its type carries a validator
 # of its own (tenantry.models.numbers.QueryInt); JSON Schema's names are these.
 _JSON_SCHEMA_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum", "lt": "exclusiveMaximum"}
@@ -258,9 +333,11 @@ _JSON_SCHEMA_BOUNDS = {"ge": "minimum", "le": "maximum", "gt": "exclusiveMinimum
 def _bounds_in_json_schema(operation: dict[str, Any]) -> None:
     for parameter in operation.get("parameters") or []:
         schema = parameter.get("schema") or {}
-        for pydantic_name, json_schema_name in _JSON_SCHEMA_BOUNDS.items():
-            if pydantic_name in schema:
-                schema[json_schema_name] = schema.pop(pydantic_name)
+        # An optional parameter (``QueryInt | None``) carries them in its anyOf's integer member.
+        for member in [schema, *schema.get("anyOf", [])]:
+            for pydantic_name, json_schema_name in _JSON_SCHEMA_BOUNDS.items():
+                if pydantic_name in member:
+                    member[json_schema_name] = member.pop(pydantic_name)
 
 
 def _links_by_operation_id(paths: dict[str, Any]) -> None:
@@ -313,6 +390,8 @@ _EXAMPLE_BY_NAME: dict[str, Any] = {
     "currency": "USD",
     "prices_recorded_on": "2026-11-01",
     "status": "active",
+    "text": "Hello",
+    "stop_reason": "end_turn",
 }
 
 
@@ -366,6 +445,9 @@ def _add_examples(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
     bodies = [operation.get("requestBody", {}), *operation["responses"].values()]
     for body in bodies:
         for media_type, content in (body.get("content") or {}).items():
+            if media_type == EVENT_STREAM:
+                content.setdefault("example", _stream_example(content, schemas))
+                continue
             if "schema" not in content and media_type != "application/json":
                 content["schema"] = {"type": "string"}
                 content.setdefault("example", f"(the {media_type} text)")

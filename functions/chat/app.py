@@ -6,12 +6,15 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Que
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenantry import chat, http
+from tenantry import chat, http, streaming
 from tenantry.models.chat import (
     SESSION_ID_PATTERN,
     USER_ID_PATTERN,
     ChatAnswer,
     ChatRequest,
+    ChatStreamDelta,
+    ChatStreamDone,
+    ChatStreamStart,
     SessionDeleted,
     SessionDetail,
     SessionPage,
@@ -31,7 +34,15 @@ PageToken = Annotated[str | None, Query(max_length=2048)]
 @app.post(
     "/chat",
     tags=["chat"],
-    openapi_extensions=http.may_answer(404, 409),
+    responses=http.answers(ChatAnswer, "The turn, stored"),
+    openapi_extensions=http.may_answer(404, 409)
+    | http.streams(
+        "The reply as the model writes it (Server-Sent Events); the turn is stored before `done`",
+        start=ChatStreamStart,
+        delta=ChatStreamDelta,
+        done=ChatStreamDone,
+        error=None,
+    ),
     summary="Send a chat message",
     description=(
         "One turn of the calling user's (X-User-Id) conversation with the LLM: continues `session_id` or "
@@ -40,9 +51,13 @@ PageToken = Annotated[str | None, Query(max_length=2048)]
         "with Retry-After when it is spent)."
     ),
 )
-def chat_turn(request: ChatRequest, user_id: UserId) -> ChatAnswer:
+def chat_turn(request: ChatRequest, user_id: UserId) -> Any:  # ChatAnswer, or the stream's 200
     caller = http.caller(app)
-    return chat.turn(caller.tenant_id, caller.tier, user_id, request)
+    if request.stream:
+        return streaming.respond(
+            chat.stream_turn(caller.tenant_id, caller.tier, user_id, request, request_id=http.request_id(app))
+        )
+    return chat.turn(caller.tenant_id, caller.tier, user_id, request, request_id=http.request_id(app))
 
 
 @app.get(
@@ -98,5 +113,7 @@ def delete_session(session_id: SessionId, user_id: UserId) -> SessionDeleted:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
+    # POST /chat streams (template.yaml; the chat function runs tenantry.streaming_runtime): its
+    # answer goes out through context.response_stream and this returns None.
     return http.run(app, event, context)

@@ -64,5 +64,5 @@ def asset(asset: Annotated[str, PathParam(pattern=r"^(console\.(js|css)|favicon\
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
     return http.run(app, event, context)

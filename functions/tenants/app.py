@@ -295,7 +295,7 @@ def me() -> Me:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
     if tasks.is_task(event):  # EventBridge Scheduler's one-time tasks (offboarding's final purge)
         with deadline.budget(context):
             return tenancy.run_task(event, task_target=context.invoked_function_arn)

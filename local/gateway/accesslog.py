@@ -48,7 +48,9 @@ def render(log_format: str, values: dict[str, str]) -> str:
     return _VARIABLE.sub(value_of, log_format)
 
 
-def context_values(exchange: Exchange, status: int, stage: str) -> dict[str, str]:
+def context_values(
+    exchange: Exchange, status: int, stage: str, response_length: int | None = None
+) -> dict[str, str]:
     """The ``$context`` variables of one request's line, from what the request gathered."""
     context = exchange.authorizer.context if exchange.authorizer is not None else {}
     values = {f"authorizer.{name}": value for name, value in context.items()}
@@ -64,6 +66,7 @@ def context_values(exchange: Exchange, status: int, stage: str) -> dict[str, str
             "status": str(status),
             "responseLatency": str(int((time.perf_counter() - exchange.started) * 1000)),
             "integrationLatency": "" if exchange.integration_ms is None else str(exchange.integration_ms),
+            "responseLength": "" if response_length is None else str(response_length),
             "error.responseType": exchange.error_type,
             "identity.apiKeyId": exchange.api_key_id or "",
             "requestTimeEpoch": str(exchange.epoch_ms),

@@ -26,6 +26,11 @@ DEFAULT_ACCESS_LOG_FORMAT = (
     '"resourcePath":"$context.resourcePath","status":"$context.status"}'
 )
 
+# The layer's exec wrapper that runs tenantry.streaming_runtime: a function with it can stream.
+STREAMING_RUNTIME_WRAPPER = "/opt/bin/tenantry-streaming-runtime"
+# API Gateway's integration timeout when the integration sets none.
+DEFAULT_INTEGRATION_TIMEOUT_SECONDS = 29.0
+
 # Env vars Lambda sets per function; they differ between functions by nature.
 LAMBDA_RESERVED_PREFIXES = ("AWS_LAMBDA_", "_HANDLER", "LAMBDA_TASK_ROOT")
 
@@ -55,6 +60,8 @@ class FunctionSpec:
     on_failure_arn: str | None = None
     # Its DeadLetterQueue (SQS): the event of an asynchronous invocation whose attempts all failed.
     dead_letter_arn: str | None = None
+    # Its AWS_LAMBDA_EXEC_WRAPPER is the layer's streaming runtime: handlers get a response stream.
+    streaming_runtime: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,8 @@ class Route:
     tenant_id_from: str | None = None
     # The integration timeout (seconds) the template gives this method; None: API Gateway's 29 s.
     integration_timeout: float | None = None
+    # responseTransferMode STREAM: the function's output goes to the client as it comes.
+    streamed: bool = False
 
     def match(self, path: str) -> dict[str, str] | None:
         if self.pattern is None:
@@ -106,6 +115,7 @@ class ApiModel:
     # The function a subscription filter on the access log's group invokes (metering), if any.
     access_log_subscriber: str | None = None
     gateway_responses: dict[str, responses.GatewayResponseSpec] = field(default_factory=dict)
+    endpoint_type: str = "REGIONAL"  # EndpointConfiguration.Type: how long a stream may stay silent
     _static: dict[tuple[str, str], Route] = field(default_factory=dict, repr=False)
     _static_any: dict[str, Route] = field(default_factory=dict, repr=False)
     _dynamic: list[Route] = field(default_factory=list, repr=False)
@@ -289,6 +299,7 @@ def load_api(
             memory_mb=int(props.get("MemorySize", 128)),
             timeout_s=int(resolver.resolve(props.get("Timeout", 3))),
             env=env,
+            streaming_runtime=env.get("AWS_LAMBDA_EXEC_WRAPPER") == STREAMING_RUNTIME_WRAPPER,
             tenant_isolation=_tenant_isolated(resolver, logical_id, props.get("TenancyConfig")),
             dead_letter_arn=_dead_letter_queue(resolver, logical_id, props.get("DeadLetterQueue")),
             **_event_invoke_config(resolver, logical_id, props.get("EventInvokeConfig")),
@@ -341,6 +352,12 @@ def load_api(
             # SAM's MergeDefinitions would silently keep the event's integration over the body's.
             raise TemplateError(f"{method} {path} is routed twice ({seen[(method, path)]}, {origin})")
         seen[(method, path)] = origin
+        if declared_route.streamed and not functions[declared_route.function].streaming_runtime:
+            # On AWS the managed runtime would answer without the prelude API Gateway waits for (502).
+            raise TemplateError(
+                f"{origin} streams: {declared_route.function} needs AWS_LAMBDA_EXEC_WRAPPER:"
+                f" {STREAMING_RUNTIME_WRAPPER} (a runtime that can stream)"
+            )
         pattern, params, specificity = _route_pattern(path)
         routes.append(
             Route(
@@ -354,6 +371,7 @@ def load_api(
                 specificity=specificity,
                 tenant_id_from=_tenant_id_source(resolver, declared_route),
                 integration_timeout=_integration_timeout(resolver, declared_route),
+                streamed=declared_route.streamed,
             )
         )
 
@@ -370,6 +388,7 @@ def load_api(
         env_conflicts=env_conflicts(functions),
         access_log_subscriber=_access_log_subscriber(resources, api_props, functions),
         gateway_responses=_gateway_responses(resolver, api_props),
+        endpoint_type=_endpoint_type(resolver, api_props),
     )
 
 
@@ -382,6 +401,16 @@ def _integration_timeout(resolver: Resolver, route: template.ApiRoute) -> float 
         return float(resolver.resolve(route.timeout_millis)) / 1000
     except (UnsupportedIntrinsicError, TypeError, ValueError) as exc:
         raise TemplateError(f"{route.origin}: integration timeout {route.timeout_millis}: {exc}") from exc
+
+
+def _endpoint_type(resolver: Resolver, api_props: dict[str, Any]) -> str:
+    configuration = api_props.get("EndpointConfiguration") or {}
+    if isinstance(configuration, dict):
+        try:
+            return str(resolver.resolve(configuration.get("Type", "REGIONAL"))).upper()
+        except UnsupportedIntrinsicError as exc:
+            raise TemplateError(f"EndpointConfiguration: {exc}") from exc
+    return str(configuration).upper()
 
 
 def _logical_target(value: Any) -> str | None:

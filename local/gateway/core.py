@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,14 +41,14 @@ from local.gateway.accesslog import AccessLog, context_values
 from local.gateway.api import ApiModel, FunctionSpec, load_api, shared_env, template_files
 from local.gateway.auth import AuthorizerCache, authorize, identity_headers
 from local.gateway.exchange import Exchange, decoded_path, gateway_answer, new_exchange
-from local.gateway.integration import LambdaProxyIntegration, preflight
+from local.gateway.integration import STREAM_IDLE_SECONDS, LambdaProxyIntegration, preflight
 from local.gateway.intrinsics import LocalNames
 from local.gateway.localpages import LocalPages
 from local.gateway.plans import UsagePlans, check_api_key, load_bindings
 from local.gateway.proxyevent import ProxyEvents
 from local.gateway.responses import BAD_REQUEST, GATEWAY_BUG, HEADERS_TOO_LARGE, MISSING_TOKEN, TOO_LARGE
 from local.gateway.schedules import LocalScheduler
-from local.gateway.server import HttpRequest, HttpResponse, HttpServer
+from local.gateway.server import HttpRequest, HttpResponse, HttpServer, ResponseStream
 
 _log = logging.getLogger("tenantry.local.gateway")
 
@@ -284,8 +285,18 @@ class Gateway:
             _log.exception("the local gateway failed on %s %s", request.method, raw_path)
             response = gateway_answer(GATEWAY_BUG, exchange, self.model)
         if exchange.route is not None or exchange.error_type:
-            self.access_log.write(context_values(exchange, response.status, self.model.stage))
+            if isinstance(response.body, ResponseStream):
+                # API Gateway logs a streamed answer when it ends: its whole latency and length.
+                response.body.add_done_callback(lambda stream: self._log_stream(exchange, response, stream))
+            else:
+                values = context_values(exchange, response.status, self.model.stage, len(response.body))
+                self.access_log.write(values)
         return response
+
+    def _log_stream(self, exchange: Exchange, response: HttpResponse, stream: ResponseStream) -> None:
+        # The function ran as long as the stream (or longer, when the client left first).
+        exchange.integration_ms = int((time.perf_counter() - exchange.started) * 1000)
+        self.access_log.write(context_values(exchange, response.status, self.model.stage, stream.sent_bytes))
 
     def _pipeline(self, request: HttpRequest, exchange: Exchange, query_string: str) -> HttpResponse:
         local = self._local_pages.answer(request.method, exchange.path)
@@ -325,6 +336,17 @@ class Gateway:
             if denial is not None:
                 return gateway_answer(denial, exchange, self.model)
         event = self._events.proxy_event(request, exchange, query_string, path_params)
+        if route.streamed:
+            return self._integration.invoke_streamed(
+                route,
+                event,
+                exchange,
+                pool=self._pools[route.function],
+                model=self.model,
+                idle_seconds=STREAM_IDLE_SECONDS.get(
+                    self.model.endpoint_type, STREAM_IDLE_SECONDS["REGIONAL"]
+                ),
+            )
         return self._integration.invoke(
             route, event, exchange, pool=self._pools[route.function], model=self.model
         )

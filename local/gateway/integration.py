@@ -14,13 +14,14 @@ import base64
 import binascii
 import json
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from local.gateway import sandbox
 from local.gateway.exchange import Exchange, gateway_answer
 from local.gateway.responses import HANDLER_FAILURE, INTEGRATION_TIMEOUT, INVOKE_REFUSED
-from local.gateway.server import HttpResponse
+from local.gateway.server import HttpResponse, ResponseStream
 
 if TYPE_CHECKING:
     from local.gateway.api import ApiModel, Route
@@ -33,6 +34,13 @@ DEFAULT_INTEGRATION_TIMEOUT = 29.0
 MAX_SYNC_RESPONSE_BYTES = 6 * 1024 * 1024
 # JSON writes one character of a string as at most 12 bytes (a surrogate pair of \\u escapes).
 _MAX_JSON_BYTES_PER_CHAR = 12
+# A streamed answer (responseTransferMode STREAM): the prelude, its delimiter, and the limit API
+# Gateway reads them within (tenantry.streaming writes them).
+STREAM_DELIMITER = b"\x00" * 8
+MAX_PRELUDE_BYTES = 16 * 1024
+# API Gateway ends a stream that sent nothing for this long: 5 minutes on regional (and private)
+# endpoints, 30 s on edge-optimized ones.
+STREAM_IDLE_SECONDS = {"REGIONAL": 300.0, "PRIVATE": 300.0, "EDGE": 30.0}
 
 
 class LambdaProxyIntegration:
@@ -104,6 +112,162 @@ class LambdaProxyIntegration:
         except Exception:  # noqa: BLE001 - a malformed answer is API Gateway's 502
             _log.exception("%s answered malformed on %s %s", route.function, exchange.method, exchange.path)
             return gateway_answer(HANDLER_FAILURE, exchange, model)
+
+    def invoke_streamed(
+        self,
+        route: Route,
+        event: dict[str, Any],
+        exchange: Exchange,
+        *,
+        pool: sandbox.FunctionPool,
+        model: ApiModel,
+        idle_seconds: float,
+    ) -> HttpResponse:
+        """A STREAM integration: InvokeWithResponseStream. The answer's status and headers come
+        from the function's prelude; the body goes to the client piece by piece as the function
+        writes it, from the invocation's thread, until the function ends (or the integration's
+        timeout, or a silence of ``idle_seconds``, cuts it). Before the prelude, the limits and
+        failures answer as a buffered integration's do."""
+        started = time.perf_counter()
+        tenant_id = None
+        if route.tenant_id_from is not None and exchange.authorizer is not None:
+            tenant_id = exchange.authorizer.context.get(route.tenant_id_from)
+        integration_timeout = (
+            self.integration_timeout or route.integration_timeout or DEFAULT_INTEGRATION_TIMEOUT
+        )
+        relay = StreamRelay(exchange, idle_seconds=idle_seconds)
+        relay.start_clock(integration_timeout)
+        outcome: dict[str, Any] = {}
+
+        def run() -> None:
+            # The function's Timeout bounds the invocation; the integration timeout bounds the
+            # stream (the relay cuts it), not the function.
+            try:
+                outcome["result"] = pool.invoke(event, exchange.request_id, tenant_id, receiver=relay)
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting request or logged
+                outcome["error"] = exc
+            finally:
+                relay.function_ended(outcome.get("error"), outcome.get("result"), route.function)
+
+        # The invocation outlives this request's thread, which returns once the prelude is here.
+        threading.Thread(target=run, name="stream-invoke", daemon=True).start()
+        relay.ready.wait(integration_timeout)
+        exchange.integration_ms = int((time.perf_counter() - started) * 1000)
+        answer = relay.answer()
+        if answer is not None:
+            return answer
+        relay.give_up()
+        if not relay.ready.is_set():
+            _log.warning("%s sent no prelude within the integration timeout", route.function)
+            return gateway_answer(INTEGRATION_TIMEOUT, exchange, model)
+        error = outcome.get("error")
+        if isinstance(error, sandbox.TenantIdRequiredError):
+            _log.error("%s %s: %s", exchange.method, exchange.path, error)
+            return gateway_answer(INVOKE_REFUSED, exchange, model)
+        if error is not None:
+            _log.error("%s failed on %s %s: %s", route.function, exchange.method, exchange.path, error)
+        else:
+            # A buffered answer, or bytes without a prelude: API Gateway finds no metadata (502).
+            _log.error(
+                "%s answered a STREAM integration without the prelude: %s", route.function, relay.problem
+            )
+        return gateway_answer(HANDLER_FAILURE, exchange, model)
+
+
+class StreamRelay:
+    """A streamed invocation's output on its way to the client (sandbox.StreamReceiver): the
+    prelude read first, then each piece written to the server's :class:`ResponseStream` as it
+    comes. Cuts the stream at the integration's timeout or a long silence, as API Gateway does;
+    once the client is gone it tells the function (its next write answers False)."""
+
+    def __init__(self, exchange: Exchange, *, idle_seconds: float) -> None:
+        self._exchange = exchange
+        self._idle_seconds = idle_seconds
+        self._head = bytearray()
+        self._lock = threading.Lock()
+        self._response: HttpResponse | None = None
+        self._stream: ResponseStream | None = None
+        self._deadline = float("inf")
+        self._last = time.monotonic()
+        self._abandoned = False
+        self.problem = "no output"
+        self.ready = threading.Event()
+        self.function_done_at: float | None = None
+
+    def start_clock(self, integration_timeout: float) -> None:
+        self._deadline = time.monotonic() + integration_timeout
+
+    # ------------------------------------------------------------------ sandbox.StreamReceiver
+    def chunk(self, data: bytes) -> bool:
+        with self._lock:
+            if self._abandoned:
+                return False
+            if self._stream is None:
+                return self._read_prelude(data)
+            stream = self._stream
+        self._last = time.monotonic()
+        return stream.write(data)
+
+    def tick(self) -> bool:
+        with self._lock:
+            stream = self._stream
+            if stream is None:
+                return not self._abandoned
+        now = time.monotonic()
+        if not stream.finished.is_set() and (now >= self._deadline or now - self._last >= self._idle_seconds):
+            why = "integration timeout" if now >= self._deadline else "idle timeout"
+            _log.warning("streamed answer to %s cut (%s)", self._exchange.path, why)
+            stream.abort()
+        return not stream.finished.is_set()
+
+    # ------------------------------------------------------------------ the prelude
+    def _read_prelude(self, data: bytes) -> bool:
+        self._head += data
+        end = self._head.find(STREAM_DELIMITER)
+        if end < 0:
+            if len(self._head) > MAX_PRELUDE_BYTES:
+                self.problem = f"no prelude and delimiter in the first {MAX_PRELUDE_BYTES} bytes"
+                self.ready.set()
+                return False
+            return True
+        try:
+            prelude = json.loads(bytes(self._head[:end]))
+            response = map_result({**prelude, "body": None}, self._exchange)
+        except Exception as exc:  # noqa: BLE001 - a malformed prelude is API Gateway's 502
+            self.problem = f"malformed prelude: {exc}"
+            self.ready.set()
+            return False
+        rest = bytes(self._head[end + len(STREAM_DELIMITER) :])
+        stream = ResponseStream()
+        response.body = stream
+        self._response, self._stream = response, stream
+        self._last = time.monotonic()
+        self.ready.set()
+        return stream.write(rest) if rest else True
+
+    def answer(self) -> HttpResponse | None:
+        """The streamed answer to send, once its prelude came (None: there is none to send)."""
+        with self._lock:
+            return self._response
+
+    def give_up(self) -> None:
+        """No answer will be sent (the request already answered otherwise): drop what comes."""
+        with self._lock:
+            self._abandoned = True
+
+    def function_ended(self, error: BaseException | None, result: Any, function: str) -> None:
+        """The invocation ended: the stream ends with it (cut off when the function failed)."""
+        self.function_done_at = time.monotonic()
+        if self._stream is None:
+            if error is None and not isinstance(result, sandbox.Streamed):
+                self.problem = "a buffered answer"
+            self.ready.set()
+            return
+        if error is not None:
+            _log.error("%s failed mid-stream on %s: %s", function, self._exchange.path, error)
+            self._stream.abort()
+        else:
+            self._stream.end()
 
 
 def preflight(route: Route, exchange: Exchange) -> HttpResponse:

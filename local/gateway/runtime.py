@@ -9,6 +9,11 @@ the path (a cold start), then runs one invocation at a time, as the runtime inte
 - the sandbox answers ``{"result": …}`` or ``{"error": {"errorType", "errorMessage",
   "stackTrace"}}``, Lambda's error shape; a result that is not JSON is Lambda's
   ``Runtime.MarshalError``, an import that fails its ``Runtime.ImportModuleError``.
+- A function that runs the layer's streaming runtime (its ``AWS_LAMBDA_EXEC_WRAPPER``) gets
+  ``context.response_stream`` as tenantry.streaming_runtime gives it: each write is a message of
+  its own at once (``\x01`` + the bytes), and once the handler wrote, the answer is
+  ``{"streamed": true}`` (with ``"error"`` when it then raised: Lambda's error trailers). The
+  gateway sends ``gone`` when the client left; the next write answers False.
 
 The gateway starts sandboxes through :mod:`multiprocessing`'s fork server, which imports the
 heavy third-party packages once (:data:`PRELOAD`); each sandbox forks from it and imports only the
@@ -57,6 +62,35 @@ class SandboxSpec:
     log_path: str | None = None  # None: stdout and stderr as the gateway's
     stdout_to_stderr: bool = False  # tenantry invoke: results on stdout, logs on stderr
     record_calls_for: tuple[str, ...] = ()  # the IAM tier's logical ids, when it records
+    streaming: bool = False  # the function runs the layer's streaming runtime
+
+
+CHUNK = b"\x01"  # a message of the sandbox's that is a piece of a streamed answer
+GONE = b"gone"  # the gateway's message: nobody reads the stream any more
+
+
+class PipeResponseStream:
+    """``context.response_stream`` in a sandbox: each write goes to the gateway at once."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self.opened = False
+        self.gone = False
+
+    def _check_gone(self) -> None:
+        while not self.gone and self._connection.poll():
+            if self._connection.recv_bytes() == GONE:
+                self.gone = True
+
+    def write(self, data: bytes) -> bool:
+        self._check_gone()
+        if self.gone:
+            return False
+        self.opened = True
+        if data:
+            self._connection.send_bytes(CHUNK + bytes(data))
+        self._check_gone()
+        return not self.gone
 
 
 class LambdaContext:
@@ -73,6 +107,7 @@ class LambdaContext:
         "log_group_name",
         "log_stream_name",
         "memory_limit_in_mb",
+        "response_stream",
         "tenant_id",
     )
 
@@ -88,6 +123,7 @@ class LambdaContext:
         self.identity = None
         self.client_context = None
         self.tenant_id: str | None = None
+        self.response_stream: PipeResponseStream | None = None
         self._deadline_ms = deadline_ms
 
     def get_remaining_time_in_millis(self) -> int:
@@ -146,17 +182,24 @@ def serve(connection: Any, spec: SandboxSpec) -> None:
     connection.send_bytes(b'{"ready":true}')
     while True:
         try:
-            request = json.loads(connection.recv_bytes())
+            message = connection.recv_bytes()
         except (EOFError, OSError):
             return  # the gateway retired this sandbox, or is gone
+        if message == GONE:
+            continue  # about a stream that has ended since
+        request = json.loads(message)
         context = LambdaContext(spec, request["request_id"], int(request["deadline_ms"]), log_stream)
         context.tenant_id = request.get("tenant_id")
+        stream = context.response_stream = PipeResponseStream(connection) if spec.streaming else None
+        answer: dict[str, Any]
         try:
             result = handler(request["event"], context)
         except Exception as exc:  # noqa: BLE001 - an invocation error, as Lambda reports it
             answer = {"error": error_of(exc)}
+            if stream is not None and stream.opened:
+                answer["streamed"] = True
         else:
-            answer = {"result": result}
+            answer = {"streamed": True} if stream is not None and stream.opened else {"result": result}
         try:
             payload = json.dumps(answer).encode()
         except (TypeError, ValueError) as exc:

@@ -6,8 +6,11 @@
   copy of the layer and the handler module, and one invocation at a time, as a Lambda execution
   environment. Nothing of one function's module state, env or output can reach another's.
 - **Pools.** A pool per function grows on demand (a cold start per sandbox) up to a limit and keeps
-  idle sandboxes warm. Sandboxes fork from :mod:`multiprocessing`'s fork server, which has the
-  heavy third-party packages imported once, so a cold start imports only the function's code.
+  idle sandboxes warm. Streamed invocations (InvokeWithResponseStream) have a pool of their own
+  beside it, with a limit of their own: a subscription holds its sandbox for up to 15 minutes, and
+  Lambda would scale out rather than make the function's other requests wait behind it.
+  Sandboxes fork from :mod:`multiprocessing`'s fork server, which has the heavy third-party
+  packages imported once, so a cold start imports only the function's code.
 - **Limits.** A sandbox that passes its function's ``Timeout`` is ended (Lambda ends the
   execution environment too: its next invocation cold-starts); one that dies answers as Lambda's
   ``Runtime.ExitError``.
@@ -31,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from local.gateway import runtime
 from local.gateway.api import FunctionSpec
@@ -100,12 +103,38 @@ class IntegrationTimeoutError(RuntimeError):
     """The caller stopped waiting (API Gateway's integration timeout); the function runs on."""
 
 
+class StreamReceiver(Protocol):
+    """Who reads a streamed invocation's output as the function writes it (InvokeWithResponseStream)."""
+
+    def chunk(self, data: bytes) -> bool:
+        """A piece the function wrote; False once nobody reads the stream any more."""
+        ...
+
+    def tick(self) -> bool:
+        """Called about every :data:`STREAM_TICK_SECONDS` while the function runs; False once
+        nobody reads the stream any more."""
+        ...
+
+
+STREAM_TICK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A streamed invocation's end: what it wrote went to its receiver (or, with none, is in
+    ``payload``, as Invoke buffers a streaming function's output)."""
+
+    payload: bytes = b""
+
+
 class Sandbox:
     """One sandbox process and the gateway's end of its connection."""
 
     def __init__(self, spec: runtime.SandboxSpec, generation: int) -> None:
         self.generation = generation
         self.ready = False  # its cold start (the handler module's import) is over
+        self._pieces: list[bytes] = []  # a streamed answer's pieces, when nobody reads them
+        self._gone_told = False
         self._connection, child_end = _FORKSERVER.Pipe()
         self._process = _FORKSERVER.Process(
             target=runtime.serve, args=(child_end, spec), name=f"sandbox-{spec.logical_id}", daemon=True
@@ -113,16 +142,40 @@ class Sandbox:
         self._process.start()
         child_end.close()
 
-    def _receive(self, wait_s: float | None) -> dict[str, Any] | None:
-        """The sandbox's next message, or None when ``wait_s`` passed first."""
+    def _receive(self, wait_s: float | None, receiver: StreamReceiver | None = None) -> dict[str, Any] | None:
+        """The sandbox's next message, or None when ``wait_s`` passed first. A streaming
+        function's pieces on the way go to ``receiver`` as they come (or are kept, without one)."""
+        deadline = None if wait_s is None else time.monotonic() + wait_s
         try:
-            if wait_s is not None and not self._connection.poll(max(0.0, wait_s)):
-                return None
-            message: dict[str, Any] = json.loads(self._connection.recv_bytes())
+            while True:
+                left = None if deadline is None else deadline - time.monotonic()
+                if receiver is None:
+                    wait = left
+                else:
+                    wait = STREAM_TICK_SECONDS if left is None else min(left, STREAM_TICK_SECONDS)
+                if wait is not None and not self._connection.poll(max(0.0, wait)):
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return None
+                    if receiver is not None and not receiver.tick():
+                        self._tell_gone()
+                    continue
+                data = self._connection.recv_bytes()
+                if data[:1] != runtime.CHUNK:
+                    message: dict[str, Any] = json.loads(data)
+                    return message
+                if receiver is None:
+                    self._pieces.append(data[1:])
+                elif not receiver.chunk(data[1:]):
+                    self._tell_gone()
         except (EOFError, OSError):
             self.close()
             raise FunctionError(_EXITED) from None
-        return message
+
+    def _tell_gone(self) -> None:
+        """Nobody reads the stream any more: the function's next write answers False."""
+        if not self._gone_told:
+            self._gone_told = True
+            self._connection.send_bytes(runtime.GONE)
 
     def wait_ready(self, wait_s: float | None) -> bool:
         """Wait for the cold start; False if ``wait_s`` passed first. Raises its import error."""
@@ -141,20 +194,23 @@ class Sandbox:
         deadline_ms = int((time.time() + timeout_s) * 1000)
         message = {"event": event, "request_id": request_id, "deadline_ms": deadline_ms}
         message["tenant_id"] = tenant_id
+        self._pieces, self._gone_told = [], False
         try:
             self._connection.send_bytes(json.dumps(message).encode())
         except OSError:
             self.close()
             raise FunctionError(_EXITED) from None
 
-    def answer(self, wait_s: float | None) -> tuple[bool, Any]:
-        """(True, the result) once the invocation answered; (False, None) if ``wait_s`` passed.
-        Raises the function's error."""
-        message = self._receive(wait_s)
+    def answer(self, wait_s: float | None, receiver: StreamReceiver | None = None) -> tuple[bool, Any]:
+        """(True, the result) once the invocation answered (:class:`Streamed` when the function
+        streamed); (False, None) if ``wait_s`` passed. Raises the function's error."""
+        message = self._receive(wait_s, receiver)
         if message is None:
             return False, None
         if "error" in message:
             raise FunctionError(message["error"])
+        if message.get("streamed"):
+            return True, Streamed(b"".join(self._pieces))
         return True, message["result"]
 
     @property
@@ -178,6 +234,8 @@ class PoolSettings:
     scoped_names: frozenset[str]
     layer_dirs: tuple[str, ...]
     max_size: int = 8
+    # Sandboxes for streamed invocations, beside max_size (open subscriptions last minutes).
+    max_streams: int = 64
     log_folder: Path | None = None
     stdout_to_stderr: bool = False
     record_calls_for: tuple[str, ...] = ()
@@ -186,7 +244,7 @@ class PoolSettings:
 class FunctionPool:
     """Warm sandboxes of one function; one invocation per sandbox at a time."""
 
-    def __init__(self, spec: FunctionSpec, settings: PoolSettings) -> None:
+    def __init__(self, spec: FunctionSpec, settings: PoolSettings, *, streams_only: bool = False) -> None:
         self.spec = spec
         self.settings = settings
         self.env = sandbox_env(spec, settings.local_env, set(settings.scoped_names))
@@ -195,6 +253,8 @@ class FunctionPool:
         self._generation = 0
         self._available = threading.Condition(threading.Lock())
         self._tenants: dict[str, FunctionPool] = {}  # tenant isolation mode: a pool per tenant
+        self._streams: FunctionPool | None = None  # streamed invocations' own sandboxes
+        self._streams_only = streams_only
 
     def _sandbox_spec(self) -> runtime.SandboxSpec:
         log_path = None
@@ -214,6 +274,7 @@ class FunctionPool:
             log_path=log_path,
             stdout_to_stderr=self.settings.stdout_to_stderr,
             record_calls_for=self.settings.record_calls_for,
+            streaming=self.spec.streaming_runtime,
         )
 
     def retire(self) -> None:
@@ -223,10 +284,10 @@ class FunctionPool:
             idle, self._idle = self._idle, []
             self._size -= len(idle)
             self._available.notify_all()
-            tenants = list(self._tenants.values())
+            others = [*self._tenants.values(), *([self._streams] if self._streams is not None else [])]
         for sandbox in idle:
             sandbox.close()
-        for pool in tenants:
+        for pool in others:
             pool.retire()
 
     close = retire
@@ -268,10 +329,12 @@ class FunctionPool:
         tenant_id: str | None = None,
         *,
         patience_s: float | None = None,
+        receiver: StreamReceiver | None = None,
     ) -> Any:
         """Run the handler with ``event`` in a free sandbox. A failed invocation raises
         :class:`FunctionError` (:class:`FunctionTimeoutError` past the function's Timeout, which
-        ends the sandbox, as Lambda ends the environment).
+        ends the sandbox, as Lambda ends the environment). With a ``receiver``, it is
+        InvokeWithResponseStream: what the function streams goes to it as it comes.
 
         ``patience_s``: how long the caller waits once it has a sandbox, its cold start included
         (API Gateway's integration timeout; waiting for a free sandbox is this pool's limit, not
@@ -285,7 +348,13 @@ class FunctionPool:
                 raise TenantIdRequiredError(
                     f"{self.spec.name} is tenant-isolated: an invoke needs a tenant id"
                 )
-            return self._tenant_pool(tenant_id).invoke(event, request_id, tenant_id, patience_s=patience_s)
+            return self._tenant_pool(tenant_id).invoke(
+                event, request_id, tenant_id, patience_s=patience_s, receiver=receiver
+            )
+        if receiver is not None and not self._streams_only:
+            return self._stream_pool().invoke(
+                event, request_id, tenant_id, patience_s=patience_s, receiver=receiver
+            )
         sandbox = self.acquire()
         patience = None if patience_s is None else time.monotonic() + patience_s
         timeout_s = float(self.spec.timeout_s)
@@ -297,7 +366,7 @@ class FunctionPool:
             sandbox.send(event, request_id, tenant_id, timeout_s)
             timeout = time.monotonic() + timeout_s
             limit = timeout if patience is None else min(timeout, patience)
-            answered, result = sandbox.answer(limit - time.monotonic())
+            answered, result = sandbox.answer(limit - time.monotonic(), receiver)
         except FunctionError:
             self.release(sandbox)
             raise
@@ -343,9 +412,17 @@ class FunctionPool:
                 self._tenants[tenant_id] = pool
             return pool
 
+    def _stream_pool(self) -> FunctionPool:
+        with self._available:
+            if self._streams is None:
+                settings = dataclasses.replace(self.settings, max_size=self.settings.max_streams)
+                self._streams = FunctionPool(self.spec, settings, streams_only=True)
+            return self._streams
+
     @property
     def warm(self) -> int:
-        return len(self._idle) + sum(pool.warm for pool in list(self._tenants.values()))
+        others = [*self._tenants.values(), *([self._streams] if self._streams is not None else [])]
+        return len(self._idle) + sum(pool.warm for pool in others)
 
 
 # ---------------------------------------------------------------------- hot reload

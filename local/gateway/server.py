@@ -73,7 +73,9 @@ class ResponseStream:
 
     ``disconnected`` is set when the client went away (or the server stopped) before the end;
     ``finished`` when the server is done with the stream either way (the end sent, or the client
-    gone): the moment an access log measures a streamed answer's latency to."""
+    gone): the moment an access log measures a streamed answer's latency to. :meth:`abort` ends it
+    without the end of the body (the client sees it cut off), and ``sent_bytes`` counts the body's
+    bytes handed to the connection."""
 
     def __init__(self, max_buffered: int = 256 * 1024) -> None:
         self._state = threading.Condition()
@@ -81,7 +83,10 @@ class ResponseStream:
         self._buffered = 0
         self._max_buffered = max_buffered
         self._ended = False
-        self._wake: Callable[[], None] | None = None
+        self._aborted = False
+        self._wake: Callable[[], object] | None = None
+        self._done: list[Callable[[ResponseStream], None]] = []
+        self.sent_bytes = 0
         self.disconnected = threading.Event()
         self.finished = threading.Event()
 
@@ -110,8 +115,30 @@ class ResponseStream:
         if wake is not None:
             wake()
 
+    def abort(self) -> None:
+        """End the stream without the end of the body: what is written goes out, then the
+        connection closes, so the client knows the body was cut off (a chunked body without its
+        last chunk)."""
+        with self._state:
+            self._aborted = self._ended = True
+            wake = self._wake
+        if wake is not None:
+            wake()
+
+    def add_done_callback(self, callback: Callable[[ResponseStream], None]) -> None:
+        """Call ``callback`` (on the server's loop: keep it short) once the stream is finished."""
+        with self._state:
+            if not self.finished.is_set():
+                self._done.append(callback)
+                return
+        callback(self)
+
+    @property
+    def aborted(self) -> bool:
+        return self._aborted
+
     # ------------------------------------------------------------------ the server's side
-    def _attach(self, wake: Callable[[], None]) -> None:
+    def _attach(self, wake: Callable[[], object]) -> None:
         with self._state:
             self._wake = wake
         wake()
@@ -121,6 +148,7 @@ class ResponseStream:
         with self._state:
             chunks = list(self._chunks)
             self._chunks.clear()
+            self.sent_bytes += self._buffered
             self._buffered = 0
             self._state.notify_all()
             return chunks, self._ended
@@ -130,7 +158,15 @@ class ResponseStream:
             if client_gone and not self.finished.is_set():
                 self.disconnected.set()
             self._state.notify_all()
-        self.finished.set()
+            first = not self.finished.is_set()
+            self.finished.set()
+            callbacks, self._done = self._done, []
+        if first:
+            for callback in callbacks:
+                try:
+                    callback(self)
+                except Exception:  # noqa: BLE001 - a callback's bug must not break the loop
+                    _log.exception("a stream's done callback failed")
 
 
 @dataclass
@@ -499,9 +535,13 @@ class _Connection(asyncio.Protocol):
                 b"".join(_chunk(chunk) for chunk in data) if self._stream_chunked else b"".join(data)
             )
         if ended:
+            self._stream = None
+            if stream.aborted:
+                stream._close(client_gone=False)
+                self._finish(keep_alive=False)
+                return
             if self._stream_chunked:
                 transport.write(b"0\r\n\r\n")
-            self._stream = None
             stream._close(client_gone=False)
             self._finish(self._keep_alive)
 

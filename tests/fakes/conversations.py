@@ -48,7 +48,9 @@ class InMemoryConversations:
     def recent_turns(self, tenant_id: str, user_id: str, session_id: str, count: int) -> list[ChatTurn]:
         return self._ordered((tenant_id, user_id, session_id))[-count:]
 
-    def write_turn(self, session: ChatSession, turn: ChatTurn, *, month: str, day: str) -> None:
+    def write_turn(
+        self, session: ChatSession, turn: ChatTurn, *, month: str, day: str, request_id: str | None = None
+    ) -> None:
         check_turn(session, turn)
         if self.before_write is not None:
             self.before_write(session, turn)

@@ -8,6 +8,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tenantry.models.events import MAX_POSITION
 from tenantry.stores import events as store
 from tenantry.stores import receipts
 from tenantry.stores.events import StoredCheckpoint, StoredEvent, StreamEvent, StreamPage
@@ -116,11 +117,14 @@ class InMemoryEvents:
     def get_event(self, tenant_id: str, position: int) -> StreamEvent | None:
         return self._events.get(tenant_id, {}).get(position)
 
-    def read_events(self, tenant_id: str, start: int, limit: int, event_type: str | None) -> StreamPage:
+    def read_events(
+        self, tenant_id: str, start: int, limit: int, event_type: str | None, to: int | None = None
+    ) -> StreamPage:
         stream = self._events.get(tenant_id, {})
         filler = store.PageFiller(limit)
         examined = last_examined = 0
-        for position in sorted(p for p in stream if p >= max(start, 1)):
+        last = MAX_POSITION if to is None else to
+        for position in sorted(p for p in stream if max(start, 1) <= p <= last):
             event = stream[position]
             if event_type is not None:
                 # A filtered read examines a bounded number of items, matching or not, and

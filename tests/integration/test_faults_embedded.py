@@ -152,6 +152,48 @@ def test_fifty_publishers_under_conflicts_and_throttling_get_exactly_one_to_fift
     assert server.fault_injector.injected["dynamodb:TransactWriteItems:TransactionConflict"] > 0
 
 
+WRITERS = 8
+
+
+@pytest.mark.parametrize(("spec", "keyed"), [("conflict=0%", False), (FAULTS, False), (FAULTS, True)])
+def test_eight_writers_on_one_expected_position_exactly_one_wins(
+    embedded_with: Callable[[str], EmbeddedAws], spec: str, keyed: bool
+) -> None:
+    # Given a stream at 3 and, in two runs, 20 % of transactions cancelled for conflicts and 20 %
+    # of calls throttled (a cancelled append wrote nothing and is sent again at the same position)
+    server = embedded_with(spec)
+    tenancy.create_tenant(CreateTenantRequest(name="Acme", tier="pro", tenant_id="acme"))
+    events.append("acme", [EventIn(type="t", data={})] * 3, batch=True)
+
+    # When eight cold writers append after position 3 at the same moment (with their own keys)
+    def writer(number: int) -> Any:
+        caches.clear_all("tenantry.events.")
+        body = {"events": [{"type": "decision", "data": {"writer": number}}] * 2, "expected_position": 3}
+        try:
+            return events.publish("acme", body, f"writer-{number}" if keyed else None)
+        except events.WrongExpectedPosition as lost:
+            return lost
+
+    answers, errors = _run_all(WRITERS, writer)
+    _stop_faults(server)
+    # Then exactly one batch landed at 4 and 5; every other writer was told the stream is at 5
+    assert errors == []
+    won = [answer for answer in answers if isinstance(answer, dict)]
+    lost = [answer for answer in answers if isinstance(answer, events.WrongExpectedPosition)]
+    assert won == [{"positions": [4, 5]}]
+    assert len(lost) == WRITERS - 1
+    assert {answer.current_position for answer in lost} == {5}
+    # And the stream holds exactly that batch after 3, nothing at another position
+    page = store.DYNAMODB.read_events("acme", 1, 100, None)
+    assert [found.position for found in page.events] == [1, 2, 3, 4, 5]
+    assert store.DYNAMODB.read_head("acme") == 5
+    if spec == FAULTS:
+        assert server.fault_injector is not None
+        assert server.fault_injector.injected["dynamodb:TransactWriteItems:TransactionConflict"] > 0, (
+            server.fault_injector.injected
+        )
+
+
 def test_twenty_concurrent_turns_in_one_session_lose_no_paid_answer(
     embedded_with: Callable[[str], EmbeddedAws], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -277,8 +277,11 @@ def test_access_log_has_the_template_fields_for_a_throttled_request(gateway: Loc
     assert throttled["resourcePath"] == "/me"
     assert set(throttled) == {
         "requestId", "tenantId", "tier", "role", "httpMethod", "resourcePath", "status",
-        "responseLatency", "integrationLatency", "errorType", "apiKeyId", "requestTimeEpoch",
+        "responseLatency", "integrationLatency", "responseLength", "errorType", "apiKeyId",
+        "requestTimeEpoch",
     }  # fmt: skip
+    # A throttled request's answer is API Gateway's own, its length counted too
+    assert int(throttled["responseLength"]) > 0
 
 
 def test_swagger_ui_and_openapi_are_served_locally(gateway: LocalStack) -> None:

@@ -157,8 +157,8 @@ def test_every_operation_of_the_generated_client_works(
     call("keys.list_keys_tenants_tenant_id_keys_get", 200, models.KeyList, client=admin, tenant_id=tenant_id)
     # And the tenant describes itself, publishes (once per Idempotency-Key) and reads its stream
     call("tenant.me_me_get", 200, models.Me, client=tenant)
-    event = models.PublishEventsPostEventIn(
-        type_="order.placed", data=models.PublishEventsPostEventInData.from_dict({"order_id": "o-1"})
+    event = models.PublishEventsPostSingleEventIn(
+        type_="order.placed", data=models.PublishEventsPostSingleEventInData.from_dict({"order_id": "o-1"})
     )
     first = call(
         "events.publish_events_post", 201, models.Published, client=tenant, body=event, idempotency_key="k-1"
@@ -168,13 +168,21 @@ def test_every_operation_of_the_generated_client_works(
     )
     assert first.position == again.position == 1
     batch = models.PublishEventsPostEventBatch(
-        events=[models.EventIn(type_="order.paid", data=models.EventInData())]
+        events=[models.EventIn(type_="order.paid", data=models.EventInData())], expected_position=1
     )
     assert call(
         "events.publish_events_post", 201, models.PublishedBatch, client=tenant, body=batch
     ).positions == [2]
-    page = call("events.read_events_events_get", 200, models.EventPage, client=tenant, from_=1, limit=10)
+    # (a stale expected position: 409 with the current one)
+    stale = call("events.publish_events_post", 409, models.ErrorBody, client=tenant, body=batch)
+    assert (stale.error, stale.current_position) == ("wrong_expected_position", 2)
+    page = call(
+        "events.read_events_events_get", 200, models.EventPage, client=tenant, from_=1, limit=10, to=2
+    )
     assert [found.position for found in page.events] == [1, 2]
+    # And it subscribes: the stream, read whole, up to `limit` events
+    stream = call("events.subscribe_events_stream_get", 200, str, client=tenant, from_=2, limit=1)
+    assert stream.startswith("event: event\nid: 2\n") and "event: end\nid: 2\n" in stream
     call("events.get_event_events_position_get", 200, models.Event, client=tenant, position="1")
     call("events.stream_metrics_metrics_get", 200, models.StreamMetrics, client=tenant)
     call(

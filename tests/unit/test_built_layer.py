@@ -53,6 +53,17 @@ def test_the_layer_ships_the_library_source() -> None:
     assert (BUILT_LAYER / "tenantry" / "authorizer.py").is_file()
 
 
+def test_the_layer_ships_the_streaming_runtimes_exec_wrapper_executable() -> None:
+    # The streaming functions' AWS_LAMBDA_EXEC_WRAPPER is /opt/bin/tenantry-streaming-runtime:
+    # Lambda extracts the layer to /opt, so it must be at bin/ of the layer, executable.
+    if not BUILT_LAYER.is_dir():
+        pytest.skip("run `make build` first")
+    wrapper = BUILT_LAYER.parent / "bin" / "tenantry-streaming-runtime"
+    assert wrapper.is_file()
+    assert os.access(wrapper, os.X_OK)
+    assert (BUILT_LAYER / "tenantry" / "streaming_runtime.py").is_file()
+
+
 # ---------------------------------------------------------------------- the lock and the SDK
 LAYER_SOURCE = REPO_ROOT / "layers" / "core"
 ZIPPED_LIMIT = 50 * 1024 * 1024  # Lambda: a zipped deployment package uploaded directly

@@ -23,7 +23,7 @@ from tooling.sam_translate import translated_template
 TENANT_HEADER = "integration.request.header.X-Amz-Tenant-Id"
 FROM_AUTHORIZER = "context.authorizer.tenant_id"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
-_FUNCTION = re.compile(r":function:tenantry-local-([A-Za-z0-9]+)/invocations$")
+_FUNCTION = re.compile(r":function:tenantry-local-([A-Za-z0-9]+)/(?:response-streaming-)?invocations$")
 
 
 def _deployed(isolation: str, cors_origin: str = "") -> dict[str, Any]:

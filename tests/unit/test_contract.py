@@ -48,7 +48,7 @@ def test_the_api_answers_201_where_it_creates(contract: Contract) -> None:
 def test_the_publish_body_is_one_event_or_a_batch(contract: Contract) -> None:
     body = contract.spec["paths"]["/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     titles = [option.get("title") for option in body["oneOf"]]
-    assert titles == ["EventIn", "EventBatch"]
+    assert titles == ["SingleEventIn", "EventBatch"]
 
 
 def test_every_body_has_an_example_that_fits_its_schema(contract: Contract) -> None:
@@ -110,3 +110,20 @@ def test_the_checker_catches_a_body_off_the_schema(contract: Contract) -> None:
 def test_the_checker_ignores_what_is_not_an_operation(contract: Contract) -> None:
     assert contract.problems(_seen(403, {"message": "Missing Authentication Token"}, path="/nothing")) == []
     assert contract.problems(_seen(200, {}, path="/_test/echo")) == []
+
+
+def test_a_chat_stream_is_checked_event_by_event(contract: Contract) -> None:
+    # Given a stream as the chat route sends it, and one whose delta lacks its text
+    good = (
+        b'event: start\ndata: {"session_id":"s1","model":"echo-1"}\n\n: keep-alive\n\n'
+        b'event: delta\ndata: {"text":"hi"}\n\n'
+        b'event: done\ndata: {"session_id":"s1","model":"echo-1","tokens":{"input":1,"output":1},'
+        b'"stop_reason":"end_turn"}\n\n'
+    )
+    bad = b'event: start\ndata: {"session_id":"s1","model":"echo-1"}\n\nevent: delta\ndata: {"txt":"hi"}\n\n'
+    failed = b'event: error\ndata: {"message":"busy","error":"upstream_busy","request_id":"r"}\n\n'
+    # Then the checker reads each event against the documented events: the first conforms
+    stream = "text/event-stream"
+    assert contract.problems(Observed("POST", "/chat", 200, stream, good)) == []
+    assert contract.problems(Observed("POST", "/chat", 200, stream, failed)) == []
+    assert contract.problems(Observed("POST", "/chat", 200, stream, bad)) != []

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tenantry import aws as clients
-from tenantry import events, settings, tenancy
+from tenantry import caches, events, settings, tenancy
 from tenantry.errors import PayloadTooLarge
 from tenantry.models.events import EventIn
 from tenantry.models.tenants import CreateTenantRequest
@@ -594,3 +594,170 @@ def test_a_page_is_capped_by_bytes_and_the_cursor_resumes_exactly(
         assert len(json.dumps(page["events"], separators=(",", ":"))) <= store.MAX_PAGE_BYTES
     positions = [event["position"] for page in pages for event in page["events"]]
     assert positions == list(range(1, 17))
+
+
+def test_to_bounds_a_read_inclusively(api: EventsApi) -> None:
+    # Given a stream of 6 events, every other one of type "wanted"
+    api.publish({"events": [event("wanted" if index % 2 == 0 else "other") for index in range(6)]})
+    # When it is read up to 3
+    status, page = api.read(to="3")
+    # Then it holds 1, 2 and 3 and nothing follows within the range
+    assert status == 200
+    assert [item["position"] for item in page["events"]] == [1, 2, 3]
+    assert page["next_from"] is None
+    # And a page cut by its limit inside the range resumes inside it, to its last position only
+    _, first = api.read(to="3", limit="2")
+    assert ([item["position"] for item in first["events"]], first["next_from"]) == ([1, 2], 3)
+    _, rest = api.read(to="3", limit="2", **{"from": "3"})
+    assert ([item["position"] for item in rest["events"]], rest["next_from"]) == ([3], None)
+    # And from == to is that one event; to past the end is the rest of the stream
+    assert [item["position"] for item in api.read(to="5", **{"from": "5"})[1]["events"]] == [5]
+    assert [item["position"] for item in api.read(to="99", **{"from": "5"})[1]["events"]] == [5, 6]
+    # And with a type filter, only that type within the range
+    _, wanted = api.read(to="4", type="wanted")
+    assert [item["position"] for item in wanted["events"]] == [1, 3]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [({"to": "0"}, "to"), ({"to": "x"}, "to"), ({"to": "1.5"}, "to"), ({"from": "5", "to": "4"}, "to")],
+)
+def test_a_bad_to_is_422_naming_it(api: EventsApi, query: dict[str, str], field: str) -> None:
+    api.publish(event())
+    status, answer = api.read(**query)
+    assert status == 422
+    assert answer["field"] == field
+
+
+def test_a_filtered_read_bounded_by_to_has_no_cursor_past_it(
+    api: EventsApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a read examines at most 10 items, and 30 events none of which is wanted
+    monkeypatch.setattr(store, "MAX_EXAMINED_PER_READ", 10)
+    api.publish({"events": [event("noise") for _ in range(30)]})
+    # When the wanted type is read up to exactly what one read examines
+    _, bounded = api.read(type="wanted", to="10")
+    # Then the range is done: no cursor beyond `to`
+    assert bounded == {"events": [], "next_from": None}
+    # While a longer range gives a cursor to resume within it
+    assert api.read(type="wanted", to="25")[1] == {"events": [], "next_from": 11}
+
+
+# ---------------------------------------------------------------------------------- expected position
+
+
+def test_an_append_at_the_expected_position_lands_in_one_round_trip(
+    api: EventsApi, round_trips: list[str]
+) -> None:
+    # Given an empty stream and a cold function (nothing known about the stream)
+    assert api.publish({**event(), "expected_position": 0}) == (201, {"position": 1})
+    caches.clear_all("tenantry.events.")
+    round_trips.clear()
+    # When a writer appends after position 1, singly, then a batch after 2
+    single = api.publish({**event(), "expected_position": 1})
+    batch = api.publish({"events": [event(), event()], "expected_position": 2})
+    # Then each landed where expected, each one TransactWriteItems and no read of HEAD first
+    assert single == (201, {"position": 2})
+    assert batch == (201, {"positions": [3, 4]})
+    assert round_trips == ["TransactWriteItems", "TransactWriteItems"]
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+def test_a_stale_expected_position_is_409_with_the_current_one_and_stores_nothing(
+    api: EventsApi, round_trips: list[str], batch: bool
+) -> None:
+    # Given a stream at 3
+    api.publish({"events": [event(), event(), event()]})
+    round_trips.clear()
+    # When a writer that read up to 2 appends conditionally
+    body: dict[str, Any] = {"events": [event("late"), event("late")]} if batch else event("late")
+    status, answer = api.publish({**body, "expected_position": 2})
+    # Then it is refused with the current position, in one round trip (the failed condition
+    # returned HEAD), and the stream is unchanged
+    assert status == 409
+    assert answer["error"] == "wrong_expected_position"
+    assert answer["current_position"] == 3
+    assert answer["field"] == "expected_position"
+    assert answer["message"] and answer["request_id"]
+    assert round_trips == ["TransactWriteItems"]
+    assert api.total() == 3
+    assert api.event("4")[0] == 404
+    # And the position it was told is the one that works
+    assert api.publish({**body, "expected_position": 3})[0] == 201
+
+
+def test_an_expected_position_on_a_stream_never_written_is_0(api: EventsApi) -> None:
+    # When a writer expects events in a stream that has none / Then 409 says it is empty
+    status, answer = api.publish({**event(), "expected_position": 5})
+    assert (status, answer["current_position"]) == (409, 0)
+    assert api.total() == 0
+    # And expecting the empty stream opens it and appends at 1
+    assert api.publish({**event(), "expected_position": 0}) == (201, {"position": 1})
+    # And expecting it empty again is now stale
+    assert api.publish({**event(), "expected_position": 0})[1]["current_position"] == 1
+
+
+def test_a_conflict_cancellation_is_retried_at_the_same_expected_position(
+    api: EventsApi, faults: Any, round_trips: list[str]
+) -> None:
+    # Given a stream at 1, and DynamoDB cancelling the next transaction for a conflict
+    api.publish(event())
+    injector = faults("")
+    injector.fail_once("dynamodb", "TransactWriteItems", "TransactionConflict")
+    # When a writer appends after 1
+    status, answer = api.publish({**event(), "expected_position": 1})
+    # Then it was retried (nothing had been written) and landed at 2
+    assert injector.injected == {"dynamodb:TransactWriteItems:TransactionConflict": 1}
+    assert (status, answer) == (201, {"position": 2})
+    assert api.total() == 2
+
+
+def test_a_resent_conditional_publish_answers_its_first_result_not_409(api: EventsApi) -> None:
+    # Given a keyed conditional publish that landed at 1
+    body = {**event(), "expected_position": 0}
+    assert api.publish(body, key="order-1") == (201, {"position": 1})
+    # When the client, unsure it landed, sends it again (the stream is no longer at 0)
+    again = api.publish(body, key="order-1")
+    # Then it gets the first answer, not wrong_expected_position, and nothing more is stored
+    assert again == (201, {"position": 1})
+    assert api.total() == 1
+    # And the same key with another expected position is another body: refused
+    status, answer = api.publish({**event(), "expected_position": 1}, key="order-1")
+    assert (status, answer["error"]) == (422, "idempotency_key_reused")
+    # And a new key with the stale position is a 409 like any other
+    stale = api.publish(body, key="order-2")
+    assert (stale[0], stale[1]["error"]) == (409, "wrong_expected_position")
+
+
+def test_a_conditional_batch_resent_after_its_answer_was_lost_is_answered_once(
+    api: EventsApi, faults: Any
+) -> None:
+    # Given a table that commits the next transaction but loses its answer
+    injector = faults("")
+    injector.fail_once("dynamodb", "TransactWriteItems", "InternalServerError", applied=True)
+    # When a keyed conditional batch is published
+    body = {"events": [event(), event()], "expected_position": 0}
+    first = api.publish(body, key="batch-1")
+    # Then botocore's resend was taken as the same transaction, and a client's resend too
+    assert first == (201, {"positions": [1, 2]})
+    assert api.publish(body, key="batch-1") == (201, {"positions": [1, 2]})
+    assert api.total() == 2
+
+
+@pytest.mark.parametrize("value", [-1, "1", True, 1.5, 2**53])
+def test_a_bad_expected_position_is_422_naming_it(api: EventsApi, value: Any) -> None:
+    for body in ({**event(), "expected_position": value}, {"events": [event()], "expected_position": value}):
+        status, answer = api.publish(body)
+        assert status == 422
+        assert answer["field"] == "expected_position"
+    assert api.total() == 0
+
+
+def test_an_integral_expected_position_is_an_integer(api: EventsApi) -> None:
+    assert api.publish({**event(), "expected_position": 0.0}) == (201, {"position": 1})
+
+
+def test_an_expected_position_inside_a_batchs_event_is_refused(api: EventsApi) -> None:
+    status, answer = api.publish({"events": [{**event(), "expected_position": 0}]})
+    assert status == 422
+    assert answer["field"] == "events.0.expected_position"

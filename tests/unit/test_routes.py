@@ -99,3 +99,17 @@ def test_a_route_the_table_does_not_know_is_404(lambda_context: Any) -> None:
     )
     response = handler(event, lambda_context)
     assert response["statusCode"] == 404
+
+
+def test_the_streamed_routes_are_the_templates_stream_integrations_and_their_functions_can_stream() -> None:
+    # The one table of streamed routes (tenantry.routes.STREAMED, where the glue answers through the
+    # response stream) is exactly the template's responseTransferMode: STREAM methods
+    streamed = {f"{route.method} {route.path}" for route in template.api_routes() if route.streamed}
+    assert streamed == set(routes.STREAMED)
+    # And every function behind one runs the layer's streaming runtime (the managed runtime would
+    # answer without the prelude API Gateway waits for)
+    functions = template.resources_of_type("AWS::Serverless::Function")
+    for route in template.api_routes():
+        if route.streamed:
+            variables = functions[route.function]["Properties"]["Environment"]["Variables"]
+            assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bin/tenantry-streaming-runtime"

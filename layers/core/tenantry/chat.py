@@ -5,6 +5,12 @@ token count, the session's metadata), one Query for the memory window (existing 
 and one TransactWriteItems after the model answered (the turn, the session's metadata and the
 month's tokens together). Nothing is written before the model answers, so a failed call leaves
 the session as it was.
+
+A streamed turn (:func:`stream_turn`) does the same checks before its stream starts (their
+errors are ordinary JSON answers), then sends the reply as the model writes it. The turn is stored
+once the model finished, whether the client is still reading or not; when no turn can be stored
+(the model failed or broke off, the deadline passed) the tokens the model reported are counted on
+their own. Either way a request's tokens count once: its bill marker goes in with them.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tenantry import deadline, llm, retry
-from tenantry.errors import BadRequest, Forbidden, NotFound, TooManyRequests, UpstreamUnavailable
+from tenantry import deadline, llm, retry, streaming
+from tenantry.errors import ApiError, BadRequest, Forbidden, NotFound, TooManyRequests, UpstreamUnavailable
 from tenantry.models.chat import (
     ChatAnswer,
     ChatMessage,
     ChatRequest,
+    ChatStreamDone,
+    ChatStreamStart,
     SessionDeleted,
     SessionDetail,
     SessionInfo,
@@ -47,6 +55,12 @@ WRITE_RESERVE_SECONDS = 3.0
 WRITE_FLOOR_SECONDS = 0.5
 # Below this, calling the model cannot succeed: answer 504 without paying for a call.
 MIN_MODEL_SECONDS = 1.0
+# A streamed turn's model stops this long before the function's Timeout: the turn's write (or the
+# tokens-only one) and the last event still fit.
+STREAM_WRITE_RESERVE_SECONDS = 5.0
+# While the model is silent, a comment goes out this often: API Gateway closes a stream idle for
+# 30 s (edge-optimized endpoints; 5 minutes regional), and proxies sooner.
+KEEP_ALIVE_SECONDS = 15.0
 
 
 class TokenBudgetExceeded(TooManyRequests):
@@ -105,16 +119,22 @@ class _Conversation:
     history: list[store.ChatTurn]
 
 
-def turn(
-    tenant_id: str,
-    tier_name: str,
-    user_id: str,
-    request: ChatRequest,
-    *,
-    conversations: store.Conversations = store.DYNAMODB,
-) -> ChatAnswer:
-    """One chat turn for ``user_id`` of ``tenant_id``: check the tier and the month's token budget,
-    find the session, ask the model within the invocation's time, store the paid answer."""
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A turn checked and ready for the model: everything found before asking it."""
+
+    tier: Tier
+    config: store.ChatConfig
+    conversation: _Conversation
+    messages: list[llm.Message]
+    moment: datetime
+
+
+def _prepare(
+    conversations: store.Conversations, tenant_id: str, tier_name: str, user_id: str, request: ChatRequest
+) -> _Prepared:
+    """The tier's feature, the tenant, the month's token budget and the session (404 when it is
+    not the caller's), then the messages the model gets: every check a turn makes before asking."""
     tier = get_tier(tier_name)
     if not tier.has(CHAT):
         raise Forbidden(f"Tier {tier_name!r} does not include chat", code="feature_not_in_tier")
@@ -136,7 +156,41 @@ def turn(
         moment=moment,
     )
     messages = [*_window(conversation.history, max_messages), llm.Message("user", request.message)]
-    completion = _ask_model(config.system_prompt, config.model or tier.default_model, messages)
+    return _Prepared(tier, config, conversation, messages, moment)
+
+
+def turn(
+    tenant_id: str,
+    tier_name: str,
+    user_id: str,
+    request: ChatRequest,
+    *,
+    request_id: str | None = None,
+    conversations: store.Conversations = store.DYNAMODB,
+) -> ChatAnswer:
+    """One chat turn for ``user_id`` of ``tenant_id``: check the tier and the month's token budget,
+    find the session, ask the model within the invocation's time, store the paid answer.
+
+    A JSON answer must leave before API Gateway's integration timeout even on a route whose
+    integration streams (and would wait longer): its budget is capped to it."""
+    with deadline.capped(deadline.integration_timeout()):
+        prepared = _prepare(conversations, tenant_id, tier_name, user_id, request)
+        return _answer_json(conversations, prepared, tenant_id, user_id, request, request_id=request_id)
+
+
+def _answer_json(
+    conversations: store.Conversations,
+    prepared: _Prepared,
+    tenant_id: str,
+    user_id: str,
+    request: ChatRequest,
+    *,
+    request_id: str | None,
+) -> ChatAnswer:
+    config, conversation = prepared.config, prepared.conversation
+    completion = _ask_model(
+        config.system_prompt, config.model or prepared.tier.default_model, prepared.messages
+    )
     turn_number = _store_turn(
         conversations,
         tenant_id=tenant_id,
@@ -144,8 +198,9 @@ def turn(
         conversation=conversation,
         message=request.message,
         completion=completion,
-        month=period,
-        day=usage_store.day_period(moment),
+        month=usage_store.month_period(prepared.moment),
+        day=usage_store.day_period(prepared.moment),
+        request_id=request_id,
     )
     logger.info(
         "chat turn",
@@ -162,6 +217,146 @@ def turn(
         model=completion.model,
         tokens=TokenCount(input=completion.input_tokens, output=completion.output_tokens),
     )
+
+
+def stream_turn(
+    tenant_id: str,
+    tier_name: str,
+    user_id: str,
+    request: ChatRequest,
+    *,
+    request_id: str,
+    conversations: store.Conversations = store.DYNAMODB,
+) -> streaming.Producer:
+    """A streamed turn: every check, and the model's acceptance of the request, happen here (their
+    errors are JSON answers); what this returns writes the events once the status is sent."""
+    prepared = _prepare(conversations, tenant_id, tier_name, user_id, request)
+    model_budget = deadline.remaining() - STREAM_WRITE_RESERVE_SECONDS
+    if model_budget < MIN_MODEL_SECONDS:
+        raise llm.ModelTimeout(
+            "No time left to ask the model; nothing was stored", headers={"Retry-After": "1"}
+        )
+    config = prepared.config
+    model_stream = llm.provider().open_stream(
+        system=config.system_prompt,
+        messages=prepared.messages,
+        model=config.model or prepared.tier.default_model,
+        max_tokens=prepared.tier.stream_max_tokens,
+        budget_seconds=model_budget,
+    )
+    turn = _StreamedTurn(
+        _conversations=conversations,
+        _tenant_id=tenant_id,
+        _user_id=user_id,
+        _request=request,
+        _request_id=request_id,
+        _prepared=prepared,
+        _model=model_stream,
+    )
+    return turn.produce
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamedTurn:
+    """One streamed turn after its checks: the events, then the turn stored or the tokens counted."""
+
+    _conversations: store.Conversations
+    _tenant_id: str
+    _user_id: str
+    _request: ChatRequest
+    _request_id: str
+    _prepared: _Prepared
+    _model: llm.ModelStream
+
+    def produce(self, stream: streaming.ResponseStream) -> None:
+        events = streaming.EventStream(stream, self._request_id)
+        conversation = self._prepared.conversation
+        billed = False
+        try:
+            events.send(
+                "start",
+                ChatStreamStart(session_id=conversation.session_id, model=self._model.model).model_dump(),
+            )
+            within = deadline.remaining() - STREAM_WRITE_RESERVE_SECONDS
+            for piece in self._model.pieces(within_seconds=within, idle_seconds=KEEP_ALIVE_SECONDS):
+                if piece is None:
+                    events.keep_alive()
+                else:
+                    events.send("delta", {"text": piece})
+            result = self._model.result
+            if events.client_gone:
+                logger.info("the client left mid-stream; storing the finished turn")
+            billed = self._store(result)
+            done = ChatStreamDone(
+                session_id=conversation.session_id,
+                model=result.model,
+                tokens=TokenCount(input=result.input_tokens, output=result.output_tokens),
+                stop_reason=result.stop_reason,
+            )
+            events.send("done", done.model_dump())
+        except ApiError as exc:
+            events.fail(exc)
+        except Exception:
+            logger.exception("a streamed chat turn failed")
+            events.fail(ApiError("The turn failed; nothing was stored", code="server_error"))
+            raise
+        finally:
+            self._model.close()
+            if not billed:
+                self._bill_reported()
+
+    def _store(self, result: llm.StreamResult) -> bool:
+        """Store the finished turn with its tokens; True once they are counted (by the turn)."""
+        completion = llm.Completion(result.text, result.model, result.input_tokens, result.output_tokens)
+        turn_number = _store_turn(
+            self._conversations,
+            tenant_id=self._tenant_id,
+            user_id=self._user_id,
+            conversation=self._prepared.conversation,
+            message=self._request.message,
+            completion=completion,
+            month=usage_store.month_period(self._prepared.moment),
+            day=usage_store.day_period(self._prepared.moment),
+            request_id=self._request_id,
+        )
+        logger.info(
+            "chat turn streamed",
+            extra={
+                "model": result.model,
+                "tokens_in": result.input_tokens,
+                "tokens_out": result.output_tokens,
+                "turn": turn_number,
+                "stop_reason": result.stop_reason,
+            },
+        )
+        return True
+
+    def _bill_reported(self) -> None:
+        """No turn holds this request's tokens: count what the model reported, once."""
+        usage = self._model.usage
+        if not usage.input_tokens and not usage.output_tokens:
+            return
+        tokens = usage_store.TurnTokens(
+            tenant_id=self._tenant_id,
+            request_id=self._request_id,
+            month=usage_store.month_period(self._prepared.moment),
+            day=usage_store.day_period(self._prepared.moment),
+            model=self._model.model,
+            tokens_in=usage.input_tokens,
+            tokens_out=usage.output_tokens,
+        )
+        try:
+            counted = usage_store.DYNAMODB.add_turn_tokens(tokens)
+        except ClientError:
+            logger.exception(
+                "the tokens of a turn that was not stored could not be counted",
+                extra={"tokens_in": usage.input_tokens, "tokens_out": usage.output_tokens},
+            )
+            return
+        logger.info(
+            "tokens of a turn that was not stored",
+            extra={"tokens_in": usage.input_tokens, "tokens_out": usage.output_tokens, "counted": counted},
+        )
 
 
 def _check_token_budget(tier: Tier, usage_month: usage_store.PeriodCounters, moment: datetime) -> None:
@@ -220,6 +415,7 @@ def _store_turn(
     completion: llm.Completion,
     month: str,
     day: str,
+    request_id: str | None = None,
 ) -> int:
     """Write the answered turn; the turn's number. The answer is paid for, so a lost race never
     discards it: a conflicting or throttled write is sent again, and a turn another request stored
@@ -250,7 +446,11 @@ def _store_turn(
             created_at=updated_at,
         )
         try:
-            conversations.write_turn(session, answered, month=month, day=day)
+            conversations.write_turn(session, answered, month=month, day=day, request_id=request_id)
+        except usage_store.AlreadyBilledError:
+            # An earlier send of this very turn committed and its answer was lost.
+            logger.warning("chat turn was already stored by an earlier attempt", extra={"attempts": attempt})
+            return turn_number
         except store.ContendedError:
             if not retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
                 break

@@ -59,6 +59,17 @@ def start(context: Any | None, *, cap_seconds: float | None = None) -> None:
     _deadline.set(time.monotonic() + seconds)
 
 
+@contextlib.contextmanager
+def capped(seconds: float) -> Iterator[None]:
+    """Within this block, at most ``seconds`` more of the invocation's budget (work that must
+    answer sooner than the invocation may run, e.g. a JSON answer on a streamed route)."""
+    token = _deadline.set(time.monotonic() + min(remaining(), seconds))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
 def remaining() -> float:
     """Seconds left in this invocation (never negative)."""
     deadline = _deadline.get()

@@ -31,6 +31,7 @@ from tenantry.models.events import (
     EventBatch,
     EventIn,
     EventPage,
+    SingleEventIn,
     StreamMetrics,
     iso_utc,
 )
@@ -72,6 +73,22 @@ class WriteContention(ApiError):
     code = "write_contention"
 
 
+class WrongExpectedPosition(Conflict):
+    """An append conditioned on the stream's last position found another one: nothing was written."""
+
+    code = "wrong_expected_position"
+
+    def __init__(self, expected_position: int, current_position: int) -> None:
+        super().__init__(
+            f"The stream's last position is {current_position}, not {expected_position}; nothing was written",
+            field="expected_position",
+        )
+        self.current_position = current_position
+
+    def body(self) -> dict[str, object]:
+        return {**super().body(), "current_position": self.current_position}
+
+
 class TenantOffboarded(ApiError):
     """The caller's tenant was offboarded after its request was authorized."""
 
@@ -107,6 +124,7 @@ def append(
     batch: bool,
     incarnation: str = "",
     receipt: Receipt | None = None,
+    expected_position: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     store: EventStore = events_store.DYNAMODB,
 ) -> list[int]:
@@ -115,14 +133,19 @@ def append(
     ``incarnation`` is the caller's tenant incarnation (from its key): the append lands only in
     that incarnation's stream, so nothing authorized before an offboarding lands after it.
     ``receipt`` (its answer filled in here) is written in the same transaction; ReceiptExistsError
-    if its key already has a live one."""
+    if its key already has a live one. With ``expected_position`` the append lands only right
+    after that position (the transaction's HEAD condition, so no extra round trip), else
+    WrongExpectedPosition: a lost race is never retried at another position."""
     if not 1 <= len(events) <= MAX_BATCH:
         raise Unprocessable(f"A publish holds 1 to {MAX_BATCH} events", field="events")
     recorded_at = iso_utc(_now())
     stored = [_stored(event, index if batch else None, recorded_at) for index, event in enumerate(events)]
-    expected = _known_heads.get(tenant_id)
+    conditional = expected_position is not None
+    expected = expected_position if conditional else _known_heads.get(tenant_id)
     # A doubted view is checked by a read before the first write, and again if that read failed.
-    check_view = expected is not None and tenant_id in _doubted_heads
+    check_view = not conditional and expected is not None and tenant_id in _doubted_heads
+    # No HEAD yet: the stream is opened (once per tenant) before the append.
+    must_open = False
     give_up_at = time.monotonic() + min(RETRY_BUDGET_SECONDS, deadline.remaining() - retry.RESERVE_SECONDS)
     attempt = 0
     # The transaction's ClientRequestToken, and the HEAD it was made for: sent again only with the
@@ -141,10 +164,11 @@ def append(
                 expected = current
             if expected is None:
                 expected = store.read_head(tenant_id)
-            if expected is None:
+            if must_open or expected is None:
                 # No HEAD: a new stream (once per tenant), or one offboarding closed.
                 store.open_stream(tenant_id, incarnation, recorded_at)
-                expected = 0
+                must_open = False
+                expected = expected or 0
             if token is None or token_head != expected:
                 token, token_head = uuid.uuid4().hex, expected
             answered = None
@@ -156,7 +180,13 @@ def append(
             )
         except events_store.HeadMissingError:
             _known_heads.pop(tenant_id, None)
-            expected, token = None, None
+            token = None
+            if expected_position is None:
+                expected = None
+            elif expected_position == 0:
+                must_open = True  # the empty stream it expects: open it, append at 1
+            else:
+                raise WrongExpectedPosition(expected_position, 0) from None
             continue
         except events_store.StreamClosedError as exc:
             _known_heads.pop(tenant_id, None)
@@ -165,6 +195,12 @@ def append(
             ) from exc
         except events_store.HeadMovedError as moved:
             _known_heads.pop(tenant_id, None)
+            if expected_position is not None:
+                current = moved.current_last
+                if current is None:
+                    current = retry.call(lambda: store.read_head(tenant_id)) or 0
+                _known_heads[tenant_id] = current
+                raise WrongExpectedPosition(expected_position, current) from None
             _doubted_heads.add(tenant_id)
             token = None
             if attempt == 1:
@@ -209,14 +245,26 @@ def append(
     raise WriteContention("Too many concurrent writers; retry shortly", headers={"Retry-After": "1"})
 
 
-def parse_publish(body: Any) -> tuple[list[EventIn], bool]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Publish:
+    """A publish's body, read: its events, whether it was a batch, and its condition if any."""
+
+    events: list[EventIn]
+    batch: bool
+    expected_position: int | None = None
+
+
+def parse_publish(body: Any) -> Publish:
     """A single event or ``{"events": [...]}``; pydantic errors carry the field's path."""
     if not isinstance(body, dict):
         raise Unprocessable("The body must be a JSON object", field="body")
     try:
         if "events" in body:
-            return EventBatch.model_validate(body).events, True
-        return [EventIn.model_validate(body)], False
+            batch = EventBatch.model_validate(body)
+            return Publish(batch.events, True, batch.expected_position)
+        single = SingleEventIn.model_validate(body)
+        event = EventIn.model_validate(single.model_dump(exclude={"expected_position"}))
+        return Publish([event], False, single.expected_position)
     except ValidationError as exc:
         errors = [
             {
@@ -248,9 +296,19 @@ def publish(
 
     The publish's receipt is written by its own transaction, so a resend finds it exactly when the
     events landed, whatever DynamoDB answered on the way, and gets the first answer back."""
-    events, batch = parse_publish(body)
+    parsed = parse_publish(body)
+    events, batch = parsed.events, parsed.batch
+    expected_position = parsed.expected_position
     if idempotency_key is None:
-        return _answer(append(tenant_id, events, batch=batch, incarnation=incarnation, store=store), batch)
+        positions = append(
+            tenant_id,
+            events,
+            batch=batch,
+            incarnation=incarnation,
+            expected_position=expected_position,
+            store=store,
+        )
+        return _answer(positions, batch)
     if len(events) > MAX_KEYED_BATCH:
         raise Unprocessable(
             f"A publish with an Idempotency-Key holds 1 to {MAX_KEYED_BATCH} events (its receipt takes"
@@ -269,7 +327,13 @@ def publish(
     for _ in range(_RECEIPT_ROUNDS):
         try:
             positions = append(
-                tenant_id, events, batch=batch, incarnation=incarnation, receipt=receipt, store=store
+                tenant_id,
+                events,
+                batch=batch,
+                incarnation=incarnation,
+                receipt=receipt,
+                expected_position=expected_position,
+                store=store,
             )
         except events_store.ReceiptExistsError:
             found = retry.call(lambda: store.read_receipt(tenant_id, receipt.record_id))
@@ -295,7 +359,8 @@ def publish(
     raise WriteContention("Too many concurrent writers; retry shortly", headers={"Retry-After": "1"})
 
 
-def _event(found: StreamEvent) -> Event:
+def event_of(found: StreamEvent) -> Event:
+    """A stored event as the API answers it (GET /events/{position}, pages, subscriptions)."""
     return Event(
         position=found.position,
         type=found.type,
@@ -310,18 +375,23 @@ def read_events(
     start: int,
     limit: int,
     event_type: str | None,
+    to: int | None = None,
     *,
     store: EventStore = events_store.DYNAMODB,
 ) -> EventPage:
-    page = store.read_events(tenant_id, start, limit, event_type)
-    return EventPage(events=[_event(found) for found in page.events], next_from=page.next_from)
+    """GET /events: a page from ``start`` on, up to ``to`` (inclusive) if given."""
+    if to is not None and to < start:
+        # An empty range is almost always a client's bug (swapped bounds): say so.
+        raise Unprocessable(f"to ({to}) is before from ({start})", field="to")
+    page = store.read_events(tenant_id, start, limit, event_type, to)
+    return EventPage(events=[event_of(found) for found in page.events], next_from=page.next_from)
 
 
 def get_event(tenant_id: str, position: int, *, store: EventStore = events_store.DYNAMODB) -> Event:
     found = store.get_event(tenant_id, position)
     if found is None:
         raise NotFound(f"No event at position {position}", field="position")
-    return _event(found)
+    return event_of(found)
 
 
 def stream_metrics(tenant_id: str, *, store: EventStore = events_store.DYNAMODB) -> StreamMetrics:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -18,8 +19,9 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
+from pydantic import BaseModel
 
-from tenantry import aws, caches, credentials, deadline, jsonguard, retry, routes, settings
+from tenantry import aws, caches, credentials, deadline, jsonguard, retry, routes, settings, streaming
 from tenantry.errors import (
     ApiError,
     BadRequest,
@@ -41,6 +43,7 @@ CORS_REQUEST_HEADERS = ["Content-Type", "X-API-Key", "Idempotency-Key", "X-User-
 CORS_EXPOSED_HEADERS = ["Retry-After", "x-amzn-RequestId"]
 CORS_MAX_AGE_SECONDS = 600
 ANSWERS_EXTENSION = "x-tenantry-answers"
+STREAM_EXTENSION = "x-tenantry-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +98,31 @@ def healthy_or_not(model: Any) -> dict[int, OpenAPIResponse]:
         200: {"description": "Healthy", "content": content},
         503: {"description": "A dependency is unreachable", "content": content},
     }
+
+
+def answers(model: Any, description: str) -> dict[int, OpenAPIResponse]:
+    """``responses=`` of a route whose 200 is ``model`` as JSON and whose annotation cannot say so
+    (it may also answer a stream, see :func:`streams`)."""
+    return {200: {"description": description, "content": {JSON: {"model": model}}}}
+
+
+def streams(
+    description: str,
+    *,
+    only: bool = False,
+    identified: tuple[str, ...] = (),
+    **events: type[BaseModel] | None,
+) -> dict[str, Any]:
+    """A route's ``openapi_extensions=``: its 200 may also be a ``text/event-stream`` of these
+    events (name → the model of its JSON ``data``; None: the error body), or with ``only`` is
+    nothing else; the events named in ``identified`` carry an ``id:`` line. tooling/openapi.py
+    turns it into the stream's documented media type, every event's schema with it."""
+    schemas = {
+        name: None if model is None else model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, model in events.items()
+    }
+    declared = {"description": description, "events": schemas, "only": only, "identified": list(identified)}
+    return {STREAM_EXTENSION: declared}
 
 
 def may_answer(*statuses: int) -> dict[str, Any]:
@@ -299,11 +327,24 @@ def _epoch(value: Any) -> int | None:
         return None
 
 
-def run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Resolve one API Gateway event: enforce the body limit, tag logs and traces with the caller."""
-    # No answer is useful after API Gateway's integration timeout, even if Lambda's Timeout is longer.
-    with deadline.budget(context, cap_seconds=deadline.integration_timeout()):
-        return _with_cors(event, _run(app, event, context))
+def run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
+    """Resolve one API Gateway event: enforce the body limit, tag logs and traces with the caller.
+
+    On a streamed route (tenantry.routes.STREAMED) every answer goes out through the invocation's
+    response stream (tenantry.streaming) and this returns None; such a route's budget is the
+    function's whole Timeout, where any other answer is useless after the integration timeout."""
+    streamed = routes.is_streamed(str(event.get("httpMethod", "")), str(event.get("resource", "")))
+
+    def finish(resolve: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+        if streamed:
+            return streaming.answer(context, lambda: _with_cors(event, resolve()))
+        return _with_cors(event, resolve())
+
+    with deadline.budget(context, cap_seconds=None if streamed else deadline.integration_timeout()):
+        return _run(app, event, context, finish)
+
+
+Finish = Callable[[Callable[[], dict[str, Any]]], dict[str, Any] | None]
 
 
 def _with_cors(event: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
@@ -317,12 +358,17 @@ def _with_cors(event: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
-def _run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _run(
+    app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext, finish: Finish
+) -> dict[str, Any] | None:
     caller = caller_from_event(event)
     if caller is not None and caller.expired(time.time()):
         # API Gateway cached the authorizer's answer before the key's grace (or own expiry) ended:
         # refuse it here, as the authorizer would now, instead of for the rest of the cache's TTL.
-        return _plain_response(401, {"message": "Unauthorized", "error": "unauthorized"}, _request_id(event))
+        refused = _plain_response(
+            401, {"message": "Unauthorized", "error": "unauthorized"}, _request_id(event)
+        )
+        return finish(lambda: refused)
     if caller is not None:
         logger.append_keys(tenant_id=caller.tenant_id, tier=caller.tier, role=caller.role)
         tracer.put_annotation("tenant_id", caller.tenant_id)
@@ -335,22 +381,28 @@ def _run(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaCont
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     wrong_role = role_refusal(event, caller)
     if wrong_role is not None:
-        return _plain_response(wrong_role.status, wrong_role.body(), _request_id(event), wrong_role.headers)
+        refused = _plain_response(
+            wrong_role.status, wrong_role.body(), _request_id(event), wrong_role.headers
+        )
+        return finish(lambda: refused)
     if event.get("body"):
-        refused = _refuse_body(event)
-        if refused is not None:
-            return refused
+        body_refused = _refuse_body(event)
+        if body_refused is not None:
+            return finish(lambda: body_refused)
     mismatch = _isolation_mismatch(caller, context)
     if mismatch is not None:
-        return _plain_response(500, mismatch.body(), _request_id(event))
+        mismatched = _plain_response(500, mismatch.body(), _request_id(event))
+        return finish(lambda: mismatched)
     # The one place a request's data access is chosen: a tenant's request reads and writes with
     # credentials IAM limits to its partition key; every store takes its client from aws.data_*.
+    # A streamed answer is produced inside this scope too (finish runs its producer).
     try:
         scoped = credentials.scoped_access(caller.tenant_id) if caller and caller.role == "tenant" else None
     except ApiError as exc:
-        return _plain_response(exc.status, exc.body(), _request_id(event), exc.headers)
+        unscoped = _plain_response(exc.status, exc.body(), _request_id(event), exc.headers)
+        return finish(lambda: unscoped)
     with aws.tenant_scope(scoped):
-        return app.resolve(event, context)
+        return finish(lambda: app.resolve(event, context))
 
 
 # The tenant Lambda reported at this sandbox's first tenant-isolated invocation.
@@ -399,6 +451,11 @@ def _plain_response(
         "body": json.dumps({**body, "request_id": request_id}),
         "isBase64Encoded": False,
     }
+
+
+def request_id(app: APIGatewayRestResolver) -> str:
+    """API Gateway's id of the request being handled (every error body carries it)."""
+    return _request_id(app.current_event.raw_event)
 
 
 def caller(app: APIGatewayRestResolver) -> Caller:

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import math
 import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, Protocol
@@ -56,6 +60,49 @@ class ModelTimeout(GatewayTimeout):
     code = "model_timeout"
 
 
+class StreamInterrupted(UpstreamFailed):
+    code = "upstream_interrupted"
+
+
+@dataclass(slots=True)
+class ReportedUsage:
+    """The tokens a model reported so far in a stream: the prompt's when it starts, the output's
+    as it goes (and at its end). What a cut stream costs is what was reported."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    """A finished stream: the whole text, the model that wrote it, its tokens, why it stopped."""
+
+    text: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    stop_reason: str
+
+
+class ModelStream(Protocol):
+    """An answer being written. ``model`` is the model answering; ``usage`` what it reported so
+    far (read it after a failure too); ``result`` the finished answer once :meth:`pieces` ended."""
+
+    model: str
+    usage: ReportedUsage
+
+    def pieces(self, *, within_seconds: float, idle_seconds: float) -> Iterator[str | None]:
+        """The answer's text as the model writes it; None whenever ``idle_seconds`` pass with
+        nothing (the caller may keep its client's connection alive). Raises an ApiError when the
+        model fails, breaks off, or has not finished ``within_seconds``."""
+        ...
+
+    @property
+    def result(self) -> StreamResult: ...
+
+    def close(self) -> None: ...
+
+
 class Provider(Protocol):
     name: str
 
@@ -63,6 +110,19 @@ class Provider(Protocol):
         self, *, system: str | None, messages: list[Message], model: str, budget_seconds: float
     ) -> Completion:
         """Answer within ``budget_seconds`` (every attempt and retry included) or raise."""
+        ...
+
+    def open_stream(
+        self,
+        *,
+        system: str | None,
+        messages: list[Message],
+        model: str,
+        max_tokens: int,
+        budget_seconds: float,
+    ) -> ModelStream:
+        """Start an answer that streams: the model accepted the request (errors before that are
+        raised here, as :meth:`complete` raises them, within ``budget_seconds``)."""
         ...
 
 
@@ -84,6 +144,46 @@ class EchoProvider:
         if system:
             prompt_tokens += echo_tokens(system)
         return Completion(reply, ECHO_MODEL, prompt_tokens, echo_tokens(reply))
+
+    def open_stream(
+        self,
+        *,
+        system: str | None,
+        messages: list[Message],
+        model: str,
+        max_tokens: int,
+        budget_seconds: float,
+    ) -> ModelStream:
+        return EchoStream(self.complete(system=system, messages=messages, model=model, budget_seconds=0))
+
+
+class EchoStream:
+    """The echo answer a word at a time (each word with the space before it)."""
+
+    def __init__(self, completion: Completion) -> None:
+        self._completion = completion
+        self.model = completion.model
+        self.usage = ReportedUsage(input_tokens=completion.input_tokens)
+        self._result: StreamResult | None = None
+
+    def pieces(self, *, within_seconds: float, idle_seconds: float) -> Iterator[str | None]:
+        text = self._completion.text
+        words = text.split(" ")
+        for index, word in enumerate(words):
+            yield word if index == 0 else " " + word
+        self.usage.output_tokens = self._completion.output_tokens
+        self._result = StreamResult(
+            text, self.model, self._completion.input_tokens, self._completion.output_tokens, "end_turn"
+        )
+
+    @property
+    def result(self) -> StreamResult:
+        if self._result is None:
+            raise RuntimeError("the stream has not finished")
+        return self._result
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 class AnthropicProvider:
@@ -140,6 +240,156 @@ class AnthropicProvider:
             raise UpstreamFailed("The model could not be reached", code="upstream_unreachable") from exc
         text = "".join(block.text for block in response.content if getattr(block, "type", "") == "text")
         return Completion(text, response.model, response.usage.input_tokens, response.usage.output_tokens)
+
+    def open_stream(
+        self,
+        *,
+        system: str | None,
+        messages: list[Message],
+        model: str,
+        max_tokens: int,
+        budget_seconds: float,
+    ) -> ModelStream:
+        """The SDK's own streaming (``messages.stream``), opened here: the request is sent and the
+        model accepted it, with the SDK's retries on the way, all within ``budget_seconds``."""
+        arguments: dict[str, Any] = {
+            "model": model,
+            "max_tokens": max_tokens,
+            "messages": [{"role": message.role, "content": message.content} for message in messages],
+        }
+        if system:
+            arguments["system"] = system
+        per_attempt, retries = self.attempts_within(budget_seconds)
+        client = self._client.with_options(timeout=per_attempt, max_retries=retries)
+        manager = client.messages.stream(**arguments)
+        try:
+            stream = manager.__enter__()
+        except self._anthropic.APIStatusError as exc:
+            raise _status_error(exc.status_code, exc.response.headers.get("retry-after")) from exc
+        except self._anthropic.APITimeoutError as exc:
+            logger.warning(
+                "LLM stream did not open in time", extra={"model": model, "timeout_s": per_attempt}
+            )
+            raise ModelTimeout(
+                "The model did not answer in time; nothing was stored", headers={"Retry-After": "1"}
+            ) from exc
+        except self._anthropic.APIConnectionError as exc:
+            logger.warning("LLM stream could not connect", extra={"model": model})
+            raise UpstreamFailed("The model could not be reached", code="upstream_unreachable") from exc
+        return AnthropicStream(stream, model, self._anthropic)
+
+
+_END = object()
+
+
+class AnthropicStream:
+    """An opened ``messages.stream``, read on a thread of its own into a queue, so the caller
+    waits with its own clock: it keeps its client's connection alive while the model is silent and
+    stops at its deadline even when the model trickles or hangs (a blocked read cannot be cut
+    short from another thread). An abandoned reader stops at its next event or read timeout."""
+
+    def __init__(self, stream: Any, model: str, sdk: Any) -> None:
+        self._stream = stream
+        self._sdk = sdk
+        self.model = model
+        self.usage = ReportedUsage()
+        self._events: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._abandoned = threading.Event()
+        self._text: list[str] = []
+        self._stop_reason: str | None = None
+        self._result: StreamResult | None = None
+        self._reader = threading.Thread(target=self._read, name="llm-stream", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            for event in self._stream:
+                if self._abandoned.is_set():
+                    break
+                self._events.put(("event", event))
+        except Exception as exc:  # noqa: BLE001 - handed to the waiting caller, who maps it
+            self._events.put(("error", exc))
+        finally:
+            self._events.put(("end", _END))
+            # Releases the connection of a stream left unread (abandoned); idempotent otherwise.
+            self._stream.close()
+
+    def pieces(self, *, within_seconds: float, idle_seconds: float) -> Iterator[str | None]:
+        deadline = time.monotonic() + within_seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._abandoned.set()
+                logger.warning("LLM stream did not finish in time", extra={"model": self.model})
+                raise ModelTimeout("The model did not finish in time; nothing was stored")
+            try:
+                kind, item = self._events.get(timeout=min(idle_seconds, left))
+            except queue.Empty:
+                yield None
+                continue
+            if kind == "error":
+                raise self._failure(item)
+            if kind == "end":
+                break
+            piece = self._take(item)
+            if piece:
+                self._text.append(piece)
+                yield piece
+        if self._stop_reason is None:
+            # The connection closed cleanly before the model said it had finished.
+            raise StreamInterrupted("The model's answer broke off; nothing was stored")
+        self._result = StreamResult(
+            "".join(self._text),
+            self.model,
+            self.usage.input_tokens,
+            self.usage.output_tokens,
+            self._stop_reason,
+        )
+
+    def _take(self, event: Any) -> str | None:
+        """Record what ``event`` reports; its text, if it carries some."""
+        kind = getattr(event, "type", "")
+        if kind == "message_start":
+            message = event.message
+            self.model = str(message.model or self.model)
+            self.usage.input_tokens = int(message.usage.input_tokens or 0)
+            self.usage.output_tokens = int(message.usage.output_tokens or 0)
+        elif kind == "content_block_delta" and getattr(event.delta, "type", "") == "text_delta":
+            return str(event.delta.text)
+        elif kind == "message_delta":
+            self._stop_reason = str(event.delta.stop_reason or "end_turn")
+            usage = event.usage
+            self.usage.output_tokens = int(usage.output_tokens or self.usage.output_tokens)
+            if getattr(usage, "input_tokens", None):
+                self.usage.input_tokens = int(usage.input_tokens)
+        return None
+
+    def _failure(self, exc: BaseException) -> ApiError:
+        if isinstance(exc, self._sdk.APIStatusError):
+            # An `event: error` in the stream (its HTTP status was 200): the error's own type says what.
+            body = exc.body if isinstance(exc.body, dict) else {}
+            error = body.get("error") if isinstance(body.get("error"), dict) else body
+            kind = str((error or {}).get("type", ""))
+            logger.warning("LLM stream failed", extra={"upstream_error": kind, "model": self.model})
+            if kind in ("overloaded_error", "rate_limit_error"):
+                return UpstreamUnavailable(
+                    "The model is busy; its answer stopped and nothing was stored",
+                    code="upstream_busy",
+                    headers={"Retry-After": str(DEFAULT_RETRY_AFTER_SECONDS)},
+                )
+            return UpstreamFailed(f"The model failed mid-answer ({kind or 'error'})", code="upstream_error")
+        logger.warning("LLM stream broke off", extra={"error_type": type(exc).__name__, "model": self.model})
+        return StreamInterrupted("The model's answer broke off; nothing was stored")
+
+    @property
+    def result(self) -> StreamResult:
+        if self._result is None:
+            raise RuntimeError("the stream has not finished")
+        return self._result
+
+    def close(self) -> None:
+        """Stop reading (the reader releases the connection at its next event or read timeout)."""
+        self._abandoned.set()
 
 
 def _status_error(status: int, retry_after: str | None) -> ApiError:

@@ -85,11 +85,14 @@ FUNCTION_MEMORY_GB: Final = 0.5
 ROUTE_REQUEST_UNITS: Final[dict[str, tuple[float, float]]] = {
     "POST /events": (0.0, 4.0),  # transaction: HEAD update + event put, doubled for transactions
     "GET /events": (2.0, 0.0),
+    # A subscription open its whole 895 s: HEAD read once a second, the tenant's record every 5 s
+    # (docs/operations.md, "What a subscription costs"); the events it delivers besides.
+    "GET /events/stream": (1075.0, 0.0),
     "GET /events/{position}": (1.0, 0.0),
     "GET /metrics": (1.0, 0.0),
     "PUT /consumers/{name}": (1.0, 1.0),
     "GET /consumers/{name}": (1.0, 0.0),
-    "POST /chat": (5.0, 8.0),  # batch get, window query, transaction of three writes
+    "POST /chat": (5.0, 10.0),  # batch get, window query, transaction: turn, session, bill marker, month, day
     "GET /sessions": (2.0, 0.0),
     "GET /sessions/{session_id}": (3.0, 0.0),
     "DELETE /sessions/{session_id}": (2.0, 4.0),

@@ -37,6 +37,7 @@ ROLES: Final[dict[str, Role]] = {
     "GET /usage": "tenant",
     "POST /events": "tenant",
     "GET /events": "tenant",
+    "GET /events/stream": "tenant",
     "GET /events/{position}": "tenant",
     "GET /metrics": "tenant",
     "PUT /consumers/{name}": "tenant",
@@ -52,12 +53,22 @@ ROLES: Final[dict[str, Role]] = {
     "GET /console/{asset}": "public",
 }
 
+# The routes whose integration streams (template.yaml: ``responseTransferMode: STREAM`` and the
+# ``response-streaming-invocations`` URI): every answer of theirs goes out through the function's
+# response stream (tenantry.streaming), prelude first. A unit test checks the template agrees.
+STREAMED: Final[frozenset[str]] = frozenset({"POST /chat", "GET /events/stream"})
+
 _PARAMETER = re.compile(r"\{[^}/]+\}")
 
 
 def role_of(method: str, path: str) -> Role | None:
     """The role of ``METHOD /path`` (the template's path, with ``{parameters}``), or None."""
     return ROLES.get(f"{method.upper()} {path}")
+
+
+def is_streamed(method: str, path: str) -> bool:
+    """Whether ``METHOD /path``'s integration streams (:data:`STREAMED`)."""
+    return f"{method.upper()} {path}" in STREAMED
 
 
 def routes_for(role: Role) -> tuple[str, ...]:

@@ -25,9 +25,9 @@ USAGE_PLAN_NAME_PREFIX = "USAGE_PLAN_NAME_PREFIX"
 CORS_ALLOW_ORIGIN = "CORS_ALLOW_ORIGIN"
 
 # Offboarding's final purge runs this long after the offboarding: longer than any request
-# authorized before it can last (every API function's Timeout is 29 s).
+# authorized before it can last (a streamed chat turn: up to 900 s, the template's most).
 OFFBOARD_SETTLE_SECONDS = "OFFBOARD_SETTLE_SECONDS"
-DEFAULT_OFFBOARD_SETTLE_SECONDS = 60
+DEFAULT_OFFBOARD_SETTLE_SECONDS = 960
 # EventBridge Scheduler: the schedule group of the stack's one-time tasks and the role it invokes
 # the tenants function with.
 SCHEDULE_GROUP = "SCHEDULE_GROUP"

@@ -25,6 +25,9 @@ class Tier:
     llm_tokens_per_month: int
     features: tuple[str, ...]
     default_model: str  # the Anthropic model a tenant gets unless its config names one (model choice)
+    # max_tokens of a streamed chat turn, which the 29 s integration limit does not bind (a JSON
+    # turn's is LLM_MAX_TOKENS, sized to answer within it).
+    stream_max_tokens: int
 
     @property
     def rate_per_second(self) -> float:
@@ -46,8 +49,8 @@ class Tier:
 TIERS: Final[dict[str, Tier]] = {
     tier.name: tier
     for tier in (
-        Tier("basic", 10, 10, 10_000, 100_000, (CHAT, EVENTS), "claude-haiku-4-5"),
-        Tier("pro", 100, 100, 100_000, 1_000_000, (CHAT, EVENTS, USAGE_HISTORY), "claude-sonnet-4-6"),
+        Tier("basic", 10, 10, 10_000, 100_000, (CHAT, EVENTS), "claude-haiku-4-5", 2048),
+        Tier("pro", 100, 100, 100_000, 1_000_000, (CHAT, EVENTS, USAGE_HISTORY), "claude-sonnet-4-6", 4096),
         Tier(
             "enterprise",
             1000,
@@ -56,6 +59,7 @@ TIERS: Final[dict[str, Tier]] = {
             10_000_000,
             (CHAT, EVENTS, USAGE_HISTORY, MODEL_CHOICE),
             "claude-sonnet-4-6",
+            8192,
         ),
     )
 }
@@ -76,6 +80,7 @@ def as_template_mapping() -> dict[str, dict[str, object]]:
             "BurstLimit": tier.burst,
             "QuotaPerMonth": tier.requests_per_month,
             "TokensPerMonth": tier.llm_tokens_per_month,
+            "StreamMaxTokens": tier.stream_max_tokens,
         }
         for tier in TIERS.values()
     }

@@ -1,5 +1,10 @@
 """Schemathesis hooks for Tenantry's run (loaded through schemathesis.toml's ``hooks``): unique
-idempotency keys, and the key of the role each route needs.
+idempotency keys, subscriptions that end, and the key of the role each route needs.
+
+A subscription (``GET /events/stream``) stays open up to 15 minutes by design, which would hang
+the fuzzer: every call of it gets a ``max_seconds`` of at most 2 (added when absent, lowered when
+larger), so it ends with its ``end`` event and schemathesis checks the whole stream. A value that
+already breaks the schema is left alone, so negative cases stay negative.
 
 A publish with an Idempotency-Key holds at most 98 events (its receipt is the transaction's 100th
 item), which the document says in words but JSON Schema cannot tie to a header: a generated batch
@@ -8,6 +13,7 @@ of 99 goes without its key, so the checks never judge the API by a rule its sche
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -28,6 +34,7 @@ def before_call(
     often), and a key reused with another body is rightly refused (422, as the IETF
     Idempotency-Key draft says), which the checks would take for a valid request refused. A key
     that already breaks the pattern is left alone, so negative cases stay negative."""
+    _bounded_subscription(case)
     batch = case.body.get("events") if isinstance(case.body, dict) else None
     too_many_for_a_key = isinstance(batch, list) and len(batch) > events.MAX_KEYED_BATCH
     for name, value in list((case.headers or {}).items()):
@@ -41,6 +48,34 @@ def before_call(
             del case.headers[name]
         else:
             case.headers[name] = f"{value}-{uuid.uuid4().hex}"
+
+
+SUBSCRIPTION_SECONDS = 2
+
+
+def _number(value: Any) -> float | None:
+    """A query value as the API reads an integer (the text of a JSON number), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return _number(json.loads(value))
+        except ValueError:
+            return None
+    return None
+
+
+def _bounded_subscription(case: schemathesis.Case[Any]) -> None:
+    if case.operation.method.upper() != "GET" or case.operation.path != "/events/stream":
+        return
+    query = case.query if isinstance(case.query, dict) else {}
+    value = query.get("max_seconds")
+    seconds = _number(value)
+    if value is None or (seconds is not None and seconds.is_integer() and seconds > SUBSCRIPTION_SECONDS):
+        query["max_seconds"] = SUBSCRIPTION_SECONDS
+    case.query = query
 
 
 @schemathesis.auth()

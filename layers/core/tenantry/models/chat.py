@@ -31,6 +31,13 @@ class ChatRequest(IntegralNumbers):
     session_id: str | None = Field(
         default=None, pattern=SESSION_ID_PATTERN, description="Continue this session; omit to start one"
     )
+    stream: bool = Field(
+        default=False,
+        description=(
+            "true: answer 200 text/event-stream, the reply as the model writes it (events start, "
+            "delta…, then done or error); false: one JSON answer once the reply is complete"
+        ),
+    )
 
 
 class TokenCount(BaseModel):
@@ -43,6 +50,28 @@ class ChatAnswer(BaseModel):
     session_id: str
     model: str
     tokens: TokenCount
+
+
+class ChatStreamStart(BaseModel):
+    """``event: start``: the stream's first event, sent before the model writes."""
+
+    session_id: str
+    model: str
+
+
+class ChatStreamDelta(BaseModel):
+    """``event: delta``: the next piece of the reply, as the model writes it."""
+
+    text: str
+
+
+class ChatStreamDone(BaseModel):
+    """``event: done``: the last event of a turn that was stored; its tokens were metered."""
+
+    session_id: str
+    model: str
+    tokens: TokenCount
+    stop_reason: str = Field(description="Why the model stopped: end_turn, max_tokens, stop_sequence…")
 
 
 class SessionInfo(BaseModel):

@@ -40,3 +40,7 @@ class ErrorBody(BaseModel):
         default=None,
         description="Every field at fault, each with its own message; present exactly when `field` is",
     )
+    current_position: int | None = Field(
+        default=None,
+        description="On 409 `wrong_expected_position` only: the stream's last position now (0: empty)",
+    )

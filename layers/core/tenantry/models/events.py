@@ -17,6 +17,7 @@ CONSUMER_NAME_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 # numbers as doubles); DynamoDB numbers stop at 38 digits, so an unbounded one would be a store error.
 MAX_POSITION = 2**53 - 1
 POSITION_PATTERN = r"^[1-9][0-9]{0,18}$"  # canonical decimal only: not " 1", "+1" or "01"
+POSITION_OR_ZERO_PATTERN = r"^(0|[1-9][0-9]{0,15})$"  # a Last-Event-ID: 0 is "nothing received yet"
 MAX_BATCH = 99  # a transaction holds 100 items: the events and the HEAD update
 
 
@@ -53,6 +54,30 @@ class EventIn(_Request):
         return iso_utc(moment)
 
 
+_EXPECTED_POSITION_DESCRIPTION = (
+    "Append only if the stream's last position is this (0: an empty stream); otherwise 409"
+    " `wrong_expected_position` with `current_position`, and nothing is stored"
+)
+
+
+def _expected_position() -> Any:
+    return Field(default=None, ge=0, le=MAX_POSITION, description=_EXPECTED_POSITION_DESCRIPTION)
+
+
+class SingleEventIn(EventIn):
+    """One event published on its own, optionally conditioned on the stream's last position."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"type": "order.placed", "data": {"order_id": "o-1", "total": 42}, "expected_position": 0}
+            ]
+        }
+    )
+
+    expected_position: int | None = _expected_position()
+
+
 class EventBatch(_Request):
     model_config = ConfigDict(
         json_schema_extra={
@@ -68,6 +93,7 @@ class EventBatch(_Request):
     )
 
     events: list[EventIn] = Field(min_length=1, max_length=MAX_BATCH)
+    expected_position: int | None = _expected_position()
 
 
 class _OneEventOrBatch:
@@ -80,10 +106,11 @@ class _OneEventOrBatch:
     ) -> JsonSchemaValue:
         return {
             "oneOf": [
-                handler(EventIn.__pydantic_core_schema__),
+                handler(SingleEventIn.__pydantic_core_schema__),
                 handler(EventBatch.__pydantic_core_schema__),
             ],
-            "description": 'One event {"type", "data", "timestamp"?} or a batch {"events": [...]} of 1-99',
+            "description": 'One event {"type", "data", "timestamp"?, "expected_position"?} or a batch'
+            ' {"events": [...], "expected_position"?} of 1-99',
         }
 
 
@@ -109,9 +136,21 @@ class Event(BaseModel):
 class EventPage(BaseModel):
     events: list[Event]
     next_from: int | None = Field(
-        description="The `from` of the next page; null at the end of the stream. A page may end"
+        description="The `from` of the next page; null at the end of the stream (or of the range up to"
+        " `to`). A page may end"
         " early (its size in bytes, or the items a type filter examined) with fewer events than"
         " `limit`, even none: follow `next_from` until it is null"
+    )
+
+
+class StreamEnd(BaseModel):
+    """A subscription's last event: where to resume."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"next_from": 43}]})
+
+    next_from: int = Field(
+        description="The position to resume from: reconnect with `from` this, or with `Last-Event-ID`"
+        " one less (the `end` event's own `id`, which an EventSource sends by itself)"
     )
 
 

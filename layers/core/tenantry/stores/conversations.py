@@ -18,6 +18,8 @@ request those are the tenant's scoped credentials.
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -97,7 +99,9 @@ class Conversations(Protocol):
 
     def recent_turns(self, tenant_id: str, user_id: str, session_id: str, count: int) -> list[ChatTurn]: ...
 
-    def write_turn(self, session: ChatSession, turn: ChatTurn, *, month: str, day: str) -> None: ...
+    def write_turn(
+        self, session: ChatSession, turn: ChatTurn, *, month: str, day: str, request_id: str | None = None
+    ) -> None: ...
 
     def get_session(self, tenant_id: str, user_id: str, session_id: str) -> ChatSession | None: ...
 
@@ -254,10 +258,17 @@ class DynamoDBConversations:
         )
         return [_turn(item) for item in reversed(answer.get("Items", []))]
 
-    def write_turn(self, session: ChatSession, turn: ChatTurn, *, month: str, day: str) -> None:
+    def write_turn(
+        self, session: ChatSession, turn: ChatTurn, *, month: str, day: str, request_id: str | None = None
+    ) -> None:
         """The turn, the session's metadata as the turn leaves it and the tokens on the month (with
         per-model counters) and the day, together or not at all: :class:`SessionChangedError` when
-        another turn got there first, :class:`ContendedError` when DynamoDB cancelled the write."""
+        another turn got there first, :class:`ContendedError` when DynamoDB cancelled the write.
+
+        With ``request_id``, the request's bill marker goes in too (its tokens count once, see
+        ``usage_store.TurnTokens``): ``usage_store.AlreadyBilledError`` when it exists. Each send
+        carries its own ClientRequestToken, so botocore's resend of one whose answer was lost is a
+        no-op, not a second turn."""
         check_turn(session, turn)
         table = _table_name()
         previous = turn.number - 1
@@ -276,15 +287,21 @@ class DynamoDBConversations:
                 }
             },
             {"Put": session_put},
-            usage_store.token_update(session.tenant_id, month, turn.tokens_in, turn.tokens_out, turn.model),
-            usage_store.token_update(session.tenant_id, day, turn.tokens_in, turn.tokens_out),
         ]
+        tokens = usage_store.TurnTokens(
+            session.tenant_id, request_id or "", month, day, turn.model, turn.tokens_in, turn.tokens_out
+        )
+        billed = tokens.updates(int(time.time()))
+        items.extend(billed if request_id is not None else billed[1:])
         try:
-            aws.data_transact_write(items)
+            aws.data_transact_write(items, token=uuid.uuid4().hex)
         except ClientError as exc:
             if retry.is_lost_race(exc):
                 raise ContendedError from exc
-            if "ConditionalCheckFailed" in retry.cancellation_reasons(exc):
+            reasons = retry.cancellation_reasons(exc)
+            if request_id is not None and len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
+                raise usage_store.AlreadyBilledError from exc
+            if "ConditionalCheckFailed" in reasons:
                 raise SessionChangedError from exc
             raise
 

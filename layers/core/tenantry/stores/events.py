@@ -188,12 +188,16 @@ class EventStore(Protocol):
 
     def get_event(self, tenant_id: str, position: int) -> StreamEvent | None: ...
 
-    def read_events(self, tenant_id: str, start: int, limit: int, event_type: str | None) -> StreamPage:
-        """Up to ``limit`` events from ``start`` on (of ``event_type`` only, if given).
+    def read_events(
+        self, tenant_id: str, start: int, limit: int, event_type: str | None, to: int | None = None
+    ) -> StreamPage:
+        """Up to ``limit`` events from ``start`` on, up to ``to`` included if given (of
+        ``event_type`` only, if given).
 
         A page stops early, with a cursor, when its events reach :data:`MAX_PAGE_BYTES` as JSON or
         when a filtered read has examined :data:`MAX_EXAMINED_PER_READ` items: a client follows
-        ``next_from`` until it is None, and may get an empty page on the way."""
+        ``next_from`` until it is None (the end of the stream, or past ``to``), and may get an
+        empty page on the way."""
         ...
 
     def save_checkpoint(self, tenant_id: str, checkpoint: StoredCheckpoint) -> None: ...
@@ -373,7 +377,9 @@ class DynamoDBEvents:
         )
         return _stream_event(item) if item and "type" in item else None
 
-    def read_events(self, tenant_id: str, start: int, limit: int, event_type: str | None) -> StreamPage:
+    def read_events(
+        self, tenant_id: str, start: int, limit: int, event_type: str | None, to: int | None = None
+    ) -> StreamPage:
         query: dict[str, Any] = {
             "KeyConditionExpression": "tenant_id = :tenant AND #position >= :start",
             "ExpressionAttributeNames": {"#position": "position"},
@@ -381,6 +387,11 @@ class DynamoDBEvents:
             "ConsistentRead": True,
             "Limit": limit + 1,
         }
+        if to is not None:
+            if to < max(start, 1):
+                return StreamPage((), None)
+            query["KeyConditionExpression"] = "tenant_id = :tenant AND #position BETWEEN :start AND :to"
+            query["ExpressionAttributeValues"][":to"] = to
         if event_type is not None:
             query["FilterExpression"] = "#type = :type"
             query["ExpressionAttributeNames"]["#type"] = "type"
@@ -401,7 +412,8 @@ class DynamoDBEvents:
             if last is None:
                 return filler.page(None)
             if event_type is not None and examined >= MAX_EXAMINED_PER_READ:
-                return filler.page(values.as_int(last["position"]) + 1)
+                resume = values.as_int(last["position"]) + 1
+                return filler.page(None if to is not None and resume > to else resume)
             query["ExclusiveStartKey"] = last
 
     def save_checkpoint(self, tenant_id: str, checkpoint: StoredCheckpoint) -> None:

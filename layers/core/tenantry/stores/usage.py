@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +57,53 @@ def token_update(
     if names:
         update["ExpressionAttributeNames"] = names
     return {"Update": update}
+
+
+# A chat turn's tokens are counted once per request: the turn's own transaction and, when no turn
+# could be stored (the model failed mid-stream, the stream was cut), the tokens-only one both
+# create the request's marker under the tenant's partition, and only the first can.
+BILL_PREFIX: Final = "bill#"
+BILL_MARKER_TTL_SECONDS: Final = 15 * 24 * 3600
+
+
+class AlreadyBilledError(Exception):
+    """The request's tokens were counted before (its marker exists); nothing was written."""
+
+
+def bill_marker(tenant_id: str, request_id: str, expires_at: int) -> dict[str, Any]:
+    """A ``TransactWriteItems`` Update creating the request's marker, refused if it exists. An
+    Update, not a Put: the tenant's scoped credentials may update their usage, never put."""
+    return {
+        "Update": {
+            "TableName": table_name(),
+            "Key": {"tenant_id": tenant_id, "period": BILL_PREFIX + request_id},
+            "UpdateExpression": "SET expires_at = :expires_at",
+            "ConditionExpression": "attribute_not_exists(#period)",
+            "ExpressionAttributeNames": {"#period": "period"},
+            "ExpressionAttributeValues": {":expires_at": expires_at},
+        }
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class TurnTokens:
+    """The tokens one chat request's model reported, to count on the tenant's month and day."""
+
+    tenant_id: str
+    request_id: str
+    month: str
+    day: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+
+    def updates(self, now: int) -> list[dict[str, Any]]:
+        """The marker and both periods' additions, in one transaction's items."""
+        return [
+            bill_marker(self.tenant_id, self.request_id, now + BILL_MARKER_TTL_SECONDS),
+            token_update(self.tenant_id, self.month, self.tokens_in, self.tokens_out, self.model),
+            token_update(self.tenant_id, self.day, self.tokens_in, self.tokens_out),
+        ]
 
 
 def counter_update(tenant_id: str, period: str, counters: Mapping[str, int]) -> dict[str, Any]:
@@ -168,6 +216,24 @@ class DynamoDBUsage:
                 # reset) is then the same transaction to DynamoDB, answered as done, not refused by
                 # the marker it left; a send after a cancellation is a new one.
                 aws.data_transact_write(items, token=uuid.uuid4().hex)
+            except ClientError as exc:
+                if retry.is_lost_race(exc) and retry.pause(attempt):
+                    continue
+                reasons = retry.cancellation_reasons(exc)
+                if reasons and reasons[0] == "ConditionalCheckFailed":
+                    return False
+                raise
+            return True
+
+    def add_turn_tokens(self, tokens: TurnTokens) -> bool:
+        """Count a request's tokens that no stored turn counted; False when they were counted
+        already (by its turn, or an earlier call). A transaction cancelled for a conflict or
+        throttling wrote nothing and is sent again while the invocation has time."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                aws.data_transact_write(tokens.updates(int(time.time())), token=uuid.uuid4().hex)
             except ClientError as exc:
                 if retry.is_lost_race(exc) and retry.pause(attempt):
                     continue
