@@ -6,6 +6,13 @@ per stage). moto adds the key again, silently, so code that crashes on AWS when 
 change passed every local test. ``DeleteUsagePlanKey`` of a key that is not in the plan answers
 ``NotFoundException`` on AWS; moto fails with an internal error.
 
+Usage plans of a tenant's own (issue 25): ``UpdateUsagePlan`` takes a fractional
+``/throttle/rateLimit`` on AWS (a double; 10 requests a minute is 0.1666…/s), where moto casts it
+to an int and fails with an internal error (and keeps ``/quota/limit`` as text). ``DeleteUsagePlan``
+of a plan that is gone answers ``NotFoundException`` on AWS (moto: an internal error); of a plan
+that still covers an API stage, ``BadRequestException`` (moto deletes it); and a deleted plan's
+keys are gone with it.
+
 Locally the template's tier plans carry no API stages (the REST API is the local gateway, not
 moto's), and on AWS every tier plan covers the API's one stage: plans without stages are taken to
 share it.
@@ -59,4 +66,37 @@ def install() -> None:
 
     setattr(APIGatewayBackend, "delete_usage_plan_key", delete_usage_plan_key)  # noqa: B010 - a patch
     setattr(APIGatewayBackend, "create_usage_plan_key", create_usage_plan_key)  # noqa: B010 - a patch
+    _install_plan_rules(APIGatewayBackend)
     setattr(APIGatewayBackend, _MARK, True)
+
+
+_NUMBERS = {"/throttle/rateLimit": float, "/throttle/burstLimit": int, "/quota/limit": int}
+
+
+def _install_plan_rules(backend_class: Any) -> None:
+    from moto.apigateway.exceptions import BadRequestException, NotFoundException  # noqa: PLC0415
+
+    original_update = backend_class.update_usage_plan
+
+    def update_usage_plan(self: Any, usage_plan_id: str, patch_operations: list[dict[str, Any]]) -> Any:
+        numbers = [
+            op for op in patch_operations if op.get("op") in ("add", "replace") and op["path"] in _NUMBERS
+        ]
+        others = [op for op in patch_operations if op not in numbers]
+        plan = original_update(self, usage_plan_id, others)
+        for op in numbers:
+            section, _, name = op["path"].strip("/").partition("/")
+            getattr(plan, section)[name] = _NUMBERS[op["path"]](op["value"])
+        return plan
+
+    def delete_usage_plan(self: Any, usage_plan_id: str) -> None:
+        plan = self.usage_plans.get(usage_plan_id)
+        if plan is None:
+            raise NotFoundException(f"Invalid Usage Plan ID specified: {usage_plan_id}")
+        if plan.api_stages:
+            raise BadRequestException(f"Cannot delete Usage Plan {usage_plan_id} with associated API stages")
+        del self.usage_plans[usage_plan_id]
+        self.usage_plan_keys.pop(usage_plan_id, None)
+
+    setattr(backend_class, "update_usage_plan", update_usage_plan)  # noqa: B010 - a patch
+    setattr(backend_class, "delete_usage_plan", delete_usage_plan)  # noqa: B010 - a patch

@@ -52,34 +52,37 @@ def ensure_sample_tenant(model: ApiModel, local_env: dict[str, str]) -> list[str
             )
             tenant = tenancy.create_tenant(request).tenant
             done.append(f"created tenant {SAMPLE_TENANT_ID} ({SAMPLE_TIER})")
-        done += _ensure_sample_key(tenancy, str(tenant.tier))
+        done += _ensure_sample_key(tenancy)
     return done
 
 
-def _ensure_sample_key(tenancy: Any, tier: str) -> list[str]:
-    store = tenancy.DYNAMODB.keys
+def _ensure_sample_key(tenancy: Any) -> list[str]:
+    """The sample key as an active key of tenant ``sample``, drawing from its usage identity (a
+    sample key of the first scheme, with an API key of its own, is remade that way)."""
+    stores = tenancy.DYNAMODB
+    tenant = tenancy.usage_identity.ensure(stores.tenants.get(SAMPLE_TENANT_ID), stores)
     key_hash = tenancy.keys.hash_key(SAMPLE_KEY)
-    stored = store.get(key_hash)
-    if stored is not None and stored.status == "active" and stored.expires_at is None:
+    stored = stores.keys.get(key_hash)
+    usable = stored is not None and stored.status == "active" and stored.expires_at is None
+    if usable and stored.usage_key == tenant.usage_key and stored.tier == tenant.tier:
         return []
     if stored is not None:
         # Rotated (an expiry) or revoked by an earlier sample: make it a plain active key again.
-        store.delete(key_hash)
+        stores.keys.delete(key_hash)
         if stored.edge_key_id:
             tenancy.edge.delete_key(stored.edge_key_id)
-    store.put(
+    stores.keys.put(
         tenancy.key_store.KeyRecord(
             key_hash=key_hash,
             key_id=SAMPLE_KEY_ID,
             tenant_id=SAMPLE_TENANT_ID,
             role="tenant",
-            tier=tier,
+            tier=tenant.tier,
             status="active",
             hint=tenancy.keys.display_hint(SAMPLE_KEY),
             created_at=tenancy._iso(tenancy._now()),
-            edge_key_id=tenancy.edge.create_key(
-                key_id=SAMPLE_KEY_ID, value=SAMPLE_KEY, tenant_id=SAMPLE_TENANT_ID, tier=tier
-            ),
+            incarnation=tenant.incarnation,
+            usage_key=tenant.usage_key,
         )
     )
     return ["activated the sample key" if stored is not None else "added the sample key"]

@@ -285,6 +285,7 @@ def register(subcommands: Any) -> None:
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_run(keys_revoke))
     cli_admin.register_sweep(key_actions)
+    cli_admin.register_migrate(key_actions)
 
     usage_parser = _common(
         subcommands.add_parser("usage", help="A tenant's usage, limits and estimated cost")

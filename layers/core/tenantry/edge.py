@@ -339,6 +339,10 @@ def _delete_plan(plan: dict[str, Any]) -> bool:
     return True
 
 
+def plan_has_keys(plan: str) -> bool:
+    return bool(aws.apigateway().get_usage_plan_keys(usagePlanId=plan, limit=1).get("items"))
+
+
 def tagged_plans(stack: str) -> Iterator[dict[str, Any]]:
     """Every tenant plan of ``stack`` (for the sweep)."""
     for page in aws.apigateway().get_paginator("get_usage_plans").paginate():

@@ -188,10 +188,12 @@ def _new_tenant_key(
         name=name,
         scopes=scopes,
     )
+    # Pending, it counts for a while only: a registration whose request died never holds a place.
+    pending_end = int(_now()) + ABANDONED_PENDING_SECONDS
     stores.tenants.register_key(
         tenant.tenant_id,
         key.key_hash,
-        ends_at=expires_at,
+        ends_at=pending_end if expires_at is None else min(expires_at, pending_end),
         cap=MAX_LIVE_KEYS,
         seed=_live_seed(tenant, stores) if tenant.live_keys is None else None,
     )
@@ -210,20 +212,25 @@ def _live_seed(tenant: tenant_store.TenantRecord, stores: Stores) -> dict[str, i
 
 
 def _activate(key: key_store.KeyRecord, tenant_status: str, stores: Stores) -> key_store.KeyRecord:
+    """The key counts as live until its own end from now on (registered, it counted only for
+    :data:`ABANDONED_PENDING_SECONDS`), then it becomes usable."""
     status = key_store.ACTIVE if tenant_status == "active" else key_store.SUSPENDED
+    stores.tenants.end_key(key.tenant_id, key.key_hash, key.expires_at or 0)
     stores.keys.activate(key.key_hash, edge_key_id=None, status=status)
     return replace(key, status=status)
 
 
 def _discard(key: key_store.KeyRecord, stores: Stores) -> None:
-    """Remove a key that was never shown to anyone: its API key (by id, or by name when the id was
-    never recorded), its item, its place in the tenant's list."""
+    """Remove a key that was never shown to anyone: its place in the tenant's list and count, its
+    item (last: a retry finds the key by its item until then), and, for a key of the first
+    scheme, its own API key (by id, or by name when the id was never recorded)."""
+    stores.tenants.unregister_key(key.tenant_id, key.key_hash)
     edge_ids = {key.edge_key_id} if key.edge_key_id else set()
-    edge_ids.update(str(found["id"]) for found in edge.keys_named(key.key_id))
+    if not key.usage_key:  # only the first scheme made an API key per tenant key
+        edge_ids.update(str(found["id"]) for found in edge.keys_named(key.key_id))
     for edge_key_id in sorted(edge_ids):
         edge.delete_key(edge_key_id)
     stores.keys.delete(key.key_hash)
-    stores.tenants.unregister_key(key.tenant_id, key.key_hash)
 
 
 def _discard_unfinished(
@@ -493,9 +500,11 @@ def issue_key(
             continue
         if own_expiry is None or own_expiry > grace_end:
             stores.keys.set_expiry(old.key_hash, grace_end)
-            stores.tenants.end_key(tenant_id, old.key_hash, grace_end)
         # (a retry keeps the earlier grace end its first attempt set: the answer says so)
-        ends.append(grace_end if own_expiry is None else min(own_expiry, grace_end))
+        end = grace_end if own_expiry is None else min(own_expiry, grace_end)
+        if tenant.live_keys is not None and tenant.live_keys.get(old.key_hash) != end:
+            stores.tenants.end_key(tenant_id, old.key_hash, end)
+        ends.append(end)
     # Last: only now can the new key be used (and its secret be answered).
     new = _activate(new, tenant.status, stores)
     # Always: API Gateway's cached answers for the older keys predate their new expiry. Flushed,

@@ -10,6 +10,7 @@ ends, 0 for never), which the cap on live keys is checked against in one conditi
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -353,8 +354,31 @@ class DynamoDBTenants:
         return written is not None
 
     def unregister_key(self, tenant_id: str, key_hash: str) -> None:
-        self._change_key_list(tenant_id, "DELETE", key_hash)  # a tenant that is gone: nothing to drop
-        self.end_key(tenant_id, key_hash)
+        """One write: the list and the count never disagree about an abandoned key (an item that
+        keeps no count yet has only its list to change)."""
+        for update, condition in (
+            ("DELETE #keys :hash REMOVE #live.#key", "attribute_exists(#live)"),
+            ("DELETE #keys :hash", "attribute_not_exists(#live)"),
+        ):
+            if self._unregister(tenant_id, key_hash, update, condition):
+                return
+
+    @staticmethod
+    def _unregister(tenant_id: str, key_hash: str, update: str, condition: str) -> bool:
+        names = {"#keys": KEY_REGISTRY, "#live": LIVE_KEYS, "#key": key_hash}
+        changed = conditional(
+            lambda: _table().update_item(
+                Key={"tenant_id": tenant_id},
+                UpdateExpression=update,
+                ExpressionAttributeNames={
+                    name: names[name] for name in set(re.findall(r"#\w+", f"{update} {condition}"))
+                },
+                ExpressionAttributeValues={":hash": {key_hash}},
+                # never create a stub tenant (a tenant that is gone: nothing to drop)
+                ConditionExpression=f"attribute_exists(tenant_id) AND {condition}",
+            )
+        )
+        return changed is not None
 
     def end_key(self, tenant_id: str, key_hash: str, ends_at: int | None = None) -> None:
         names = {"#live": LIVE_KEYS, "#key": key_hash}
@@ -391,18 +415,6 @@ class DynamoDBTenants:
         if current is None:
             raise _not_found(tenant_id)
         return current  # another request recorded its identity first
-
-    def _change_key_list(self, tenant_id: str, action: str, key_hash: str) -> bool:
-        changed = conditional(
-            lambda: _table().update_item(
-                Key={"tenant_id": tenant_id},
-                UpdateExpression=f"{action} #keys :hash",
-                ExpressionAttributeNames={"#keys": KEY_REGISTRY},
-                ExpressionAttributeValues={":hash": {key_hash}},
-                ConditionExpression="attribute_exists(tenant_id)",  # never create a stub tenant
-            )
-        )
-        return changed is not None
 
     def finish_onboarding(self, tenant_id: str) -> None:
         finished = conditional(
