@@ -51,7 +51,7 @@ def _usage_key_reason(key: dict[str, Any], tenant_id: str, tenants: tenant_store
     if tenant is None:
         return "its tenant is gone"
     if tenant.usage_key_id != key["id"]:
-        return "its tenant's item records another usage identity"
+        return "its tenant's item does not record it"
     return None
 
 
