@@ -167,6 +167,7 @@ def _new_tenant_key(
     stores: Stores,
     name: str | None = None,
     scopes: frozenset[str] | None = None,
+    cap: int = MAX_LIVE_KEYS,
 ) -> tuple[str, key_store.KeyRecord]:
     """Create a tenant key, left pending (unusable): the caller activates it (:func:`_activate`) as
     its last step, once nothing else can fail, so a key whose issuing failed half-way is never
@@ -194,7 +195,7 @@ def _new_tenant_key(
         tenant.tenant_id,
         key.key_hash,
         ends_at=pending_end if expires_at is None else min(expires_at, pending_end),
-        cap=MAX_LIVE_KEYS,
+        cap=cap,
         seed=_live_seed(tenant, stores) if tenant.live_keys is None else None,
     )
     stores.keys.put(key)
@@ -487,6 +488,8 @@ def issue_key(
         stores=stores,
         name=request.name,
         scopes=None if request.scopes is None else frozenset(request.scopes),
+        # A rotation is never refused for the cap: the keys it replaces stop at the grace end.
+        cap=MAX_LIVE_KEYS + len(older),
     )
     ends: list[int] = []  # when each older key still working stops
     for old in older:
