@@ -8,10 +8,18 @@ from typing import Any
 import pytest
 from botocore.retries.standard import ExponentialBackoff
 
-from tenantry import authorizer, clientconfig, edge, retry, tenancy
 from tenantry import aws as clients
+from tenantry import clientconfig, edge, retry, tenancy
 from tenantry.stores import tenants as tenant_store
-from tests.conftest import HandlerClient, add_tokens, admin_context, api_event, load_function, response_json
+from tests.conftest import (
+    HandlerClient,
+    add_tokens,
+    admin_context,
+    api_event,
+    key_context,
+    load_function,
+    response_json,
+)
 
 BOTOCORE_ATTEMPTS = clientconfig.API["retries"]["total_max_attempts"]
 BASIC = {"requests_per_minute": 10, "burst": 10, "requests_per_month": 10_000, "tokens_per_month": 100_000}
@@ -22,18 +30,8 @@ class Api(HandlerClient):
     def call(self, method: str, path: str, *, key: str | None = None, **kwargs: Any) -> tuple[int, Any, Any]:
         """As the admin, or as the tenant key ``key`` (its real authorizer context)."""
         return self.invoke(
-            method, path, authorizer=admin_context() if key is None else _context_of(key), **kwargs
+            method, path, authorizer=admin_context() if key is None else key_context(key), **kwargs
         )
-
-
-def _context_of(key: str) -> dict[str, str]:
-    event = {
-        "type": "REQUEST",
-        "methodArn": "arn:aws:execute-api:us-east-1:1:a/v1/GET/me",
-        "headers": {"X-API-Key": key},
-    }
-    context: dict[str, str] = authorizer.authorize(event)["context"]
-    return context
 
 
 @pytest.fixture
@@ -203,7 +201,7 @@ def test_chat_enforces_the_overridden_token_budget(
     # When one of its users chats
     chat = load_function("chat").lambda_handler
     event = api_event(
-        "POST", "/chat", authorizer=_context_of(acme), body={"message": "hi"}, headers={"X-User-ID": "u1"}
+        "POST", "/chat", authorizer=key_context(acme), body={"message": "hi"}, headers={"X-User-ID": "u1"}
     )
     response = chat(event, lambda_context)
     # Then the budget in force decides: the tier's, or the override

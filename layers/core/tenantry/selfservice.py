@@ -12,12 +12,15 @@ A tenant mints keys for its own uses (a CI job, a dashboard) without a ticket to
   refused at once rather than up to 300 s later.
 
 The tenant is always the caller's (the authorizer's context), never a path or body field: another
-tenant's key id is a 404, as an unknown one.
+tenant's key id is a 404, as an unknown one. The writes (a key item in the ApiKeys table, which is
+keyed by hash and not by tenant; the tenant's own record of its keys and their count) are made with
+the function's role, as an operator's are, not with the tenant's scoped session, whose IAM policy
+lets it read its tenant record but never change it.
 """
 
 from __future__ import annotations
 
-from tenantry import edge, routes, tenancy
+from tenantry import aws, edge, routes, tenancy
 from tenantry.errors import Conflict, Forbidden
 from tenantry.models.tenants import IssuedKey, IssueKeyRequest, KeyInfo, MyKeyRequest
 
@@ -50,7 +53,8 @@ def create_key(
         expires_in_seconds=request.expires_in_seconds,
         rotate=False,
     )
-    return tenancy.issue_key(tenant_id, issue, stage, stores)
+    with aws.tenant_scope(None):
+        return tenancy.issue_key(tenant_id, issue, stage, stores)
 
 
 def list_keys(tenant_id: str, stores: tenancy.Stores = tenancy.DYNAMODB) -> list[KeyInfo]:
@@ -70,4 +74,5 @@ def revoke_key(
             code="key_in_use",
             field="key_id",
         )
-    return tenancy.revoke_key(tenant_id, key_id, stage, stores)
+    with aws.tenant_scope(None):
+        return tenancy.revoke_key(tenant_id, key_id, stage, stores)

@@ -39,8 +39,8 @@ from tenantry.tiers import MODEL_CHOICE, get_tier
 ADMIN_TENANT_ID = "_admin"  # not a valid tenant id, so it can never collide with one
 # The most keys a tenant may have live at once (not revoked, not ended): 409 key_limit_reached beyond.
 MAX_LIVE_KEYS: Final = 50
-# A key left pending this long was abandoned by its request (a request lasts at most 29 s): an
-# issue that does not rotate discards it; a younger one may be another request's, still running.
+# A registered key counts as live for this long until it is activated (a request lasts at most
+# 29 s): one whose request died holds no place in the count for longer.
 ABANDONED_PENDING_SECONDS: Final = 300
 
 
@@ -235,22 +235,13 @@ def _discard(key: key_store.KeyRecord, stores: Stores) -> None:
 
 
 def _discard_unfinished(
-    tenant_id: str,
-    found: list[key_store.KeyRecord],
-    stores: Stores,
-    *,
-    everything: bool = False,
-    abandoned_only: bool = False,
+    tenant_id: str, found: list[key_store.KeyRecord], stores: Stores, *, everything: bool = False
 ) -> list[key_store.KeyRecord]:
     """Discard the keys an earlier failed attempt left pending (or, for an onboarding that never
-    answered, every key: none was ever shown); return the keys that remain. ``abandoned_only``:
-    only pending keys old enough to be abandoned (an issue that does not rotate must not discard
-    the pending key of another request still running)."""
+    answered, every key: none was ever shown); return the keys that remain."""
     kept = []
-    stale_before = _iso(_now() - ABANDONED_PENDING_SECONDS)
     for key in found:
-        pending = key.status == key_store.PENDING and (not abandoned_only or key.created_at < stale_before)
-        if everything or pending:
+        if everything or key.status == key_store.PENDING:
             _discard(key, stores)
             logger.info(
                 "unfinished key discarded", extra={"audit_tenant_id": tenant_id, "key_id": key.key_id}
@@ -471,17 +462,17 @@ def issue_key(
     tenant = _with_usage_identity(tenant_store.require(stores.tenants, tenant_id), stores)
     now = _now()
     grace_end = int(now) + request.grace_seconds
-    # Keys an earlier failed attempt left pending were never shown: discard, never grace, them.
-    # An issue that rotates discards every pending key (a concurrent rotation's too: its
-    # activation then answers 409); one that does not leaves another request's young one alone.
-    remaining = _discard_unfinished(
-        tenant_id, _tenant_keys(tenant, stores), stores, abandoned_only=not request.rotate
-    )
-    older = [
-        key for key in remaining if request.rotate and key.status in (key_store.ACTIVE, key_store.SUSPENDED)
-    ]
-    if tenant.live_keys is None:  # the discards may have changed what a first count holds
-        tenant = tenant_store.require(stores.tenants, tenant_id)
+    older: list[key_store.KeyRecord] = []
+    if request.rotate:
+        # Keys an earlier failed attempt left pending were never shown: discard, never grace,
+        # them (a concurrent rotation's too: its activation then answers 409).
+        remaining = _discard_unfinished(tenant_id, _tenant_keys(tenant, stores), stores)
+        older = [key for key in remaining if key.status in (key_store.ACTIVE, key_store.SUSPENDED)]
+        if tenant.live_keys is None:  # the discards may have changed what a first count holds
+            tenant = tenant_store.require(stores.tenants, tenant_id)
+    # An issue that does not rotate reads none of the tenant's keys (a tenant may have 50): a key
+    # another request left pending stops counting once its pending window ends, unusable and
+    # unlisted, and the next rotation (or the offboarding) deletes it.
     raw_key, new = _new_tenant_key(
         tenant,
         expires_at=None if request.expires_in_seconds is None else int(now) + request.expires_in_seconds,
