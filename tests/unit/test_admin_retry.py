@@ -43,7 +43,6 @@ from tenantry.models.tenants import (
 )
 from tenantry.stores import keys as key_store
 from tenantry.stores import tenants as tenant_store
-from tenantry.tiers import TIER_NAMES
 from tests.conftest import admin_context, api_event, load_function, response_json
 
 APIGATEWAY_WRITES = frozenset(
@@ -111,7 +110,7 @@ def _plans_of(edge_key_id: str) -> set[str]:
 
 def _tenant_plans() -> list[dict[str, Any]]:
     return [
-        plan
+        dict(plan)
         for plan in clients.apigateway().get_usage_plans(limit=500)["items"]
         if "-tenant-" in plan["name"]
     ]

@@ -26,7 +26,7 @@ def _authorize(key: str) -> dict[str, Any]:
 
 
 def _api_keys() -> list[dict[str, Any]]:
-    return list(clients.apigateway().get_api_keys(includeValues=True, limit=500)["items"])
+    return [dict(key) for key in clients.apigateway().get_api_keys(includeValues=True, limit=500)["items"]]
 
 
 def _plan_names_of(edge_key_id: str) -> list[str]:
@@ -147,7 +147,12 @@ def test_the_migration_stamps_every_key_then_retires_the_old_api_keys_once_the_c
     tenancy.update_tenant("paused", UpdateTenantRequest(status="suspended"), None)
     tenancy.create_tenant(CreateTenantRequest(name="Today", tier="pro", tenant_id="today"))
     flushes: list[edge.Stage | None] = []
-    monkeypatch.setattr(edge, "flush_authorizer_cache", lambda stage: flushes.append(stage) or flushed)
+
+    def flush(stage: edge.Stage | None) -> bool:
+        flushes.append(stage)
+        return flushed
+
+    monkeypatch.setattr(edge, "flush_authorizer_cache", flush)
     # When the migration runs (twice: it is safe to run again)
     stage = edge.Stage(api_id="abc123", stage="v1")
     report = upgrade.migrate(stage)
@@ -160,9 +165,9 @@ def test_the_migration_stamps_every_key_then_retires_the_old_api_keys_once_the_c
         assert stored is not None
         for raw in tenant.raw_keys:
             assert _authorize(raw)["usageIdentifierKey"] == stored.usage_key
-    (paused_identity,) = [
-        key for key in _api_keys() if key["id"] == tenant_store.DYNAMODB.get("paused").usage_key_id
-    ]  # type: ignore[union-attr]
+    paused = tenant_store.DYNAMODB.get("paused")
+    assert paused is not None
+    (paused_identity,) = [key for key in _api_keys() if key["id"] == paused.usage_key_id]
     assert paused_identity["enabled"] is False
     assert flushes and flushes[0] == stage
     old_ids = set(legacy.edge_key_ids) | set(suspended.edge_key_ids)
