@@ -14,7 +14,7 @@ retires them.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -323,15 +323,25 @@ def delete_tenant_plan(tenant_id: str) -> int:
 
 
 def _delete_plan(plan: dict[str, Any]) -> bool:
-    """API Gateway deletes no plan that still covers an API stage: the stages go first."""
+    """API Gateway deletes no plan that still covers an API stage: the stages go first. False when
+    the plan was already gone (deleted by an earlier attempt)."""
     plan_id_ = str(plan["id"])
     stages = [f"{stage['apiId']}:{stage['stage']}" for stage in plan.get("apiStages") or []]
-    try:
+
+    def delete() -> None:
         if stages:
             _patch_plan(
                 plan_id_, [{"op": "remove", "path": "/apiStages", "value": stage} for stage in stages]
             )
         retry.call(lambda: aws.apigateway().delete_usage_plan(usagePlanId=plan_id_))
+
+    return _unless_gone(delete)
+
+
+def _unless_gone(delete: Callable[[], object]) -> bool:
+    """Run ``delete``; False when API Gateway answers that its target is already gone."""
+    try:
+        delete()
     except ClientError as exc:
         if aws.error_code(exc) == "NotFoundException":
             return False
@@ -353,11 +363,11 @@ def tagged_plans(stack: str) -> Iterator[dict[str, Any]]:
 
 
 def _remove_from_plan(plan: str, edge_key_id: str) -> None:
-    try:
-        retry.call(lambda: aws.apigateway().delete_usage_plan_key(usagePlanId=plan, keyId=edge_key_id))
-    except ClientError as exc:
-        if aws.error_code(exc) != "NotFoundException":
-            raise
+    _unless_gone(
+        lambda: retry.call(
+            lambda: aws.apigateway().delete_usage_plan_key(usagePlanId=plan, keyId=edge_key_id)
+        )
+    )
 
 
 def set_enabled(edge_key_id: str, enabled: bool) -> None:
@@ -371,13 +381,7 @@ def set_enabled(edge_key_id: str, enabled: bool) -> None:
 
 def delete_key(edge_key_id: str) -> bool:
     """Delete an API key; False when it was already gone."""
-    try:
-        retry.call(lambda: aws.apigateway().delete_api_key(apiKey=edge_key_id))
-    except ClientError as exc:
-        if aws.error_code(exc) == "NotFoundException":
-            return False
-        raise
-    return True
+    return _unless_gone(lambda: retry.call(lambda: aws.apigateway().delete_api_key(apiKey=edge_key_id)))
 
 
 def flush_authorizer_cache(stage: Stage | None) -> bool:
