@@ -160,17 +160,22 @@ def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
 def policy_for(
     role: str, stage_arn: str, suspended: bool, scopes: frozenset[str] | None = None
 ) -> dict[str, Any]:
-    """Every route the key may call, as method ARNs, from the one role and scope table
-    (tenantry.routes): an admin key its role's routes; a tenant key the tenant routes its scopes
-    (None: all) allow. Anything not listed is denied, so a key outside its scopes gets 403 from
-    API Gateway and no function runs."""
+    """Every route the key may call, from the one role and scope table (tenantry.routes), as method
+    ARNs. An admin key: its role's routes. A tenant key: every route behind the authorizer but the
+    admin ones (explicitly denied); a key with scopes only the tenant routes its scopes allow, so
+    API Gateway answers 403 to any other and no function runs."""
+    admin_arns = [f"{stage_arn}/{routes.method_arn_pattern(route)}" for route in routes.routes_for("admin")]
     if suspended:
         statements = [_statement("Deny", [f"{stage_arn}/*/*"])]
+    elif role == "admin":
+        statements = [_statement("Allow", admin_arns)]
+    elif scopes is None:
+        statements = [_statement("Allow", [f"{stage_arn}/*/*"]), _statement("Deny", admin_arns)]
     else:
-        allowed = routes.routes_for("admin") if role == "admin" else routes.tenant_routes_for(scopes)
-        statements = [
-            _statement("Allow", [f"{stage_arn}/{routes.method_arn_pattern(route)}" for route in allowed])
+        allowed = [
+            f"{stage_arn}/{routes.method_arn_pattern(route)}" for route in routes.tenant_routes_for(scopes)
         ]
+        statements = [_statement("Allow", allowed), _statement("Deny", admin_arns)]
     return {"Version": "2012-10-17", "Statement": statements}
 
 
