@@ -407,7 +407,9 @@ def test_unknown_route_is_a_json_404(api: Api) -> None:
 # ------------------------------------------------------------------ sample events
 
 
-@pytest.mark.parametrize("name", ["tenant-create", "tenant-list", "key-rotate"])
+@pytest.mark.parametrize(
+    "name", ["tenant-create", "tenant-list", "key-rotate", "tenant-limits", "my-key-create"]
+)
 def test_sample_events_run_through_the_handler(api: Api, name: str) -> None:
     # Given the sample events from events/ (tenant-create makes the tenant the others use)
     event = json.loads((REPO_ROOT / "events" / f"{name}.json").read_text())
@@ -417,10 +419,16 @@ def test_sample_events_run_through_the_handler(api: Api, name: str) -> None:
     # When the handler runs them
     response = api.handler(event, api.context)
     # Then each succeeds with the documented status
-    expected = {"tenant-create": 201, "tenant-list": 200, "key-rotate": 201}[name]
-    assert response["statusCode"] == expected, response["body"]
+    expected = {"tenant-create": 201, "tenant-list": 200, "key-rotate": 201, "tenant-limits": 200}
+    assert response["statusCode"] == expected.get(name, 201), response["body"]
     if name == "tenant-list":
         assert [tenant["tenant_id"] for tenant in response_json(response)["tenants"]] == ["sample"]
+    if name == "tenant-limits":
+        sources = response_json(response)["limit_sources"]
+        assert sources["requests_per_minute"] == sources["burst"] == "override"
+        assert sources["tokens_per_month"] == "tier"
+    if name == "my-key-create":
+        assert response_json(response)["key"]["scopes"] == ["events:write"]
 
 
 def test_tenancy_functions_are_callable_without_a_stage(aws: dict[str, str]) -> None:
