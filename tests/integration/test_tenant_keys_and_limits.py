@@ -49,27 +49,39 @@ def test_both_keys_of_a_basic_tenant_share_one_bucket_during_a_grace_period(gate
 
 
 def test_a_key_outside_its_scopes_is_403_at_the_edge_and_no_function_runs(gateway: LocalStack) -> None:
-    # Given a key that may only read events
+    # Given a key that may only read events, and one that may only chat
     tenant_id, _ = gateway.create_tenant("enterprise")
-    reader = gateway.request(
-        "POST", f"/tenants/{tenant_id}/keys", key=gateway.admin_key,
-        body={"name": "dashboard", "scopes": ["events:read"], "rotate": False},
-    ).json["api_key"]  # fmt: skip
-    # When it reads, then publishes, then chats
+    reader, chatter = (
+        gateway.request(
+            "POST", f"/tenants/{tenant_id}/keys", key=gateway.admin_key,
+            body={"name": name, "scopes": [scope], "rotate": False},
+        ).json["api_key"]
+        for name, scope in (("dashboard", "events:read"), ("assistant", "chat"))
+    )  # fmt: skip
+    # When the reader reads, subscribes (a streamed route), publishes, then chats (streamed or not),
+    # and the chat key subscribes
     read = gateway.request("GET", "/events", key=reader)
+    subscribed = gateway.request("GET", "/events/stream?max_seconds=1", key=reader)
     publish = gateway.request("POST", "/events", key=reader, body={"type": "t", "data": {}})
-    chat = gateway.request("POST", "/chat", key=reader, body={"message": "hi"}, headers={"X-User-ID": "u"})
-    # Then the read passes and the others get API Gateway's own 403 (its cached policy lists only
-    # what the key may call), with no function run: nothing stored, no integration in the log
+    chats = [
+        gateway.request("POST", "/chat", key=reader, body=body, headers={"X-User-ID": "u"})
+        for body in ({"message": "hi"}, {"message": "hi", "stream": True})
+    ]
+    eavesdrop = gateway.request("GET", "/events/stream?max_seconds=1", key=chatter)
+    # Then the reads pass, the subscription as a stream, and the others get API Gateway's own 403
+    # (its cached policy lists only what the key may call), with no function run: nothing stored,
+    # no integration in the log
     assert read.status == 200
-    for refused in (publish, chat):
+    assert subscribed.status == 200 and subscribed.headers["content-type"].startswith("text/event-stream")
+    refused_calls = [publish, *chats, eavesdrop]
+    for refused in refused_calls:
         assert refused.status == 403
         assert refused.json == gateway_error(
             refused, "User is not authorized to access this resource", "access_denied"
         )
     assert gateway.request("GET", "/events", key=reader).json["events"] == []
     denied = [line for line in _access_lines(gateway, tenant_id) if line["status"] == "403"]
-    assert len(denied) == 2 and {line["integrationLatency"] for line in denied} == {"-"}
+    assert len(denied) == len(refused_calls) and {line["integrationLatency"] for line in denied} == {"-"}
 
 
 # ---------------------------------------------------------------------------------- self-service
