@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -86,11 +87,14 @@ def main() -> int:
                 REPO_ROOT / "functions" / "chat",
                 **{name: value for name, value in env.items() if not name.startswith("AWS_LAMBDA_EXEC")},
             )
+            # The runtime's log lines go to a pipe: read it as Lambda would, or a full pipe stalls it.
+            assert process.stdout is not None
+            threading.Thread(target=process.stdout.read, daemon=True).start()
             try:
-                pid = _runtime_pid(process.pid)
                 user = {"X-User-ID": "alice"}
                 first = api.invoke(api_event("GET", "/sessions", authorizer=CALLER, headers=user))
                 assert _status_and_body(first)[0] == 200, first.body
+                pid = _runtime_pid(process.pid)  # the runtime is up: the wrapper has exec'd it
                 after_init = _memory_kb(pid)
                 model.default = Reply(text="a short answer of a few words", output_tokens=9)
                 session = None
@@ -102,6 +106,8 @@ def main() -> int:
                     status, text = _status_and_body(answer)
                     assert status == 200, (answer.mode, answer.body, text[:300])
                     session = session or json.loads(text)["session_id"]
+                    if os.environ.get("BENCH_VERBOSE") and number % 10 == 9:
+                        print(f"json turn {number + 1}: {_memory_kb(pid)}", flush=True)
                 after_json = _memory_kb(pid)
                 model.default = Reply(
                     pieces=[f"word{n} " for n in range(LONG_PIECES)], output_tokens=LONG_PIECES
@@ -113,6 +119,8 @@ def main() -> int:
                     )
                     assert answer.mode == "streamed", answer.body
                     assert b"event: done" in answer.streamed_bytes, answer.streamed_bytes[-300:]
+                    if os.environ.get("BENCH_VERBOSE") and number % 10 == 9:
+                        print(f"streamed turn {number + 1}: {_memory_kb(pid)}", flush=True)
                 after_stream = _memory_kb(pid)
             finally:
                 process.kill()
