@@ -311,7 +311,7 @@ def table() -> str:
     )
     per_million = [total(setup, BUSY_MONTH) / (BUSY_MONTH / REQUESTS) for setup in (merge_24, now)]
     rows.append(
-        "| per 1M requests in a month of 10M (same mix, 100 tenants) | | "
+        "| per 1M requests in a month of 10M (same mix, 100 tenants, still a line a delivery) | | "
         f"| ${per_million[0]:.2f} | ${per_million[1]:.2f} |"
     )
     rows.append(f"| optional WAF web ACL | $5 + $1 rule + $0.60/M requests | | | +${waf_cost():.2f} |")
