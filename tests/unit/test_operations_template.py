@@ -129,10 +129,13 @@ def test_every_function_has_a_throttles_alarm_and_every_api_function_an_errors_a
     watched = [metric for alarm in _alarms().values() for metric in _watched(alarm)]
     functions = set(_resources(translated_template(), "AWS::Lambda::Function"))
     for function in functions:
-        assert ("AWS/Lambda", "Throttles", {"FunctionName": {"Ref": function}}) in watched, function
+        throttles = ("AWS/Lambda", "Throttles", {"FunctionName": {"Ref": function}})
         errors = ("AWS/Lambda", "Errors", {"FunctionName": {"Ref": function}})
         # The authorizer's Errors count every refused key (401 is an exception by API Gateway's
-        # contract): its failures are counted from the access log instead
+        # contract), and a throttled authorizer is a request API Gateway answers 500 with an
+        # AUTHORIZER_ errorType: both are told by AuthorizerFailuresAlarm, from the access log
+        # (test below), so neither metric is paid for a second time
+        assert (throttles in watched) is (function != "AuthorizerFunction"), function
         assert (errors in watched) is (function != "AuthorizerFunction"), function
 
 
@@ -150,9 +153,13 @@ def test_the_api_5xx_rate_and_authorizer_failures_are_alarmed() -> None:
     metric_filter = tpl["Resources"]["AuthorizerFailuresMetricFilter"]["Properties"]
     assert metric_filter["LogGroupName"] == {"Ref": "ApiAccessLogGroup"}
     log_format = json.loads(stage["Properties"]["AccessLogSetting"]["Format"])
-    for field, value in re.findall(r"\$\.(\w+) = \"(\w+)\"", metric_filter["FilterPattern"]):
+    matched = re.findall(r"\$\.(\w+) = \"(\w+)\"", metric_filter["FilterPattern"])
+    for field, value in matched:
         assert log_format[field] == "$context.error.responseType", field
         assert value.startswith("AUTHORIZER_")
+    # Both of API Gateway's answers for an authorizer it could not run (crashed, timed out,
+    # throttled): the failure and the configuration error
+    assert {value for _, value in matched} == {"AUTHORIZER_FAILURE", "AUTHORIZER_CONFIGURATION_ERROR"}
     transformation = metric_filter["MetricTransformations"][0]
     ((namespace, metric, _),) = _watched(_alarms()["AuthorizerFailuresAlarm"])
     assert (namespace, metric) == (transformation["MetricNamespace"], transformation["MetricName"])

@@ -16,7 +16,6 @@ from typing import Any, cast
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
@@ -34,7 +33,7 @@ from tenantry.errors import (
     error_body,
     validation_message,
 )
-from tenantry.observability import logger, metrics, tracer
+from tenantry.observability import logger, tracer
 
 JSON = "application/json"
 # What a browser page may send and read (CORS): the request headers the API reads, and the
@@ -378,10 +377,9 @@ def _run(
         tracer.put_annotation("tier", caller.tier)
     else:
         logger.append_keys(tenant_id="-", tier="-")
-    # One dimension, the tier: every distinct dimension set is a billed custom metric. Per-route
-    # counts come from the access log (metering), per-tenant ones live in the Usage table.
-    metrics.add_dimension(name="tier", value=caller.tier if caller is not None and caller.tier else "none")
-    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    # No per-request metric: every metric is a custom metric billed each month, and request counts
+    # are already API Gateway's (Count, 4XXError, 5XXError) and, per tenant, tier and route, the
+    # Usage table's (metering, from the access log). docs/decisions.md, "Custom metrics ...".
     wrong_role = role_refusal(event, caller)
     if wrong_role is not None:
         refused = _plain_response(
