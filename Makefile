@@ -118,16 +118,21 @@ checkov: $(STAMP) $(CHECKOV)
 build: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/sam build --build-dir .aws-sam/build
 
+# The tiers run on pytest-xdist workers: the unit tests are CPU-bound (one per core); the HTTP
+# suite mostly waits on its stacks and streams, so two workers overlap those waits.
+UNIT_WORKERS ?= auto
+E2E_WORKERS ?= 2
+
 unit: $(STAMP)
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest -n $(UNIT_WORKERS) tests/unit
 
 integration: $(STAMP)
-	$(BIN)/pytest tests/integration
+	$(BIN)/pytest -n $(E2E_WORKERS) tests/integration
 
 # The HTTP integration suite: against a deployed stage with API_URL (…/v1) and ADMIN_KEY, else
 # against a local stack it starts itself (what make test runs).
 e2e: $(STAMP)
-	TENANTRY_API_URL="$(API_URL)" TENANTRY_ADMIN_KEY="$(ADMIN_KEY)" $(BIN)/pytest tests/integration
+	TENANTRY_API_URL="$(API_URL)" TENANTRY_ADMIN_KEY="$(ADMIN_KEY)" $(BIN)/pytest -n $(E2E_WORKERS) tests/integration
 
 # The layer's lock: every dependency of layers/core/requirements.in pinned with its hashes, resolved
 # for Lambda's python3.13 on arm64 (manylinux2014_aarch64) whatever machine runs this.
@@ -160,7 +165,7 @@ AWS_CALLS := $(CURDIR)/.aws-sam/aws-calls
 
 test: lint lint-openapi typecheck validate checkov build
 	rm -rf $(AWS_CALLS)
-	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest tests/unit
+	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest -n $(UNIT_WORKERS) tests/unit
 	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(MAKE) --no-print-directory e2e API_URL= ADMIN_KEY=
 	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest tests/browser
 	TENANTRY_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest tests/iam
