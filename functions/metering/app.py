@@ -18,5 +18,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, i
         result = metering.ingest_lines(lines, batch_id=batch_id)
     logger.info("access-log batch metered", extra=result)
     metrics.add_metric(name="MeteredLines", unit=MetricUnit.Count, value=result["metered"])
-    metrics.add_metric(name="MalformedLines", unit=MetricUnit.Count, value=result["skipped_malformed"])
+    # Published only when there are some: a metric is billed for the hours it is sent in, and the
+    # stage's own lines are never malformed unless its format and the parser part ways.
+    if result["skipped_malformed"]:
+        metrics.add_metric(name="MalformedLines", unit=MetricUnit.Count, value=result["skipped_malformed"])
     return result

@@ -40,6 +40,7 @@ def test_readme_walkthrough(stack_factory: Callable[..., LocalStack], tmp_path: 
     lines = result.stdout.strip().splitlines()
     me = json.loads(lines[0])
     assert (me["tenant_id"], me["tier"]) == ("acme", "pro")
+    assert me["scopes"] is None and set(me["limit_sources"].values()) == {"tier"}
     assert json.loads(lines[1]) == {"position": 1}
     assert json.loads(lines[2]) == {"positions": [2, 3]}
     page = json.loads(lines[3])
@@ -58,6 +59,10 @@ def test_readme_walkthrough(stack_factory: Callable[..., LocalStack], tmp_path: 
     assert set(sse[11:-1]) == {"event: delta"}
     usage = json.loads(next(line for line in lines if line.startswith('{"tenant_id":"acme","tier"')))
     assert {"today", "month", "limits", "estimated_cost"} <= usage.keys()
+    # the dashboard's scoped key: its read answers 200, its publish API Gateway's 403 (no function ran)
+    scoped = next(line for line in lines if line.startswith("200 {"))
+    refused = json.loads(scoped.removeprefix("200 "))
+    assert refused["error"] == "access_denied" and refused["request_id"]
     statuses = lines[-2].split()
     assert len(statuses) == 12 and statuses[0] == "200" and statuses[-1] == "429"
     throttled = json.loads(lines[-1])

@@ -1,6 +1,7 @@
 """What 1M tenant requests cost on AWS, derived line by line from the template's own values and the
-dated prices in tenantry.pricing, before and after issue 26; docs/operations.md ("Cost") shows this
-table, and the test fails when the two differ (``python -m tests.unit.test_cost_model`` prints it).
+dated prices in tenantry.pricing: as issue 26 found the template, as merge-24 left it, and now;
+docs/operations.md ("Cost") shows this table, and the test fails when the two differ
+(``python -m tests.unit.test_cost_model`` prints it).
 
 Inputs that are not the template's are stated here once: the month's mix, how many tenants send it,
 and the billed durations. Everything else (memory sizes, the authorizer's cache TTL, the sampling
@@ -19,7 +20,7 @@ import pytest
 
 from local import template
 from tenantry import pricing
-from tests.unit.test_metric_dimensions import ALLOWED
+from tests.unit.test_metric_dimensions import SENT_EVERY_HOUR
 from tooling.sam_translate import translated_template
 
 MONTH_SECONDS = 30 * 86_400
@@ -48,14 +49,16 @@ AUTHORIZER_READ_UNITS = 1  # a consistent read of one key item under 4 KB
 
 @dataclass(frozen=True)
 class Setup:
-    """What differs between the template before and after issue 26."""
+    """What differs between the template's versions."""
 
     name: str
-    custom_metrics: int
-    emf_bytes: int
+    custom_metrics: int  # sent every hour of the month
+    request_emf_bytes: int  # the EMF line an API request writes (0: none)
+    metering_emf_bytes: int  # the EMF line a metering delivery writes
     traced_share_of_requests: float
     traced_metering_batches: float
     alarm_metrics: int
+    chat_memory_mb: int
 
 
 def _typical(expression: str) -> str:
@@ -69,10 +72,10 @@ def _typical(expression: str) -> str:
         "status": "201",
         "responseLatency": "48",
         "integrationLatency": "41",
-        "responseLength": "14",  # {"position":1}
         "error.responseType": "-",
         "identity.apiKeyId": "a1b2c3d4e5",
         "requestTimeEpoch": "1796612821393",
+        "responseLength": "412",
     }
     return values[expression]
 
@@ -90,8 +93,8 @@ def access_log_bytes() -> int:
     return len(json.dumps(json.loads(line), separators=(",", ":")))
 
 
-def emf_line(dimensions: dict[str, str]) -> int:
-    """The bytes of the EMF line a request publishes (Powertools' format), with these dimensions."""
+def emf_line(dimensions: dict[str, str], metrics: tuple[str, ...] = ("Requests",)) -> int:
+    """The bytes of an EMF line (Powertools' format) with these dimensions and metrics."""
     blob = {
         "_aws": {
             "Timestamp": 1796612821393,
@@ -99,12 +102,12 @@ def emf_line(dimensions: dict[str, str]) -> int:
                 {
                     "Namespace": "Tenantry",
                     "Dimensions": [list(dimensions)],
-                    "Metrics": [{"Name": "Requests", "Unit": "Count"}],
+                    "Metrics": [{"Name": name, "Unit": "Count"} for name in metrics],
                 }
             ],
         },
         **dimensions,
-        "Requests": [1.0],
+        **{name: [1.0] for name in metrics},
     }
     return len(json.dumps(blob, separators=(",", ":")))
 
@@ -132,12 +135,12 @@ def _alarm_metrics() -> int:
     return count
 
 
-def _authorizer_invocations() -> float:
+def _authorizer_invocations(requests: float) -> float:
     """Cache misses: each miss opens a ReauthorizeEvery window its key's later requests reuse."""
     api = template.template()["Resources"]["TenantryApi"]["Properties"]
     ttl = float(api["Auth"]["Authorizers"]["ApiKeyAuthorizer"]["Identity"]["ReauthorizeEvery"])
-    per_key_rate = REQUESTS / (TENANTS * MONTH_SECONDS)
-    return REQUESTS / (1 + per_key_rate * ttl)
+    per_key_rate = requests / (TENANTS * MONTH_SECONDS)
+    return requests / (1 + per_key_rate * ttl)
 
 
 def _xray_default_rule_share() -> float:
@@ -147,59 +150,80 @@ def _xray_default_rule_share() -> float:
     return (at_least_one + 0.05 * (rate - at_least_one)) / rate
 
 
-def setups() -> tuple[Setup, Setup]:
+METERING_METRICS = ("MeteredLines", "MalformedLines")  # what metering sent per delivery until now
+
+
+def setups() -> tuple[Setup, Setup, Setup]:
     routes_in_mix = len(MIX)
-    before = Setup(
-        name="before",
+    found = Setup(
+        name="as issue 26 found it",
         # Requests and PublishRetries by tier and route, metering's two without dimensions
         custom_metrics=TENANT_TIERS * routes_in_mix + TENANT_TIERS * 1 + 2,
-        emf_bytes=emf_line({"tier": "pro", "route": "POST /events"}),
+        request_emf_bytes=emf_line({"tier": "pro", "route": "POST /events"}),
+        metering_emf_bytes=emf_line({}, METERING_METRICS),
         traced_share_of_requests=_xray_default_rule_share(),
         traced_metering_batches=_xray_default_rule_share(),
         alarm_metrics=2,  # the metering failure queue's depth and the metering function's errors
+        chat_memory_mb=512,
     )
-    after = Setup(
-        name="after",
-        # ModelKeyUnavailable is published only while the model's key is missing
-        custom_metrics=sum(
-            TENANT_TIERS if dims else 1 for name, dims in ALLOWED.items() if name != "ModelKeyUnavailable"
-        ),
-        emf_bytes=emf_line({"tier": "pro"}),
+    merge_24 = Setup(
+        name="merge-24",
+        # Requests, PublishRetries by tier; metering's two (ModelKeyUnavailable only while the
+        # model's key is missing)
+        custom_metrics=TENANT_TIERS * 2 + 2,
+        request_emf_bytes=emf_line({"tier": "pro"}),
+        metering_emf_bytes=emf_line({}, METERING_METRICS),
+        traced_share_of_requests=float(_parameter_default("TracingSampleRate")),
+        traced_metering_batches=0.0,
+        alarm_metrics=32,  # every function's Throttles, the API functions' Errors, 7 tables by 2, ...
+        chat_memory_mb=512,
+    )
+    now = Setup(
+        name="now",
+        # No dimension: each metric sent every hour is one custom metric (the others are sent only
+        # while something is wrong, and billed only for those hours)
+        custom_metrics=len(SENT_EVERY_HOUR),
+        request_emf_bytes=0,  # no request writes a metric line
+        metering_emf_bytes=emf_line({}, ("MeteredLines",)),
         traced_share_of_requests=float(_parameter_default("TracingSampleRate")),
         traced_metering_batches=0.0,  # MeteringFunction: Tracing PassThrough
         alarm_metrics=_alarm_metrics(),
+        chat_memory_mb=round(_memory_gb(_route_functions()[CHAT]) * 1024),
     )
-    return before, after
+    return found, merge_24, now
 
 
-def lines(setup: Setup) -> list[tuple[str, str, float]]:
-    """(line, how it is derived, USD) for 1M requests in a month."""
+def lines(setup: Setup, requests: int = REQUESTS) -> list[tuple[str, str, float]]:
+    """(line, how it is derived, USD) for ``requests`` requests in a month of MIX's proportions."""
     gb_second = pricing.LAMBDA_ARM_GB_SECOND.usd
     invocation = pricing.LAMBDA_REQUEST.usd
     functions = _route_functions()
-    authorizer = _authorizer_invocations()
-    deliveries = REQUESTS / LINES_PER_DELIVERY
-    api_gb_s = sum(
-        count * _memory_gb(functions[route]) * BILLED_MS[route] / 1000 for route, count in MIX.items()
-    )
-    reads = sum(count * pricing.route_units(route)[0][0] for route, count in MIX.items())
-    writes = sum(count * pricing.route_units(route)[0][1] for route, count in MIX.items())
+    mix = {route: count * requests / REQUESTS for route, count in MIX.items()}
+    authorizer = _authorizer_invocations(requests)
+    deliveries = requests / LINES_PER_DELIVERY
+
+    def memory_gb(route: str) -> float:
+        return setup.chat_memory_mb / 1024 if route == CHAT else _memory_gb(functions[route])
+
+    api_gb_s = sum(count * memory_gb(route) * BILLED_MS[route] / 1000 for route, count in mix.items())
+    reads = sum(count * pricing.route_units(route)[0][0] for route, count in mix.items())
+    writes = sum(count * pricing.route_units(route)[0][1] for route, count in mix.items())
     log_bytes = (
-        REQUESTS * (access_log_bytes() + setup.emf_bytes + PLATFORM_LOG_BYTES)
+        requests * (access_log_bytes() + setup.request_emf_bytes + PLATFORM_LOG_BYTES)
         + authorizer * PLATFORM_LOG_BYTES
-        + deliveries * (PLATFORM_LOG_BYTES + emf_line({}))
+        + deliveries * (PLATFORM_LOG_BYTES + setup.metering_emf_bytes)
     )
     log_gb = log_bytes / 1e9
     retention_months = float(_parameter_default("LogRetentionDays")) / 30
-    stored_gb = sum(MIX[route] * size for route, size in NEW_DATA_BYTES.items()) / 1e9
-    traces = REQUESTS * setup.traced_share_of_requests + deliveries * setup.traced_metering_batches
+    stored_gb = sum(mix[route] * size for route, size in NEW_DATA_BYTES.items()) / 1e9
+    traces = requests * setup.traced_share_of_requests + deliveries * setup.traced_metering_batches
     authorizer_gb_s = authorizer * _memory_gb("AuthorizerFunction") * AUTHORIZER_MS / 1000
     metering_gb_s = deliveries * _memory_gb("MeteringFunction") * METERING_MS / 1000
     return [
         (
             "API Gateway REST requests",
-            f"{REQUESTS:,} × $3.50/M",
-            REQUESTS * pricing.API_GATEWAY_REST_REQUEST.usd,
+            f"{requests:,} × $3.50/M",
+            requests * pricing.API_GATEWAY_REST_REQUEST.usd,
         ),
         (
             "Authorizer (Lambda + GetItem)",
@@ -211,8 +235,9 @@ def lines(setup: Setup) -> list[tuple[str, str, float]]:
         ),
         (
             "API functions (Lambda)",
-            f"{REQUESTS:,} invocations + {api_gb_s:,.0f} GB-s (512 MB; a chat turn {BILLED_MS[CHAT]} ms)",
-            REQUESTS * invocation + api_gb_s * gb_second,
+            f"{requests:,} invocations + {api_gb_s:,.0f} GB-s (chat {setup.chat_memory_mb} MB × "
+            f"{BILLED_MS[CHAT]} ms a turn, the others 512 MB)",
+            requests * invocation + api_gb_s * gb_second,
         ),
         (
             "DynamoDB, the routes' reads and writes",
@@ -229,8 +254,8 @@ def lines(setup: Setup) -> list[tuple[str, str, float]]:
         ),
         (
             "CloudWatch Logs",
-            f"{log_gb:.2f} GB ingested (access line, EMF line of {setup.emf_bytes} B, Lambda's own lines), "
-            f"kept {retention_months:.0f} month",
+            f"{log_gb:.2f} GB ingested (access lines, {setup.request_emf_bytes} B of EMF a request, "
+            f"Lambda's own), kept {retention_months:.0f} month",
             log_gb * pricing.CLOUDWATCH_LOGS_INGESTED_GB.usd
             + log_gb * retention_months * pricing.CLOUDWATCH_LOGS_STORED_GB_MONTH.usd,
         ),
@@ -252,8 +277,8 @@ def lines(setup: Setup) -> list[tuple[str, str, float]]:
         ),
         (
             "Data transfer out",
-            f"{REQUESTS * RESPONSE_BYTES / 1e9:.2f} GB",
-            REQUESTS * RESPONSE_BYTES / 1e9 * pricing.DATA_TRANSFER_OUT_GB.usd,
+            f"{requests * RESPONSE_BYTES / 1e9:.2f} GB",
+            requests * RESPONSE_BYTES / 1e9 * pricing.DATA_TRANSFER_OUT_GB.usd,
         ),
     ]
 
@@ -263,22 +288,38 @@ def waf_cost() -> float:
     return pricing.WAF_WEB_ACL_MONTH.usd + pricing.WAF_RULE_MONTH.usd + REQUESTS * pricing.WAF_REQUEST.usd
 
 
+def total(setup: Setup, requests: int = REQUESTS) -> float:
+    return sum(usd for *_, usd in lines(setup, requests))
+
+
+BUSY_MONTH = 10 * REQUESTS
+
+
 def table() -> str:
-    before, after = setups()
-    rows = ["| line | after: how | before | after |", "|---|---|---:|---:|"]
-    totals = [0.0, 0.0]
-    for (name, _, usd_before), (_, how, usd_after) in zip(lines(before), lines(after), strict=True):
-        rows.append(f"| {name} | {how} | ${usd_before:.2f} | ${usd_after:.2f} |")
-        totals[0] += usd_before
-        totals[1] += usd_after
-    rows.append(f"| **total, 1M requests in a month** | | **${totals[0]:.2f}** | **${totals[1]:.2f}** |")
-    rows.append(f"| optional WAF web ACL | $5 + $1 rule + $0.60/M requests | | +${waf_cost():.2f} |")
+    found, merge_24, now = setups()
+    rows = [
+        "| line | now: how | as issue 26 found it | merge-24 | now |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for (name, _, usd_found), (_, _, usd_merge), (_, how, usd_now) in zip(
+        lines(found), lines(merge_24), lines(now), strict=True
+    ):
+        rows.append(f"| {name} | {how} | ${usd_found:.2f} | ${usd_merge:.2f} | ${usd_now:.2f} |")
+    rows.append(
+        f"| **total, 1M requests in a month** | | **${total(found):.2f}** | **${total(merge_24):.2f}** "
+        f"| **${total(now):.2f}** |"
+    )
+    per_million = [total(setup, BUSY_MONTH) / (BUSY_MONTH / REQUESTS) for setup in (merge_24, now)]
+    rows.append(
+        "| per 1M requests in a month of 10M (same mix, 100 tenants, still a line a delivery) | | "
+        f"| ${per_million[0]:.2f} | ${per_million[1]:.2f} |"
+    )
+    rows.append(f"| optional WAF web ACL | $5 + $1 rule + $0.60/M requests | | | +${waf_cost():.2f} |")
     return "\n".join(rows)
 
 
-def totals() -> tuple[float, float]:
-    before, after = setups()
-    return sum(usd for *_, usd in lines(before)), sum(usd for *_, usd in lines(after))
+def totals() -> tuple[float, ...]:
+    return tuple(total(setup) for setup in setups())
 
 
 def test_the_operations_guide_shows_the_derived_cost_model() -> None:
@@ -288,12 +329,23 @@ def test_the_operations_guide_shows_the_derived_cost_model() -> None:
 
 
 def test_the_changes_made_the_stack_cheaper_per_request() -> None:
-    before, after = totals()
-    assert after < before
+    found, merge_24, now = totals()
+    assert now < merge_24 < found
     # X-Ray and custom metrics are no longer a large share of the bill
-    after_lines = {name: usd for name, _, usd in lines(setups()[1])}
-    assert after_lines["X-Ray"] < 0.1
-    assert after_lines["CloudWatch custom metrics (EMF)"] <= 10 * pricing.CLOUDWATCH_CUSTOM_METRIC_MONTH.usd
+    now_lines = {name: usd for name, _, usd in lines(setups()[2])}
+    assert now_lines["X-Ray"] < 0.1
+    assert now_lines["CloudWatch custom metrics (EMF)"] <= 2 * pricing.CLOUDWATCH_CUSTOM_METRIC_MONTH.usd
+
+
+def test_the_fixed_monthly_part_weighs_less_per_request_in_a_busier_month() -> None:
+    now = setups()[2]
+    assert total(now, BUSY_MONTH) / 10 < total(now)
+    # What does not grow with traffic: the custom metrics and the alarm metrics
+    fixed = {"CloudWatch custom metrics (EMF)", "CloudWatch alarms"}
+    quiet = {name: usd for name, _, usd in lines(now)}
+    busy = {name: usd for name, _, usd in lines(now, BUSY_MONTH)}
+    for name in fixed:
+        assert busy[name] == quiet[name], name
 
 
 @pytest.mark.parametrize("route", sorted(MIX))

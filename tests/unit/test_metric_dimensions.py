@@ -1,6 +1,7 @@
-"""The EMF metrics' dimension sets stay small: every distinct set of dimension values is a custom
-metric CloudWatch bills each month (docs/operations.md, Cost). Per-route counts come from the access
-log, per-tenant ones from the Usage table; a new dimension must be a decision, not an accident.
+"""The EMF metrics stay few and undimensioned: every distinct set of dimension values is a custom
+metric CloudWatch bills for each hour it is sent in (docs/operations.md, Cost). Request counts are
+API Gateway's own metrics and, per tenant, tier and route, the Usage table's (from the access log);
+a new metric or dimension must be a decision, not an accident.
 """
 
 from __future__ import annotations
@@ -13,20 +14,21 @@ from typing import Any
 import pytest
 
 from local import template
-from tenantry import edge, metering, routes
-from tenantry.tiers import TIERS
+from local.gateway.accesslog import subscription_event
+from tenantry import edge, routes
 from tests.conftest import admin_context, api_event, load_function, tenant_context
 
 # Every metric the code publishes, with its dimension names. Growing this is a cost decision.
 ALLOWED: dict[str, tuple[str, ...]] = {
-    "Requests": ("tier",),
-    "PublishRetries": ("tier",),
-    "ModelKeyUnavailable": ("tier",),
+    "PublishRetries": (),
+    "ModelKeyUnavailable": (),
     "MeteredLines": (),
     "MalformedLines": (),
 }
-# The values the tier dimension takes: the tier table's, the admin role's and "none" (no caller).
-TIER_VALUES = {*TIERS, "admin", "none"}
+# The ones an ordinary month sends every hour (each access-log delivery; publishes that raced
+# another writer): the cost model bills these. The others are sent only while something is wrong
+# (the model's key is missing; the access log's format and the parser part ways).
+SENT_EVERY_HOUR = frozenset({"MeteredLines", "PublishRetries"})
 SOURCES = [template.REPO_ROOT / "layers" / "core" / "tenantry", template.REPO_ROOT / "functions"]
 
 
@@ -51,11 +53,10 @@ def _keyword(call: ast.Call, name: str) -> str | None:
     return None
 
 
-def test_the_code_adds_no_dimension_but_the_tier() -> None:
-    # Given every dimension the deployed code adds (Powertools' add_dimension, single_metric)
-    dimensions = {_keyword(call, "name") for _, call in _calls("add_dimension")}
-    # Then it is the tier only, and no metric escapes through a single_metric with its own
-    assert dimensions == {"tier"}, dimensions
+def test_the_code_adds_no_dimension() -> None:
+    # Given the deployed code's calls that add dimensions (Powertools' add_dimension, single_metric)
+    # Then there are none, and no metric escapes through a single_metric with its own
+    assert _calls("add_dimension") == []
     assert _calls("single_metric") == []
     assert _calls("set_default_dimensions") == []
     # And every metric the code publishes is a known one
@@ -72,7 +73,7 @@ def emf(capsys: pytest.CaptureFixture[str]) -> Any:
     return blobs
 
 
-def test_a_request_on_every_route_publishes_only_the_allowed_series(
+def test_no_request_publishes_a_metric_and_metering_only_its_own(
     aws: dict[str, str], lambda_context: Any, emf: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(edge, "flush_authorizer_cache", lambda stage: True)
@@ -105,24 +106,27 @@ def test_a_request_on_every_route_publishes_only_the_allowed_series(
             lambda_context,
         )
         sent += 1
-    metering.ingest_lines(
-        ['{"requestId":"r1","tenantId":"acme","status":"200","requestTimeEpoch":"1795492371018"}']
-    )
     assert sent >= 20
-    # Then every metric is an allowed one, with exactly its allowed dimensions
-    series: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-    for blob in emf():
-        for directive in blob["_aws"]["CloudWatchMetrics"]:
-            (dimension_names,) = directive["Dimensions"] or [[]]
-            for metric in directive["Metrics"]:
-                assert tuple(dimension_names) == ALLOWED[metric["Name"]], (metric["Name"], dimension_names)
-                values = tuple((name, str(blob[name])) for name in dimension_names)
-                series.add((metric["Name"], values))
-    # And the tier takes only the tier table's values (never a tenant id or a route)
-    assert {value for _, values in series for name, value in values if name == "tier"} <= TIER_VALUES
-    # So the whole stack publishes at most this many custom metrics, whatever its traffic
-    bound = sum(len(TIER_VALUES) if dims else 1 for dims in ALLOWED.values())
-    assert len(series) <= bound == 3 * len(TIER_VALUES) + 2
+    # Then no request published a metric line (the hot path writes none)
+    assert emf() == []
+    # And metering publishes its one hourly metric per delivery, MalformedLines only with some
+    metering_function = load_function("metering").lambda_handler
+    good = '{"requestId":"r1","tenantId":"acme","status":"200","requestTimeEpoch":"1795492371018"}'
+    for lines in ([good], [good, "not an access-log line"]):
+        event = subscription_event(lines, log_group="/test/access", log_stream="v1/a", first_id=len(lines))
+        metering_function(event, lambda_context)
+    blobs = emf()
+    published = [
+        [metric["Name"] for directive in blob["_aws"]["CloudWatchMetrics"] for metric in directive["Metrics"]]
+        for blob in blobs
+    ]
+    assert published == [["MeteredLines"], ["MeteredLines", "MalformedLines"]]
+    for blob in blobs:
+        assert all(directive["Dimensions"] in ([], [[]]) for directive in blob["_aws"]["CloudWatchMetrics"])
+
+
+def test_the_metrics_sent_every_hour_are_allowed_ones() -> None:
+    assert set(ALLOWED) >= SENT_EVERY_HOUR
 
 
 def template_routes() -> dict[str, tuple[str, str]]:

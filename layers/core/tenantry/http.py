@@ -16,7 +16,6 @@ from typing import Any, cast
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 from pydantic import BaseModel
@@ -34,7 +33,7 @@ from tenantry.errors import (
     error_body,
     validation_message,
 )
-from tenantry.observability import logger, metrics, tracer
+from tenantry.observability import logger, tracer
 
 JSON = "application/json"
 # What a browser page may send and read (CORS): the request headers the API reads, and the
@@ -59,6 +58,8 @@ class Caller:
     incarnation: str = ""
     # When the key stops working (epoch seconds), as the authorizer read it; None: no expiry.
     expires_at: int | None = None
+    # What the key may call (tenantry.routes.SCOPES); None: every scope.
+    scopes: frozenset[str] | None = None
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -317,6 +318,7 @@ def caller_from_event(event: dict[str, Any]) -> Caller | None:
         key_id=str(context.get("key_id", "")),
         incarnation=str(context.get("incarnation", "")),
         expires_at=_epoch(context.get("expires_at")),
+        scopes=routes.scopes_from_text(str(context.get("scopes") or "")),
     )
 
 
@@ -375,10 +377,9 @@ def _run(
         tracer.put_annotation("tier", caller.tier)
     else:
         logger.append_keys(tenant_id="-", tier="-")
-    # One dimension, the tier: every distinct dimension set is a billed custom metric. Per-route
-    # counts come from the access log (metering), per-tenant ones live in the Usage table.
-    metrics.add_dimension(name="tier", value=caller.tier if caller is not None and caller.tier else "none")
-    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    # No per-request metric: every metric is a custom metric billed each month, and request counts
+    # are already API Gateway's (Count, 4XXError, 5XXError) and, per tenant, tier and route, the
+    # Usage table's (metering, from the access log). docs/decisions.md, "Custom metrics ...".
     wrong_role = role_refusal(event, caller)
     if wrong_role is not None:
         refused = _plain_response(
@@ -466,9 +467,9 @@ def caller(app: APIGatewayRestResolver) -> Caller:
 
 
 def role_refusal(event: dict[str, Any], who: Caller | None) -> ApiError | None:
-    """The route's role (tenantry.routes, the one table) against the caller's, before any handler
-    runs: the authorizer's policy already keeps each role to its routes on API Gateway; this is
-    the same table checked again where a handler could otherwise be reached (tests, a policy
+    """The route's role and scope (tenantry.routes, the one table) against the caller's, before any
+    handler runs: the authorizer's policy already keeps each key to its routes on API Gateway; this
+    is the same table checked again where a handler could otherwise be reached (tests, a policy
     cached from an older table). A route the table does not know is not the API's: 404."""
     method, resource = str(event.get("httpMethod", "")), str(event.get("resource", ""))
     role = routes.role_of(method, resource)
@@ -482,4 +483,9 @@ def role_refusal(event: dict[str, Any], who: Caller | None) -> ApiError | None:
         if role == routes.ADMIN:
             return Forbidden("This route needs an admin key", code="admin_only")
         return Forbidden("This route needs a tenant key", code="tenant_only")
+    if role == routes.TENANT and not routes.allows(who.scopes, f"{method.upper()} {resource}"):
+        return Forbidden(
+            f"This key lacks the scope {routes.scope_of(method, resource)!r} this route needs",
+            code="scope_missing",
+        )
     return None
