@@ -22,7 +22,7 @@ from local import aws_calls, inprocess, template
 from local import faults as fault_injection
 from local.invoke import StubLambdaContext
 from local.invoke import api_event as api_event  # noqa: PLC0414 - re-exported for the tests
-from tenantry import caches, edge
+from tenantry import caches, edge, observability
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_TENANT_DATA_ROLE_ARN = "arn:aws:iam::123456789012:role/test-tenant-data"
@@ -58,6 +58,15 @@ def fresh_caches() -> Iterator[None]:
     caches.clear_all()
     yield
     caches.clear_all()
+
+
+@pytest.fixture(autouse=True)
+def empty_metric_buffer() -> Iterator[None]:
+    """Powertools' metric buffer is shared by every Metrics instance of the process: a metric a test
+    adds outside a flushing handler would be flushed by the next test's handler, in random order."""
+    observability.metrics.clear_metrics()
+    yield
+    observability.metrics.clear_metrics()
 
 
 @pytest.fixture

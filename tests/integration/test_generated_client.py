@@ -157,6 +157,23 @@ def test_every_operation_of_the_generated_client_works(
     call("keys.list_keys_tenants_tenant_id_keys_get", 200, models.KeyList, client=admin, tenant_id=tenant_id)
     # And the tenant describes itself, publishes (once per Idempotency-Key) and reads its stream
     call("tenant.me_me_get", 200, models.Me, client=tenant)
+    # And mints a key of its own for its CI, lists its keys and revokes that one
+    minted = call(
+        "tenant.create_my_key_me_keys_post",
+        201,
+        models.IssuedKey,
+        client=tenant,
+        body=models.MyKeyRequest(name="ci", expires_in_seconds=3600),
+    )
+    mine = call("tenant.list_my_keys_me_keys_get", 200, models.KeyList, client=tenant)
+    assert minted.key.key_id in {key.key_id for key in mine.keys}
+    call(
+        "tenant.revoke_my_key_me_keys_key_id_delete",
+        200,
+        models.KeyInfo,
+        client=tenant,
+        key_id=minted.key.key_id,
+    )
     event = models.PublishEventsPostSingleEventIn(
         type_="order.placed", data=models.PublishEventsPostSingleEventInData.from_dict({"order_id": "o-1"})
     )

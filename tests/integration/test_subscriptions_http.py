@@ -120,7 +120,9 @@ def test_replay_hands_over_to_live_events_with_no_gap_and_no_duplicate(gateway: 
     for _ in range(3):
         publish(gateway, key, batch("before", 99))
     # When a client subscribes from the start while four writers publish 60 more, concurrently
-    subscription = opened(gateway, key, max_seconds=8)
+    # (it ends after that many events; max_seconds only bounds a failing run)
+    total = 297 + 4 * 5 * 3
+    subscription = opened(gateway, key, limit=total, max_seconds=120)
 
     def writer(number: int) -> None:
         for round_ in range(5):
@@ -128,7 +130,6 @@ def test_replay_hands_over_to_live_events_with_no_gap_and_no_duplicate(gateway: 
 
     with ThreadPoolExecutor(4) as writers:
         list(writers.map(writer, range(4)))
-    total = 297 + 4 * 5 * 3
     # Then it received every position from 1 to the last exactly once, in order, each as its id
     received = subscription.wait_for(lambda items: len([i for i in items if i.event == "event"]) >= total)
     events = [item for item in received if item.event == "event"]
@@ -147,7 +148,9 @@ def test_last_event_id_resumes_exactly_after_the_last_event_received(gateway: Lo
     assert [item.event for item in first] == ["event", "event", "event", "end"]
     assert first[-1].data == {"next_from": 4}
     # When the client reconnects with the id it saw last (an EventSource sends the end's own id)
-    again = opened(gateway, key, headers={"Last-Event-ID": first[-1].id or ""}, max_seconds=1, **{"from": 1})
+    again = opened(
+        gateway, key, headers={"Last-Event-ID": first[-1].id or ""}, limit=3, max_seconds=30, **{"from": 1}
+    )
     # Then it gets what follows, nothing twice (Last-Event-ID wins over the URL's from)
     again.until_end()
     assert again.positions() == [4, 5, 6]
@@ -157,10 +160,10 @@ def test_a_consumer_starts_after_its_checkpoint(gateway: LocalStack) -> None:
     _, key = gateway.create_tenant("pro")
     publish(gateway, key, batch("t", 5))
     assert gateway.request("PUT", "/consumers/projector", key=key, body={"position": 3}).status == 200
-    subscription = opened(gateway, key, consumer="projector", max_seconds=1)
+    subscription = opened(gateway, key, consumer="projector", limit=2, max_seconds=30)
     subscription.until_end()
     assert subscription.positions() == [4, 5]
-    fresh = opened(gateway, key, consumer="never-saved", max_seconds=1)
+    fresh = opened(gateway, key, consumer="never-saved", limit=5, max_seconds=30)
     fresh.until_end()
     assert fresh.positions() == [1, 2, 3, 4, 5]
 
@@ -170,7 +173,7 @@ def test_a_type_filter_delivers_only_that_type_live_too(gateway: LocalStack) -> 
     publish(
         gateway, key, {"events": [{"type": "order.placed", "data": {}}, {"type": "order.paid", "data": {}}]}
     )
-    subscription = opened(gateway, key, type="order.paid", max_seconds=4)
+    subscription = opened(gateway, key, type="order.paid", limit=2, max_seconds=60)
     subscription.wait_for(lambda items: len(items) >= 1)
     publish(
         gateway, key, {"events": [{"type": "order.placed", "data": {}}, {"type": "order.paid", "data": {}}]}
@@ -185,8 +188,9 @@ def test_a_subscription_sees_only_its_own_tenants_events(gateway: LocalStack) ->
     _, acme = gateway.create_tenant("pro")
     _, globex = gateway.create_tenant("pro")
     publish(gateway, acme, {"type": "acme.secret", "data": {"owner": "acme"}})
-    acme_stream = opened(gateway, acme, max_seconds=3)
-    globex_stream = opened(gateway, globex, max_seconds=3)
+    # (acme's ends after its two events; globex's waits 10 s for anything that is not its own)
+    acme_stream = opened(gateway, acme, limit=2, max_seconds=60)
+    globex_stream = opened(gateway, globex, limit=2, max_seconds=10)
     # When both publish while subscribed
     publish(gateway, globex, {"type": "globex.secret", "data": {"owner": "globex"}})
     publish(gateway, acme, {"type": "acme.secret", "data": {"owner": "acme"}})

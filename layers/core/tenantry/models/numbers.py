@@ -61,9 +61,14 @@ def _integral_query_text(value: Any) -> Any:
 
 
 def _takes_int(annotation: Any) -> bool:
+    # Pydantic unwraps a field's own Annotated, not one inside a union (``Lifetime | None``).
+    if get_origin(annotation) is Annotated:
+        return _takes_int(get_args(annotation)[0])
     if annotation is int:
         return True
-    return get_origin(annotation) in (Union, types.UnionType) and int in get_args(annotation)
+    return get_origin(annotation) in (Union, types.UnionType) and any(
+        _takes_int(member) for member in get_args(annotation)
+    )
 
 
 class IntegralNumbers(BaseModel):
