@@ -28,6 +28,7 @@ import dataclasses
 import json
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
 import time
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from local import transport
 from local.gateway import runtime
 from local.gateway.api import FunctionSpec
 
@@ -136,11 +138,38 @@ class Sandbox:
         self._pieces: list[bytes] = []  # a streamed answer's pieces, when nobody reads them
         self._gone_told = False
         self._connection, child_end = _FORKSERVER.Pipe()
+        # The function's AWS calls, served by whichever thread waits for this sandbox (_receive).
+        self._aws: Any = None
+        aws_end: Any = None
+        if spec.aws_endpoint:
+            self._aws, aws_end = _FORKSERVER.Pipe()
         self._process = _FORKSERVER.Process(
-            target=runtime.serve, args=(child_end, spec), name=f"sandbox-{spec.logical_id}", daemon=True
+            target=runtime.serve,
+            args=(child_end, spec, aws_end),
+            name=f"sandbox-{spec.logical_id}",
+            daemon=True,
         )
         self._process.start()
         child_end.close()
+        if aws_end is not None:
+            aws_end.close()
+        self._waited = [self._connection] if self._aws is None else [self._connection, self._aws]
+
+    def _poll(self, wait_s: float | None) -> bool:
+        """Wait until the sandbox has a message for the caller (None: for as long as it takes),
+        serving the function's AWS calls on the way; False if ``wait_s`` passed first."""
+        if self._aws is None:
+            return self._connection.poll(wait_s)
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = multiprocessing.connection.wait(self._waited, left)
+            if self._aws in ready:
+                self._aws.send_bytes(transport.serve_channel_message(self._aws.recv_bytes()))
+            if self._connection in ready:
+                return True
+            if not ready:
+                return False
 
     def _receive(self, wait_s: float | None, receiver: StreamReceiver | None = None) -> dict[str, Any] | None:
         """The sandbox's next message, or None when ``wait_s`` passed first. A streaming
@@ -153,7 +182,7 @@ class Sandbox:
                     wait = left
                 else:
                     wait = STREAM_TICK_SECONDS if left is None else min(left, STREAM_TICK_SECONDS)
-                if wait is not None and not self._connection.poll(max(0.0, wait)):
+                if not self._poll(None if wait is None else max(0.0, wait)):
                     if deadline is not None and time.monotonic() >= deadline:
                         return None
                     if receiver is not None and not receiver.tick():
@@ -221,6 +250,8 @@ class Sandbox:
         """End the sandbox (idle, retired, timed out or broken)."""
         if not self._connection.closed:
             self._connection.close()
+        if self._aws is not None and not self._aws.closed:
+            self._aws.close()
         if self._process.is_alive():
             self._process.kill()
         self._process.join(timeout=5)
@@ -275,7 +306,14 @@ class FunctionPool:
             stdout_to_stderr=self.settings.stdout_to_stderr,
             record_calls_for=self.settings.record_calls_for,
             streaming=self.spec.streaming_runtime,
+            aws_endpoint=self._aws_endpoint(),
         )
+
+    def _aws_endpoint(self) -> str | None:
+        """The endpoint the function's AWS calls go to when this process serves it: they then
+        take the sandbox's AWS channel (``local/transport.py``)."""
+        endpoint = self.env.get("AWS_ENDPOINT_URL", "")
+        return endpoint if endpoint and transport.serves(endpoint) else None
 
     def retire(self) -> None:
         """Code changed: end idle sandboxes; busy ones end when they finish."""

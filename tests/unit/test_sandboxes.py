@@ -4,6 +4,7 @@ sandbox, with its function's env, its own log file, one invocation at a time, an
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from local import transport
 from local.gateway.api import FunctionSpec
 from local.gateway.sandbox import FunctionError, FunctionPool, FunctionTimeoutError, PoolSettings
+from local.wire import json_error, ok_json, respond
 
 HANDLER = """
 import json, os, sys, time
@@ -174,3 +177,62 @@ def test_a_handler_that_cannot_be_imported_is_an_import_error(pools: Callable[..
         broken.invoke({}, "r1")
     assert failed.value.error_type == "Runtime.ImportModuleError"
     assert "not_a_module_anywhere" in json.dumps(failed.value.message)
+
+
+AWS_HANDLER = """
+import boto3
+from botocore.exceptions import ClientError
+
+DYNAMODB = boto3.client("dynamodb")
+AT_IMPORT = DYNAMODB.list_tables()["TableNames"]  # a cold start's call
+
+
+def lambda_handler(event, context):
+    try:
+        DYNAMODB.describe_table(TableName=event["table"])
+        code = None
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+    return {"at_import": AT_IMPORT, "tables": DYNAMODB.list_tables()["TableNames"], "code": code}
+"""
+
+
+def test_a_sandboxs_aws_calls_reach_the_embedded_aws_of_the_gateway_process_without_http(
+    pools: Callable[..., FunctionPool],
+) -> None:
+    # Given an in-process AWS registered for an endpoint where nothing listens (so HTTP would fail)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    seen: list[tuple[str, str]] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        operation = str(environ.get("HTTP_X_AMZ_TARGET", "")).rpartition(".")[2]
+        seen.append((operation, str(environ.get("HTTP_AUTHORIZATION", ""))[:40]))
+        if operation == "DescribeTable":
+            return respond(start_response, json_error("dynamodb", "ResourceNotFoundException", "no table"))
+        return respond(start_response, ok_json({"TableNames": [f"table-{len(seen)}"]}))
+
+    transport.register(endpoint, app)
+    try:
+        function = pools(
+            "Aws",
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "sandbox-key",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            },
+        )
+        function.spec.module_file.write_text(AWS_HANDLER, encoding="utf-8")
+        # When the function calls DynamoDB at its cold start and in two invocations
+        first = function.invoke({"table": "missing"}, "r1")
+        second = function.invoke({"table": "missing"}, "r2")
+    finally:
+        transport.unregister(endpoint)
+    # Then every call crossed the sandbox's channel to this process's app, signed with the
+    # function's own credentials, and an AWS error reached the SDK as AWS's error
+    assert first == {"at_import": ["table-1"], "tables": ["table-3"], "code": "ResourceNotFoundException"}
+    assert second["tables"] == ["table-5"] and second["code"] == "ResourceNotFoundException"
+    assert [operation for operation, _ in seen] == ["ListTables", *["DescribeTable", "ListTables"] * 2]
+    assert all("Credential=sandbox-key/" in authorization for _, authorization in seen)
