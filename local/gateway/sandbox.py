@@ -28,8 +28,8 @@ import dataclasses
 import json
 import logging
 import multiprocessing
-import multiprocessing.connection
 import os
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -151,22 +151,26 @@ class Sandbox:
         )
         self._process.start()
         child_end.close()
+        self._poller: Any = None
         if aws_end is not None:
             aws_end.close()
-        self._waited = [self._connection] if self._aws is None else [self._connection, self._aws]
+            # One poll set for the sandbox's life: both connections, registered once.
+            self._poller = select.poll()
+            for connection in (self._connection, self._aws):
+                self._poller.register(connection.fileno(), select.POLLIN)
 
     def _poll(self, wait_s: float | None) -> bool:
         """Wait until the sandbox has a message for the caller (None: for as long as it takes),
         serving the function's AWS calls on the way; False if ``wait_s`` passed first."""
         if self._aws is None:
-            return self._connection.poll(wait_s)
+            return bool(self._connection.poll(wait_s))
         deadline = None if wait_s is None else time.monotonic() + wait_s
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            ready = multiprocessing.connection.wait(self._waited, left)
-            if self._aws in ready:
+            ready = {fd for fd, _ in self._poller.poll(None if left is None else left * 1000)}
+            if self._aws.fileno() in ready:
                 self._aws.send_bytes(transport.serve_channel_message(self._aws.recv_bytes()))
-            if self._connection in ready:
+            if self._connection.fileno() in ready:
                 return True
             if not ready:
                 return False
