@@ -507,7 +507,8 @@ class EmbeddedAws:
             items = [_post_image(table, key) for table, key in touched]
             return (self._journal.append({"items": items}) if items else self._journal.last_seq), False
         if not operation and path.startswith(_APIGATEWAY_PATHS):
-            return self._journal.append({"api_keys": _dump_api_keys()}), False
+            record = {"api_keys": _dump_api_keys(), "usage_plans": _dump_runtime_plans()}
+            return self._journal.append(record), False
         # A rarer change (a table's settings, a tag): a snapshot records it before the answer.
         return self._journal.last_seq, True
 
@@ -539,6 +540,7 @@ class EmbeddedAws:
         if applied:
             _log.warning("replayed %d journal records over the snapshot", applied)
         self._restore_items(dynamodb, state.get("dynamodb", {}))
+        plan_ids.update(self._restore_runtime_plans(apigateway, state.get("usage_plans", [])))
         self._restore_api_keys(apigateway, state.get("api_keys", []), plan_ids)
         self._restore_messages(sqs, state.get("sqs", {}), queue_urls)
         return int(state.get("journal_seq", 0))
@@ -602,6 +604,26 @@ class EmbeddedAws:
                 _log.warning(
                     "snapshot items of %s no longer fit its key schema; dropped (%s)", table_name, exc
                 )
+
+    @staticmethod
+    def _restore_runtime_plans(apigateway: Any, plans: list[dict[str, Any]]) -> dict[str, str]:
+        """The usage plans made at run time (a tenant's own, for its limit overrides), with their
+        ids, limits and tags: plan name → id."""
+        from moto.apigateway.utils import ApigwUsagePlanIdentifier  # noqa: PLC0415
+        from moto.utilities.id_generator import moto_id_manager  # noqa: PLC0415
+
+        ids: dict[str, str] = {}
+        for plan in plans:
+            identifier = ApigwUsagePlanIdentifier(ACCOUNT_ID, REGION, plan["name"])
+            moto_id_manager.set_custom_id(identifier, plan["id"])
+            try:
+                arguments = {
+                    name: plan[name] for name in ("name", "description", "throttle", "quota", "tags")
+                }
+                ids[plan["name"]] = str(apigateway.create_usage_plan(**arguments)["id"])
+            finally:
+                moto_id_manager.unset_custom_id(identifier)
+        return ids
 
     @staticmethod
     def _restore_api_keys(apigateway: Any, keys: list[dict[str, Any]], plan_ids: dict[str, str]) -> None:
@@ -776,6 +798,7 @@ def _dump_moto_state(api_id: str) -> dict[str, Any]:
         "api_id": api_id,
         "dynamodb": tables,
         "api_keys": _dump_api_keys(),
+        "usage_plans": _dump_runtime_plans(),
         "sqs": _dump_queues(),
     }
 
@@ -808,6 +831,25 @@ def _dump_api_keys() -> list[dict[str, Any]]:
             "usage_plans": sorted(plans_of_key.get(key.id, [])),
         }
         for key in apigateway.keys.values()
+    ]
+
+
+def _dump_runtime_plans() -> list[dict[str, Any]]:
+    """The usage plans the template does not define (made at run time), with their ids, limits and
+    tags (the caller holds the request lock)."""
+    _, apigateway = _moto_backends()
+    from_template = {definition["name"] for definition in template.usage_plan_definitions().values()}
+    return [
+        {
+            "id": plan.id,
+            "name": plan.name,
+            "description": plan.description or "",
+            "throttle": dict(plan.throttle or {}),
+            "quota": dict(plan.quota or {}),
+            "tags": dict(plan.tags or {}),
+        }
+        for plan in apigateway.usage_plans.values()
+        if plan.name not in from_template
     ]
 
 

@@ -315,6 +315,7 @@ class FaultInjector:
         if service == APIGATEWAY:
             status = {
                 "TooManyRequestsException": 429,
+                "LimitExceededException": 429,
                 "NotFoundException": 404,
                 "BadRequestException": 400,
                 "AccessDeniedException": 403,

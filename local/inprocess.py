@@ -59,23 +59,28 @@ def _body(request: Any) -> bytes:
 
 def _service(service: str, operation: str, event_name: str, request: Any, body: bytes) -> Answer | None:
     """The service's own answer: the rules moto leaves out, else moto's."""
-    if service == DYNAMODB:
-        signed = signature(request.headers.get("Authorization"))
 
-        def run() -> Answer:
-            found = _moto(event_name, request)
-            if found is None:
-                raise LookupError(request.url)
-            return found
+    def run() -> Answer:
+        found = _moto(event_name, request)
+        if found is None:
+            raise LookupError(request.url)
+        return found
 
-        try:
+    def forward(changed: bytes) -> Answer:
+        """Moto's answer to the request with ``changed`` as its body (a rule may send less)."""
+        if changed != body:
+            request.body = changed
+            request.headers["Content-Length"] = str(len(changed))
+        return run()
+
+    try:
+        if service == DYNAMODB:
+            signed = signature(request.headers.get("Authorization"))
             return dynamodb_rules.serve(operation, signed.region if signed else "", body, run)
-        except LookupError:
-            return None  # not an endpoint moto serves
-    if service == APIGATEWAY:
-        refused = apigateway_rules.refusal(request.method, urlsplit(request.url).path, body)
-        if refused is not None:
-            return refused
+        if service == APIGATEWAY:
+            return apigateway_rules.serve(request.method, urlsplit(request.url).path, body, forward)
+    except LookupError:
+        return None  # not an endpoint moto serves
     return _moto(event_name, request)
 
 

@@ -213,6 +213,8 @@ def apply(
                 table[identity] = change["item"]
         if "api_keys" in record:
             state["api_keys"] = record["api_keys"]
+        if "usage_plans" in record:
+            state["usage_plans"] = record["usage_plans"]
         if "sqs" in record:
             state["sqs"] = record["sqs"]
     state["dynamodb"] = {name: list(items.values()) for name, items in tables.items()}

@@ -44,41 +44,48 @@ def ensure_sample_tenant() -> list[str]:
     done: list[str] = []
     with aws_calls.acting_as("TenantsFunction"):
         stored = tenancy.DYNAMODB.tenants.get(SAMPLE_TENANT_ID)
-        tier = str(stored.tier) if stored is not None else SAMPLE_TIER
         if stored is None:
             request = CreateTenantRequest(
                 name=SAMPLE_TENANT_NAME, tier=SAMPLE_TIER, tenant_id=SAMPLE_TENANT_ID
             )
             tenancy.create_tenant(request)
             done.append(f"created tenant {SAMPLE_TENANT_ID} ({SAMPLE_TIER})")
-        done += _ensure_sample_key(tenancy, tier)
+        done += _ensure_sample_key()
     return done
 
 
-def _ensure_sample_key(tenancy: Any, tier: str) -> list[str]:
-    store = tenancy.DYNAMODB.keys
-    key_hash = tenancy.keys.hash_key(SAMPLE_KEY)
-    stored = store.get(key_hash)
-    if stored is not None and stored.status == "active" and stored.expires_at is None:
+def _ensure_sample_key() -> list[str]:
+    """The sample key as an active key of tenant ``sample``, drawing from its usage identity (a
+    sample key of the first scheme, with an API key of its own, is remade that way)."""
+    from tenantry import edge, keys, tenancy, usage_identity  # noqa: PLC0415 - as above
+    from tenantry.stores import keys as key_store  # noqa: PLC0415
+
+    stores = tenancy.DYNAMODB
+    sample = stores.tenants.get(SAMPLE_TENANT_ID)
+    assert sample is not None, "ensure_sample_tenant creates it first"
+    tenant = usage_identity.ensure(sample, stores)
+    key_hash = keys.hash_key(SAMPLE_KEY)
+    stored = stores.keys.get(key_hash)
+    usable = stored is not None and stored.status == key_store.ACTIVE and stored.expires_at is None
+    if usable and stored is not None and stored.usage_key == tenant.usage_key and stored.tier == tenant.tier:
         return []
     if stored is not None:
         # Rotated (an expiry) or revoked by an earlier sample: make it a plain active key again.
-        store.delete(key_hash)
+        stores.keys.delete(key_hash)
         if stored.edge_key_id:
-            tenancy.edge.delete_key(stored.edge_key_id)
-    store.put(
-        tenancy.key_store.KeyRecord(
+            edge.delete_key(stored.edge_key_id)
+    stores.keys.put(
+        key_store.KeyRecord(
             key_hash=key_hash,
             key_id=SAMPLE_KEY_ID,
             tenant_id=SAMPLE_TENANT_ID,
             role="tenant",
-            tier=tier,
-            status="active",
-            hint=tenancy.keys.display_hint(SAMPLE_KEY),
+            tier=tenant.tier,
+            status=key_store.ACTIVE,
+            hint=keys.display_hint(SAMPLE_KEY),
             created_at=tenancy.timestamp(),
-            edge_key_id=tenancy.edge.create_key(
-                key_id=SAMPLE_KEY_ID, value=SAMPLE_KEY, tenant_id=SAMPLE_TENANT_ID, tier=tier
-            ),
+            incarnation=tenant.incarnation,
+            usage_key=tenant.usage_key,
         )
     )
     return ["activated the sample key" if stored is not None else "added the sample key"]

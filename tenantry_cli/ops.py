@@ -131,7 +131,7 @@ def tenants_list(args: argparse.Namespace) -> tuple[Any, str]:
 
 def tenants_get(args: argparse.Namespace) -> tuple[Any, str]:
     answer = _request(args, "GET", f"/tenants/{_quoted(args.tenant_id)}")
-    return answer, _tenant(answer)
+    return answer, f"{_tenant(answer)}\n\n{limits_table(answer)}"
 
 
 def tenants_set_tier(args: argparse.Namespace) -> tuple[Any, str]:
@@ -187,6 +187,59 @@ def tenants_delete(args: argparse.Namespace) -> tuple[Any, str]:
     return answer, text
 
 
+LIMIT_NAMES = ("requests_per_minute", "burst", "requests_per_month", "tokens_per_month")
+
+
+def limits_table(answer: dict[str, Any]) -> str:
+    """A tenant's limits in force and where each comes from (its tier, or an override)."""
+    rows = [
+        {"limit": name, "value": answer["limits"][name], "source": answer["limit_sources"][name]}
+        for name in LIMIT_NAMES
+    ]
+    return table(rows, ("limit", "value", "source"))
+
+
+def tenants_limits(args: argparse.Namespace) -> tuple[Any, str]:
+    """Show a tenant's limits, or override some (a number) or return them to the tier ("tier")."""
+    changes = {name: getattr(args, name) for name in LIMIT_NAMES if getattr(args, name) is not None}
+    path = f"/tenants/{_quoted(args.tenant_id)}"
+    if changes:
+        body = {"limits": {name: None if value == "tier" else int(value) for name, value in changes.items()}}
+        answer = _request(args, "PATCH", path, body)
+    else:
+        answer = _request(args, "GET", path)
+    return answer, f"{answer['tenant_id']} ({answer['tier']})\n{limits_table(answer)}"
+
+
+def _limit_value(text: str) -> str:
+    if text == "tier" or (text.isdigit() and int(text) >= 0):
+        return text
+    raise argparse.ArgumentTypeError(f"expected a whole number or 'tier', got {text!r}")
+
+
+def keys_create(args: argparse.Namespace) -> tuple[Any, str]:
+    body: dict[str, Any] = {"rotate": args.rotate}
+    if args.rotate:
+        body["grace_seconds"] = args.grace_seconds
+    if args.name:
+        body["name"] = args.name
+    if args.scope:
+        body["scopes"] = sorted(set(args.scope))
+    if args.expires_in_seconds is not None:
+        body["expires_in_seconds"] = args.expires_in_seconds
+    answer = _request(args, "POST", f"/tenants/{_quoted(args.tenant_id)}/keys", body)
+    key = answer["key"]
+    scopes = ", ".join(key.get("scopes") or ["every scope"])
+    lines = [
+        f"new key {key['key_id']} ({key.get('name') or 'no name'}; {scopes})",
+        f"api key (shown once): {answer['api_key']}",
+        f"expires: {key.get('expires_at') or 'never'}",
+    ]
+    if args.rotate:
+        lines.append(f"older keys expire: {answer.get('older_keys_expire_at') or 'now'}")
+    return answer, "\n".join(lines)
+
+
 def keys_rotate(args: argparse.Namespace) -> tuple[Any, str]:
     answer = _request(
         args, "POST", f"/tenants/{_quoted(args.tenant_id)}/keys", {"grace_seconds": args.grace_seconds}
@@ -198,12 +251,13 @@ def keys_rotate(args: argparse.Namespace) -> tuple[Any, str]:
     )
 
 
-KEY_COLUMNS = ("key_id", "role", "status", "hint", "created_at", "expires_at")
+KEY_COLUMNS = ("key_id", "name", "scopes", "status", "hint", "created_at", "expires_at")
 
 
 def keys_list(args: argparse.Namespace) -> tuple[Any, str]:
     answer = _request(args, "GET", f"/tenants/{_quoted(args.tenant_id)}/keys")
-    return answer, table(answer["keys"], KEY_COLUMNS)
+    rows = [{**key, "scopes": " ".join(key.get("scopes") or ["*"])} for key in answer["keys"]]
+    return answer, table(rows, KEY_COLUMNS)
 
 
 def keys_revoke(args: argparse.Namespace) -> tuple[Any, str]:
@@ -305,6 +359,16 @@ def register(subcommands: Any) -> None:
     set_tier.add_argument("tenant_id")
     set_tier.add_argument("tier", help="basic, pro or enterprise")
     set_tier.set_defaults(handler=_run(tenants_set_tier))
+    limits = _common(
+        actions.add_parser(
+            "limits",
+            help="Show a tenant's limits and where each comes from; --<limit> N|tier overrides or clears one",
+        )
+    )
+    limits.add_argument("tenant_id")
+    for name in LIMIT_NAMES:
+        limits.add_argument(f"--{name.replace('_', '-')}", dest=name, type=_limit_value, metavar="N|tier")
+    limits.set_defaults(handler=_run(tenants_limits))
 
     keys = subcommands.add_parser("keys", help="List, rotate or revoke a tenant's keys")
     key_actions = keys.add_subparsers(dest="action", required=True)
@@ -314,6 +378,26 @@ def register(subcommands: Any) -> None:
     rotate.add_argument("tenant_id")
     rotate.add_argument("--grace-seconds", type=int, default=86_400)
     rotate.set_defaults(handler=_run(keys_rotate))
+    create = _common(
+        key_actions.add_parser(
+            "create",
+            help="Issue a key with a name, scopes and an expiry; rotates the others only with --rotate",
+        )
+    )
+    create.add_argument("tenant_id")
+    create.add_argument("--name", help="a label for humans")
+    create.add_argument(
+        "--scope",
+        action="append",
+        choices=("events:read", "events:write", "chat", "usage:read", "keys:write"),
+        help="what the key may call (repeat for several; none: every scope)",
+    )
+    create.add_argument("--expires-in-seconds", type=int, help="lifetime of the new key (default: none)")
+    create.add_argument(
+        "--rotate", action="store_true", help="the older keys stop after --grace-seconds (default: they stay)"
+    )
+    create.add_argument("--grace-seconds", type=int, default=86_400, help="with --rotate")
+    create.set_defaults(handler=_run(keys_create))
     listing_keys = _common(
         key_actions.add_parser("list", help="A tenant's keys (ids, status, hints; no secrets)")
     )
@@ -324,6 +408,7 @@ def register(subcommands: Any) -> None:
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_run(keys_revoke))
     cli_admin.register_sweep(key_actions)
+    cli_admin.register_migrate(key_actions)
 
     usage_parser = _common(
         subcommands.add_parser("usage", help="A tenant's usage, limits and estimated cost")

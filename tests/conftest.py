@@ -211,6 +211,19 @@ def tenant_context(tenant_id: str, tier: str = "basic") -> dict[str, str]:
     return {"tenant_id": tenant_id, "role": "tenant", "tier": tier, "key_id": "key_0000000000000001"}
 
 
+def key_context(raw_key: str) -> dict[str, str]:
+    """The authorizer context API Gateway passes on for ``raw_key``: the authorizer's own answer."""
+    from tenantry import authorizer
+
+    event = {
+        "type": "REQUEST",
+        "methodArn": "arn:aws:execute-api:us-east-1:123456789012:testapi/v1/GET/me",
+        "headers": {"X-API-Key": raw_key},
+    }
+    context: dict[str, str] = authorizer.authorize(event)["context"]
+    return context
+
+
 def response_json(response: dict[str, Any]) -> Any:
     return json.loads(response["body"]) if response.get("body") else None
 

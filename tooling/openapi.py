@@ -87,6 +87,7 @@ def build_spec() -> dict[str, Any]:
     for path, operations in paths.items():
         for method, operation in operations.items():
             operation["security"] = security_by_operation.get((path, method), [{"ApiKey": []}])
+            _document_scope(f"{method.upper()} {path}", operation)
             _document_answers(operation)
             _document_stream(operation, schemas)
             _bounds_in_json_schema(operation)
@@ -117,6 +118,25 @@ def build_spec() -> dict[str, Any]:
             "headers": {"Retry-After": RETRY_AFTER},
         },
     }
+
+
+SCOPE_EXTENSION = "x-tenantry-scope"
+
+
+def _document_scope(route: str, operation: dict[str, Any]) -> None:
+    """The scope a tenant route needs, from the one scope table (tenantry.routes.SCOPES): in the
+    operation's description and as ``x-tenantry-scope`` (``*``: any tenant key)."""
+    if routes.role_of(*route.split(" ", 1)) != routes.TENANT:
+        return
+    scope = routes.SCOPES.get(route)
+    operation[SCOPE_EXTENSION] = scope or "*"
+    note = (
+        f"Needs a tenant key with the scope `{scope}` (a key without scopes has them all); any other "
+        "key gets API Gateway's 403."
+        if scope
+        else "Any tenant key may call it, whatever its scopes."
+    )
+    operation["description"] = f"{operation.get('description', '').rstrip()}\n\n{note}".strip()
 
 
 # ---------------------------------------------------------------------------- error answers

@@ -8,7 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tenantry import deadline, exposition, http, tasks, tenancy, usage
+from tenantry import deadline, exposition, http, selfservice, tasks, tenancy, usage
 from tenantry.edge import Stage
 from tenantry.models.numbers import QueryInt
 from tenantry.models.tenants import (
@@ -21,6 +21,7 @@ from tenantry.models.tenants import (
     KeyInfo,
     KeyList,
     Me,
+    MyKeyRequest,
     OffboardResult,
     Tenant,
     TenantPage,
@@ -100,14 +101,17 @@ def get_tenant(tenant_id: TenantIdParam) -> Tenant:
     return tenancy.get_tenant(tenant_id)
 
 
+# 409 edge_quota_reached (usage_plan_quota_reached): API Gateway's quota of usage plans is used up;
+# 503 usage_plan_update_throttled: API Gateway's one plan update per 20 s; send the same again.
 @app.patch(
     "/tenants/<tenant_id>",
     tags=["tenants"],
-    openapi_extensions=http.may_answer(404),
+    openapi_extensions=http.may_answer(404, 409, 503),
     summary="Change a tenant",
     description=(
-        "Renames a tenant, moves it to another tier, suspends or reactivates it, or changes its chat "
-        "settings; only the fields sent change."
+        "Renames a tenant, moves it to another tier, suspends or reactivates it, changes its chat "
+        "settings, or overrides its limits (`limits`; `null` returns one to the tier's value); only "
+        "the fields sent change."
     ),
 )
 def update_tenant(tenant_id: TenantIdParam, request: UpdateTenantRequest) -> Tenant:
@@ -164,12 +168,14 @@ def offboard_tenant(tenant_id: TenantIdParam) -> Response[OffboardResult]:
     "/tenants/<tenant_id>/keys",
     tags=["keys"],
     responses=http.created(IssuedKey, "Issued; the key is shown once"),
-    # 409 key_operation_conflict: a concurrent rotation abandoned this one's new key; send it again
+    # 409 key_operation_conflict: a concurrent rotation abandoned this one's new key; send it again;
+    # 409 key_limit_reached: the tenant has 50 live keys
     openapi_extensions=http.may_answer(404, 409),
     summary="Issue a tenant key",
     description=(
-        "Issues a new API key for the tenant (shown only in this answer). With rotation (the default), "
-        "the tenant's older keys stop after `grace_seconds`."
+        "Issues a new API key for the tenant (shown only in this answer), with an optional `name`, "
+        "`scopes` and expiry. With rotation (the default), the tenant's older keys stop after "
+        "`grace_seconds`; with `rotate: false` the new key is added beside them."
     ),
 )
 def issue_key(tenant_id: TenantIdParam, request: IssueKeyRequest | None = None) -> Response[IssuedKey]:
@@ -285,11 +291,57 @@ def stats_prometheus(tier: TierParam = None) -> Response[str]:
     tags=["tenant"],
     openapi_extensions=http.may_answer(404),
     summary="Describe my tenant",
-    description="The calling tenant's id, name, tier, status, effective limits and features.",
+    description=(
+        "The calling tenant's id, name, tier, status, effective limits (and where each comes from), "
+        "features, and the calling key's scopes."
+    ),
 )
 def me() -> Me:
     caller = http.caller(app)
-    return tenancy.describe_me(caller.tenant_id, caller.key_id)
+    return tenancy.describe_me(caller.tenant_id, caller.key_id, scopes=caller.scopes)
+
+
+@app.post(
+    "/me/keys",
+    tags=["tenant"],
+    responses=http.created(IssuedKey, "Issued; the key is shown once"),
+    # 403 scope_not_held: a scope the calling key lacks; 409 key_limit_reached: 50 live keys
+    openapi_extensions=http.may_answer(403, 404, 409),
+    summary="Issue a key of my own",
+    description=(
+        "Issues a new key of the calling tenant (shown only in this answer), with scopes no wider than "
+        "the calling key's (its own when omitted); at most 50 live keys per tenant."
+    ),
+)
+def create_my_key(request: MyKeyRequest | None = None) -> Response[IssuedKey]:
+    caller = http.caller(app)
+    issued = selfservice.create_key(caller.tenant_id, caller.scopes, request or MyKeyRequest(), _stage())
+    return Response(status_code=201, content_type=http.JSON, body=issued)
+
+
+@app.get(
+    "/me/keys",
+    tags=["tenant"],
+    openapi_extensions=http.may_answer(404),
+    summary="List my keys",
+    description="The calling tenant's keys: id, name, scopes, hint, status and expiry; never a key's value.",
+)
+def list_my_keys() -> KeyList:
+    return KeyList(keys=selfservice.list_keys(http.caller(app).tenant_id))
+
+
+# 404: no such key of the calling tenant (another tenant's key id too); 409 key_in_use: the key
+# this request is made with
+@app.delete(
+    "/me/keys/<key_id>",
+    tags=["tenant"],
+    openapi_extensions=http.may_answer(404, 409),
+    summary="Revoke a key of my own",
+    description="Revokes one of the calling tenant's keys at once; never the key this request is made with.",
+)
+def revoke_my_key(key_id: Annotated[str, Path(pattern=KEY_ID_PATTERN)]) -> KeyInfo:
+    caller = http.caller(app)
+    return selfservice.revoke_key(caller.tenant_id, caller.key_id, key_id, _stage())
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)

@@ -211,6 +211,9 @@ def test_tenants_table_errors_sorting_filters_and_accessibility(console: Console
 def test_tenant_page_charts_and_actions_suspend_rotate_offboard(console: Console) -> None:
     page = console.page
     stack = console.stack
+    # Given an operator's override of acme's burst
+    patched = stack.request("PATCH", "/tenants/acme", key=stack.admin_key, body={"limits": {"burst": 4}})
+    assert patched.status == 200
     console.sign_in()
     # When acme is opened from its link (keyboard)
     link = page.get_by_role("link", name="acme", exact=True)
@@ -239,6 +242,16 @@ def test_tenant_page_charts_and_actions_suspend_rotate_offboard(console: Console
         tallest = max(value for _, value, _ in bars)
         assert all(height > 0 for _, value, height in bars if value == tallest)
         assert all(height == 0 for _, value, height in bars if value == 0)
+    # And its limits show what is in force and where each comes from
+    limits = page.locator("#limits-table tbody tr").evaluate_all(
+        "rows => rows.map(r => [r.dataset.limit, r.cells[1].innerText, r.cells[2].innerText.trim()])"
+    )
+    assert limits == [
+        ["requests_per_minute", "10", "tier (basic)"],
+        ["burst", "4", "override"],
+        ["requests_per_month", "10,000", "tier (basic)"],
+        ["tokens_per_month", "100,000", "tier (basic)"],
+    ]
     # And the keys show as hints only: the tenant's key is nowhere on the page
     old_key = console.seeded.keys["acme"]
     assert page.locator("#keys-table tbody tr").count() == 1

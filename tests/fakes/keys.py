@@ -66,6 +66,14 @@ class InMemoryKeys:
     def revoke(self, key_hash: str, revoked_at: str) -> None:
         self.keys[key_hash] = replace(self._existing(key_hash), status=REVOKED, revoked_at=revoked_at)
 
+    def set_usage_key(self, key_hash: str, usage_key: str) -> None:
+        self.keys[key_hash] = replace(self._existing(key_hash), usage_key=usage_key)
+
+    def forget_edge_key(self, key_hash: str) -> None:
+        current = self.keys.get(key_hash)
+        if current is not None:
+            self.keys[key_hash] = replace(current, edge_key_id=None)
+
     def delete(self, key_hash: str) -> None:
         self.keys.pop(key_hash, None)
 

@@ -4,12 +4,20 @@ tests/unit/test_store_fakes.py checks this one answers as it does)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from tenantry.errors import Conflict, NotFound
 from tenantry.stores.pagination import decode_token, encode_token
-from tenantry.stores.tenants import OFFBOARDING, TenantChanges, TenantMissingError, TenantRecord
+from tenantry.stores.tenants import (
+    OFFBOARDING,
+    KeyLimitReached,
+    TenantChanges,
+    TenantMissingError,
+    TenantRecord,
+)
 
 
 class InMemoryTenants:
@@ -29,14 +37,53 @@ class InMemoryTenants:
         updated = self.tenants[tenant_id] = replace(current, **changes.fields())
         return updated
 
-    def register_key(self, tenant_id: str, key_hash: str) -> None:
+    def register_key(
+        self,
+        tenant_id: str,
+        key_hash: str,
+        *,
+        ends_at: int | None = None,
+        cap: int | None = None,
+        seed: Mapping[str, int] | None = None,
+    ) -> None:
         current = self._live(tenant_id)
-        self.tenants[tenant_id] = replace(current, key_hashes=current.key_hashes | {key_hash})
+        if key_hash in current.key_hashes:
+            return
+        now = time.time()
+        counted = dict(current.live_keys if current.live_keys is not None else seed or {})
+        live = {other: ends for other, ends in counted.items() if not ends or ends > now}
+        if cap is not None and len(live) >= cap:
+            raise KeyLimitReached(f"Tenant {tenant_id!r} has {cap} live keys", field="keys")
+        self.tenants[tenant_id] = replace(
+            current, key_hashes=current.key_hashes | {key_hash}, live_keys={**live, key_hash: ends_at or 0}
+        )
 
     def unregister_key(self, tenant_id: str, key_hash: str) -> None:
         current = self.tenants.get(tenant_id)
         if current is not None:
             self.tenants[tenant_id] = replace(current, key_hashes=current.key_hashes - {key_hash})
+        self.end_key(tenant_id, key_hash)
+
+    def end_key(self, tenant_id: str, key_hash: str, ends_at: int | None = None) -> None:
+        current = self.tenants.get(tenant_id)
+        if current is None or current.live_keys is None or key_hash not in current.live_keys:
+            return
+        live = dict(current.live_keys)
+        if ends_at is None:
+            del live[key_hash]
+        else:
+            live[key_hash] = ends_at
+        self.tenants[tenant_id] = replace(current, live_keys=live)
+
+    def record_usage_key(self, tenant_id: str, usage_key_id: str, usage_key: str) -> TenantRecord:
+        current = self.tenants.get(tenant_id)
+        if current is None:
+            raise NotFound(f"No tenant {tenant_id!r}", code="tenant_not_found")
+        if current.usage_key_id in ("", usage_key_id):
+            current = self.tenants[tenant_id] = replace(
+                current, usage_key_id=usage_key_id, usage_key=usage_key
+            )
+        return current
 
     def finish_onboarding(self, tenant_id: str) -> None:
         current = self.tenants.get(tenant_id)

@@ -93,7 +93,7 @@ def test_keys_list_then_revoke_by_the_listed_id(
     code, out, _ = run(capsys, "keys", "list", "cli-keys")
     # Then a table shows both, without secrets, and the listed id revokes the key
     assert code == 0 and out.splitlines()[0].split() == [
-        "KEY_ID", "ROLE", "STATUS", "HINT", "CREATED_AT", "EXPIRES_AT"
+        "KEY_ID", "NAME", "SCOPES", "STATUS", "HINT", "CREATED_AT", "EXPIRES_AT"
     ]  # fmt: skip
     assert new_key["key"]["key_id"] in out and new_key["api_key"] not in out
     assert len(out.splitlines()) == 3
@@ -137,3 +137,47 @@ def test_refusals_name_each_field_the_missing_tenant_and_the_keys_origin(
     monkeypatch.setenv("TENANTRY_HOME", str(tmp_path))
     code, _, err = run(capsys, "stats")
     assert code == 1 and str(tmp_path / "admin-key") in err
+
+
+def test_keys_create_issues_a_named_scoped_key_without_rotating_the_others(
+    operator_env: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a tenant with its first key
+    _, first = operator_env.create_tenant("pro", tenant_id="cli-scoped")
+    # When the operator issues a read-only key for a dashboard
+    code, out, _ = run(
+        capsys, "keys", "create", "cli-scoped", "--name", "dashboard", "--scope", "events:read",
+        "--scope", "usage:read", "--expires-in-seconds", "3600",
+    )  # fmt: skip
+    # Then it is shown once, with its name and scopes; the first key is left as it was
+    assert code == 0 and "dashboard; events:read, usage:read" in out and "older keys" not in out
+    key = out.split("api key (shown once): ", 1)[1].split()[0]
+    assert operator_env.request("GET", "/events", key=key).status == 200
+    assert operator_env.request("POST", "/events", key=key, body={"type": "t", "data": {}}).status == 403
+    assert operator_env.request("GET", "/me", key=first).status == 200
+    code, out, _ = run(capsys, "keys", "list", "cli-scoped")
+    assert "dashboard" in out and "events:read usage:read" in out
+    # And a scope that does not exist is refused by the CLI itself
+    with pytest.raises(SystemExit):
+        main(["keys", "create", "cli-scoped", "--scope", "events:delete"])
+
+
+def test_tenants_limits_shows_overrides_and_their_source_and_clears_them(
+    operator_env: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    operator_env.create_tenant("basic", tenant_id="cli-limits")
+    # When the operator overrides the burst and the token budget
+    code, out, _ = run(capsys, "tenants", "limits", "cli-limits", "--burst", "3", "--tokens-per-month", "500")
+    # Then the table shows each limit in force and where it comes from
+    assert code == 0
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[2:]}
+    assert rows["burst"] == ["3", "override"] and rows["tokens_per_month"] == ["500", "override"]
+    assert rows["requests_per_minute"] == ["10", "tier"]
+    # And "tier" returns a limit to its tier's value
+    code, out, _ = run(capsys, "tenants", "limits", "cli-limits", "--burst", "tier", "--json")
+    answer = json.loads(out)
+    assert answer["limits"]["burst"] == 10 and answer["limit_sources"]["burst"] == "tier"
+    assert answer["limit_sources"]["tokens_per_month"] == "override"
+    # And a value that is neither a number nor "tier" is refused before any call
+    with pytest.raises(SystemExit):
+        main(["tenants", "limits", "cli-limits", "--burst", "lots"])

@@ -1,11 +1,12 @@
 """Admin operations are retry-safe: whatever step fails, the same request sent again ends right.
 
 For each operation (onboarding, tier change, suspension, resumption, rotation with a grace, issuing
-an expiring key with no grace, revocation) the test first records the operation's steps (every
-DynamoDB write and every API Gateway key-management call, in order), then for every step k, on a
-fresh tenant: the k-th step fails, the same request is sent again, and the end state is checked
-(the tenant item, every key item, each API key's usage plan and enabled flag, no API key left over
-or made twice). Three ways a step fails, as on AWS:
+an expiring key with no grace, issuing a key that does not rotate, revocation, a limit override
+and its clearing) the test first records the operation's steps (every DynamoDB write and every API
+Gateway key and plan write, in order), then for every step k, on a fresh tenant: the k-th step
+fails, the same request is sent again, and the end state is checked (the tenant item and its count
+of live keys, every key item, the tenant's one API key, its usage plan and enabled flag, no API key
+or plan left over or made twice). Three ways a step fails, as on AWS:
 
 - ``refused``: the call fails and nothing happened (an AccessDenied, a throttle past every retry);
 - ``lost``: AWS acted, but the caller never learned it (the function timed out on the answer);
@@ -30,21 +31,31 @@ from botocore.retries.standard import ExponentialBackoff
 from local import faults as fault_injection
 from tenantry import aws as clients
 from tenantry import edge, keys, keysweep, tenancy
+from tenantry import limits as tenant_limits
 from tenantry.errors import Conflict, NotFound
 from tenantry.models.tenants import (
     CreatedTenant,
     CreateTenantRequest,
     IssueKeyRequest,
+    LimitOverrides,
     TenantConfig,
     UpdateTenantRequest,
 )
 from tenantry.stores import keys as key_store
 from tenantry.stores import tenants as tenant_store
-from tenantry.tiers import TIER_NAMES
 from tests.conftest import admin_context, api_event, load_function, response_json
 
 APIGATEWAY_WRITES = frozenset(
-    {"CreateApiKey", "UpdateApiKey", "DeleteApiKey", "CreateUsagePlanKey", "DeleteUsagePlanKey"}
+    {
+        "CreateApiKey",
+        "UpdateApiKey",
+        "DeleteApiKey",
+        "CreateUsagePlanKey",
+        "DeleteUsagePlanKey",
+        "CreateUsagePlan",
+        "UpdateUsagePlan",
+        "DeleteUsagePlan",
+    }
 )
 DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 # mode → (the error the caller sees, whether AWS acted on the call first)
@@ -88,15 +99,21 @@ def _registered(tenant_id: str) -> frozenset[str]:
 
 
 def _plans_of(edge_key_id: str) -> set[str]:
+    """The names of the plans the API key is in (tier plans, tenant plans)."""
     api = clients.apigateway()
     return {
-        tier
-        for tier in TIER_NAMES
-        if any(
-            item["id"] == edge_key_id
-            for item in api.get_usage_plan_keys(usagePlanId=edge.plan_id(tier))["items"]
-        )
+        plan["name"]
+        for plan in api.get_usage_plans(limit=500)["items"]
+        if any(item["id"] == edge_key_id for item in api.get_usage_plan_keys(usagePlanId=plan["id"])["items"])
     }
+
+
+def _tenant_plans() -> list[dict[str, Any]]:
+    return [
+        dict(plan)
+        for plan in clients.apigateway().get_usage_plans(limit=500)["items"]
+        if "-tenant-" in plan["name"]
+    ]
 
 
 def _edge_keys_of(tenant_id: str) -> dict[str, dict[str, Any]]:
@@ -107,29 +124,66 @@ def _edge_keys_of(tenant_id: str) -> dict[str, dict[str, Any]]:
     }
 
 
-def assert_consistent(tenant: Tenant, *, tier: str, status: str) -> list[key_store.KeyRecord]:
-    """The tenant is ``tier``/``status``; every live key agrees with it in its item and at the
-    edge (enabled flag, exactly one usage plan: the tier's); revoked keys have no API key; every
-    API key of the tenant belongs to a live key (nothing orphaned, nothing made twice). Returns
-    the live key items."""
+def assert_consistent(
+    tenant: Tenant,
+    *,
+    tier: str,
+    status: str,
+    limits: dict[str, int] | None = None,
+    young_pending: bool = False,
+) -> list[key_store.KeyRecord]:
+    """The tenant is ``tier``/``status`` with ``limits`` overridden; it has exactly one API key, its
+    usage identity, recorded on its item, enabled as the tenant is, in exactly one usage plan (its
+    tier's, or its own with the effective limits when an edge limit is overridden), and no other
+    plan of its own; every live key item agrees with the tenant and carries the identity, with no
+    API key of its own; the count of live keys holds exactly the live keys, each until its end.
+    ``young_pending``: a key an issue that does not rotate left pending may stay (another request
+    could still be finishing it) until a later issue discards it. Returns the live key items."""
     stored = tenant_store.DYNAMODB.get(tenant.tenant_id)
     assert stored is not None
     assert not stored.is_onboarding
     assert (stored.tier, stored.status) == (tier, status)
+    assert dict(stored.limits) == (limits or {})
     items = _items(tenant.tenant_id)
-    assert [key.status for key in items if key.status == key_store.PENDING] == []
-    live = [key for key in items if key.status != "revoked"]
+    if not young_pending:
+        assert [key.status for key in items if key.status == key_store.PENDING] == []
+    live = [key for key in items if key.status not in ("revoked", "pending")]
     edge_keys = _edge_keys_of(tenant.tenant_id)
+    assert list(edge_keys) == [stored.usage_key_id], "not exactly one API key: the usage identity"
+    usage_key = edge_keys[stored.usage_key_id]
+    assert usage_key["value"] == stored.usage_key
+    assert usage_key["enabled"] is (status == "active")
+    own_plans = [plan for plan in _tenant_plans() if plan["name"] == f"test-tenant-{tenant.tenant_id}"]
+    wanted = tenant_limits.plan_limits(tier, stored.limits)
+    if wanted is None:
+        assert own_plans == []
+        assert _plans_of(stored.usage_key_id) == {f"test-{tier}"}
+    else:
+        assert len(own_plans) == 1, own_plans
+        assert _plans_of(stored.usage_key_id) == {f"test-tenant-{tenant.tenant_id}"}
+        assert edge._as_limits(own_plans[0]) == wanted
     for key in live:
         assert key.tier == tier
         assert key.status == ("active" if status == "active" else "suspended")
-        assert key.edge_key_id is not None, f"{key.key_id} recorded no API key"
-        twin = edge_keys.get(key.edge_key_id)
-        assert twin is not None, f"{key.key_id} has no API key"
-        assert keys.hash_key(twin["value"]) == key.key_hash
-        assert twin["enabled"] is (status == "active")
-        assert _plans_of(key.edge_key_id) == {tier}
-    assert set(edge_keys) == {key.edge_key_id for key in live}, "an API key no live key owns"
+        assert key.edge_key_id is None, f"{key.key_id} has an API key of its own"
+        assert key.usage_key == stored.usage_key
+    now = time.time()
+    live_keys = stored.live_keys or {}
+    counted = {key_hash for key_hash, ends in live_keys.items() if not ends or ends > now}
+    # A registration whose key item was never written (its request failed between the two) counts
+    # only until its pending window ends; a key left pending (a young one, see young_pending)
+    # until the next issue discards it, which every issue does before it counts.
+    finished = {key.key_hash for key in live}
+    pending = {key.key_hash for key in items if key.status == key_store.PENDING}
+    unwritten = {
+        key_hash
+        for key_hash in counted - finished
+        if key_hash in pending or 0 < live_keys[key_hash] <= now + tenancy.ABANDONED_PENDING_SECONDS
+    }
+    assert counted - unwritten == _usable(live), "the count of live keys disagrees with the keys"
+    for key in live:
+        if key.key_hash in counted:
+            assert (stored.live_keys or {})[key.key_hash] == (key.expires_at or 0)
     return live
 
 
@@ -265,11 +319,49 @@ def _update(**fields: Any) -> Callable[[Tenant], Any]:
     return lambda tenant: tenancy.update_tenant(tenant.tenant_id, UpdateTenantRequest(**fields), None)
 
 
-def _consistent(tier: str, status: str) -> Callable[[Tenant], None]:
+def _consistent(tier: str, status: str, limits: dict[str, int] | None = None) -> Callable[[Tenant], None]:
     def check(tenant: Tenant) -> None:
-        assert_consistent(tenant, tier=tier, status=status)
+        assert_consistent(tenant, tier=tier, status=status, limits=limits)
 
     return check
+
+
+OVERRIDES = {"requests_per_minute": 600, "burst": 40, "tokens_per_month": 5000}
+
+
+def _override(tenant: Tenant) -> Any:
+    return tenancy.update_tenant(
+        tenant.tenant_id, UpdateTenantRequest(limits=LimitOverrides(**OVERRIDES)), None
+    )
+
+
+def _onboard_rotate_and_override(tenant: Tenant) -> None:
+    _onboard_and_rotate(tenant)
+    _override(tenant)
+
+
+def _clear_edge_overrides(tenant: Tenant) -> Any:
+    cleared = LimitOverrides(requests_per_minute=None, burst=None)
+    return tenancy.update_tenant(tenant.tenant_id, UpdateTenantRequest(limits=cleared), None)
+
+
+def _add_key(tenant: Tenant) -> Any:
+    request = IssueKeyRequest(rotate=False, name="ci", scopes=["events:write"], expires_in_seconds=600)
+    return tenancy.issue_key(tenant.tenant_id, request, None)
+
+
+def _check_added(tenant: Tenant) -> None:
+    live = assert_consistent(tenant, tier="basic", status="active", young_pending=True)
+    # every older key still works, unchanged; the new one has its name, scopes and expiry. An
+    # issue whose answer was lost after its key was activated leaves that key live (nobody got it:
+    # it is listed under its name, to be revoked), as a second request for a key would
+    answered = _hash_set(tenant.raw_keys) | {keys.hash_key(tenant.answer.api_key)}
+    assert _usable(live) >= answered
+    assert all(key.name == "ci" for key in live if key.key_hash not in answered)
+    for raw in tenant.raw_keys:
+        assert _expiry(raw) in (None, _expiry(tenant.raw_keys[0]))
+    new = key_store.DYNAMODB.get(keys.hash_key(tenant.answer.api_key))
+    assert new is not None and new.name == "ci" and new.scopes == frozenset({"events:write"})
 
 
 def _suspended_with_two_keys(tenant: Tenant) -> None:
@@ -305,6 +397,25 @@ CASES = [
         setup=_onboard_and_rotate,
         run=lambda tenant: tenancy.revoke_key(tenant.tenant_id, _first_key_id(tenant), None),
         check=_check_revoked,
+    ),
+    Case("add-key", setup=_onboard_and_rotate, run=_add_key, check=_check_added),
+    Case(
+        "limits-override",
+        setup=_onboard_and_rotate,
+        run=_override,
+        check=_consistent("basic", "active", OVERRIDES),
+    ),
+    Case(
+        "limits-clear",
+        setup=_onboard_rotate_and_override,
+        run=_clear_edge_overrides,
+        check=_consistent("basic", "active", {"tokens_per_month": 5000}),
+    ),
+    Case(
+        "tier-change-with-own-plan",
+        setup=_onboard_rotate_and_override,
+        run=_update(tier="pro"),
+        check=_consistent("pro", "active", OVERRIDES),
     ),
 ]
 
@@ -411,7 +522,7 @@ def test_a_key_left_pending_is_neither_listed_nor_revocable_and_the_next_rotatio
     assert key_store.DYNAMODB.get(pending.key_hash) is None
     assert pending.key_hash not in _registered("acme")
     assert edge.keys_named(pending.key_id) == []
-    assert len(_edge_keys_of("acme")) == 2
+    assert len(_edge_keys_of("acme")) == 1  # the tenant's usage identity, whatever its keys
 
 
 def test_activation_refuses_a_key_another_request_discarded(injector: fault_injection.FaultInjector) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from tenantry import authorizer, caches, keys, tenancy
 from tenantry.models.tenants import CreateTenantRequest, IssueKeyRequest, UpdateTenantRequest
+from tenantry.stores import tenants as tenant_store
 from tests.conftest import REPO_ROOT, load_function, with_last_character_changed
 
 STAGE_ARN = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/v1"
@@ -61,7 +62,9 @@ def test_a_valid_tenant_key_resolves_to_its_tenant_with_string_context(tenant_ke
     assert answer["context"]["role"] == "tenant"
     assert answer["context"]["key_id"].startswith("key_")
     assert all(isinstance(value, str) for value in answer["context"].values())
-    assert answer["usageIdentifierKey"] == key
+    # And the usage identity is the tenant's own API Gateway key, not the presented key
+    stored = tenant_store.DYNAMODB.get(tenant_id)
+    assert stored is not None and answer["usageIdentifierKey"] == stored.usage_key != key
 
 
 def test_one_cached_policy_admits_every_tenant_route_and_no_admin_route(tenant_key: tuple[str, str]) -> None:

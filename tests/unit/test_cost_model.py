@@ -69,6 +69,7 @@ def _typical(expression: str) -> str:
         "status": "201",
         "responseLatency": "48",
         "integrationLatency": "41",
+        "responseLength": "600",
         "error.responseType": "-",
         "identity.apiKeyId": "a1b2c3d4e5",
         "requestTimeEpoch": "1796612821393",

@@ -172,6 +172,40 @@ def test_every_kind_of_acknowledged_write_survives_a_crash(first: EmbeddedAws, t
         assert [plan_key["id"] for plan_key in plan_keys] == [key["id"]]
 
 
+@pytest.mark.parametrize("snapshot_first", [False, True])
+def test_a_tenants_own_usage_plan_and_its_key_survive_a_crash_and_a_snapshot(
+    first: EmbeddedAws, tmp_path: Path, snapshot_first: bool
+) -> None:
+    # Given a usage plan made at run time (a tenant's own, for its limit overrides, its limits
+    # patched since) holding a tenant's usage key
+    apigateway = first.client("apigateway")
+    plan = apigateway.create_usage_plan(
+        name="tenantry-local-tenant-acme",
+        throttle={"rateLimit": 0.5, "burstLimit": 3},
+        quota={"limit": 100, "period": "MONTH"},
+        tags={"tenant_id": "acme"},
+    )["id"]
+    apigateway.update_usage_plan(
+        usagePlanId=plan, patchOperations=[{"op": "replace", "path": "/throttle/rateLimit", "value": "2.5"}]
+    )
+    key = apigateway.create_api_key(name="usage-acme", value="tntusage" + "u" * 40, enabled=True)["id"]
+    apigateway.create_usage_plan_key(usagePlanId=plan, keyId=key, keyType="API_KEY")
+    if snapshot_first:
+        first.snapshot()
+    home = _crash_copy(first, tmp_path)
+    first.stop()
+
+    # When a new embedded AWS starts on what the crash left
+    with EmbeddedAws(home) as second:
+        restored = second.client("apigateway").get_usage_plan(usagePlanId=plan)
+        plan_keys = second.client("apigateway").get_usage_plan_keys(usagePlanId=plan)["items"]
+    # Then the plan is back under its id, with its limits and tags, and the key in it
+    assert restored["name"] == "tenantry-local-tenant-acme"
+    assert restored["throttle"] == {"rateLimit": 2.5, "burstLimit": 3}
+    assert restored["quota"]["limit"] == 100 and restored["tags"] == {"tenant_id": "acme"}
+    assert [plan_key["id"] for plan_key in plan_keys] == [key]
+
+
 def test_a_snapshot_compacts_the_journal_and_a_restart_reads_the_same_state(
     first: EmbeddedAws, tmp_path: Path
 ) -> None:

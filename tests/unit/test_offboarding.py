@@ -80,7 +80,8 @@ def test_offboarding_removes_every_item_and_key_and_keeps_other_tenants(handler:
     assert response["statusCode"] == 200
     result = response_json(response)
     assert result["tenant_id"] == "leaving"
-    assert result["keys_revoked"] == 2 and result["edge_keys_deleted"] == 2
+    # (two keys, one API Gateway key: the tenant's usage identity)
+    assert result["keys_revoked"] == 2 and result["edge_keys_deleted"] == 1
     # And nothing of that tenant is left but its offboarding marker, until the final purge
     assert {name: count for name, count in items_of("leaving").items() if count} == {"TenantsTable": 1}
     assert tenancy.finish_offboarding("leaving") == {name: 0 for name in result["items_deleted"]}

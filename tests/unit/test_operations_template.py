@@ -213,10 +213,12 @@ def test_one_parameter_sets_the_chat_timeout_everywhere(seconds: int) -> None:
     mapping = tpl["Mappings"]["ChatTimeouts"][str(seconds)]
     chat = tpl["Resources"]["ChatFunction"]["Properties"]
     env = chat["Environment"]["Variables"]
-    # The function's timeout and the code's deadline are the parameter itself
-    assert chat["Timeout"] == {"Ref": "ChatTimeoutSeconds"}
+    # The code's deadline for JSON answers is the parameter itself; the function may run as long
+    # as POST /chat's stream (ChatStreamTimeoutSeconds, which the operator keeps at least as long)
+    assert chat["Timeout"] == {"Ref": "ChatStreamTimeoutSeconds"}
     assert env["INTEGRATION_TIMEOUT_SECONDS"] == {"Ref": "ChatTimeoutSeconds"}
-    # And API Gateway gives every chat route the same time, in milliseconds
+    # And API Gateway gives every buffered chat route the same time, in milliseconds; the streamed
+    # one (POST /chat) the stream's
     (api,) = _resources(tpl, "AWS::ApiGateway::RestApi").values()
     chat_operations = [
         operation
@@ -225,9 +227,19 @@ def test_one_parameter_sets_the_chat_timeout_everywhere(seconds: int) -> None:
         if "ChatFunction" in json.dumps(operation.get("x-amazon-apigateway-integration", {}))
     ]
     assert len(chat_operations) == len([r for r in template.api_routes() if r.function == "ChatFunction"])
-    lookup = {"Fn::FindInMap": ["ChatTimeouts", {"Ref": "ChatTimeoutSeconds"}, "IntegrationMillis"]}
+    buffered = {"Fn::FindInMap": ["ChatTimeouts", {"Ref": "ChatTimeoutSeconds"}, "IntegrationMillis"]}
+    streamed = {"Fn::FindInMap": ["StreamTimeouts", {"Ref": "ChatStreamTimeoutSeconds"}, "IntegrationMillis"]}
     for operation in chat_operations:
-        assert operation["x-amazon-apigateway-integration"]["timeoutInMillis"] == lookup
+        integration = operation["x-amazon-apigateway-integration"]
+        is_stream = integration.get("responseTransferMode") == "STREAM"
+        assert integration["timeoutInMillis"] == (streamed if is_stream else buffered)
+    assert (
+        sum(
+            op["x-amazon-apigateway-integration"].get("responseTransferMode") == "STREAM"
+            for op in chat_operations
+        )
+        == 1
+    )
     assert mapping["IntegrationMillis"] == seconds * 1000
     # And one model attempt leaves the turn time to read the session and store the answer
     assert env["LLM_TIMEOUT_SECONDS"] == {
@@ -307,14 +319,24 @@ def test_the_local_gateway_takes_the_chat_timeout_from_the_template(seconds: int
     # Given the local stack started with ChatTimeoutSeconds (make dev PARAMS=ChatTimeoutSeconds=…)
     api = load_api(names=LocalNames(parameters={"ChatTimeoutSeconds": str(seconds)}))
     mapping = template.template()["Mappings"]["ChatTimeouts"][str(seconds)]
-    # Then the chat routes time out when API Gateway would, the others at its default
+    # Then the buffered chat routes time out when API Gateway would, the streamed routes at their
+    # streams' parameters, the others at its default
+    parameters = template.template()["Parameters"]
+    stream_seconds = {
+        "ChatFunction": float(parameters["ChatStreamTimeoutSeconds"]["Default"]),
+        "EventsFunction": float(parameters["EventStreamSeconds"]["Default"]),
+    }
     routes = [route for route in api.routes if route.preflight is None]
-    assert any(route.function == "ChatFunction" for route in routes)
+    assert any(route.function == "ChatFunction" and not route.streamed for route in routes)
     for route in routes:
-        expected = float(seconds) if route.function == "ChatFunction" else None
+        if route.streamed:
+            expected: float | None = stream_seconds[route.function]
+        else:
+            expected = float(seconds) if route.function == "ChatFunction" else None
         assert route.integration_timeout == expected, (route.method, route.path)
-    # And the chat function stops, and its code's deadline and model attempts fit, as on AWS
+    # And the chat function runs as long as its stream may, and its code's deadline for JSON
+    # answers and its model attempts fit the parameter, as on AWS
     function = api.functions["ChatFunction"]
-    assert function.timeout_s == seconds
+    assert function.timeout_s == stream_seconds["ChatFunction"]
     assert function.env["INTEGRATION_TIMEOUT_SECONDS"] == str(seconds)
     assert function.env["LLM_TIMEOUT_SECONDS"] == mapping["ModelAttemptSeconds"]

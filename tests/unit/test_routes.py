@@ -113,3 +113,54 @@ def test_the_streamed_routes_are_the_templates_stream_integrations_and_their_fun
         if route.streamed:
             variables = functions[route.function]["Properties"]["Environment"]["Variables"]
             assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == "/opt/bin/tenantry-streaming-runtime"
+
+
+# ------------------------------------------------------------------ scopes (issue 25)
+KEY_SCOPES: list[frozenset[str] | None] = [None, *(frozenset({scope}) for scope in routes.SCOPE_NAMES)]
+
+
+def test_every_tenant_route_has_a_scope_entry_and_the_scope_table_no_other_route() -> None:
+    # A new tenant route must say which scope it needs (None: any tenant key), or this fails
+    assert sorted(routes.SCOPES) == sorted(routes.routes_for("tenant"))
+    assert {scope for scope in routes.SCOPES.values() if scope} <= set(routes.SCOPE_NAMES)
+
+
+def _scope_id(scopes: frozenset[str] | None) -> str:
+    return "all" if scopes is None else "+".join(sorted(scopes))
+
+
+@pytest.mark.parametrize("scopes", KEY_SCOPES, ids=_scope_id)
+@pytest.mark.parametrize("route", sorted(r for r, role in routes.ROLES.items() if role != "public"))
+def test_a_keys_cached_policy_allows_exactly_the_routes_of_its_scopes(
+    route: str, scopes: frozenset[str] | None
+) -> None:
+    # Given the one policy API Gateway caches for a tenant key with ``scopes`` (and reuses for
+    # every method it calls)
+    policy = AuthorizerResult("p", authorizer.policy_for("tenant", STAGE_ARN, False, scopes), {}, None)
+    method, path = concrete(route)
+    # When the route is called, then it is allowed exactly when it is a tenant route the scopes
+    # cover (a route that needs no scope, or all scopes); anything else is API Gateway's 403
+    decision = policy.decide(f"{STAGE_ARN}/{method}{path}")
+    needed = routes.SCOPES.get(route)
+    expected = routes.ROLES[route] == "tenant" and (needed is None or scopes is None or needed in scopes)
+    assert (decision == "allow") == expected, decision
+
+
+@pytest.mark.parametrize("route", sorted(r for r, scope in routes.SCOPES.items() if scope is not None))
+def test_a_handler_refuses_a_key_without_the_routes_scope_before_it_runs(
+    route: str, lambda_context: Any
+) -> None:
+    # Given a tenant key holding every scope but the one the route needs
+    needed = routes.SCOPES[route]
+    others = " ".join(scope for scope in routes.SCOPE_NAMES if scope != needed)
+    handler = load_function(FUNCTION_DIRS[template_routes()[route][0]]).lambda_handler
+    method, path = concrete(route)
+    # When it calls the route past the gateway (a policy cached from an older table)
+    context = {**tenant_context("acme"), "scopes": others}
+    response = handler(
+        api_event(method, path, authorizer=context, resource=route.partition(" ")[2]), lambda_context
+    )
+    # Then the handler answers 403 scope_missing, naming the scope, before any AWS call
+    assert response["statusCode"] == 403
+    body = response_json(response)
+    assert body["error"] == "scope_missing" and str(needed) in body["message"]

@@ -522,6 +522,10 @@ def tenants_as_b(store: tenant_store.TenantStore) -> Run:
         lambda: store.delete_offboarded(B, INCARNATION_A),  # A's incarnation deletes nothing
         lambda: store.delete_offboarded(B, INCARNATION_B),
         lambda: store.get(B),
+        # A's key hash in B's count, and a usage identity for B: nothing of A's moves
+        lambda: store.end_key(B, "a-active", EXPIRES_AT),
+        lambda: store.end_key(B, "a-active"),
+        lambda: store.record_usage_key(B, "usage-b", "tntusage-of-b").usage_key_id,
     ]
     return run(lambda: tenant_a_of(store), calls)
 
@@ -541,7 +545,11 @@ def test_tenant_b_cannot_change_or_delete_tenant_as_record_through_the_store(aws
     assert (answers[9], answers[10], answers[11]) == (False, True, None)
     # And acme's record reads back as it was, on both stores
     assert dynamodb.before == tenant(
-        A, INCARNATION_A, config={"system_prompt": "acme's"}, key_hashes=frozenset({"a-active"})
+        A,
+        INCARNATION_A,
+        config={"system_prompt": "acme's"},
+        key_hashes=frozenset({"a-active"}),
+        live_keys={"a-active": 0},
     )
     found = check_isolated(aws, given, (dynamodb, in_memory))
     assert owned_by(found, B) == {}

@@ -77,16 +77,29 @@ def test_create_returns_the_key_once_and_stores_only_its_hash(api: Api) -> None:
         "config": {},
         "created_at": body["tenant"]["created_at"],
         "updated_at": body["tenant"]["updated_at"],
+        "limits": {
+            "requests_per_minute": 10,
+            "burst": 10,
+            "requests_per_month": 10_000,
+            "tokens_per_month": 100_000,
+            "llm_tokens_per_month": 100_000,
+        },
+        "limit_sources": dict.fromkeys(
+            ("requests_per_minute", "burst", "requests_per_month", "tokens_per_month"), "tier"
+        ),
     }
     key = body["api_key"]
     assert keys.role_of(key) == "tenant"
     # And only the hash is stored
     stored = key_store.DYNAMODB.get(keys.hash_key(key))
     assert stored is not None and key not in json.dumps(asdict(stored))
-    # And the same value is an API Gateway key in the basic usage plan
-    (edge_key,) = [item for item in edge_keys() if item["value"] == key]
+    # And the tenant has one API Gateway key, in the basic usage plan: its usage identity, whose
+    # value is no key of the tenant's and is shown nowhere
+    (edge_key,) = edge_keys()
+    assert edge_key["value"] != key and edge_key["value"] == stored.usage_key
     assert edge_key["enabled"] is True
     assert plan_of(edge_key["id"]) == "test-basic"
+    assert edge_key["value"] not in json.dumps(body)
     # And the key never appears again: listing shows hints only
     status, listed = api.call("GET", "/tenants/acme/keys")
     assert status == 200 and key not in json.dumps(listed)
@@ -229,7 +242,7 @@ def test_tier_change_moves_every_live_key_to_the_new_plan(api: Api, flushes: lis
     api.call("POST", "/tenants/acme/keys", body={"grace_seconds": 600})
     # When the admin upgrades the tenant
     status, tenant = api.call("PATCH", "/tenants/acme", body={"tier": "enterprise"})
-    # Then the tenant, both keys' records and both API Gateway keys move to enterprise
+    # Then the tenant, both keys' records and the tenant's usage identity move to enterprise
     assert status == 200 and tenant["tier"] == "enterprise"
     for item in edge_keys():
         assert plan_of(item["id"]) == "test-enterprise"
@@ -310,8 +323,11 @@ def test_rotation_returns_a_new_key_once_and_sets_the_grace_end(api: Api) -> Non
     assert [item["status"] for item in listed] == ["active", "active"]
     old = next(item for item in listed if item["key_id"] != issued["key"]["key_id"])
     assert old["expires_at"] == issued["older_keys_expire_at"]
-    # The new key is an API Gateway key in the tenant's plan too
-    assert {item["value"] for item in edge_keys()} == {first["api_key"], issued["api_key"]}
+    # And no API Gateway key was made: both keys draw from the tenant's one usage identity
+    (edge_key,) = edge_keys()
+    for raw in (first["api_key"], issued["api_key"]):
+        stored = key_store.DYNAMODB.get(keys.hash_key(raw))
+        assert stored is not None and stored.usage_key == edge_key["value"]
 
 
 def test_rotation_without_a_body_uses_a_day_of_grace(api: Api) -> None:
@@ -328,12 +344,14 @@ def test_bad_rotation_input_is_422(api: Api, payload: dict[str, Any]) -> None:
     assert len(api.call("GET", "/tenants/acme/keys")[1]["keys"]) == 1
 
 
-def test_revocation_is_immediate_deletes_the_edge_key_and_flushes(api: Api, flushes: list[Any]) -> None:
+def test_revocation_is_immediate_leaves_the_usage_identity_and_flushes(api: Api, flushes: list[Any]) -> None:
     api.call("POST", "/tenants", body={"name": "Acme", "tier": "pro", "tenant_id": "acme"})
+    before = edge_keys()
     key_id = api.call("GET", "/tenants/acme/keys")[1]["keys"][0]["key_id"]
     status, revoked = api.call("DELETE", f"/tenants/acme/keys/{key_id}")
     assert status == 200 and revoked["status"] == "revoked"
-    assert edge_keys() == []
+    # The tenant's usage identity is untouched (revoking a key touches no API Gateway key)
+    assert edge_keys() == before
     assert len(flushes) == 1
     # Revoking again is harmless
     assert api.call("DELETE", f"/tenants/acme/keys/{key_id}")[0] == 200
@@ -389,7 +407,9 @@ def test_unknown_route_is_a_json_404(api: Api) -> None:
 # ------------------------------------------------------------------ sample events
 
 
-@pytest.mark.parametrize("name", ["tenant-create", "tenant-list", "key-rotate"])
+@pytest.mark.parametrize(
+    "name", ["tenant-create", "tenant-list", "key-rotate", "tenant-limits", "my-key-create"]
+)
 def test_sample_events_run_through_the_handler(api: Api, name: str) -> None:
     # Given the sample events from events/ (tenant-create makes the tenant the others use)
     event = json.loads((REPO_ROOT / "events" / f"{name}.json").read_text())
@@ -399,10 +419,16 @@ def test_sample_events_run_through_the_handler(api: Api, name: str) -> None:
     # When the handler runs them
     response = api.handler(event, api.context)
     # Then each succeeds with the documented status
-    expected = {"tenant-create": 201, "tenant-list": 200, "key-rotate": 201}[name]
-    assert response["statusCode"] == expected, response["body"]
+    expected = {"tenant-create": 201, "tenant-list": 200, "key-rotate": 201, "tenant-limits": 200}
+    assert response["statusCode"] == expected.get(name, 201), response["body"]
     if name == "tenant-list":
         assert [tenant["tenant_id"] for tenant in response_json(response)["tenants"]] == ["sample"]
+    if name == "tenant-limits":
+        sources = response_json(response)["limit_sources"]
+        assert sources["requests_per_minute"] == sources["burst"] == "override"
+        assert sources["tokens_per_month"] == "tier"
+    if name == "my-key-create":
+        assert response_json(response)["key"]["scopes"] == ["events:write"]
 
 
 def test_tenancy_functions_are_callable_without_a_stage(aws: dict[str, str]) -> None:

@@ -126,6 +126,7 @@
     state.tenant = null;
     document.querySelector("#tenants-table tbody").replaceChildren();
     document.querySelector("#keys-table tbody").replaceChildren();
+    document.querySelector("#limits-table tbody").replaceChildren();
     $("tenant-facts").replaceChildren();
     $("charts").replaceChildren();
     hideNewKey();
@@ -315,6 +316,15 @@
   }
 
   // ------------------------------------------------------------------ one tenant
+  const LIMITS = [
+    ["requests_per_minute", "Requests per minute"],
+    ["burst", "Burst"],
+    ["requests_per_month", "Requests per month"],
+    ["tokens_per_month", "LLM tokens per month"],
+  ];
+  const sourceLabel = (tenant, name) =>
+    tenant.limit_sources[name] === "override" ? "override" : `tier (${tenant.tier})`;
+
   function fact(label, value, name) {
     return el("div", { "data-fact": name }, el("dt", { text: label }), el("dd", { text: value }));
   }
@@ -344,12 +354,26 @@
       chart("Denied (429)", (item) => item.denied, "denied", days),
       chart("LLM tokens", (item) => item.tokens_in + item.tokens_out, "tokens", days),
     );
+    // The limits in force, and where each comes from: the tier, or the operator's override.
+    document.querySelector("#limits-table tbody").replaceChildren(
+      ...LIMITS.map(([name, label]) =>
+        el(
+          "tr",
+          { "data-limit": name },
+          el("th", { scope: "row", text: label }),
+          el("td", { className: "num", text: fmt(tenant.limits[name]) }),
+          el("td", {}, el("span", { className: `badge ${tenant.limit_sources[name]}`, text: sourceLabel(tenant, name) })),
+        ),
+      ),
+    );
     document.querySelector("#keys-table tbody").replaceChildren(
       ...keys.map((key) =>
         el(
           "tr",
           { "data-key": key.key_id },
           el("td", {}, el("code", { text: key.hint })),
+          el("td", { text: key.name || "–" }),
+          el("td", { text: key.scopes ? key.scopes.join(", ") : "every scope" }),
           el("td", { text: key.key_id }),
           el("td", { text: key.status }),
           el("td", { text: key.created_at }),

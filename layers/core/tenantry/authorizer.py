@@ -4,7 +4,12 @@ Import-light on purpose (standard library, boto3 and :mod:`tenantry.keys` only):
 start is paid on every authorizer cache miss. No pydantic, no Powertools, no anthropic.
 
 The answer is cached per key and reused for every route, so the policy covers everything the
-role may call, never just the method that triggered it.
+key may call (its role's routes, narrowed by its scopes), never just the method that triggered it.
+
+The usage identity (``usageIdentifierKey``) is the tenant's own API Gateway key, whose value the
+key item carries (``usage_key``): every key of a tenant draws from one token bucket and one quota.
+A key item from before usage identities (no ``usage_key``: its own API key has the presented
+value) answers the presented key, as it always did, until ``tenantry keys migrate`` stamps it.
 """
 
 from __future__ import annotations
@@ -152,16 +157,25 @@ def _statement(effect: str, resources: list[str]) -> dict[str, Any]:
     return {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resources}
 
 
-def policy_for(role: str, stage_arn: str, suspended: bool) -> dict[str, Any]:
-    # The admin routes of the one role table (tenantry.routes), as method ARNs: admins may call
-    # exactly those; tenants anything else behind the authorizer but those.
+def policy_for(
+    role: str, stage_arn: str, suspended: bool, scopes: frozenset[str] | None = None
+) -> dict[str, Any]:
+    """Every route the key may call, from the one role and scope table (tenantry.routes), as method
+    ARNs. An admin key: its role's routes. A tenant key: every route behind the authorizer but the
+    admin ones (explicitly denied); a key with scopes only the tenant routes its scopes allow, so
+    API Gateway answers 403 to any other and no function runs."""
     admin_arns = [f"{stage_arn}/{routes.method_arn_pattern(route)}" for route in routes.routes_for("admin")]
     if suspended:
         statements = [_statement("Deny", [f"{stage_arn}/*/*"])]
     elif role == "admin":
         statements = [_statement("Allow", admin_arns)]
-    else:
+    elif scopes is None:
         statements = [_statement("Allow", [f"{stage_arn}/*/*"]), _statement("Deny", admin_arns)]
+    else:
+        allowed = [
+            f"{stage_arn}/{routes.method_arn_pattern(route)}" for route in routes.tenant_routes_for(scopes)
+        ]
+        statements = [_statement("Allow", allowed), _statement("Deny", admin_arns)]
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -212,9 +226,10 @@ def authorize(
 
     suspended = item.get("status") == "suspended"
     _log_decision("deny" if suspended else "allow", "suspended" if suspended else "valid_key", item)
+    scopes = routes.scopes_from_text(item.get("scopes"))
     return {
         "principalId": item["tenant_id"],
-        "policyDocument": policy_for(role, _stage_arn(event["methodArn"]), suspended),
+        "policyDocument": policy_for(role, _stage_arn(event["methodArn"]), suspended, scopes),
         "context": {
             "tenant_id": item["tenant_id"],
             "tier": item.get("tier", ""),
@@ -228,6 +243,9 @@ def authorize(
             # The error code of API Gateway's 403 when this policy denies a route (template.yaml's
             # ACCESS_DENIED gateway response reads it): a suspended tenant's keys say so.
             "denial": "tenant_suspended" if suspended else "access_denied",
+            # What the key may call ("" = everything its role may): the functions check it again.
+            "scopes": routes.scopes_as_text(scopes),
         },
-        "usageIdentifierKey": presented,
+        # The tenant's usage identity; a key item from before them keeps its own (its value).
+        "usageIdentifierKey": item.get("usage_key") or presented,
     }

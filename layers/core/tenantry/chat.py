@@ -143,8 +143,12 @@ def _prepare(
     state = conversations.read_turn_state(tenant_id, user_id, request.session_id, period)
     if state.config is None:
         raise NotFound("Tenant not found", field="tenant_id")
-    _check_token_budget(tier, state.usage_month, moment)
     config = state.config
+    _check_token_budget(
+        tier.llm_tokens_per_month if config.tokens_per_month is None else config.tokens_per_month,
+        state.usage_month,
+        moment,
+    )
     max_messages = config.max_messages or DEFAULT_MAX_MESSAGES
     conversation = _conversation(
         conversations,
@@ -359,12 +363,13 @@ class _StreamedTurn:
         )
 
 
-def _check_token_budget(tier: Tier, usage_month: usage_store.PeriodCounters, moment: datetime) -> None:
+def _check_token_budget(budget: int, usage_month: usage_store.PeriodCounters, moment: datetime) -> None:
+    """The month's budget (the tier's, or the tenant's override) against the tokens used so far."""
     used = usage_month.get("tokens_in") + usage_month.get("tokens_out")
-    if used >= tier.llm_tokens_per_month:
+    if used >= budget:
         wait = seconds_until_next_month(moment)
         raise TokenBudgetExceeded(
-            f"This month's LLM token budget ({tier.llm_tokens_per_month}) is spent; it renews in {wait} s",
+            f"This month's LLM token budget ({budget}) is spent; it renews in {wait} s",
             headers={"Retry-After": str(wait)},
         )
 

@@ -59,6 +59,8 @@ class Caller:
     incarnation: str = ""
     # When the key stops working (epoch seconds), as the authorizer read it; None: no expiry.
     expires_at: int | None = None
+    # What the key may call (tenantry.routes.SCOPES); None: every scope.
+    scopes: frozenset[str] | None = None
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and self.expires_at <= now
@@ -317,6 +319,7 @@ def caller_from_event(event: dict[str, Any]) -> Caller | None:
         key_id=str(context.get("key_id", "")),
         incarnation=str(context.get("incarnation", "")),
         expires_at=_epoch(context.get("expires_at")),
+        scopes=routes.scopes_from_text(str(context.get("scopes") or "")),
     )
 
 
@@ -466,9 +469,9 @@ def caller(app: APIGatewayRestResolver) -> Caller:
 
 
 def role_refusal(event: dict[str, Any], who: Caller | None) -> ApiError | None:
-    """The route's role (tenantry.routes, the one table) against the caller's, before any handler
-    runs: the authorizer's policy already keeps each role to its routes on API Gateway; this is
-    the same table checked again where a handler could otherwise be reached (tests, a policy
+    """The route's role and scope (tenantry.routes, the one table) against the caller's, before any
+    handler runs: the authorizer's policy already keeps each key to its routes on API Gateway; this
+    is the same table checked again where a handler could otherwise be reached (tests, a policy
     cached from an older table). A route the table does not know is not the API's: 404."""
     method, resource = str(event.get("httpMethod", "")), str(event.get("resource", ""))
     role = routes.role_of(method, resource)
@@ -482,4 +485,9 @@ def role_refusal(event: dict[str, Any], who: Caller | None) -> ApiError | None:
         if role == routes.ADMIN:
             return Forbidden("This route needs an admin key", code="admin_only")
         return Forbidden("This route needs a tenant key", code="tenant_only")
+    if role == routes.TENANT and not routes.allows(who.scopes, f"{method.upper()} {resource}"):
+        return Forbidden(
+            f"This key lacks the scope {routes.scope_of(method, resource)!r} this route needs",
+            code="scope_missing",
+        )
     return None

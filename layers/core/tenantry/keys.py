@@ -1,8 +1,14 @@
 """The API-key format: the one module that knows how a key looks, is checked and is hashed.
 
-A key is ``<prefix><base58 of 32 random bytes><6-char checksum>``. The checksum lets the
-authorizer reject typos and random probes before any database call. Only ``sha256(key)`` is
+A key is ``<prefix>[<cell>_]<base58 of 32 random bytes><6-char checksum>``. The checksum lets
+the authorizer reject typos and random probes before any database call. Only ``sha256(key)`` is
 ever stored. Standard library only: the authorizer imports it on every cold start.
+
+The optional cell segment (docs/architecture.md, "Past 10,000 tenants") names the stack a key
+belongs to, so a front door can route a request by its key alone. ``_`` is not a base58
+character, so a key without a cell (every key issued before cells, and every key of a one-stack
+deployment) reads exactly as before; the checksum covers the cell, so a key moved to another cell
+by hand fails it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ MIN_LENGTH: Final = 20  # API Gateway refuses shorter API-key values.
 MAX_LENGTH: Final = 128
 SECRET_BYTES: Final = 32
 CHECKSUM_LENGTH: Final = 6
+
+# A cell id: 1-8 lower-case letters and digits, starting with a letter (e.g. ``c1``, ``euw1a``).
+CELL_MAX_LENGTH: Final = 8
+CELL_SEPARATOR: Final = "_"
 
 _ALPHABET: Final = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _ALPHABET_INDEX: Final = {char: index for index, char in enumerate(_ALPHABET)}
@@ -55,15 +65,28 @@ def _checksum(prefix: str, body: str) -> str:
     return b58encode(digest[:4]).rjust(CHECKSUM_LENGTH, _ALPHABET[0])
 
 
-def generate(role: Role = "tenant") -> str:
-    """A new random key for ``role``. Shown to its owner once, never stored."""
+def is_cell_id(cell: str) -> bool:
+    return (
+        0 < len(cell) <= CELL_MAX_LENGTH
+        and cell[0].isascii()
+        and cell[0].islower()
+        and all(char.isascii() and (char.islower() or char.isdigit()) for char in cell)
+    )
+
+
+def generate(role: Role = "tenant", cell: str = "") -> str:
+    """A new random key for ``role`` (in ``cell``, when given). Shown to its owner once, never
+    stored."""
+    if cell and not is_cell_id(cell):
+        raise ValueError(f"not a cell id: {cell!r}")
     prefix = PREFIX_BY_ROLE[role]
-    body = b58encode(secrets.token_bytes(SECRET_BYTES))
+    body = (f"{cell}{CELL_SEPARATOR}" if cell else "") + b58encode(secrets.token_bytes(SECRET_BYTES))
     return f"{prefix}{body}{_checksum(prefix, body)}"
 
 
-def role_of(key: str) -> Role | None:
-    """The role a well-formed key claims, or None when the key is malformed or its checksum is bad."""
+def _parse(key: str) -> tuple[Role, str] | None:
+    """(role, cell) of a well-formed key (cell "" when it names none); None when the key is
+    malformed or its checksum is bad."""
     if not MIN_LENGTH <= len(key) <= MAX_LENGTH:
         return None
     role: Role
@@ -74,14 +97,29 @@ def role_of(key: str) -> Role | None:
     else:
         return None
     body, checksum = key[len(prefix) : -CHECKSUM_LENGTH], key[-CHECKSUM_LENGTH:]
+    cell, separator, secret = body.rpartition(CELL_SEPARATOR)
+    if separator and not is_cell_id(cell):
+        return None
     try:
-        if len(b58decode(body)) != SECRET_BYTES:
+        if len(b58decode(secret)) != SECRET_BYTES:
             return None
     except ValueError:
         return None
     if not secrets.compare_digest(checksum, _checksum(prefix, body)):
         return None
-    return role
+    return role, cell
+
+
+def role_of(key: str) -> Role | None:
+    """The role a well-formed key claims, or None when the key is malformed or its checksum is bad."""
+    parsed = _parse(key)
+    return None if parsed is None else parsed[0]
+
+
+def cell_of(key: str) -> str | None:
+    """The cell a well-formed key names ("" for a key of no cell), or None when it is malformed."""
+    parsed = _parse(key)
+    return None if parsed is None else parsed[1]
 
 
 def hash_key(key: str) -> str:

@@ -97,6 +97,10 @@ ROUTE_REQUEST_UNITS: Final[dict[str, tuple[float, float]]] = {
     "GET /sessions/{session_id}": (3.0, 0.0),
     "DELETE /sessions/{session_id}": (2.0, 4.0),
     "GET /me": (1.0, 0.0),
+    # Self-service keys: the tenant's item and its keys read, a key put and activated, the count.
+    "POST /me/keys": (3.0, 4.0),
+    "GET /me/keys": (3.0, 0.0),
+    "DELETE /me/keys/{key_id}": (3.0, 2.0),
     "GET /usage": (2.0, 0.0),
     # Admin routes (metered to the admin pseudo-tenant; for a tenant key they end at the edge, 403).
     "POST /tenants": (1.0, 6.0),  # tenant put, key put, the tenant's key list, usage plan records

@@ -1,10 +1,12 @@
 """Who may call each route: the one role table behind the authorizer's policy, the handlers'
-role checks, the OpenAPI document's security notes and the price table's coverage.
+role checks, the OpenAPI document's security notes and the price table's coverage; and, beside it,
+the scope each tenant route needs (a key's ``scopes`` narrow what it may call).
 
 Keys are ``METHOD /path`` as template.yaml writes its Api events (``{name}`` for a parameter). A
 unit test checks the table against the template: the same routes, and each route's Auth agrees
 with its role (public: no authorizer; admin: the authorizer without a usage-plan key; tenant: the
 authorizer and a usage-plan key), and the authorizer's policy allows exactly what the table says.
+Every tenant route has its entry in :data:`SCOPES` (a test fails for one that has none).
 
 Standard library only: the authorizer imports it.
 """
@@ -34,6 +36,9 @@ ROLES: Final[dict[str, Role]] = {
     "GET /stats/prometheus": "admin",
     # A tenant's own data.
     "GET /me": "tenant",
+    "POST /me/keys": "tenant",
+    "GET /me/keys": "tenant",
+    "DELETE /me/keys/{key_id}": "tenant",
     "GET /usage": "tenant",
     "POST /events": "tenant",
     "GET /events": "tenant",
@@ -58,6 +63,34 @@ ROLES: Final[dict[str, Role]] = {
 # response stream (tenantry.streaming), prelude first. A unit test checks the template agrees.
 STREAMED: Final[frozenset[str]] = frozenset({"POST /chat", "GET /events/stream"})
 
+Scope = Literal["events:read", "events:write", "chat", "usage:read", "keys:write"]
+SCOPE_NAMES: Final[tuple[Scope, ...]] = ("events:read", "events:write", "chat", "usage:read", "keys:write")
+
+# The scope each tenant route needs. None: every tenant key may call it, whatever its scopes
+# (GET /me: a key may always learn whose it is and what it may do). A key without scopes has
+# them all.
+SCOPES: Final[dict[str, Scope | None]] = {
+    "GET /me": None,
+    "POST /me/keys": "keys:write",
+    "GET /me/keys": "keys:write",
+    "DELETE /me/keys/{key_id}": "keys:write",
+    "GET /usage": "usage:read",
+    "POST /events": "events:write",
+    "GET /events": "events:read",
+    "GET /events/stream": "events:read",
+    "GET /events/{position}": "events:read",
+    "GET /metrics": "events:read",
+    # A reader's checkpoint is part of reading: a read-only key keeps its own place (a subscription
+    # with ``consumer=`` moves it too).
+    "PUT /consumers/{name}": "events:read",
+    "GET /consumers/{name}": "events:read",
+    # Streamed (``"stream": true``) or not: one route, one integration, one scope.
+    "POST /chat": "chat",
+    "GET /sessions": "chat",
+    "GET /sessions/{session_id}": "chat",
+    "DELETE /sessions/{session_id}": "chat",
+}
+
 _PARAMETER = re.compile(r"\{[^}/]+\}")
 
 
@@ -73,6 +106,33 @@ def is_streamed(method: str, path: str) -> bool:
 
 def routes_for(role: Role) -> tuple[str, ...]:
     return tuple(route for route, owner in ROLES.items() if owner == role)
+
+
+def scope_of(method: str, path: str) -> Scope | None:
+    """The scope ``METHOD /path`` (a tenant route) needs; None when any tenant key may call it."""
+    return SCOPES.get(f"{method.upper()} {path}")
+
+
+def allows(scopes: frozenset[str] | None, route: str) -> bool:
+    """Whether a tenant key with ``scopes`` (None: all of them) may call tenant route ``route``."""
+    needed = SCOPES.get(route)
+    return needed is None or scopes is None or needed in scopes
+
+
+def scopes_from_text(text: str | None) -> frozenset[str] | None:
+    """A key's scopes as stored and as the authorizer's context carries them (space-separated);
+    None, the empty text or no text at all mean every scope."""
+    found = frozenset((text or "").split())
+    return found or None
+
+
+def scopes_as_text(scopes: frozenset[str] | None) -> str:
+    return " ".join(sorted(scopes)) if scopes else ""
+
+
+def tenant_routes_for(scopes: frozenset[str] | None) -> tuple[str, ...]:
+    """The tenant routes a key with ``scopes`` (None: all of them) may call."""
+    return tuple(route for route in routes_for("tenant") if allows(scopes, route))
 
 
 def method_arn_pattern(route: str) -> str:

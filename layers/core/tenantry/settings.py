@@ -68,5 +68,10 @@ def usage_plan_name(tier: str) -> str:
     return f"{os.environ.get(USAGE_PLAN_NAME_PREFIX, 'tenantry')}-{tier}"
 
 
+def tenant_plan_name(tenant_id: str) -> str:
+    """The usage plan of one tenant's own (limit overrides), beside the tier plans."""
+    return f"{stack_name()}-tenant-{tenant_id}"
+
+
 def offboard_settle_seconds() -> int:
     return int(os.environ.get(OFFBOARD_SETTLE_SECONDS) or DEFAULT_OFFBOARD_SETTLE_SECONDS)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from tenantry import deadline, edge, keys, settings, tasks
+from tenantry import deadline, edge, keys, limits, routes, settings, tasks, usage_identity
 from tenantry.errors import Conflict, Forbidden, NotFound
 from tenantry.models.tenants import (
     CreatedTenant,
@@ -37,6 +37,11 @@ from tenantry.stores import tenants as tenant_store
 from tenantry.tiers import MODEL_CHOICE, get_tier
 
 ADMIN_TENANT_ID = "_admin"  # not a valid tenant id, so it can never collide with one
+# The most keys a tenant may have live at once (not revoked, not ended): 409 key_limit_reached beyond.
+MAX_LIVE_KEYS: Final = 50
+# A registered key counts as live for this long until it is activated (a request lasts at most
+# 29 s): one whose request died holds no place in the count for longer.
+ABANDONED_PENDING_SECONDS: Final = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,7 @@ def _new_tenant_id(name: str) -> str:
 
 
 def tenant_view(tenant: tenant_store.TenantRecord) -> Tenant:
+    effective, sources = limits.view(tenant.tier, tenant.limits)
     return Tenant(
         tenant_id=tenant.tenant_id,
         name=tenant.name,
@@ -80,6 +86,8 @@ def tenant_view(tenant: tenant_store.TenantRecord) -> Tenant:
         config=dict(tenant.config),
         created_at=tenant.created_at,
         updated_at=tenant.updated_at,
+        limits=effective,
+        limit_sources=sources,
     )
 
 
@@ -111,6 +119,8 @@ def key_view(key: key_store.KeyRecord, now: float | None = None) -> KeyInfo:
         hint=key.hint,
         created_at=key.created_at,
         expires_at=None if key.expires_at is None else _iso(key.expires_at),
+        name=key.name or None,
+        scopes=None if key.scopes is None else sorted(key.scopes),
     )
 
 
@@ -131,6 +141,9 @@ def _new_key(
     status: key_store.KeyStatus,
     expires_at: int | None,
     incarnation: str = "",
+    usage_key: str = "",
+    name: str | None = None,
+    scopes: frozenset[str] | None = None,
 ) -> tuple[str, key_store.KeyRecord]:
     """A new raw key (shown once) and its record (only the hash of the key)."""
     raw_key = keys.generate(role)
@@ -145,52 +158,85 @@ def _new_key(
         created_at=_iso(_now()),
         expires_at=expires_at,
         incarnation=incarnation,
+        usage_key=usage_key,
+        name=name or "",
+        scopes=scopes,
     )
     return raw_key, record
 
 
 def _new_tenant_key(
-    *, tenant_id: str, tier: str, expires_at: int | None, incarnation: str, stores: Stores
+    tenant: tenant_store.TenantRecord,
+    *,
+    expires_at: int | None,
+    stores: Stores,
+    name: str | None = None,
+    scopes: frozenset[str] | None = None,
+    cap: int = MAX_LIVE_KEYS,
 ) -> tuple[str, key_store.KeyRecord]:
-    """Create a tenant key and its API Gateway twin, left pending (unusable): the caller activates
-    it (:func:`_activate`) as its last step, once nothing else can fail, so a key whose issuing
-    failed half-way is never usable, and a retry knows to discard it (:func:`_discard_unfinished`).
+    """Create a tenant key, left pending (unusable): the caller activates it (:func:`_activate`) as
+    its last step, once nothing else can fail, so a key whose issuing failed half-way is never
+    usable, and a retry knows to discard it (:func:`_discard_unfinished`). No API Gateway key is
+    made: the key draws from the tenant's usage identity, whose value its item carries.
 
     Each step is safe to repeat and leaves a trace a retry finds: the hash is listed on the tenant
-    first (no listing misses the key), the pending item names the key (``key_id``), and the API key
-    is created with that name and tagged with the stack and tenant."""
+    first (no listing misses the key), counted against the cap on live keys in the same write, and
+    the pending item names the key (``key_id``)."""
     # The tenant's incarnation goes on to the authorizer's context (offboarding races).
     raw_key, key = _new_key(
-        tenant_id=tenant_id,
-        tier=tier,
+        tenant_id=tenant.tenant_id,
+        tier=tenant.tier,
         role="tenant",
         status=key_store.PENDING,
         expires_at=expires_at,
-        incarnation=incarnation,
+        incarnation=tenant.incarnation,
+        usage_key=tenant.usage_key,
+        name=name,
+        scopes=scopes,
     )
-    stores.tenants.register_key(tenant_id, key.key_hash)
+    # Pending, it counts for a while only: a registration whose request died never holds a place.
+    pending_end = int(_now()) + ABANDONED_PENDING_SECONDS
+    stores.tenants.register_key(
+        tenant.tenant_id,
+        key.key_hash,
+        ends_at=pending_end if expires_at is None else min(expires_at, pending_end),
+        cap=cap,
+        seed=_live_seed(tenant, stores) if tenant.live_keys is None else None,
+    )
     stores.keys.put(key)
-    edge_key_id = edge.create_key(key_id=key.key_id, value=raw_key, tenant_id=tenant_id, tier=tier)
-    return raw_key, replace(key, edge_key_id=edge_key_id)
+    return raw_key, key
+
+
+def _live_seed(tenant: tenant_store.TenantRecord, stores: Stores) -> dict[str, int]:
+    """The live keys of a tenant whose item keeps no count yet (made before the cap existed)."""
+    now = _now()
+    return {
+        key.key_hash: key.expires_at or 0
+        for key in _tenant_keys(tenant, stores)
+        if key.status != key_store.REVOKED and (key.expires_at is None or key.expires_at > now)
+    }
 
 
 def _activate(key: key_store.KeyRecord, tenant_status: str, stores: Stores) -> key_store.KeyRecord:
+    """The key counts as live until its own end from now on (registered, it counted only for
+    :data:`ABANDONED_PENDING_SECONDS`), then it becomes usable."""
     status = key_store.ACTIVE if tenant_status == "active" else key_store.SUSPENDED
-    if status != key_store.ACTIVE and key.edge_key_id:
-        edge.set_enabled(key.edge_key_id, False)
-    stores.keys.activate(key.key_hash, edge_key_id=key.edge_key_id, status=status)
+    stores.tenants.end_key(key.tenant_id, key.key_hash, key.expires_at or 0)
+    stores.keys.activate(key.key_hash, edge_key_id=None, status=status)
     return replace(key, status=status)
 
 
 def _discard(key: key_store.KeyRecord, stores: Stores) -> None:
-    """Remove a key that was never shown to anyone: its API key (by id, or by name when the id was
-    never recorded), its item, its place in the tenant's list."""
+    """Remove a key that was never shown to anyone: its place in the tenant's list and count, its
+    item (last: a retry finds the key by its item until then), and, for a key of the first
+    scheme, its own API key (by id, or by name when the id was never recorded)."""
+    stores.tenants.unregister_key(key.tenant_id, key.key_hash)
     edge_ids = {key.edge_key_id} if key.edge_key_id else set()
-    edge_ids.update(str(found["id"]) for found in edge.keys_named(key.key_id))
+    if not key.usage_key:  # only the first scheme made an API key per tenant key
+        edge_ids.update(str(found["id"]) for found in edge.keys_named(key.key_id))
     for edge_key_id in sorted(edge_ids):
         edge.delete_key(edge_key_id)
     stores.keys.delete(key.key_hash)
-    stores.tenants.unregister_key(key.tenant_id, key.key_hash)
 
 
 def _discard_unfinished(
@@ -247,15 +293,12 @@ def create_tenant(request: CreateTenantRequest, stores: Stores = DYNAMODB) -> Cr
             updated_at=now, name=tenant.name, tier=tenant.tier, status=tenant.status, config=tenant.config
         )
         tenant = stores.tenants.update(tenant.tenant_id, changes)
+        # Its usage identity (if the failed attempt recorded one) follows the fields of this one.
+        usage_identity.reconcile(tenant, placement=True, enabled=True)
         logger.info("onboarding resumed", extra={"audit_tenant_id": tenant.tenant_id})
     try:
-        raw_key, key = _new_tenant_key(
-            tenant_id=tenant.tenant_id,
-            tier=tenant.tier,
-            expires_at=None,
-            incarnation=tenant.incarnation,
-            stores=stores,
-        )
+        tenant = usage_identity.ensure(tenant, stores)
+        raw_key, key = _new_tenant_key(tenant, expires_at=None, stores=stores)
         _activate(key, "active", stores)
         stores.tenants.finish_onboarding(tenant.tenant_id)
     except Exception:
@@ -323,6 +366,7 @@ def _undo_onboarding(tenant_id: str, stores: Stores) -> None:
         if tenant is None or not tenant.is_onboarding:
             return
         _discard_unfinished(tenant_id, _tenant_keys(tenant, stores), stores, everything=True)
+        usage_identity.retire(tenant_id, tenant)
         stores.tenants.delete_unfinished(tenant_id)
     except Exception:  # noqa: BLE001 - the original failure is the one to report
         logger.warning(
@@ -361,18 +405,35 @@ def update_tenant(
         config_changed = True
     _check_model_allowed(new_tier, config)
     new_status = request.status or current.status
+    overrides = None
+    if request.limits is not None:
+        asked = {name: getattr(request.limits, name) for name in request.limits.model_fields_set}
+        overrides = limits.merged(current.limits, asked)
+        if limits.has_edge_overrides(overrides):
+            # Edge limits need the tenant's usage identity (a tenant from before them gets it now)
+            # and a plan of its own, made before anything is recorded: at API Gateway's quota of
+            # usage plans this is a 409 and nothing changes.
+            current = usage_identity.ensure(current, stores)
+            usage_identity.prepare_plan(current, overrides, new_tier)
     changes = tenant_store.TenantChanges(
         updated_at=_iso(_now()),
         name=request.name,
         tier=new_tier if new_tier != current.tier else None,
         status=new_status if new_status != current.status else None,
         config=config if config_changed else None,
+        limits=overrides if overrides is not None and overrides != current.limits else None,
     )
 
-    # The tenant item first: it is the record of what was asked. The keys then follow it, every
-    # time tier or status is given (not only when it changed): a retry after a failure half-way
-    # (some keys moved or disabled, some not) finishes the job; each step is safe to repeat.
+    # The tenant item first: it is the record of what was asked. The edge and the keys then follow
+    # it, every time tier, status or limits are given (not only when they changed): a retry after a
+    # failure half-way (some keys moved or disabled, some not) finishes the job; each step is safe
+    # to repeat.
     updated = stores.tenants.update(tenant_id, changes)
+    usage_identity.reconcile(
+        updated,
+        placement=request.tier is not None or request.limits is not None,
+        enabled=request.status is not None,
+    )
     if request.tier is not None or request.status is not None:
         _reconcile_keys(updated, stores, tier=request.tier is not None, status=request.status is not None)
     changed = sorted(changes.fields())
@@ -383,8 +444,9 @@ def update_tenant(
 
 
 def _reconcile_keys(tenant: tenant_store.TenantRecord, stores: Stores, *, tier: bool, status: bool) -> None:
-    """Bring every live key of the tenant to the tenant's tier (its usage plan) and status (API
-    Gateway's enabled flag and the item's status). Pending keys are left to their own request."""
+    """Bring every live key item of the tenant to the tenant's tier and status (the authorizer
+    reads both from it); a key of the first scheme (its own API key) has its API key placed and
+    enabled too. Pending keys are left to their own request."""
     enabled = tenant.status == tenant_store.ACTIVE
     key_status = key_store.ACTIVE if enabled else key_store.SUSPENDED
     for key in _tenant_keys(tenant, stores):
@@ -408,22 +470,31 @@ def _reconcile_keys(tenant: tenant_store.TenantRecord, stores: Stores, *, tier: 
 def issue_key(
     tenant_id: str, request: IssueKeyRequest, stage: edge.Stage | None, stores: Stores = DYNAMODB
 ) -> IssuedKey:
-    """Rotation: a new key now; the tenant's older keys stop after the grace period."""
-    tenant = tenant_store.require(stores.tenants, tenant_id)
+    """A new key now. With ``rotate`` (the default) the tenant's older keys stop after the grace
+    period; without, they stay as they are. 409 key_limit_reached when the tenant has
+    :data:`MAX_LIVE_KEYS` live keys already."""
+    tenant = _with_usage_identity(tenant_store.require(stores.tenants, tenant_id), stores)
     now = _now()
     grace_end = int(now) + request.grace_seconds
-    # Keys an earlier failed attempt left pending were never shown: discard, never grace, them.
-    older = [
-        key
-        for key in _discard_unfinished(tenant_id, _tenant_keys(tenant, stores), stores)
-        if key.status != key_store.REVOKED
-    ]
+    older: list[key_store.KeyRecord] = []
+    if request.rotate:
+        # Keys an earlier failed attempt left pending were never shown: discard, never grace,
+        # them (a concurrent rotation's too: its activation then answers 409).
+        remaining = _discard_unfinished(tenant_id, _tenant_keys(tenant, stores), stores)
+        older = [key for key in remaining if key.status in (key_store.ACTIVE, key_store.SUSPENDED)]
+        if tenant.live_keys is None:  # the discards may have changed what a first count holds
+            tenant = tenant_store.require(stores.tenants, tenant_id)
+    # An issue that does not rotate reads none of the tenant's keys (a tenant may have 50): a key
+    # another request left pending stops counting once its pending window ends, unusable and
+    # unlisted, and the next rotation (or the offboarding) deletes it.
     raw_key, new = _new_tenant_key(
-        tenant_id=tenant_id,
-        tier=tenant.tier,
+        tenant,
         expires_at=None if request.expires_in_seconds is None else int(now) + request.expires_in_seconds,
-        incarnation=tenant.incarnation,
         stores=stores,
+        name=request.name,
+        scopes=None if request.scopes is None else frozenset(request.scopes),
+        # A rotation is never refused for the cap: the keys it replaces stop at the grace end.
+        cap=MAX_LIVE_KEYS + len(older),
     )
     ends: list[int] = []  # when each older key still working stops
     for old in older:
@@ -433,11 +504,15 @@ def issue_key(
             if old.edge_key_id:
                 edge.delete_key(old.edge_key_id)
             stores.keys.revoke(old.key_hash, _iso(now))
+            stores.tenants.end_key(tenant_id, old.key_hash)
             continue
         if own_expiry is None or own_expiry > grace_end:
             stores.keys.set_expiry(old.key_hash, grace_end)
         # (a retry keeps the earlier grace end its first attempt set: the answer says so)
-        ends.append(grace_end if own_expiry is None else min(own_expiry, grace_end))
+        end = grace_end if own_expiry is None else min(own_expiry, grace_end)
+        if tenant.live_keys is not None and tenant.live_keys.get(old.key_hash) != end:
+            stores.tenants.end_key(tenant_id, old.key_hash, end)
+        ends.append(end)
     # Last: only now can the new key be used (and its secret be answered).
     new = _activate(new, tenant.status, stores)
     # Always: API Gateway's cached answers for the older keys predate their new expiry. Flushed,
@@ -449,7 +524,8 @@ def issue_key(
         extra={
             "audit_tenant_id": tenant_id,
             "key_id": new.key_id,
-            "grace_seconds": request.grace_seconds,
+            "grace_seconds": request.grace_seconds if request.rotate else None,
+            "scopes": routes.scopes_as_text(new.scopes) or "*",
         },
     )
     return IssuedKey(
@@ -457,6 +533,18 @@ def issue_key(
         api_key=raw_key,
         older_keys_expire_at=_iso(max(ends)) if ends else None,
     )
+
+
+def _with_usage_identity(tenant: tenant_store.TenantRecord, stores: Stores) -> tenant_store.TenantRecord:
+    """The tenant with its usage identity, which every key issued from now on carries. A tenant
+    onboarded before usage identities gets one now, and its keys are stamped with it (their own
+    API Gateway keys stay until ``tenantry keys migrate`` deletes them: a cached authorizer answer
+    may still name them for up to 300 s)."""
+    if tenant.usage_key_id:
+        return tenant
+    tenant = usage_identity.ensure(tenant, stores)
+    usage_identity.stamp_keys(tenant, _tenant_keys(tenant, stores), stores)
+    return tenant
 
 
 def list_keys(tenant_id: str, stores: Stores = DYNAMODB) -> list[KeyInfo]:
@@ -485,6 +573,7 @@ def revoke_key(tenant_id: str, key_id: str, stage: edge.Stage | None, stores: St
         revoked_at = _iso(_now())
         stores.keys.revoke(match.key_hash, revoked_at)
         match = replace(match, status=key_store.REVOKED, revoked_at=revoked_at)
+    stores.tenants.end_key(tenant_id, match.key_hash)
     if match.edge_key_id:
         edge.delete_key(match.edge_key_id)
     edge.flush_authorizer_cache(stage)
@@ -541,7 +630,8 @@ def offboard_tenant(
 
 
 def _delete_keys(tenant_id: str, tenant: tenant_store.TenantRecord | None, stores: Stores) -> tuple[int, int]:
-    """Revoke and delete every key of the tenant and its API Gateway twin: (revoked, edge deleted)."""
+    """Revoke and delete every key of the tenant, the tenant's usage identity and own usage plan,
+    and any key's own API key of the first scheme: (revoked, API keys deleted)."""
     revoked = 0
     edge_deleted = 0
     registered = tenant.key_hashes if tenant is not None else frozenset[str]()
@@ -556,6 +646,7 @@ def _delete_keys(tenant_id: str, tenant: tenant_store.TenantRecord | None, store
             edge_ids = [str(found["id"]) for found in edge.keys_named(key.key_id)]
         edge_deleted += sum(edge.delete_key(edge_key_id) for edge_key_id in edge_ids)
         stores.keys.delete(key.key_hash)
+    edge_deleted += usage_identity.retire(tenant_id, tenant)
     return revoked, edge_deleted
 
 
@@ -608,17 +699,22 @@ def run_task(event: dict[str, Any], task_target: str | None = None) -> dict[str,
     return {"done": True, "tenant_id": tenant_id, "items_deleted": deleted}
 
 
-def describe_me(tenant_id: str, key_id: str, stores: Stores = DYNAMODB) -> Me:
+def describe_me(
+    tenant_id: str, key_id: str, stores: Stores = DYNAMODB, scopes: frozenset[str] | None = None
+) -> Me:
     tenant = tenant_store.require(stores.tenants, tenant_id)
     tier = get_tier(tenant.tier)
+    effective, sources = limits.view(tenant.tier, tenant.limits)
     return Me(
         tenant_id=tenant.tenant_id,
         name=tenant.name,
         tier=tier.name,
         status=_shown_tenant_status(tenant),
-        limits=tier.limits(),
+        limits=effective,
+        limit_sources=sources,
         features=list(tier.features),
         key_id=key_id,
+        scopes=None if scopes is None else sorted(scopes),
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tenantry import metering, pricing
+from tenantry import limits, metering, pricing
 from tenantry.errors import Forbidden
 from tenantry.models.usage import CostEstimate, PeriodUsage, StatsPage, TenantStats, UsageReport
 from tenantry.observability import logger
@@ -109,7 +109,8 @@ def report(
 ) -> UsageReport:
     """The tenant's figures for today and this month; with ``days`` > 1, the daily history too
     (for the tenant itself only on tiers with usage history; an admin always sees it)."""
-    tier = get_tier(tenant_store.require(tenants, tenant_id).tier)
+    tenant = tenant_store.require(tenants, tenant_id)
+    tier = get_tier(tenant.tier)
     if days > 1 and not as_admin and not tier.has(USAGE_HISTORY):
         raise Forbidden(
             f"Tier {tier.name!r} shows today and this month only; usage history needs a higher tier",
@@ -136,7 +137,7 @@ def report(
     return UsageReport(
         tenant_id=tenant_id,
         tier=tier.name,
-        limits=tier.limits(),
+        limits=limits.view(tenant.tier, tenant.limits)[0],
         today=period_usage(today, today_item),
         month=period_usage(month, month_item),
         days=history,
@@ -152,7 +153,7 @@ def _stats_row(tenant: tenant_store.TenantRecord, item: Mapping[str, int]) -> Te
         status=tenant.status,
         **_figures(item),
         estimated_cost_usd=estimate_cost(item).total,
-        limits=get_tier(tenant.tier).limits(),
+        limits=limits.view(tenant.tier, tenant.limits)[0],
     )
 
 
@@ -166,7 +167,7 @@ def stats(
     tenants: tenant_store.TenantStore = tenant_store.DYNAMODB,
 ) -> StatsPage:
     """Every tenant's figures this month (requests, allowed, denied, latency, tokens, estimated
-    cost) with its tier's limits, a page at a time."""
+    cost) with the limits in force, a page at a time."""
     month = usage_store.month_period(now or _now())
     found, token = tenants.list_page(tier=tier, status=None, limit=limit, next_token=next_token)
     counters = reader.get_periods([tenant.tenant_id for tenant in found], month)

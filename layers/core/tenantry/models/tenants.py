@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tenantry.models.numbers import IntegralNumbers
+from tenantry.routes import SCOPE_NAMES, Scope
 from tenantry.tiers import TIER_NAMES, TIERS
 
 TENANT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{2,62}$"
@@ -64,6 +65,25 @@ class CreateTenantRequest(RequestModel):
     _tier = field_validator("tier")(_check_tier)
 
 
+class LimitOverrides(RequestModel):
+    """Per-tenant overrides of the tier's limits: any subset; ``null`` returns one to the tier's
+    value; a limit not given keeps its current override."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"requests_per_minute": 600, "burst": 50, "tokens_per_month": None}]}
+    )
+
+    # API Gateway's account throttle is 10,000 requests/s (burst 5,000): a plan above it is moot.
+    requests_per_minute: int | None = Field(default=None, ge=1, le=600_000, description="Throttle rate")
+    burst: int | None = Field(default=None, ge=1, le=5_000, description="Throttle burst")
+    requests_per_month: int | None = Field(
+        default=None, ge=1, le=2_000_000_000, description="API Gateway's monthly quota"
+    )
+    tokens_per_month: int | None = Field(
+        default=None, ge=0, le=1_000_000_000_000, description="LLM token budget (0: no chat turns)"
+    )
+
+
 class UpdateTenantRequest(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"tier": "enterprise"}], "minProperties": 1})
 
@@ -71,6 +91,7 @@ class UpdateTenantRequest(RequestModel):
     tier: TierName | None = None
     status: TenantStatus | None = None
     config: TenantConfig | None = None
+    limits: LimitOverrides | None = Field(default=None, description="Per-tenant limit overrides")
 
     @field_validator("tier")
     @classmethod
@@ -80,22 +101,93 @@ class UpdateTenantRequest(RequestModel):
     @model_validator(mode="after")
     def _something_to_change(self) -> UpdateTenantRequest:
         if not self.model_fields_set:
-            raise ValueError("give at least one of name, tier, status, config")
+            raise ValueError("give at least one of name, tier, status, config, limits")
         return self
 
 
+KeyName = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S", description="A label for humans")]
+KeyScopes = Annotated[
+    list[Scope],
+    Field(
+        min_length=1,
+        max_length=len(SCOPE_NAMES),
+        description="What the key may call; omitted or null: every scope",
+        json_schema_extra={"uniqueItems": True},
+    ),
+]
+Lifetime = Annotated[int, Field(ge=60, le=5 * 365 * 86_400, description="Lifetime of the new key")]
+
+
+def _distinct(scopes: list[Scope] | None) -> list[Scope] | None:
+    if scopes is not None and len(set(scopes)) != len(scopes):
+        raise ValueError("a scope is listed twice")
+    return scopes
+
+
 class IssueKeyRequest(RequestModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"grace_seconds": 3600}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"grace_seconds": 3600},
+                {"name": "dashboard", "scopes": ["events:read", "usage:read"], "rotate": False},
+            ]
+        }
+    )
 
     grace_seconds: int = Field(
         default=86_400,
         ge=0,
         le=30 * 86_400,
-        description="How long the tenant's older keys keep working (never past their own expiry)",
+        description="With rotate: how long the older keys keep working (never past their own expiry)",
     )
-    expires_in_seconds: int | None = Field(
-        default=None, ge=60, le=5 * 365 * 86_400, description="Lifetime of the new key"
+    expires_in_seconds: Lifetime | None = None
+    name: KeyName | None = None
+    scopes: KeyScopes | None = None
+    rotate: bool = Field(
+        default=True,
+        description="True: the older keys stop after grace_seconds (a rotation); false: they stay",
     )
+
+    _scopes = field_validator("scopes")(_distinct)
+
+
+class MyKeyRequest(RequestModel):
+    """A key a tenant issues itself: its scopes are a subset of the calling key's (omitted: the
+    calling key's own). It never rotates the tenant's other keys."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "ci", "scopes": ["events:write"], "expires_in_seconds": 86400}]
+        }
+    )
+
+    name: KeyName | None = None
+    scopes: KeyScopes | None = None
+    expires_in_seconds: Lifetime | None = None
+
+    _scopes = field_validator("scopes")(_distinct)
+
+
+LimitSource = Literal["tier", "override"]
+
+
+class Limits(BaseModel):
+    """The limits in force: the tier's, or the tenant's overrides."""
+
+    requests_per_minute: int
+    burst: int
+    requests_per_month: int
+    tokens_per_month: int
+    llm_tokens_per_month: int = Field(description="The older name of tokens_per_month (same value)")
+
+
+class LimitSources(BaseModel):
+    """Where each limit comes from: the tenant's tier, or an override of the operator's."""
+
+    requests_per_minute: LimitSource
+    burst: LimitSource
+    requests_per_month: LimitSource
+    tokens_per_month: LimitSource
 
 
 class Tenant(BaseModel):
@@ -110,6 +202,8 @@ class Tenant(BaseModel):
     )
     created_at: str
     updated_at: str
+    limits: Limits
+    limit_sources: LimitSources
 
 
 class KeyInfo(BaseModel):
@@ -120,6 +214,8 @@ class KeyInfo(BaseModel):
     hint: str
     created_at: str
     expires_at: str | None = None
+    name: str | None = None
+    scopes: list[str] | None = Field(default=None, description="What the key may call; null: every scope")
 
 
 class CreatedTenant(BaseModel):
@@ -165,6 +261,8 @@ class Me(BaseModel):
     name: str
     tier: str
     status: TenantStatus
-    limits: dict[str, object]
+    limits: Limits
+    limit_sources: LimitSources
     features: list[str]
     key_id: str
+    scopes: list[str] | None = Field(default=None, description="The calling key's scopes; null: every scope")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from tenantry.models.tenants import Limits
+
 LATENCY_PERCENTILE = (
     "The {} percentile of the period's latencies (ms), within 7.2 % of the true value; for a period "
     "that began before the fine histogram, the upper bound of its coarse bucket"
@@ -44,7 +46,7 @@ class CostEstimate(BaseModel):
 class UsageReport(BaseModel):
     tenant_id: str
     tier: str
-    limits: dict[str, object]
+    limits: Limits = Field(description="The limits in force: the tier's, or the tenant's overrides")
     today: PeriodUsage
     month: PeriodUsage
     days: list[PeriodUsage] | None = Field(
@@ -59,7 +61,7 @@ class TenantStats(Figures):
     tier: str
     status: str
     estimated_cost_usd: float = Field(description="This month's estimated cost (see /tenants/{id}/usage)")
-    limits: dict[str, object] = Field(description="The tier's limits: requests and LLM tokens per month")
+    limits: Limits = Field(description="The limits in force: the tier's, or the tenant's overrides")
 
 
 class StatsPage(BaseModel):

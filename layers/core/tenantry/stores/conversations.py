@@ -76,6 +76,8 @@ class ChatConfig:
     system_prompt: str | None = None
     max_messages: int = 0
     model: str | None = None
+    # The operator's override of the tier's monthly LLM token budget (tenantry.limits); None: none.
+    tokens_per_month: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,10 +192,12 @@ def _turn(item: Mapping[str, Any]) -> ChatTurn:
 
 def _config(tenant: Mapping[str, Any]) -> ChatConfig:
     config: Mapping[str, Any] = tenant.get("config") or {}
+    budget = (tenant.get("limits") or {}).get("tokens_per_month")
     return ChatConfig(
         system_prompt=str(config.get("system_prompt") or "") or None,
         max_messages=values.as_int(config.get("max_messages")),
         model=str(config.get("model") or "") or None,
+        tokens_per_month=None if budget is None else values.as_int(budget),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any, Final, Literal, Protocol, cast, get_args
 
 from boto3.dynamodb.conditions import Key
 
-from tenantry import aws, retry, settings
+from tenantry import aws, retry, routes, settings
 from tenantry.errors import Conflict
 from tenantry.keys import Role
 from tenantry.stores import values
@@ -38,7 +38,11 @@ class KeyRecord:
 
     ``expires_at`` (epoch seconds) is the key's own expiry or a rotation's grace end; ``incarnation``
     the tenant's (empty for admin keys and for keys made before incarnations existed);
-    ``edge_key_id`` the API Gateway key, once recorded (admin keys have none)."""
+    ``usage_key`` the value of the tenant's API Gateway key, which the authorizer answers as the
+    usage identity (empty for admin keys and for keys from before usage identities);
+    ``edge_key_id`` the key's own API Gateway key, under the first scheme only (one per tenant
+    key, with the same value; ``tenantry keys migrate`` retires them); ``scopes`` what the key may
+    call (None: every scope); ``name`` a label for humans."""
 
     key_hash: str
     key_id: str
@@ -52,6 +56,9 @@ class KeyRecord:
     edge_key_id: str | None = None
     incarnation: str = ""
     revoked_at: str | None = None
+    usage_key: str = ""
+    name: str = ""
+    scopes: frozenset[str] | None = None
 
 
 class KeyMissingError(LookupError):
@@ -102,6 +109,13 @@ class KeyStore(Protocol):
     def revoke(self, key_hash: str, revoked_at: str) -> None:
         """The key is revoked (never usable again); :class:`KeyMissingError` when gone."""
 
+    def set_usage_key(self, key_hash: str, usage_key: str) -> None:
+        """The key draws from its tenant's usage identity ``usage_key`` from now on (the upgrade
+        from one API Gateway key per tenant key); :class:`KeyMissingError` when gone."""
+
+    def forget_edge_key(self, key_hash: str) -> None:
+        """The key's own API Gateway key is gone: drop its id (none recorded is fine)."""
+
     def delete(self, key_hash: str) -> None:
         """Remove the key's item (none there is fine)."""
 
@@ -118,6 +132,7 @@ def _record(item: Mapping[str, Any]) -> KeyRecord:
     expires_at = item.get("expires_at")
     edge_key_id = item.get("edge_key_id")
     revoked_at = item.get("revoked_at")
+    scopes = item.get("scopes")
     return KeyRecord(
         key_hash=str(item["key_hash"]),
         key_id=str(item["key_id"]),
@@ -131,6 +146,9 @@ def _record(item: Mapping[str, Any]) -> KeyRecord:
         edge_key_id=None if edge_key_id is None else str(edge_key_id),
         incarnation=str(item.get("incarnation", "")),
         revoked_at=None if revoked_at is None else str(revoked_at),
+        usage_key=str(item.get("usage_key", "")),
+        name=str(item.get("name", "")),
+        scopes=routes.scopes_from_text(None if scopes is None else str(scopes)),
     )
 
 
@@ -151,6 +169,10 @@ def _item(key: KeyRecord) -> dict[str, Any]:
         "edge_key_id": key.edge_key_id,
         "incarnation": key.incarnation or None,
         "revoked_at": key.revoked_at,
+        # The authorizer reads these by name, as strings (see the module's docstring).
+        "usage_key": key.usage_key or None,
+        "name": key.name or None,
+        "scopes": routes.scopes_as_text(key.scopes) or None,
     }
     item.update({name: value for name, value in optional.items() if value is not None})
     return item
@@ -225,6 +247,18 @@ class DynamoDBKeys:
 
     def revoke(self, key_hash: str, revoked_at: str) -> None:
         self._set_existing(key_hash, {"status": REVOKED, "revoked_at": revoked_at})
+
+    def set_usage_key(self, key_hash: str, usage_key: str) -> None:
+        self._set_existing(key_hash, {"usage_key": usage_key})
+
+    def forget_edge_key(self, key_hash: str) -> None:
+        conditional(
+            lambda: _table().update_item(
+                Key={"key_hash": key_hash},
+                UpdateExpression="REMOVE edge_key_id",
+                ConditionExpression="attribute_exists(key_hash)",
+            )
+        )
 
     def delete(self, key_hash: str) -> None:
         retry.call(lambda: _table().delete_item(Key={"key_hash": key_hash}))
