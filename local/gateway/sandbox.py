@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -240,11 +241,50 @@ class Sandbox:
         message = self._receive(wait_s, receiver)
         if message is None:
             return False, None
+        return True, self.result_of(message)
+
+    def result_of(self, message: dict[str, Any]) -> Any:
+        """The invocation's result in the sandbox's last message; raises the function's error."""
         if "error" in message:
             raise FunctionError(message["error"])
         if message.get("streamed"):
-            return True, Streamed(b"".join(self._pieces))
-        return True, message["result"]
+            return Streamed(b"".join(self._pieces))
+        return message["result"]
+
+    # ------------------------------------------------------------------ on an event loop
+    def watch(
+        self, loop: asyncio.AbstractEventLoop, on_message: Callable[[dict[str, Any] | None], None]
+    ) -> None:
+        """Have ``loop`` read this sandbox while an invocation runs, instead of a thread waiting
+        for it: the function's AWS calls are served as they come, and ``on_message`` gets its
+        answer (None when the sandbox died). Called on the loop's thread; :meth:`unwatch` ends it."""
+        loop.add_reader(self._connection.fileno(), self._readable, on_message)
+        if self._aws is not None:
+            loop.add_reader(self._aws.fileno(), self._aws_readable, on_message)
+
+    def unwatch(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._connection.closed:
+            loop.remove_reader(self._connection.fileno())
+        if self._aws is not None and not self._aws.closed:
+            loop.remove_reader(self._aws.fileno())
+
+    def _readable(self, on_message: Callable[[dict[str, Any] | None], None]) -> None:
+        try:
+            data = self._connection.recv_bytes()
+        except (EOFError, OSError):
+            on_message(None)
+            return
+        if data[:1] == runtime.CHUNK:
+            self._pieces.append(data[1:])  # a streaming function invoked without a stream: buffered
+            return
+        on_message(json.loads(data))
+
+    def _aws_readable(self, on_message: Callable[[dict[str, Any] | None], None]) -> None:
+        assert self._aws is not None
+        try:
+            self._aws.send_bytes(transport.serve_channel_message(self._aws.recv_bytes()))
+        except (EOFError, OSError):
+            on_message(None)
 
     @property
     def alive(self) -> bool:
@@ -259,6 +299,74 @@ class Sandbox:
         if self._process.is_alive():
             self._process.kill()
         self._process.join(timeout=5)
+
+
+class _LoopInvocation:
+    """One invocation an event loop waits for (:meth:`FunctionPool.invoke_on_loop`): the same
+    clocks as :meth:`FunctionPool.invoke` (the function's Timeout ends the sandbox; the caller's
+    patience lets it run on, in the background, to its end)."""
+
+    def __init__(
+        self,
+        pool: FunctionPool,
+        sandbox: Sandbox,
+        loop: asyncio.AbstractEventLoop,
+        done: Callable[[Any, BaseException | None], None],
+    ) -> None:
+        self._pool = pool
+        self._sandbox = sandbox
+        self._loop = loop
+        self._done = done
+        self._timer: asyncio.TimerHandle | None = None
+        self._timeout = 0.0
+        self._patience: float | None = None
+
+    def start(self, event: Any, request_id: str, patience_s: float | None) -> None:
+        timeout_s = float(self._pool.spec.timeout_s)
+        try:
+            self._sandbox.send(event, request_id, None, timeout_s)
+        except FunctionError as error:
+            self._pool.release(self._sandbox)
+            self._done(None, error)
+            return
+        now = time.monotonic()
+        self._timeout = now + timeout_s
+        self._patience = None if patience_s is None else now + patience_s
+        limit = self._timeout if self._patience is None else min(self._timeout, self._patience)
+        self._sandbox.watch(self._loop, self._answered)
+        self._timer = self._loop.call_at(self._loop.time() + (limit - now), self._expired)
+
+    def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._sandbox.unwatch(self._loop)
+
+    def _answered(self, message: dict[str, Any] | None) -> None:
+        self._stop()
+        if message is None:
+            self._sandbox.close()
+            self._pool.release(self._sandbox)
+            self._done(None, FunctionError(_EXITED))
+            return
+        try:
+            result = self._sandbox.result_of(message)
+        except FunctionError as error:
+            self._pool.release(self._sandbox)
+            self._done(None, error)
+            return
+        self._pool.release(self._sandbox)
+        self._done(result, None)
+
+    def _expired(self) -> None:
+        self._stop()
+        if self._patience is not None and self._patience < self._timeout:
+            self._pool._finish_later(self._sandbox, self._timeout)
+            self._done(None, IntegrationTimeoutError(self._pool.spec.name))
+            return
+        self._sandbox.close()
+        self._pool.release(self._sandbox)
+        timed_out = f"Task timed out after {float(self._pool.spec.timeout_s):.2f} seconds"
+        self._done(None, FunctionTimeoutError({"errorType": "Sandbox.Timedout", "errorMessage": timed_out}))
 
 
 @dataclass(frozen=True)
@@ -422,6 +530,29 @@ class FunctionPool:
         self.release(sandbox)
         timed_out = f"Task timed out after {timeout_s:.2f} seconds"
         raise FunctionTimeoutError({"errorType": "Sandbox.Timedout", "errorMessage": timed_out})
+
+    def invoke_on_loop(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        event: Any,
+        request_id: str,
+        done: Callable[[Any, BaseException | None], None],
+        *,
+        patience_s: float | None = None,
+    ) -> bool:
+        """:meth:`invoke` without a thread, from ``loop``'s thread: the event goes to a warm idle
+        sandbox and the loop reads its answer, then ``done(result, None)`` or ``done(None,
+        error)`` (the errors :meth:`invoke` raises) runs on the loop. False, and nothing done,
+        when no warm sandbox is idle or the function needs more (a tenant's own pool, a cold
+        start): the caller invokes on a thread instead."""
+        if self.spec.tenant_isolation or self._streams_only:
+            return False
+        with self._available:
+            if not self._idle:
+                return False
+            sandbox = self._idle.pop()
+        _LoopInvocation(self, sandbox, loop, done).start(event, request_id, patience_s)
+        return True
 
     def _finish_later(
         self, sandbox: Sandbox, timeout: float | None, pending: tuple[Any, str, str | None] | None = None
