@@ -304,8 +304,8 @@ class Gateway:
         exchange = new_exchange(request.method, decoded_path(raw_path))
 
         def answer(response: HttpResponse) -> None:
+            complete(response)  # first: the log line is not on the way to the client
             self._log_access(exchange, response)
-            complete(response)
 
         try:
             prepared = self._prepare(request, exchange, query_string, on_loop=True)

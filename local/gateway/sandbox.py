@@ -290,6 +290,10 @@ class Sandbox:
     def alive(self) -> bool:
         return not self._connection.closed and self._process.is_alive()
 
+    @property
+    def closed(self) -> bool:
+        return bool(self._connection.closed)
+
     def close(self) -> None:
         """End the sandbox (idle, retired, timed out or broken)."""
         if not self._connection.closed:
@@ -354,7 +358,7 @@ class _LoopInvocation:
             self._pool.release(self._sandbox)
             self._done(None, error)
             return
-        self._pool.release(self._sandbox)
+        self._pool.release(self._sandbox, answered=True)
         self._done(result, None)
 
     def _expired(self) -> None:
@@ -461,9 +465,12 @@ class FunctionPool:
                 self._available.notify()
             raise
 
-    def release(self, sandbox: Sandbox) -> None:
+    def release(self, sandbox: Sandbox, *, answered: bool = False) -> None:
+        """Back to the pool (or ended, if retired or broken). ``answered``: it has just answered
+        its invocation, so its process is alive (no need to ask the kernel)."""
         with self._available:
-            keep = sandbox.generation == self._generation and sandbox.alive and sandbox.ready
+            alive = not sandbox.closed if answered else sandbox.alive
+            keep = sandbox.generation == self._generation and alive and sandbox.ready
             if keep:
                 self._idle.append(sandbox)
             else:
@@ -521,7 +528,7 @@ class FunctionPool:
             self.release(sandbox)
             raise
         if answered:
-            self.release(sandbox)
+            self.release(sandbox, answered=True)
             return result
         if patience is not None and patience < timeout:
             self._finish_later(sandbox, timeout)

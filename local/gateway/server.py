@@ -408,6 +408,7 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = True
         self._paused_writing = False
         self._idle: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None  # when the connection last became idle; None: busy
         self._in_on_loop = False
 
     # ------------------------------------------------------------------ asyncio's callbacks
@@ -446,7 +447,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
-        self._cancel_idle_timer()
+        self._stop_idle_timer()
         self._server.connections.discard(self)
         if self._stream is not None:
             self._stream._close(client_gone=True)
@@ -587,12 +588,28 @@ class _Connection(asyncio.Protocol):
         self._loop.call_later(_LINGER_SECONDS, transport.close)
 
     def _arm_idle_timer(self) -> None:
-        self._cancel_idle_timer()
-        transport = self._transport
-        if transport is not None:
-            self._idle = self._loop.call_later(IDLE_TIMEOUT_SECONDS, transport.close)
+        """The connection closes after IDLE_TIMEOUT_SECONDS without a request. One timer per
+        connection, not one per request: when it fires early (requests came since it was set),
+        it sets itself again for the rest of the idle time."""
+        self._idle_since = self._loop.time()
+        if self._idle is None and self._transport is not None:
+            self._idle = self._loop.call_at(self._idle_since + IDLE_TIMEOUT_SECONDS, self._idle_check)
 
     def _cancel_idle_timer(self) -> None:
+        self._idle_since = None  # busy: the timer, if it fires, sets itself again
+
+    def _idle_check(self) -> None:
+        self._idle = None
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        if self._idle_since is not None and self._loop.time() - self._idle_since >= IDLE_TIMEOUT_SECONDS:
+            transport.close()
+            return
+        since = self._loop.time() if self._idle_since is None else self._idle_since
+        self._idle = self._loop.call_at(since + IDLE_TIMEOUT_SECONDS, self._idle_check)
+
+    def _stop_idle_timer(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
