@@ -139,6 +139,11 @@ class Sandbox:
         self._pieces: list[bytes] = []  # a streamed answer's pieces, when nobody reads them
         self._gone_told = False
         self._connection, child_end = _FORKSERVER.Pipe()
+        self._ended = False
+        # The event loop that has this sandbox's connections in its selector, and the callback of
+        # the loop's invocation running in it (watch).
+        self._watcher: asyncio.AbstractEventLoop | None = None
+        self._on_message: Callable[[dict[str, Any] | None], None] | None = None
         # The function's AWS calls, served by whichever thread waits for this sandbox (_receive).
         self._aws: Any = None
         aws_end: Any = None
@@ -257,19 +262,39 @@ class Sandbox:
     ) -> None:
         """Have ``loop`` read this sandbox while an invocation runs, instead of a thread waiting
         for it: the function's AWS calls are served as they come, and ``on_message`` gets its
-        answer (None when the sandbox died). Called on the loop's thread; :meth:`unwatch` ends it."""
-        loop.add_reader(self._connection.fileno(), self._readable, on_message)
-        if self._aws is not None:
-            loop.add_reader(self._aws.fileno(), self._aws_readable, on_message)
+        answer (None when the sandbox died). Called on the loop's thread; :meth:`unwatch` ends it.
 
-    def unwatch(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self._connection.closed:
-            loop.remove_reader(self._connection.fileno())
-        if self._aws is not None and not self._aws.closed:
-            loop.remove_reader(self._aws.fileno())
+        The loop keeps the sandbox's connections in its selector between invocations (adding
+        and removing them cost four system calls per request); while no invocation of the
+        loop's is running, the first readiness it sees takes them out (a thread has the sandbox
+        now, or it died idle)."""
+        self._on_message = on_message
+        if self._watcher is not loop:
+            loop.add_reader(self._connection.fileno(), self._readable)
+            if self._aws is not None:
+                loop.add_reader(self._aws.fileno(), self._aws_readable)
+            self._watcher = loop
 
-    def _readable(self, on_message: Callable[[dict[str, Any] | None], None]) -> None:
+    def unwatch(self) -> None:
+        self._on_message = None
+
+    def _forget_loop(self) -> None:
+        """Out of the loop's selector (on the loop's thread), before its connections close."""
+        loop, self._watcher = self._watcher, None
+        if loop is None:
+            return
+        for connection in (self._connection, self._aws):
+            if connection is not None and not connection.closed:
+                loop.remove_reader(connection.fileno())
+
+    def _readable(self) -> None:
+        on_message = self._on_message
+        if on_message is None:
+            self._forget_loop()
+            return
         try:
+            if not self._connection.poll(0):
+                return  # a thread read it first (a readiness seen before the thread took over)
             data = self._connection.recv_bytes()
         except (EOFError, OSError):
             on_message(None)
@@ -279,30 +304,54 @@ class Sandbox:
             return
         on_message(json.loads(data))
 
-    def _aws_readable(self, on_message: Callable[[dict[str, Any] | None], None]) -> None:
-        assert self._aws is not None
+    def _aws_readable(self) -> None:
+        on_message = self._on_message
+        if on_message is None or self._aws is None:
+            self._forget_loop()
+            return
         try:
-            self._aws.send_bytes(transport.serve_channel_message(self._aws.recv_bytes()))
+            if self._aws.poll(0):
+                self._aws.send_bytes(transport.serve_channel_message(self._aws.recv_bytes()))
         except (EOFError, OSError):
             on_message(None)
 
     @property
     def alive(self) -> bool:
-        return not self._connection.closed and self._process.is_alive()
+        return not self.closed and self._process.is_alive()
 
     @property
     def closed(self) -> bool:
-        return bool(self._connection.closed)
+        return self._ended or bool(self._connection.closed)
 
     def close(self) -> None:
-        """End the sandbox (idle, retired, timed out or broken)."""
-        if not self._connection.closed:
-            self._connection.close()
-        if self._aws is not None and not self._aws.closed:
-            self._aws.close()
+        """End the sandbox (idle, retired, timed out or broken). Its connections close on the
+        loop's thread when a loop still has them in its selector (a closed descriptor's number is
+        reused by the next pipe, which the selector would then take for this one)."""
+        self._ended = True
+        self._on_message = None
         if self._process.is_alive():
             self._process.kill()
         self._process.join(timeout=5)
+        loop = self._watcher
+        if loop is not None:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                try:
+                    loop.call_soon_threadsafe(self._close_connections)
+                except RuntimeError:  # the loop is closed: nothing watches any more
+                    self._watcher = None
+                else:
+                    return
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        self._forget_loop()
+        for connection in (self._connection, self._aws):
+            if connection is not None and not connection.closed:
+                connection.close()
 
 
 class _LoopInvocation:
@@ -343,7 +392,7 @@ class _LoopInvocation:
     def _stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._sandbox.unwatch(self._loop)
+        self._sandbox.unwatch()
 
     def _answered(self, message: dict[str, Any] | None) -> None:
         self._stop()
