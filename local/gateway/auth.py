@@ -174,6 +174,10 @@ def identity_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     return {name: ",".join(values) for name, values in merged.items()}
 
 
+class NeedsInvocation(Exception):
+    """The authorizer's answer is not cached: the caller asked not to invoke it."""
+
+
 def authorize(  # noqa: PLR0917 - one request's parts, passed along the pipeline
     route: Route,
     request: HttpRequest,
@@ -187,15 +191,19 @@ def authorize(  # noqa: PLR0917 - one request's parts, passed along the pipeline
     events: ProxyEvents,
     pools: Mapping[str, FunctionPool],
     model: ApiModel,
+    may_invoke: bool = True,
 ) -> GatewayAnswer | None:
     """The route's authorizer for one request: its cached answer for these identity values, else
     the function's (then cached); the policy checked against the method ARN. None when allowed,
-    with ``exchange.authorizer`` set; else the answer API Gateway gives."""
+    with ``exchange.authorizer`` set; else the answer API Gateway gives. Without ``may_invoke``,
+    a request the cache cannot answer raises :class:`NeedsInvocation` instead."""
     spec = model.authorizers[route.authorizer or ""]
     identity = identity_values(spec, headers, query)
     if identity is None:
         return UNAUTHORIZED
     result = cache.get(spec.name, identity)
+    if result is None and not may_invoke:
+        raise NeedsInvocation(spec.function)
     if result is None:
         event = events.authorizer_event(request, exchange, query_string, path_params)
         try:

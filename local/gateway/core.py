@@ -29,6 +29,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -38,8 +39,8 @@ from local import aws_calls, template
 from local.embedded import ACCOUNT_ID, REGION, EmbeddedAws
 from local.gateway import asyncinvoke, sandbox
 from local.gateway.accesslog import AccessLog, context_values
-from local.gateway.api import ApiModel, FunctionSpec, load_api, shared_env, template_files
-from local.gateway.auth import AuthorizerCache, authorize, identity_headers
+from local.gateway.api import ApiModel, FunctionSpec, Route, load_api, shared_env, template_files
+from local.gateway.auth import AuthorizerCache, NeedsInvocation, authorize, identity_headers
 from local.gateway.exchange import Exchange, decoded_path, gateway_answer, new_exchange
 from local.gateway.integration import STREAM_IDLE_SECONDS, LambdaProxyIntegration, preflight
 from local.gateway.intrinsics import LocalNames
@@ -144,6 +145,7 @@ class Gateway:
             bad_request=lambda status: gateway_answer(
                 HEADERS_TOO_LARGE if status == 431 else BAD_REQUEST, new_exchange("", ""), self.model
             ),
+            on_loop=self.handle_on_loop,
         )
         self._server.start()
         self.access_log.start()
@@ -280,25 +282,83 @@ class Gateway:
         raw_path, _, query_string = request.target.partition("?")
         exchange = new_exchange(request.method, decoded_path(raw_path))
         try:
-            response = self._pipeline(request, exchange, query_string)
+            prepared = self._prepare(request, exchange, query_string, on_loop=False)
+            assert prepared is not None  # None only on the loop
+            response = prepared if isinstance(prepared, HttpResponse) else self._integrate(prepared, exchange)
         except Exception:  # noqa: BLE001 - a gateway bug is a 500, never a traceback to the client
             _log.exception("the local gateway failed on %s %s", request.method, raw_path)
             response = gateway_answer(GATEWAY_BUG, exchange, self.model)
-        if exchange.route is not None or exchange.error_type:
-            if isinstance(response.body, ResponseStream):
-                # API Gateway logs a streamed answer when it ends: its whole latency and length.
-                response.body.add_done_callback(lambda stream: self._log_stream(exchange, response, stream))
-            else:
-                values = context_values(exchange, response.status, self.model.stage, len(response.body))
-                self.access_log.write(values)
+        self._log_access(exchange, response)
         return response
+
+    def handle_on_loop(self, request: HttpRequest, complete: Callable[[HttpResponse], None]) -> bool:
+        """The same pipeline on the server's event loop, without a thread, as far as nothing in it
+        blocks: the route's checks from what is cached (an authorizer's answer, the usage plans),
+        then the invocation in a warm idle sandbox whose answer the loop reads. False, with
+        nothing done, when a step would block (an authorizer to invoke, records to reload, a
+        local page): the request goes to a thread. Past the usage plan's check (which counts the
+        request), a cold start or a streamed answer goes on on a thread."""
+        server = self._server
+        assert server is not None
+        raw_path, _, query_string = request.target.partition("?")
+        exchange = new_exchange(request.method, decoded_path(raw_path))
+
+        def answer(response: HttpResponse) -> None:
+            complete(response)  # first: the log line is not on the way to the client
+            self._log_access(exchange, response)
+
+        try:
+            prepared = self._prepare(request, exchange, query_string, on_loop=True)
+            if prepared is None:
+                return False
+            if isinstance(prepared, HttpResponse):
+                answer(prepared)
+                return True
+            invocation = prepared
+            route, event = invocation
+            if not route.streamed and self._integration.invoke_on_loop(
+                route, event, exchange, self._pools[route.function], self.model, server.loop, answer
+            ):
+                return True
+        except Exception:  # noqa: BLE001 - a gateway bug is a 500, never a traceback to the client
+            _log.exception("the local gateway failed on %s %s", request.method, raw_path)
+            answer(gateway_answer(GATEWAY_BUG, exchange, self.model))
+            return True
+
+        def on_thread() -> None:
+            try:
+                response = self._integrate(invocation, exchange)
+            except Exception:  # noqa: BLE001 - a gateway bug is a 500
+                _log.exception("the local gateway failed on %s %s", request.method, raw_path)
+                response = gateway_answer(GATEWAY_BUG, exchange, self.model)
+            answer(response)
+
+        server.executor.submit(on_thread)
+        return True
+
+    def _log_access(self, exchange: Exchange, response: HttpResponse) -> None:
+        if exchange.route is None and not exchange.error_type:
+            return
+        if isinstance(response.body, ResponseStream):
+            # API Gateway logs a streamed answer when it ends: its whole latency and length.
+            response.body.add_done_callback(lambda stream: self._log_stream(exchange, response, stream))
+        else:
+            values = context_values(exchange, response.status, self.model.stage, len(response.body))
+            self.access_log.write(values)
 
     def _log_stream(self, exchange: Exchange, response: HttpResponse, stream: ResponseStream) -> None:
         # The function ran as long as the stream (or longer, when the client left first).
         exchange.integration_ms = int((time.perf_counter() - exchange.started) * 1000)
         self.access_log.write(context_values(exchange, response.status, self.model.stage, stream.sent_bytes))
 
-    def _pipeline(self, request: HttpRequest, exchange: Exchange, query_string: str) -> HttpResponse:
+    def _prepare(
+        self, request: HttpRequest, exchange: Exchange, query_string: str, *, on_loop: bool
+    ) -> HttpResponse | tuple[Route, dict[str, Any]] | None:
+        """API Gateway's steps before the integration: its answer when one of them answers, else
+        the route and the proxy event to invoke it with. ``on_loop``: None instead, before any
+        step that counts the request, when a step would block."""
+        if on_loop and LocalPages.serves(request.method, exchange.path):
+            return None
         local = self._local_pages.answer(request.method, exchange.path)
         if local is not None:
             return local
@@ -314,28 +374,37 @@ class Gateway:
         headers = identity_headers(request.headers)
         query = dict(parse_qsl(query_string, keep_blank_values=True))
         if route.authorizer is not None:
-            denial = authorize(
-                route,
-                request,
-                exchange,
-                headers,
-                query,
-                query_string,
-                path_params,
-                cache=self.authorizer_cache,
-                events=self._events,
-                pools=self._pools,
-                model=self.model,
-            )
+            try:
+                denial = authorize(
+                    route,
+                    request,
+                    exchange,
+                    headers,
+                    query,
+                    query_string,
+                    path_params,
+                    cache=self.authorizer_cache,
+                    events=self._events,
+                    pools=self._pools,
+                    model=self.model,
+                    may_invoke=not on_loop,
+                )
+            except NeedsInvocation:
+                return None
             if denial is not None:
                 return gateway_answer(denial, exchange, self.model)
         if route.api_key_required:
+            if on_loop and not self.plans.loaded:
+                return None
             denial = check_api_key(
                 self.plans, exchange, api_key_source=self.model.api_key_source, headers=headers
             )
             if denial is not None:
                 return gateway_answer(denial, exchange, self.model)
-        event = self._events.proxy_event(request, exchange, query_string, path_params)
+        return route, self._events.proxy_event(request, exchange, query_string, path_params)
+
+    def _integrate(self, prepared: tuple[Route, dict[str, Any]], exchange: Exchange) -> HttpResponse:
+        route, event = prepared
         if route.streamed:
             return self._integration.invoke_streamed(
                 route,

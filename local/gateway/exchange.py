@@ -69,6 +69,8 @@ def decoded_path(raw_path: str) -> str:
     """Percent-decoded, except that an encoded slash never splits a segment and stays encoded:
     ``/events%2F1`` is one segment that matches no route (not event 1), and ``/events/1%2F2``
     hands the handler the parameter ``1%2F2``, which no pattern accepts."""
+    if "%" not in raw_path:
+        return raw_path  # nothing encoded (most requests): each segment decodes to itself
     return "/".join(unquote(segment).replace("/", "%2F") for segment in raw_path.split("/"))
 
 

@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from local.gateway import sandbox
@@ -68,24 +69,75 @@ class LambdaProxyIntegration:
         scales out instead), the function's Timeout when its handler starts. Under a loaded machine
         a queue or a slow import must not turn into a 502 or 504 no deployed stack would give."""
         started = time.perf_counter()
-        # What the route's integration request parameter maps to X-Amz-Tenant-Id (an authorizer
-        # context value): Lambda's tenant id. A tenant-isolated function without one is refused.
-        tenant_id = None
-        if route.tenant_id_from is not None and exchange.authorizer is not None:
-            tenant_id = exchange.authorizer.context.get(route.tenant_id_from)
-        integration_timeout = (
-            self.integration_timeout or route.integration_timeout or DEFAULT_INTEGRATION_TIMEOUT
-        )
         try:
-            result = pool.invoke(event, exchange.request_id, tenant_id, patience_s=integration_timeout)
-        except sandbox.IntegrationTimeoutError:
-            _log.warning("%s passed the integration timeout (%.1f s)", route.function, integration_timeout)
+            result = pool.invoke(
+                event,
+                exchange.request_id,
+                self.tenant_id(route, exchange),
+                patience_s=self.patience(route),
+            )
+        except (
+            sandbox.IntegrationTimeoutError,
+            sandbox.TenantIdRequiredError,
+            sandbox.FunctionError,
+        ) as error:
+            return self.settle(route, exchange, model, started, None, error)
+        return self.settle(route, exchange, model, started, result, None)
+
+    def invoke_on_loop(  # noqa: PLR0917 - one request's parts, passed along the pipeline
+        self,
+        route: Route,
+        event: dict[str, Any],
+        exchange: Exchange,
+        pool: sandbox.FunctionPool,
+        model: ApiModel,
+        loop: Any,
+        done: Callable[[HttpResponse], None],
+    ) -> bool:
+        """:meth:`invoke` on the server's event loop, without a thread (a warm idle sandbox, a
+        function without tenant isolation): ``done`` gets the answer on the loop. False, and
+        nothing done, when the invocation needs a thread."""
+        started = time.perf_counter()
+
+        def answered(result: Any, error: BaseException | None) -> None:
+            done(self.settle(route, exchange, model, started, result, error))
+
+        return pool.invoke_on_loop(
+            loop, event, exchange.request_id, answered, patience_s=self.patience(route)
+        )
+
+    def patience(self, route: Route) -> float:
+        """How long API Gateway waits for the route's integration."""
+        return self.integration_timeout or route.integration_timeout or DEFAULT_INTEGRATION_TIMEOUT
+
+    @staticmethod
+    def tenant_id(route: Route, exchange: Exchange) -> str | None:
+        """What the route's integration request parameter maps to X-Amz-Tenant-Id (an authorizer
+        context value): Lambda's tenant id. A tenant-isolated function without one is refused."""
+        if route.tenant_id_from is not None and exchange.authorizer is not None:
+            return exchange.authorizer.context.get(route.tenant_id_from)
+        return None
+
+    def settle(  # noqa: PLR0917 - an invocation's outcome, mapped
+        self,
+        route: Route,
+        exchange: Exchange,
+        model: ApiModel,
+        started: float,
+        result: Any,
+        error: BaseException | None,
+    ) -> HttpResponse:
+        """An invocation's outcome (its result, or the error the pool raised) as API Gateway
+        answers it."""
+        exchange.integration_ms = int((time.perf_counter() - started) * 1000)
+        if isinstance(error, sandbox.IntegrationTimeoutError):
+            _log.warning("%s passed the integration timeout (%.1f s)", route.function, self.patience(route))
             return gateway_answer(INTEGRATION_TIMEOUT, exchange, model)
-        except sandbox.TenantIdRequiredError as error:
+        if isinstance(error, sandbox.TenantIdRequiredError):
             # Lambda's Invoke refuses the call; API Gateway answers a configuration error.
             _log.error("%s %s: %s", exchange.method, exchange.path, error)
             return gateway_answer(INVOKE_REFUSED, exchange, model)
-        except sandbox.FunctionError as error:
+        if isinstance(error, sandbox.FunctionError):
             _log.error(
                 "%s failed on %s %s: %s: %s\n%s",
                 route.function,
@@ -96,8 +148,8 @@ class LambdaProxyIntegration:
                 "".join(error.stack_trace),
             )
             return gateway_answer(HANDLER_FAILURE, exchange, model)
-        finally:
-            exchange.integration_ms = int((time.perf_counter() - started) * 1000)
+        if error is not None:
+            raise error
         payload_bytes = _payload_bytes(result)
         if payload_bytes > MAX_SYNC_RESPONSE_BYTES:
             _log.error(
@@ -129,12 +181,8 @@ class LambdaProxyIntegration:
         timeout, or a silence of ``idle_seconds``, cuts it). Before the prelude, the limits and
         failures answer as a buffered integration's do."""
         started = time.perf_counter()
-        tenant_id = None
-        if route.tenant_id_from is not None and exchange.authorizer is not None:
-            tenant_id = exchange.authorizer.context.get(route.tenant_id_from)
-        integration_timeout = (
-            self.integration_timeout or route.integration_timeout or DEFAULT_INTEGRATION_TIMEOUT
-        )
+        tenant_id = self.tenant_id(route, exchange)
+        integration_timeout = self.patience(route)
         relay = StreamRelay(exchange, idle_seconds=idle_seconds)
         relay.start_clock(integration_timeout)
         outcome: dict[str, Any] = {}

@@ -23,6 +23,11 @@ class LocalPages:
     def __init__(self, server_url: Callable[[], str]) -> None:
         self._server_url = server_url
 
+    @staticmethod
+    def serves(method: str, path: str) -> bool:
+        """Whether ``path`` may be one of the pages (they read files: not on the server's loop)."""
+        return method == "GET" and (path == "/openapi.json" or path.startswith("/docs"))
+
     def answer(self, method: str, path: str) -> HttpResponse | None:
         """The page at ``path``, or None when it is not one of them (the request goes on)."""
         if method != "GET":

@@ -125,6 +125,11 @@ class UsagePlans:
             self._bindings = self._load()
         return self._bindings
 
+    @property
+    def loaded(self) -> bool:
+        """Whether a decision needs no reload of API Gateway's records first."""
+        return self._bindings is not None and not self._stale.is_set()
+
     def binding(self, key_value: str) -> KeyBinding | None:
         with self._lock:
             return self._current().get(key_value)

@@ -63,6 +63,9 @@ class SandboxSpec:
     stdout_to_stderr: bool = False  # tenantry invoke: results on stdout, logs on stderr
     record_calls_for: tuple[str, ...] = ()  # the IAM tier's logical ids, when it records
     streaming: bool = False  # the function runs the layer's streaming runtime
+    # The embedded AWS's endpoint when the gateway serves it on the sandbox's AWS channel (a pipe
+    # of its own); None: the function reaches it over HTTP (AWS_ENDPOINT_URL), as any process does.
+    aws_endpoint: str | None = None
 
 
 CHUNK = b"\x01"  # a message of the sandbox's that is a piece of a streamed answer
@@ -169,10 +172,15 @@ def warm_up() -> None:
     """Nothing: a first process, so the fork server is up (and has preloaded) before it is needed."""
 
 
-def serve(connection: Any, spec: SandboxSpec) -> None:
+def serve(connection: Any, spec: SandboxSpec, aws_channel: Any = None) -> None:
     """The sandbox's main loop (a ``multiprocessing`` target): init, then invocations until the
-    gateway closes the connection."""
+    gateway closes the connection. With an ``aws_channel``, the function's AWS calls to the
+    embedded AWS travel on it (``local/transport.py``) instead of HTTP."""
     _redirect_output(spec)
+    if aws_channel is not None and spec.aws_endpoint:
+        from local.transport import ChannelClient  # noqa: PLC0415 - only sandboxes of a gateway
+
+        ChannelClient(aws_channel, spec.aws_endpoint).install()
     try:
         handler = _load_handler(spec)
     except Exception as exc:  # noqa: BLE001 - reported the way Lambda reports an init failure

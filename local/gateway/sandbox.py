@@ -24,11 +24,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
 import multiprocessing
 import os
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from local import transport
 from local.gateway import runtime
 from local.gateway.api import FunctionSpec
 
@@ -136,11 +139,47 @@ class Sandbox:
         self._pieces: list[bytes] = []  # a streamed answer's pieces, when nobody reads them
         self._gone_told = False
         self._connection, child_end = _FORKSERVER.Pipe()
+        self._ended = False
+        # The event loop that has this sandbox's connections in its selector, and the callback of
+        # the loop's invocation running in it (watch).
+        self._watcher: asyncio.AbstractEventLoop | None = None
+        self._on_message: Callable[[dict[str, Any] | None], None] | None = None
+        # The function's AWS calls, served by whichever thread waits for this sandbox (_receive).
+        self._aws: Any = None
+        aws_end: Any = None
+        if spec.aws_endpoint:
+            self._aws, aws_end = _FORKSERVER.Pipe()
         self._process = _FORKSERVER.Process(
-            target=runtime.serve, args=(child_end, spec), name=f"sandbox-{spec.logical_id}", daemon=True
+            target=runtime.serve,
+            args=(child_end, spec, aws_end),
+            name=f"sandbox-{spec.logical_id}",
+            daemon=True,
         )
         self._process.start()
         child_end.close()
+        self._poller: Any = None
+        if aws_end is not None:
+            aws_end.close()
+            # One poll set for the sandbox's life: both connections, registered once.
+            self._poller = select.poll()
+            for connection in (self._connection, self._aws):
+                self._poller.register(connection.fileno(), select.POLLIN)
+
+    def _poll(self, wait_s: float | None) -> bool:
+        """Wait until the sandbox has a message for the caller (None: for as long as it takes),
+        serving the function's AWS calls on the way; False if ``wait_s`` passed first."""
+        if self._aws is None:
+            return bool(self._connection.poll(wait_s))
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = {fd for fd, _ in self._poller.poll(None if left is None else left * 1000)}
+            if self._aws.fileno() in ready:
+                self._aws.send_bytes(transport.serve_channel_message(self._aws.recv_bytes()))
+            if self._connection.fileno() in ready:
+                return True
+            if not ready:
+                return False
 
     def _receive(self, wait_s: float | None, receiver: StreamReceiver | None = None) -> dict[str, Any] | None:
         """The sandbox's next message, or None when ``wait_s`` passed first. A streaming
@@ -153,7 +192,7 @@ class Sandbox:
                     wait = left
                 else:
                     wait = STREAM_TICK_SECONDS if left is None else min(left, STREAM_TICK_SECONDS)
-                if wait is not None and not self._connection.poll(max(0.0, wait)):
+                if not self._poll(None if wait is None else max(0.0, wait)):
                     if deadline is not None and time.monotonic() >= deadline:
                         return None
                     if receiver is not None and not receiver.tick():
@@ -207,23 +246,180 @@ class Sandbox:
         message = self._receive(wait_s, receiver)
         if message is None:
             return False, None
+        return True, self.result_of(message)
+
+    def result_of(self, message: dict[str, Any]) -> Any:
+        """The invocation's result in the sandbox's last message; raises the function's error."""
         if "error" in message:
             raise FunctionError(message["error"])
         if message.get("streamed"):
-            return True, Streamed(b"".join(self._pieces))
-        return True, message["result"]
+            return Streamed(b"".join(self._pieces))
+        return message["result"]
+
+    # ------------------------------------------------------------------ on an event loop
+    def watch(
+        self, loop: asyncio.AbstractEventLoop, on_message: Callable[[dict[str, Any] | None], None]
+    ) -> None:
+        """Have ``loop`` read this sandbox while an invocation runs, instead of a thread waiting
+        for it: the function's AWS calls are served as they come, and ``on_message`` gets its
+        answer (None when the sandbox died). Called on the loop's thread; :meth:`unwatch` ends it.
+
+        The loop keeps the sandbox's connections in its selector between invocations (adding
+        and removing them cost four system calls per request); while no invocation of the
+        loop's is running, the first readiness it sees takes them out (a thread has the sandbox
+        now, or it died idle)."""
+        self._on_message = on_message
+        if self._watcher is not loop:
+            loop.add_reader(self._connection.fileno(), self._readable)
+            if self._aws is not None:
+                loop.add_reader(self._aws.fileno(), self._aws_readable)
+            self._watcher = loop
+
+    def unwatch(self) -> None:
+        self._on_message = None
+
+    def _forget_loop(self) -> None:
+        """Out of the loop's selector (on the loop's thread), before its connections close."""
+        loop, self._watcher = self._watcher, None
+        if loop is None:
+            return
+        for connection in (self._connection, self._aws):
+            if connection is not None and not connection.closed:
+                loop.remove_reader(connection.fileno())
+
+    def _readable(self) -> None:
+        on_message = self._on_message
+        if on_message is None:
+            self._forget_loop()
+            return
+        try:
+            if not self._connection.poll(0):
+                return  # a thread read it first (a readiness seen before the thread took over)
+            data = self._connection.recv_bytes()
+        except (EOFError, OSError):
+            on_message(None)
+            return
+        if data[:1] == runtime.CHUNK:
+            self._pieces.append(data[1:])  # a streaming function invoked without a stream: buffered
+            return
+        on_message(json.loads(data))
+
+    def _aws_readable(self) -> None:
+        on_message = self._on_message
+        if on_message is None or self._aws is None:
+            self._forget_loop()
+            return
+        try:
+            if self._aws.poll(0):
+                self._aws.send_bytes(transport.serve_channel_message(self._aws.recv_bytes()))
+        except (EOFError, OSError):
+            on_message(None)
 
     @property
     def alive(self) -> bool:
-        return not self._connection.closed and self._process.is_alive()
+        return not self.closed and self._process.is_alive()
+
+    @property
+    def closed(self) -> bool:
+        return self._ended or bool(self._connection.closed)
 
     def close(self) -> None:
-        """End the sandbox (idle, retired, timed out or broken)."""
-        if not self._connection.closed:
-            self._connection.close()
+        """End the sandbox (idle, retired, timed out or broken). Its connections close on the
+        loop's thread when a loop still has them in its selector (a closed descriptor's number is
+        reused by the next pipe, which the selector would then take for this one)."""
+        self._ended = True
+        self._on_message = None
         if self._process.is_alive():
             self._process.kill()
         self._process.join(timeout=5)
+        loop = self._watcher
+        if loop is not None:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is not loop:
+                try:
+                    loop.call_soon_threadsafe(self._close_connections)
+                except RuntimeError:  # the loop is closed: nothing watches any more
+                    self._watcher = None
+                else:
+                    return
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        self._forget_loop()
+        for connection in (self._connection, self._aws):
+            if connection is not None and not connection.closed:
+                connection.close()
+
+
+class _LoopInvocation:
+    """One invocation an event loop waits for (:meth:`FunctionPool.invoke_on_loop`): the same
+    clocks as :meth:`FunctionPool.invoke` (the function's Timeout ends the sandbox; the caller's
+    patience lets it run on, in the background, to its end)."""
+
+    def __init__(
+        self,
+        pool: FunctionPool,
+        sandbox: Sandbox,
+        loop: asyncio.AbstractEventLoop,
+        done: Callable[[Any, BaseException | None], None],
+    ) -> None:
+        self._pool = pool
+        self._sandbox = sandbox
+        self._loop = loop
+        self._done = done
+        self._timer: asyncio.TimerHandle | None = None
+        self._timeout = 0.0
+        self._patience: float | None = None
+
+    def start(self, event: Any, request_id: str, patience_s: float | None) -> None:
+        timeout_s = float(self._pool.spec.timeout_s)
+        try:
+            self._sandbox.send(event, request_id, None, timeout_s)
+        except FunctionError as error:
+            self._pool.release(self._sandbox)
+            self._done(None, error)
+            return
+        now = time.monotonic()
+        self._timeout = now + timeout_s
+        self._patience = None if patience_s is None else now + patience_s
+        limit = self._timeout if self._patience is None else min(self._timeout, self._patience)
+        self._sandbox.watch(self._loop, self._answered)
+        self._timer = self._loop.call_at(self._loop.time() + (limit - now), self._expired)
+
+    def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._sandbox.unwatch()
+
+    def _answered(self, message: dict[str, Any] | None) -> None:
+        self._stop()
+        if message is None:
+            self._sandbox.close()
+            self._pool.release(self._sandbox)
+            self._done(None, FunctionError(_EXITED))
+            return
+        try:
+            result = self._sandbox.result_of(message)
+        except FunctionError as error:
+            self._pool.release(self._sandbox)
+            self._done(None, error)
+            return
+        self._pool.release(self._sandbox, answered=True)
+        self._done(result, None)
+
+    def _expired(self) -> None:
+        self._stop()
+        if self._patience is not None and self._patience < self._timeout:
+            self._pool._finish_later(self._sandbox, self._timeout)
+            self._done(None, IntegrationTimeoutError(self._pool.spec.name))
+            return
+        self._sandbox.close()
+        self._pool.release(self._sandbox)
+        timed_out = f"Task timed out after {float(self._pool.spec.timeout_s):.2f} seconds"
+        self._done(None, FunctionTimeoutError({"errorType": "Sandbox.Timedout", "errorMessage": timed_out}))
 
 
 @dataclass(frozen=True)
@@ -275,7 +471,14 @@ class FunctionPool:
             stdout_to_stderr=self.settings.stdout_to_stderr,
             record_calls_for=self.settings.record_calls_for,
             streaming=self.spec.streaming_runtime,
+            aws_endpoint=self._aws_endpoint(),
         )
+
+    def _aws_endpoint(self) -> str | None:
+        """The endpoint the function's AWS calls go to when this process serves it: they then
+        take the sandbox's AWS channel (``local/transport.py``)."""
+        endpoint = self.env.get("AWS_ENDPOINT_URL", "")
+        return endpoint if endpoint and transport.serves(endpoint) else None
 
     def retire(self) -> None:
         """Code changed: end idle sandboxes; busy ones end when they finish."""
@@ -311,9 +514,12 @@ class FunctionPool:
                 self._available.notify()
             raise
 
-    def release(self, sandbox: Sandbox) -> None:
+    def release(self, sandbox: Sandbox, *, answered: bool = False) -> None:
+        """Back to the pool (or ended, if retired or broken). ``answered``: it has just answered
+        its invocation, so its process is alive (no need to ask the kernel)."""
         with self._available:
-            keep = sandbox.generation == self._generation and sandbox.alive and sandbox.ready
+            alive = not sandbox.closed if answered else sandbox.alive
+            keep = sandbox.generation == self._generation and alive and sandbox.ready
             if keep:
                 self._idle.append(sandbox)
             else:
@@ -371,7 +577,7 @@ class FunctionPool:
             self.release(sandbox)
             raise
         if answered:
-            self.release(sandbox)
+            self.release(sandbox, answered=True)
             return result
         if patience is not None and patience < timeout:
             self._finish_later(sandbox, timeout)
@@ -380,6 +586,29 @@ class FunctionPool:
         self.release(sandbox)
         timed_out = f"Task timed out after {timeout_s:.2f} seconds"
         raise FunctionTimeoutError({"errorType": "Sandbox.Timedout", "errorMessage": timed_out})
+
+    def invoke_on_loop(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        event: Any,
+        request_id: str,
+        done: Callable[[Any, BaseException | None], None],
+        *,
+        patience_s: float | None = None,
+    ) -> bool:
+        """:meth:`invoke` without a thread, from ``loop``'s thread: the event goes to a warm idle
+        sandbox and the loop reads its answer, then ``done(result, None)`` or ``done(None,
+        error)`` (the errors :meth:`invoke` raises) runs on the loop. False, and nothing done,
+        when no warm sandbox is idle or the function needs more (a tenant's own pool, a cold
+        start): the caller invokes on a thread instead."""
+        if self.spec.tenant_isolation or self._streams_only:
+            return False
+        with self._available:
+            if not self._idle:
+                return False
+            sandbox = self._idle.pop()
+        _LoopInvocation(self, sandbox, loop, done).start(event, request_id, patience_s)
+        return True
 
     def _finish_later(
         self, sandbox: Sandbox, timeout: float | None, pending: tuple[Any, str, str | None] | None = None

@@ -178,6 +178,8 @@ class HttpResponse:
 
 
 Handler = Callable[[HttpRequest], HttpResponse]
+# A request answered on the server's loop: (the request, its answer's callback) -> taken or not.
+LoopHandler = Callable[[HttpRequest, Callable[[HttpResponse], None]], bool]
 
 
 class BadRequestError(Exception):
@@ -406,6 +408,8 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = True
         self._paused_writing = False
         self._idle: asyncio.TimerHandle | None = None
+        self._idle_since: float | None = None  # when the connection last became idle; None: busy
+        self._in_on_loop = False
 
     # ------------------------------------------------------------------ asyncio's callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -443,7 +447,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
-        self._cancel_idle_timer()
+        self._stop_idle_timer()
         self._server.connections.discard(self)
         if self._stream is not None:
             self._stream._close(client_gone=True)
@@ -474,8 +478,30 @@ class _Connection(asyncio.Protocol):
         self._busy = True
         self._cancel_idle_timer()
         self._keep_alive = _keep_alive(request)
+        on_loop = self._server.on_loop
+        if on_loop is not None:
+            self._in_on_loop = True
+            try:
+                taken = on_loop(request, lambda response: self._complete(request, response))
+            except Exception:  # noqa: BLE001 - the handler's bug is a 500, never a traceback
+                _log.exception("the handler failed on %s %s", request.method, request.target)
+                self._loop.call_soon(self._deliver, request, self._server.bad_request(500))
+                return
+            finally:
+                self._in_on_loop = False
+            if taken:
+                return
         future = self._server.executor.submit(self._server.handler, request)
         future.add_done_callback(lambda done: self._loop.call_soon_threadsafe(self._respond, request, done))
+
+    def _complete(self, request: HttpRequest, response: HttpResponse) -> None:
+        """``on_loop``'s answer: sent now when it comes from one of the loop's callbacks (a
+        sandbox's answer read), else from the loop, soon (never within ``on_loop`` itself, where
+        sending would start the next pipelined request inside this one)."""
+        if not self._in_on_loop and self._server.on_loop_thread():
+            self._deliver(request, response)
+        else:
+            self._server.call_on_loop(self._deliver, request, response)
 
     def _respond(self, request: HttpRequest, done: Future[HttpResponse]) -> None:
         try:
@@ -483,6 +509,9 @@ class _Connection(asyncio.Protocol):
         except Exception:  # noqa: BLE001 - the handler's bug is a 500, never a traceback
             _log.exception("the handler failed on %s %s", request.method, request.target)
             response = self._server.bad_request(500)
+        self._deliver(request, response)
+
+    def _deliver(self, request: HttpRequest, response: HttpResponse) -> None:
         transport = self._transport
         if self._closing or transport is None or transport.is_closing():
             if isinstance(response.body, ResponseStream):
@@ -559,12 +588,28 @@ class _Connection(asyncio.Protocol):
         self._loop.call_later(_LINGER_SECONDS, transport.close)
 
     def _arm_idle_timer(self) -> None:
-        self._cancel_idle_timer()
-        transport = self._transport
-        if transport is not None:
-            self._idle = self._loop.call_later(IDLE_TIMEOUT_SECONDS, transport.close)
+        """The connection closes after IDLE_TIMEOUT_SECONDS without a request. One timer per
+        connection, not one per request: when it fires early (requests came since it was set),
+        it sets itself again for the rest of the idle time."""
+        self._idle_since = self._loop.time()
+        if self._idle is None and self._transport is not None:
+            self._idle = self._loop.call_at(self._idle_since + IDLE_TIMEOUT_SECONDS, self._idle_check)
 
     def _cancel_idle_timer(self) -> None:
+        self._idle_since = None  # busy: the timer, if it fires, sets itself again
+
+    def _idle_check(self) -> None:
+        self._idle = None
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        if self._idle_since is not None and self._loop.time() - self._idle_since >= IDLE_TIMEOUT_SECONDS:
+            transport.close()
+            return
+        since = self._loop.time() if self._idle_since is None else self._idle_since
+        self._idle = self._loop.call_at(since + IDLE_TIMEOUT_SECONDS, self._idle_check)
+
+    def _stop_idle_timer(self) -> None:
         if self._idle is not None:
             self._idle.cancel()
             self._idle = None
@@ -575,7 +620,12 @@ class _Connection(asyncio.Protocol):
 
 
 class HttpServer:
-    """Serves ``handler`` on ``host``:``port`` (0 picks a free port) until :meth:`stop`."""
+    """Serves ``handler`` on ``host``:``port`` (0 picks a free port) until :meth:`stop`.
+
+    ``on_loop``, when given, sees each request first, on the loop's thread: it returns True when
+    it answers the request itself, later, through the callback it is handed (from any thread,
+    never before it returns), without a thread of the pool; False hands the request to
+    ``handler`` on a thread. It must not block."""
 
     def __init__(
         self,
@@ -586,8 +636,10 @@ class HttpServer:
         max_body: int,
         bad_request: Callable[[int], HttpResponse],
         handler_threads: int = HANDLER_THREADS,
+        on_loop: LoopHandler | None = None,
     ) -> None:
         self.handler = handler
+        self.on_loop = on_loop
         self.max_body = max_body
         self.bad_request = bad_request
         self._listener = socket.create_server((host, port), reuse_port=False, backlog=256)
@@ -599,13 +651,25 @@ class HttpServer:
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
+        self._loop_thread = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="gateway-http", daemon=True)
         self._thread.start()
         self._started.wait(10)
 
+    def on_loop_thread(self) -> bool:
+        return threading.get_ident() == self._loop_thread
+
+    def call_on_loop(self, callback: Callable[..., object], *args: Any) -> None:
+        """``callback(*args)`` on the loop's thread, soon (from the loop's thread or another)."""
+        if self.on_loop_thread():
+            self.loop.call_soon(callback, *args)
+        else:
+            self.loop.call_soon_threadsafe(callback, *args)
+
     def _run(self) -> None:
+        self._loop_thread = threading.get_ident()
         asyncio.set_event_loop(self.loop)
 
         async def serve() -> None:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from local.gateway import server as server_module
 from local.gateway.server import (
     BadRequestError,
     HeadersTooLargeError,
@@ -321,3 +322,71 @@ def test_a_body_over_the_limit_is_handed_on_marked_and_the_connection_stays_usab
     assert client.answer()[0][":status"] == "413"
     client.send(b"POST /small HTTP/1.1\r\nContent-Length: 2\r\n\r\nok")
     assert client.answer()[1] == b"ok"
+
+
+# ------------------------------------------------------------------------------ idle connections and on_loop
+
+
+def test_an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not(
+    serve: Callable[[Callable[[HttpRequest], HttpResponse]], HttpServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a server whose idle timeout is 0.6 s, and two keep-alive clients
+    monkeypatch.setattr(server_module, "IDLE_TIMEOUT_SECONDS", 0.6)
+    server = serve(lambda request: HttpResponse(200, [], b"ok"))
+    busy, idle = Client(server.port), Client(server.port)
+    # When one sends a request every 0.2 s for 1.4 s and the other sends one and then nothing
+    idle.send(b"GET /once HTTP/1.1\r\n\r\n")
+    assert idle.answer()[1] == b"ok"
+    for _ in range(7):
+        busy.send(b"GET /again HTTP/1.1\r\n\r\n")
+        assert busy.answer()[1] == b"ok"
+        time.sleep(0.2)
+    # Then the idle one was closed by the server, and the busy one still answers
+    idle.socket.settimeout(2)
+    assert idle.socket.recv(1) == b""
+    busy.send(b"GET /last HTTP/1.1\r\n\r\n")
+    assert busy.answer()[1] == b"ok"
+
+
+def test_requests_answered_on_the_loop_skip_the_handler_and_keep_their_order() -> None:
+    # Given a server whose on_loop answers /loop itself (now, later on the loop, or from another
+    # thread) and leaves the rest to the handler
+    handled: list[str] = []
+    server: HttpServer
+
+    def on_loop(request: HttpRequest, complete: Callable[[HttpResponse], None]) -> bool:
+        answer = HttpResponse(200, [], f"loop {request.target}".encode())
+        if request.target == "/loop/now":
+            complete(answer)
+        elif request.target == "/loop/later":
+            server.loop.call_later(0.05, complete, answer)
+        elif request.target == "/loop/thread":
+            threading.Timer(0.05, complete, (answer,)).start()
+        else:
+            return False
+        return True
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        handled.append(request.target)
+        return HttpResponse(200, [], f"thread {request.target}".encode())
+
+    server = HttpServer(
+        handler,
+        "127.0.0.1",
+        0,
+        max_body=1024,
+        bad_request=lambda status: HttpResponse(status, [], b"bad"),
+        on_loop=on_loop,
+    )
+    server.start()
+    try:
+        client = Client(server.port)
+        # When four requests are pipelined on one connection
+        targets = ["/loop/later", "/elsewhere", "/loop/thread", "/loop/now"]
+        client.send(b"".join(f"GET {target} HTTP/1.1\r\n\r\n".encode() for target in targets))
+        bodies = [client.answer()[1] for _ in targets]
+    finally:
+        server.stop()
+    # Then each is answered in order, and only the one on_loop declined reached the handler
+    assert bodies == [b"loop /loop/later", b"thread /elsewhere", b"loop /loop/thread", b"loop /loop/now"]
+    assert handled == ["/elsewhere"]

@@ -3,16 +3,27 @@ sandbox, with its function's env, its own log file, one invocation at a time, an
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from local import transport
 from local.gateway.api import FunctionSpec
-from local.gateway.sandbox import FunctionError, FunctionPool, FunctionTimeoutError, PoolSettings
+from local.gateway.sandbox import (
+    FunctionError,
+    FunctionPool,
+    FunctionTimeoutError,
+    IntegrationTimeoutError,
+    PoolSettings,
+)
+from local.wire import json_error, ok_json, respond
 
 HANDLER = """
 import json, os, sys, time
@@ -174,3 +185,162 @@ def test_a_handler_that_cannot_be_imported_is_an_import_error(pools: Callable[..
         broken.invoke({}, "r1")
     assert failed.value.error_type == "Runtime.ImportModuleError"
     assert "not_a_module_anywhere" in json.dumps(failed.value.message)
+
+
+AWS_HANDLER = """
+import boto3
+from botocore.exceptions import ClientError
+
+DYNAMODB = boto3.client("dynamodb")
+AT_IMPORT = DYNAMODB.list_tables()["TableNames"]  # a cold start's call
+
+
+def lambda_handler(event, context):
+    try:
+        DYNAMODB.describe_table(TableName=event["table"])
+        code = None
+    except ClientError as error:
+        code = error.response["Error"]["Code"]
+    return {"at_import": AT_IMPORT, "tables": DYNAMODB.list_tables()["TableNames"], "code": code}
+"""
+
+
+def test_a_sandboxs_aws_calls_reach_the_embedded_aws_of_the_gateway_process_without_http(
+    pools: Callable[..., FunctionPool],
+) -> None:
+    # Given an in-process AWS registered for an endpoint where nothing listens (so HTTP would fail)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    seen: list[tuple[str, str]] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        operation = str(environ.get("HTTP_X_AMZ_TARGET", "")).rpartition(".")[2]
+        seen.append((operation, str(environ.get("HTTP_AUTHORIZATION", ""))[:40]))
+        if operation == "DescribeTable":
+            return respond(start_response, json_error("dynamodb", "ResourceNotFoundException", "no table"))
+        return respond(start_response, ok_json({"TableNames": [f"table-{len(seen)}"]}))
+
+    transport.register(endpoint, app)
+    try:
+        function = pools(
+            "Aws",
+            {
+                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ACCESS_KEY_ID": "sandbox-key",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+            },
+        )
+        function.spec.module_file.write_text(AWS_HANDLER, encoding="utf-8")
+        # When the function calls DynamoDB at its cold start and in two invocations
+        first = function.invoke({"table": "missing"}, "r1")
+        second = function.invoke({"table": "missing"}, "r2")
+    finally:
+        transport.unregister(endpoint)
+    # Then every call crossed the sandbox's channel to this process's app, signed with the
+    # function's own credentials, and an AWS error reached the SDK as AWS's error
+    assert first == {"at_import": ["table-1"], "tables": ["table-3"], "code": "ResourceNotFoundException"}
+    assert second["tables"] == ["table-5"] and second["code"] == "ResourceNotFoundException"
+    assert [operation for operation, _ in seen] == ["ListTables", *["DescribeTable", "ListTables"] * 2]
+    assert all("Credential=sandbox-key/" in authorization for _, authorization in seen)
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """An event loop running on a thread of its own, as the gateway's server runs one."""
+    running = asyncio.new_event_loop()
+    thread = threading.Thread(target=running.run_forever, daemon=True)
+    thread.start()
+    yield running
+    running.call_soon_threadsafe(running.stop)
+    thread.join(5)
+    running.close()
+
+
+def _on_loop(
+    loop: asyncio.AbstractEventLoop,
+    pool: FunctionPool,
+    event: dict[str, Any],
+    patience_s: float | None = None,
+) -> tuple[bool, Any, BaseException | None]:
+    """Invoke ``pool`` from ``loop``'s thread, as the gateway does: (taken, result, error)."""
+    outcome: dict[str, Any] = {}
+    started, answered = threading.Event(), threading.Event()
+
+    def done(result: Any, error: BaseException | None) -> None:
+        outcome.update(result=result, error=error)
+        answered.set()
+
+    def start() -> None:
+        outcome["taken"] = pool.invoke_on_loop(loop, event, "r-loop", done, patience_s=patience_s)
+        started.set()
+
+    loop.call_soon_threadsafe(start)
+    assert started.wait(10)
+    if outcome["taken"]:
+        assert answered.wait(10)
+    return bool(outcome["taken"]), outcome.get("result"), outcome.get("error")
+
+
+async def _thread_ident() -> int:
+    return threading.get_ident()
+
+
+def test_an_invocation_on_the_event_loop_is_served_there_aws_calls_errors_and_clocks_included(
+    pools: Callable[..., FunctionPool], loop: asyncio.AbstractEventLoop
+) -> None:
+    # Given an in-process AWS (where nothing listens over HTTP) and a function that calls it
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    served_on: list[int] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        served_on.append(threading.get_ident())
+        return respond(start_response, ok_json({"TableNames": ["on-the-loop"]}))
+
+    transport.register(endpoint, app)
+    try:
+        function = pools(
+            "LoopAws",
+            {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+             "AWS_DEFAULT_REGION": "us-east-1"},
+        )  # fmt: skip
+        function.spec.module_file.write_text(AWS_HANDLER, encoding="utf-8")
+        # When it is invoked from the loop before any sandbox is warm, then once one is
+        cold = _on_loop(loop, function, {"table": "t"})
+        function.invoke({"table": "t"}, "r-warm-up")  # a thread's invocation cold-starts one
+        served_on.clear()
+        warm = _on_loop(loop, function, {"table": "t"})
+    finally:
+        transport.unregister(endpoint)
+    # Then the cold one is left to a thread, and the warm one's AWS calls were served on the
+    # loop's thread while it waited, its answer handed back there
+    assert cold == (False, None, None)
+    taken, result, error = warm
+    assert taken and error is None and result["tables"] == ["on-the-loop"]
+    assert set(served_on) == {asyncio.run_coroutine_threadsafe(_thread_ident(), loop).result(5)}
+
+
+def test_on_the_event_loop_a_failure_an_exit_a_timeout_and_the_callers_patience_answer_as_on_a_thread(
+    pools: Callable[..., FunctionPool], loop: asyncio.AbstractEventLoop
+) -> None:
+    # Given a warm function with a 1 s Timeout
+    function = pools("LoopClocks", {}, timeout_s=1)
+    first = function.invoke({"n": 1}, "r0")
+    # When it fails, runs past the caller's patience, runs past its Timeout, and exits
+    failed = _on_loop(loop, function, {"fail": "boom"})
+    impatient = _on_loop(loop, function, {"sleep": 0.5, "n": 2}, patience_s=0.1)
+    time.sleep(0.8)  # the invocation the caller gave up on runs to its end, then frees its sandbox
+    after = function.invoke({"n": 3}, "r3")
+    timed_out = _on_loop(loop, function, {"sleep": 5})
+    function.invoke({"n": 4}, "r4")  # the Timeout ended that sandbox: a new one cold-starts
+    exited = _on_loop(loop, function, {"exit": True})
+    # Then each answers as FunctionPool.invoke would
+    assert isinstance(failed[2], FunctionError) and failed[2].message == "boom"
+    assert isinstance(impatient[2], IntegrationTimeoutError)
+    assert after["pid"] == first["pid"] and after["state"] == [1, 2, 3]  # the same sandbox, which ran on
+    assert isinstance(timed_out[2], FunctionTimeoutError)
+    assert exited[0] and isinstance(exited[2], FunctionError) and exited[2].error_type == "Runtime.ExitError"
+    assert all(outcome[0] for outcome in (failed, impatient, timed_out))
