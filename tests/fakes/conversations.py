@@ -11,6 +11,7 @@ read and the write of a turn, as a concurrent request would.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from tenantry.stores.conversations import (
@@ -59,7 +60,7 @@ class InMemoryConversations:
         if (current.turns if current else 0) != turn.number - 1 or turn.number in self.turns.get(key, {}):
             raise SessionChangedError
         self.sessions[key] = session
-        self.turns.setdefault(key, {})[turn.number] = turn
+        self.turns.setdefault(key, {})[turn.number] = replace(turn, request_id=request_id)
         tokens = {"tokens_in": turn.tokens_in, "tokens_out": turn.tokens_out}
         self.usage.add(
             session.tenant_id,
@@ -71,6 +72,9 @@ class InMemoryConversations:
 
     def get_session(self, tenant_id: str, user_id: str, session_id: str) -> ChatSession | None:
         return self.sessions.get((tenant_id, user_id, session_id))
+
+    def get_turn(self, tenant_id: str, user_id: str, session_id: str, number: int) -> ChatTurn | None:
+        return self.turns.get((tenant_id, user_id, session_id), {}).get(number)
 
     def list_sessions(
         self, tenant_id: str, user_id: str, limit: int, start_key: Mapping[str, Any] | None

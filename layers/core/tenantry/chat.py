@@ -71,6 +71,14 @@ class WriteContention(UpstreamUnavailable):
     code = "write_contention"
 
 
+class TurnNotStored(ApiError):
+    """The request's bill marker exists but no turn of the session holds the request: the answer
+    cannot be acknowledged as stored (a broken invariant, never a 200 for a turn that is not)."""
+
+    status = 500
+    code = "turn_not_stored"
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -453,9 +461,18 @@ def _store_turn(
         try:
             conversations.write_turn(session, answered, month=month, day=day, request_id=request_id)
         except usage_store.AlreadyBilledError:
-            # An earlier send of this very turn committed and its answer was lost.
-            logger.warning("chat turn was already stored by an earlier attempt", extra={"attempts": attempt})
-            return turn_number
+            # An earlier send of this very turn committed and its answer was lost: it is at this
+            # number (a send after a cancellation keeps its number). Acknowledged only once read.
+            if _holds_request(conversations, session, turn_number, request_id):
+                logger.warning(
+                    "chat turn was already stored by an earlier attempt", extra={"attempts": attempt}
+                )
+                return turn_number
+            logger.error(
+                "the request's bill marker exists but its turn is not stored",
+                extra={"turn": turn_number, "attempts": attempt},
+            )
+            raise TurnNotStored("This turn could not be stored; nothing was saved") from None
         except store.ContendedError:
             if not retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
                 break
@@ -484,6 +501,17 @@ def _store_turn(
     raise WriteContention(
         "The session is too busy to store this turn; send it again", headers={"Retry-After": "1"}
     )
+
+
+def _holds_request(
+    conversations: store.Conversations, session: store.ChatSession, number: int, request_id: str | None
+) -> bool:
+    """Whether turn ``number`` of the session was stored by ``request_id`` (a throttled read is
+    retried within the budget)."""
+    stored = retry.call(
+        lambda: conversations.get_turn(session.tenant_id, session.user_id, session.session_id, number)
+    )
+    return stored is not None and request_id is not None and stored.request_id == request_id
 
 
 def _session_after_race(

@@ -58,7 +58,9 @@ class ChatSession:
 
 @dataclass(frozen=True, slots=True)
 class ChatTurn:
-    """One turn of a session (its ``number``, from 1): the user's message and the model's reply."""
+    """One turn of a session (its ``number``, from 1): the user's message and the model's reply,
+    and, read back, the id of the request that stored it (None for a turn written without one:
+    :meth:`Conversations.write_turn` takes it beside the turn, with the request's bill marker)."""
 
     number: int
     user_message: str
@@ -67,6 +69,7 @@ class ChatTurn:
     tokens_in: int
     tokens_out: int
     created_at: str
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +109,8 @@ class Conversations(Protocol):
     ) -> None: ...
 
     def get_session(self, tenant_id: str, user_id: str, session_id: str) -> ChatSession | None: ...
+
+    def get_turn(self, tenant_id: str, user_id: str, session_id: str, number: int) -> ChatTurn | None: ...
 
     def list_sessions(
         self, tenant_id: str, user_id: str, limit: int, start_key: Mapping[str, Any] | None
@@ -165,8 +170,8 @@ def _session(item: Mapping[str, Any]) -> ChatSession:
     )
 
 
-def _turn_item(session: ChatSession, turn: ChatTurn) -> dict[str, Any]:
-    return {
+def _turn_item(session: ChatSession, turn: ChatTurn, request_id: str | None) -> dict[str, Any]:
+    item: dict[str, Any] = {
         "tenant_id": session.tenant_id,
         "sk": _turn_key(session.user_id, session.session_id, turn.number),
         "user_message": turn.user_message,
@@ -176,6 +181,9 @@ def _turn_item(session: ChatSession, turn: ChatTurn) -> dict[str, Any]:
         "tokens_out": turn.tokens_out,
         "created_at": turn.created_at,
     }
+    if request_id is not None:
+        item["request_id"] = request_id
+    return item
 
 
 def _turn(item: Mapping[str, Any]) -> ChatTurn:
@@ -187,6 +195,7 @@ def _turn(item: Mapping[str, Any]) -> ChatTurn:
         tokens_in=values.as_int(item.get("tokens_in")),
         tokens_out=values.as_int(item.get("tokens_out")),
         created_at=str(item["created_at"]),
+        request_id=None if item.get("request_id") is None else str(item["request_id"]),
     )
 
 
@@ -269,8 +278,9 @@ class DynamoDBConversations:
         per-model counters) and the day, together or not at all: :class:`SessionChangedError` when
         another turn got there first, :class:`ContendedError` when DynamoDB cancelled the write.
 
-        With ``request_id``, the request's bill marker goes in too (its tokens count once, see
-        ``usage_store.TurnTokens``): ``usage_store.AlreadyBilledError`` when it exists. Each send
+        With ``request_id``, the turn records it and the request's bill marker goes in too (its
+        tokens count once, see ``usage_store.TurnTokens``): ``usage_store.AlreadyBilledError``
+        when it exists (the caller checks which turn holds the request, :meth:`get_turn`). Each send
         carries its own ClientRequestToken, so botocore's resend of one whose answer was lost is a
         no-op, not a second turn."""
         check_turn(session, turn)
@@ -286,7 +296,7 @@ class DynamoDBConversations:
             {
                 "Put": {
                     "TableName": table,
-                    "Item": _turn_item(session, turn),
+                    "Item": _turn_item(session, turn, request_id),
                     "ConditionExpression": "attribute_not_exists(sk)",
                 }
             },
@@ -318,6 +328,17 @@ class DynamoDBConversations:
             .get("Item")
         )
         return None if item is None else _session(item)
+
+    def get_turn(self, tenant_id: str, user_id: str, session_id: str, number: int) -> ChatTurn | None:
+        item = (
+            aws.data_table(_table_name())
+            .get_item(
+                Key={"tenant_id": tenant_id, "sk": _turn_key(user_id, session_id, number)},
+                ConsistentRead=True,
+            )
+            .get("Item")
+        )
+        return None if item is None else _turn(item)
 
     def list_sessions(
         self, tenant_id: str, user_id: str, limit: int, start_key: Mapping[str, Any] | None
