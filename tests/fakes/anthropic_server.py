@@ -80,6 +80,12 @@ def _handler(fake: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: tests read ``fake.requests`` instead."""
 
+        def setup(self) -> None:
+            # Every event leaves at once, as the real API's do: with Nagle's algorithm a small write
+            # waits for the ACK of the one before it (the function's delayed ACK, about 20 ms).
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
         def do_POST(self) -> None:
             arrived = time.monotonic()
             fake.stream_log.append(("request", arrived))
