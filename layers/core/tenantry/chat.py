@@ -434,6 +434,9 @@ def _store_turn(
     discards it: a conflicting or throttled write is sent again, and a turn another request stored
     first moves this one to the next number."""
     previous_turns = conversation.previous_turns
+    # Numbers at which a write may have committed unseen: read back before the request is failed,
+    # since a client resends a failed turn and its resend would store the answer twice.
+    unseen: set[int] = set()
     attempt = 0
     while True:
         attempt += 1
@@ -474,8 +477,21 @@ def _store_turn(
             )
             raise TurnNotStored("This turn could not be stored; nothing was saved") from None
         except store.ContendedError:
+            # Throttled past botocore's resends, one of which may have committed.
+            unseen.add(turn_number)
             if not retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
                 break
+            continue
+        except ClientError as exc:
+            if not retry.outcome_unknown(exc):
+                raise
+            # Sent again with a new token: if the first committed, the resend meets its bill marker.
+            unseen.add(turn_number)
+            if not retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
+                stored_at = _stored_unseen(conversations, session, unseen, request_id)
+                if stored_at is not None:
+                    return stored_at
+                raise
             continue
         except store.SessionChangedError:
             # Another turn of this session was stored while the model answered: store this one
@@ -490,6 +506,9 @@ def _store_turn(
         if attempt > 1:
             logger.info("chat turn stored after retries", extra={"attempts": attempt})
         return turn_number
+    stored_at = _stored_unseen(conversations, session, unseen, request_id)
+    if stored_at is not None:
+        return stored_at
     logger.error(
         "chat turn could not be stored in time; the model's answer is lost",
         extra={
@@ -512,6 +531,20 @@ def _holds_request(
         lambda: conversations.get_turn(session.tenant_id, session.user_id, session.session_id, number)
     )
     return stored is not None and request_id is not None and stored.request_id == request_id
+
+
+def _stored_unseen(
+    conversations: store.Conversations, session: store.ChatSession, numbers: set[int], request_id: str | None
+) -> int | None:
+    """The number at which an attempt whose outcome was not seen stored this request's turn, if one
+    did (read once the retries are spent, before the request is answered as failed)."""
+    if request_id is None:
+        return None
+    for number in sorted(numbers):
+        if _holds_request(conversations, session, number, request_id):
+            logger.warning("chat turn stored by an attempt whose answer was lost", extra={"turn": number})
+            return number
+    return None
 
 
 def _session_after_race(

@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from tenantry import aws, caches, deadline, observability, retry
+from tenantry import caches, deadline, observability, retry
 from tenantry.errors import ApiError, Conflict, NotFound, PayloadTooLarge, Unprocessable, validation_message
 from tenantry.models.events import (
     MAX_BATCH,
@@ -51,12 +51,6 @@ _ITEM_OVERHEAD_BYTES = 256
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 # A keyed publish's transaction holds HEAD, the events and the receipt: one event fewer fits.
 MAX_KEYED_BATCH = MAX_BATCH - 1
-# A transaction that failed this way may have committed all the same (an answer lost, then every
-# resend of botocore's refused): it is sent again with the same token, which DynamoDB answers as
-# done if it was, instead of as a new append at the next position.
-_UNKNOWN_OUTCOME_CODES = frozenset(
-    {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
-)
 # A receipt found, then gone by the time it is read (its 24 h ended in between): append anew.
 _RECEIPT_ROUNDS = 3
 
@@ -224,7 +218,7 @@ def append(
             # Throttled past botocore's own attempts (a read of HEAD, or the append, whose earlier
             # attempts may have committed: the same token then answers it as done), or an append
             # whose outcome is unknown: sent again as it was.
-            unknown = aws.error_code(exc) in _UNKNOWN_OUTCOME_CODES
+            unknown = retry.outcome_unknown(exc)
             if (retry.is_lost_race(exc) or unknown) and retry.pause(attempt, sleep=sleep):
                 continue
             raise

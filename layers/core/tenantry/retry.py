@@ -27,6 +27,11 @@ THROTTLED_CODES = (
     "RequestLimitExceeded",
     "TooManyRequestsException",
 )
+# A write that failed this way may have committed all the same (its answer lost, then every resend
+# of botocore's refused): the caller must find out before answering that nothing was stored.
+UNKNOWN_OUTCOME_CODES = frozenset(
+    {"InternalServerError", "ServiceUnavailable", "TransactionInProgressException"}
+)
 BASE_SECONDS = 0.02
 CAP_SECONDS = 1.0
 # Time kept back for what follows a retried write (the answer, the logs).
@@ -50,6 +55,11 @@ def is_lost_race(exc: Exception) -> bool:
         return True
     reasons = {reason for reason in cancellation_reasons(exc) if reason not in ("None", "")}
     return bool(reasons) and reasons <= RETRYABLE_REASONS
+
+
+def outcome_unknown(exc: Exception) -> bool:
+    """A write that may or may not have committed (see ``UNKNOWN_OUTCOME_CODES``)."""
+    return aws.error_code(exc) in UNKNOWN_OUTCOME_CODES
 
 
 def backoff_seconds(attempt: int) -> float:
