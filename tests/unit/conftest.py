@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 
+from local import faults
 from tenantry import caches, tenancy
 from tenantry.models.tenants import CreateTenantRequest
 from tenantry.stores import usage as usage_store
@@ -80,3 +81,10 @@ def month_tokens(tenant_id: str, moment: datetime) -> tuple[int, int]:
     """The tenant's tokens in the month of ``moment``: the test's fixed_clock, the turn's own."""
     month = usage_store.DYNAMODB.get_period(tenant_id, usage_store.month_period(moment))
     return month.get("tokens_in"), month.get("tokens_out")
+
+
+def answers_lost(injector: faults.FaultInjector, *, committed: bool, sends: int) -> None:
+    """The next ``sends`` TransactWriteItems sends answered 500; the first applied if ``committed``."""
+    injector.fail_once("dynamodb", "TransactWriteItems", "InternalServerError", applied=committed)
+    for _ in range(sends - 1):
+        injector.fail_once("dynamodb", "TransactWriteItems", "InternalServerError")

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from botocore.exceptions import ClientError
 
 from local import faults
 from tenantry import caches, chat, deadline, tenancy
 from tenantry.models.chat import ChatAnswer, ChatRequest
 from tenantry.models.tenants import CreateTenantRequest
 from tenantry.stores import conversations
+from tests.unit.conftest import answers_lost
 
 
 @pytest.fixture
@@ -69,20 +69,13 @@ def test_a_bill_marker_of_another_turn_is_never_answered_as_this_turn_stored(acm
     assert stored(session_id) == [(1, "one")]
 
 
-def _answers_lost(injector: faults.FaultInjector, *, committed: bool, sends: int) -> None:
-    """The next ``sends`` TransactWriteItems sends answered 500; the first applied if ``committed``."""
-    injector.fail_once("dynamodb", "TransactWriteItems", "InternalServerError", applied=committed)
-    for _ in range(sends - 1):
-        injector.fail_once("dynamodb", "TransactWriteItems", "InternalServerError")
-
-
 def test_a_turn_committed_while_every_resend_of_botocore_failed_is_answered_once(acme: str) -> None:
     # Given a session with one turn
     session_id = say("one", None, "request-1").session_id
     with faults.activate("") as injector:
         # and the next turn's transaction commits, its answer lost, and botocore's three resends
         # (same token) answered 500 too: the write's outcome is unknown to the function
-        _answers_lost(injector, committed=True, sends=4)
+        answers_lost(injector, committed=True, sends=4)
         # When the turn is sent
         answer = say("two", session_id, "request-2")
     # Then the turn sent again met its own bill marker: answered as stored, stored once
@@ -97,7 +90,7 @@ def test_a_turn_committed_unseen_is_read_back_when_the_budget_runs_out(acme: str
     with faults.activate("") as injector, deadline.budget(None, cap_seconds=6.0):
         # and the next turn's transaction commits, then every send of it is answered 500 until the
         # request's time is spent (the turn cannot learn its outcome by writing)
-        _answers_lost(injector, committed=True, sends=1000)
+        answers_lost(injector, committed=True, sends=1000)
         # When the turn is sent
         answer = say("two", session_id, "request-2")
     # Then the stored turn was read back: answered as stored (a failure would invite a resend
@@ -111,8 +104,9 @@ def test_a_turn_that_never_committed_fails_when_the_budget_runs_out_and_nothing_
     session_id = say("one", None, "request-1").session_id
     with faults.activate("") as injector, deadline.budget(None, cap_seconds=6.0):
         # and every send of the next turn's transaction answered 500, none applied
-        _answers_lost(injector, committed=False, sends=1000)
-        # When the turn is sent, Then it fails (the client may send it again: nothing is stored)
-        with pytest.raises(ClientError):
+        answers_lost(injector, committed=False, sends=1000)
+        # When the turn is sent, Then it fails with "send it again" (nothing is stored at any
+        # number it tried, read back to be sure)
+        with pytest.raises(chat.WriteContention):
             say("two", session_id, "request-2")
     assert stored(session_id) == [(1, "one")]

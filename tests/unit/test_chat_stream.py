@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from local import faults
 from tenantry import chat, streaming
 from tenantry.stores import usage as usage_store
 from tests.conftest import REPO_ROOT, FakeLambdaContext, add_tokens, api_event, tenant_context
 from tests.fakes.anthropic_server import FakeAnthropic, Reply
-from tests.unit.conftest import TIERS, ChatApi, month_tokens
+from tests.unit.conftest import TIERS, ChatApi, answers_lost, month_tokens
 
 TEXT = "Streams arrive one piece at a time"
 
@@ -216,6 +217,27 @@ def test_a_client_that_leaves_after_the_first_delta_still_gets_its_turn_stored_a
     session_id = recorded.events[0][1]["session_id"]
     assert stored_turns(api, session_id) == ["bye", TEXT]
     assert month_tokens("acme", fixed_clock) == (17, 8)
+
+
+def test_a_streamed_turn_whose_write_answer_is_lost_after_the_deltas_is_done_and_stored_once(
+    api: ChatApi, model: FakeAnthropic, fixed_clock: datetime
+) -> None:
+    # Given the model streams its reply, and once the deltas are out the turn's transaction commits
+    # while its answer is lost and botocore's three resends are answered 500 too
+    model.default = Reply(text=TEXT, input_tokens=11, output_tokens=7)
+    with faults.activate("") as injector:
+        answers_lost(injector, committed=True, sends=4)
+        # When a user asks for a streamed turn
+        recorded = stream_turn(api, {"message": "again"})
+    # Then the stream ends with done (the resend met its own bill marker), not with an error
+    assert injector.injected == {"dynamodb:TransactWriteItems:InternalServerError": 4}
+    names = [name for name, _ in recorded.events]
+    assert names[0] == "start" and names[-1] == "done"
+    assert text_of(recorded.events) == TEXT
+    # And the turn is stored once and its tokens counted once
+    session_id = recorded.events[0][1]["session_id"]
+    assert stored_turns(api, session_id) == ["again", TEXT]
+    assert month_tokens("acme", fixed_clock) == (11, 7)
 
 
 def test_keep_alive_comments_flow_while_the_model_is_silent(

@@ -488,10 +488,7 @@ def _store_turn(
             # Sent again with a new token: if the first committed, the resend meets its bill marker.
             unseen.add(turn_number)
             if not retry.pause(attempt, reserve=WRITE_FLOOR_SECONDS):
-                stored_at = _stored_unseen(conversations, session, unseen, request_id)
-                if stored_at is not None:
-                    return stored_at
-                raise
+                break
             continue
         except store.SessionChangedError:
             # Another turn of this session was stored while the model answered: store this one
@@ -527,10 +524,12 @@ def _holds_request(
 ) -> bool:
     """Whether turn ``number`` of the session was stored by ``request_id`` (a throttled read is
     retried within the budget)."""
+    if request_id is None:
+        return False
     stored = retry.call(
         lambda: conversations.get_turn(session.tenant_id, session.user_id, session.session_id, number)
     )
-    return stored is not None and request_id is not None and stored.request_id == request_id
+    return stored is not None and stored.request_id == request_id
 
 
 def _stored_unseen(
@@ -538,8 +537,6 @@ def _stored_unseen(
 ) -> int | None:
     """The number at which an attempt whose outcome was not seen stored this request's turn, if one
     did (read once the retries are spent, before the request is answered as failed)."""
-    if request_id is None:
-        return None
     for number in sorted(numbers):
         if _holds_request(conversations, session, number, request_id):
             logger.warning("chat turn stored by an attempt whose answer was lost", extra={"turn": number})
