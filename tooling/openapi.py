@@ -206,7 +206,12 @@ ANSWERS: dict[int, tuple[str, str | None, str]] = {
         "Too Many Requests",
         "throttled",
     ),
-    500: ("API Gateway: the authorizer failed", None, "server_error"),
+    500: (
+        "API Gateway: the authorizer failed; or (POST /chat) the request's tokens are billed but no "
+        "turn holds it (turn_not_stored: the answer is not acknowledged as stored)",
+        None,
+        "server_error",
+    ),
     502: (
         "API Gateway: the function failed; or the LLM answered an error",
         "Internal server error",
