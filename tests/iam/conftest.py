@@ -16,10 +16,8 @@ from local.template import REPO_ROOT
 LAST_RECORDING = REPO_ROOT / ".aws-sam" / "aws-calls"
 # What the recorded calls depend on: the functions' code, the layer, the template.
 SOURCES = ("functions", "layers/core/tenantry", "template.yaml")
-# The suites' pytest-xdist workers when this tier records on its own: the Makefile's variables of
-# the same names, and their defaults there (serially the two suites take twice as long).
-UNIT_WORKERS = os.environ.get("UNIT_WORKERS", "auto")
-E2E_WORKERS = os.environ.get("E2E_WORKERS", "2")
+# The suites as make test runs them (its targets hold their pytest-xdist workers).
+RECORDED_SUITES = (("unit",), ("e2e", "API_URL=", "ADMIN_KEY="))
 
 
 def _newest_source() -> float:
@@ -46,10 +44,10 @@ def recorded_calls_folder() -> Path:
     for stale in LAST_RECORDING.glob("calls-*.jsonl"):
         stale.unlink()
     env = {**os.environ, aws_calls.ENV_VAR: str(LAST_RECORDING)}
-    for suite, workers in (("tests/unit", UNIT_WORKERS), ("tests/integration", E2E_WORKERS)):
-        print(f"tests/iam: recording the AWS calls of {suite} (as make test does)", file=sys.stderr)
+    for target in RECORDED_SUITES:
+        print(f"tests/iam: recording the AWS calls of make {target[0]} (as make test does)", file=sys.stderr)
         subprocess.run(  # noqa: S603 - this project's own test suites
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", workers, suite],
+            ["make", "--no-print-directory", *target],  # noqa: S607 - make from the PATH, as CI's
             cwd=REPO_ROOT,
             env=env,
             check=True,
